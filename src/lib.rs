@@ -1,0 +1,2 @@
+//! pgdeploy: the engine and its command line.
+pub mod transport;
