@@ -84,7 +84,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(location: Option<Location>, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        location: Option<Location>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             location,
@@ -93,7 +97,11 @@ impl Diagnostic {
             help: None,
         }
     }
-    pub fn warning(location: Option<Location>, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        location: Option<Location>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(location, path, message)
@@ -165,7 +173,12 @@ impl Diagnostics {
     /// found once per host is reported once).
     pub fn sorted(mut self) -> Self {
         self.0.sort_by(|a, b| {
-            (&a.location, a.severity, &a.path, &a.message).cmp(&(&b.location, b.severity, &b.path, &b.message))
+            (&a.location, a.severity, &a.path, &a.message).cmp(&(
+                &b.location,
+                b.severity,
+                &b.path,
+                &b.message,
+            ))
         });
         self.0.dedup();
         self
@@ -206,7 +219,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest of `candidates` to `given`, when close enough to be a likely typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(given, c), c))

@@ -1,1 +1,38 @@
-fn main() {}
+//! The `pgdeploy` binary: parse arguments, set up logging, run one command, exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use pgdeploy::cli::{Cli, Command};
+use pgdeploy::commands;
+use pgdeploy::exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGDEPLOY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(!cli.no_color && std::env::var_os("NO_COLOR").is_none())
+        .init();
+    let result = match &cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Inventory(args) => commands::inventory::run(args),
+        Command::Graph(args) => commands::graph::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Error.into()
+        }
+    }
+}

@@ -4,6 +4,10 @@
 //! their variables already merged by Ansible's precedence (all < parent group < child group <
 //! host) and their typed [`Connection`]. Nothing else in the engine reads inventory files.
 
+pub mod pattern;
+mod pending;
+pub use pending::{list, load};
+
 use indexmap::IndexMap;
 use serde_json::Value;
 

@@ -90,7 +90,10 @@ impl de::Error for DeError {
         DeError::new(format!("expected {exp}, found {}", describe(&unexp)))
     }
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!("invalid value {}, expected {exp}", describe(&unexp)))
+        DeError::new(format!(
+            "invalid value {}, expected {exp}",
+            describe(&unexp)
+        ))
     }
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         let mut e = DeError::new(format!("unknown field `{field}`"));
@@ -243,7 +246,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     ) -> Result<V::Value, DeError> {
         self.deserialize_any(visitor)
     }
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_any(visitor)
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -293,7 +300,10 @@ struct MapDe<'a, I> {
 
 impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for MapDe<'a, I> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
@@ -325,7 +335,10 @@ struct EnumDe<'a> {
 impl<'de, 'a> de::EnumAccess<'de> for EnumDe<'a> {
     type Error = DeError;
     type Variant = VariantDe<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), DeError> {
         let name = self.key.as_str().unwrap_or("?");
         let path = self.path.key(name);
         let v = seed

@@ -13,7 +13,11 @@ use crate::diag::{Diagnostic, Diagnostics, Location, Mark, SourceFile};
 pub fn load_file(path: &Path) -> Result<(SourceFile, Node), Diagnostics> {
     let file = SourceFile::new(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::error(Some(Location::file(&file)), "", format!("cannot read file: {e}"))
+        Diagnostic::error(
+            Some(Location::file(&file)),
+            "",
+            format!("cannot read file: {e}"),
+        )
     })?;
     let node = load_str(&text, &file)?;
     Ok((file, node))
@@ -66,7 +70,13 @@ enum Open {
     Seq(Mark, usize, Vec<Node>),
     /// Mark, anchor, entries, pending key, entries brought by merge keys (`<<`), which the
     /// mapping's own keys override.
-    Map(Mark, usize, Vec<(Node, Node)>, Option<Node>, Vec<(Node, Node)>),
+    Map(
+        Mark,
+        usize,
+        Vec<(Node, Node)>,
+        Option<Node>,
+        Vec<(Node, Node)>,
+    ),
 }
 
 struct Builder<'a> {
@@ -79,8 +89,11 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn error(&mut self, mark: Mark, message: String) {
-        self.diags
-            .push(Diagnostic::error(Some(Location::new(self.file, mark)), "", message));
+        self.diags.push(Diagnostic::error(
+            Some(Location::new(self.file, mark)),
+            "",
+            message,
+        ));
     }
 
     /// Attaches a finished node to its parent (or ends the document).
@@ -109,7 +122,10 @@ impl Builder<'_> {
                 match duplicate {
                     Some((name, first)) => self.error(
                         key.mark,
-                        format!("duplicate key `{name}` (first defined at line {})", first.line),
+                        format!(
+                            "duplicate key `{name}` (first defined at line {})",
+                            first.line
+                        ),
                     ),
                     None => entries.push((key, node)),
                 }
@@ -144,7 +160,8 @@ impl MarkedEventReceiver for Builder<'_> {
                 let plain = style == TScalarStyle::Plain && tag.is_none();
                 let plain = plain
                     || tag.as_ref().is_some_and(|t| {
-                        t.handle == "!!" && matches!(t.suffix.as_str(), "int" | "bool" | "float" | "null")
+                        t.handle == "!!"
+                            && matches!(t.suffix.as_str(), "int" | "bool" | "float" | "null")
                     });
                 self.push_node(Node::scalar(text, plain, mark), anchor);
             }
@@ -229,7 +246,9 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         let err = load("a: 1\nb: 2\na: 3\n").unwrap_err();
-        assert!(err.to_string().contains("duplicate key `a` (first defined at line 1)"));
+        assert!(err
+            .to_string()
+            .contains("duplicate key `a` (first defined at line 1)"));
     }
 
     #[test]

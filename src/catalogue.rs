@@ -1,0 +1,61 @@
+//! The catalogue: every module pgdeploy knows, registered in one table.
+//!
+//! Each module lives in its own folder under `modules/` (code, templates, README). Adding a
+//! module means adding its folder and one line to [`MODULES`]; nothing else in the engine
+//! names a module.
+
+use crate::module::{Module, Typed};
+
+#[path = "../modules/checks.rs"]
+mod checks;
+use checks::*;
+
+#[path = "../modules/command/mod.rs"]
+pub mod command;
+#[path = "../modules/copy/mod.rs"]
+pub mod copy;
+#[path = "../modules/directory/mod.rs"]
+pub mod directory;
+#[path = "../modules/file/mod.rs"]
+pub mod file;
+#[path = "../modules/packages/mod.rs"]
+pub mod packages;
+#[path = "../modules/service/mod.rs"]
+pub mod service;
+#[path = "../modules/template/mod.rs"]
+pub mod template;
+
+/// The registered modules, by name.
+pub static MODULES: &[&dyn Module] = &[
+    &Typed::<command::Command>::new(),
+    &Typed::<copy::Copy>::new(),
+    &Typed::<directory::Directory>::new(),
+    &Typed::<file::File>::new(),
+    &Typed::<packages::Packages>::new(),
+    &Typed::<service::Service>::new(),
+    &Typed::<template::Template>::new(),
+];
+
+/// The module registered under `name`.
+pub fn find(name: &str) -> Option<&'static dyn Module> {
+    MODULES.iter().copied().find(|m| m.name() == name)
+}
+
+/// Every module name, for suggestions.
+pub fn names() -> Vec<&'static str> {
+    MODULES.iter().map(|m| m.name()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names = names();
+        let before = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}

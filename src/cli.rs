@@ -1,0 +1,81 @@
+//! The command line: argument types only. Each command's work is in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgdeploy",
+    version,
+    about = "Deploy and operate highly-available PostgreSQL over SSH"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// One JSON event per line on stdout, for CI.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and type-check an inventory and a playbook; no network.
+    Validate(PlaybookArgs),
+    /// Show the resolved inventory.
+    Inventory(InventoryArgs),
+    /// Show the compiled DAG of steps (module on host; edges say why).
+    Graph(GraphArgs),
+}
+
+/// Options shared by the commands that read an inventory and a playbook.
+#[derive(Debug, Args)]
+pub struct PlaybookArgs {
+    /// Inventory file or directory (YAML or INI, Ansible format).
+    #[arg(short, long)]
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    /// Only run on hosts matching this pattern.
+    #[arg(short, long)]
+    pub limit: Option<String>,
+    /// Facts to use instead of gathering them (YAML: host name → facts); for tests and
+    /// offline checks of templates that use facts.
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[arg(short, long)]
+    pub inventory: PathBuf,
+    /// All groups and hosts with their merged variables, as JSON (like `ansible-inventory --list`).
+    #[arg(long, conflicts_with_all = ["graph", "host"])]
+    pub list: bool,
+    /// The group tree.
+    #[arg(long, conflicts_with = "host")]
+    pub graph: bool,
+    /// One host's merged variables, as JSON.
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum GraphFormat {
+    #[default]
+    Text,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub run: PlaybookArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: GraphFormat,
+}

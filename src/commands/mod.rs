@@ -1,0 +1,102 @@
+//! One file per command. Each takes its parsed arguments and returns an exit code; errors
+//! about the input are printed as diagnostics, other errors travel as `anyhow::Error`.
+
+pub mod graph;
+pub mod inventory;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::PlaybookArgs;
+use crate::compile::{compile, CompileOptions, Compiled};
+use crate::diag::{Diagnostic, Diagnostics, Location, SourceFile};
+use crate::inventory::Inventory;
+use crate::playbook::Playbook;
+use crate::template::Facts;
+
+/// Inventory, playbook and their compilation, or every problem found on the way.
+pub struct Loaded {
+    pub inventory: Arc<Inventory>,
+    pub playbook: Playbook,
+    pub compiled: Compiled,
+}
+
+/// Loads and compiles; inventory and playbook errors are reported together.
+pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
+    let inventory = crate::inventory::load(&args.inventory);
+    let playbook = crate::playbook::load(&args.playbook);
+    let facts = args.facts.as_deref().map(load_facts).transpose();
+    let (inventory, playbook, facts) = match (inventory, playbook, facts) {
+        (Ok(i), Ok(p), Ok(f)) => (i, p, f),
+        (i, p, f) => {
+            let mut all = Diagnostics::new();
+            for d in [i.err(), p.err(), f.err()].into_iter().flatten() {
+                all.extend(d);
+            }
+            return Err(all);
+        }
+    };
+    let inventory = Arc::new(inventory);
+    let compiled = compile(
+        &playbook,
+        inventory.clone(),
+        CompileOptions {
+            limit: args.limit.as_deref(),
+            facts,
+        },
+    )?;
+    Ok(Loaded {
+        inventory,
+        playbook,
+        compiled,
+    })
+}
+
+/// A facts file: a mapping of host names to mappings of facts.
+pub fn load_facts(path: &Path) -> Result<HashMap<String, Facts>, Diagnostics> {
+    let (file, node) = crate::yaml::load_file(path)?;
+    match node.to_json() {
+        serde_json::Value::Object(hosts) => {
+            let mut out = HashMap::new();
+            for (host, facts) in hosts {
+                match facts {
+                    serde_json::Value::Object(f) => {
+                        out.insert(host, f.into_iter().collect());
+                    }
+                    _ => {
+                        return Err(bad_facts(&file, node.get(&host).map(|n| n.mark)));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(bad_facts(&file, Some(node.mark))),
+    }
+}
+
+fn bad_facts(file: &SourceFile, mark: Option<crate::diag::Mark>) -> Diagnostics {
+    let location = match mark {
+        Some(m) => Location::new(file, m),
+        None => Location::file(file),
+    };
+    Diagnostic::error(
+        Some(location),
+        "",
+        "a facts file maps host names to mappings of facts",
+    )
+    .into()
+}
+
+/// Prints diagnostics on stderr, errors and warnings alike.
+pub fn report(diags: &Diagnostics) {
+    for d in diags.iter() {
+        eprintln!("{d}");
+    }
+    let errors = diags.errors().count();
+    if errors > 0 {
+        let s = if errors == 1 { "" } else { "s" };
+        eprintln!("{errors} error{s} found, no host was contacted");
+    }
+}

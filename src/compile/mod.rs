@@ -1,0 +1,173 @@
+//! The compiler: playbook + inventory → a DAG of (task, host) steps.
+//!
+//! It selects each play's hosts, renders and types every task's parameters per host,
+//! checks what can be checked offline (handlers, `wait_for` targets, undefined variables),
+//! and builds the dependency graph: per-host order from the playbook, play boundaries, and
+//! the cross-host constraints modules declare. A cycle is an error naming the cycle.
+//! Only this module's output — never raw playbook nodes — reaches the executor.
+
+mod dag;
+mod output;
+mod params;
+
+pub use dag::{Edge, Step, StepKind};
+pub use output::{to_dot, to_text};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
+use crate::inventory::{pattern, Inventory};
+use crate::playbook::Playbook;
+use crate::template::{Facts, ScopeShared};
+
+/// What the compiler needs besides the playbook.
+pub struct CompileOptions<'a> {
+    /// `--limit`: only hosts matching this pattern are run.
+    pub limit: Option<&'a str>,
+    /// Facts per host, once gathered (or given by tests); `None` defers templates that need them.
+    pub facts: Option<HashMap<String, Facts>>,
+}
+
+/// A compiled run: the plays' hosts and the DAG of steps.
+pub struct Compiled {
+    pub graph: DiGraph<Step, Edge>,
+    /// Hosts of each play, in inventory order, after `--limit`.
+    pub play_hosts: Vec<Vec<String>>,
+    /// Every host that runs at least one step.
+    pub hosts: Vec<String>,
+    /// Steps in an order that respects every edge.
+    pub order: Vec<NodeIndex>,
+    /// Warnings found while compiling (errors abort instead).
+    pub warnings: Diagnostics,
+}
+
+/// Compiles a loaded playbook against an inventory.
+pub fn compile(
+    playbook: &Playbook,
+    inventory: Arc<Inventory>,
+    options: CompileOptions<'_>,
+) -> Result<Compiled, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let file = &playbook.file;
+    let limited: Option<Vec<&str>> = match options.limit {
+        None => None,
+        Some(limit) => match pattern::select(&inventory, limit) {
+            Ok(hosts) => Some(hosts),
+            Err(e) => {
+                diags.push(Diagnostic::error(None, "--limit", e.to_string()));
+                return Err(diags);
+            }
+        },
+    };
+    let mut play_hosts = Vec::new();
+    for play in &playbook.plays {
+        let hosts = match pattern::select(&inventory, &play.hosts.value) {
+            Ok(hosts) => hosts
+                .into_iter()
+                .filter(|h| limited.as_ref().is_none_or(|l| l.contains(h)))
+                .map(str::to_string)
+                .collect(),
+            Err(e) => {
+                let mut d = Diagnostic::error(
+                    Some(Location::new(file, play.hosts.mark)),
+                    play.path.key("hosts").as_str(),
+                    e.to_string(),
+                );
+                if let pattern::PatternError::NoMatch {
+                    suggestion: Some(s),
+                    ..
+                } = &e
+                {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                diags.push(d);
+                Vec::new()
+            }
+        };
+        play_hosts.push(hosts);
+    }
+    check_notify(playbook, &mut diags);
+    let shared = ScopeShared::new(
+        Arc::new(crate::template::environment()),
+        inventory,
+        options.facts,
+    );
+    let actions = params::resolve(playbook, &play_hosts, &shared, &mut diags);
+    if diags.has_errors() {
+        return Err(diags.sorted());
+    }
+    let graph = dag::build(
+        playbook,
+        &play_hosts,
+        &shared.inventory,
+        actions,
+        &mut diags,
+    );
+    if diags.has_errors() {
+        return Err(diags.sorted());
+    }
+    let order = match dag::check_cycles(&graph, file) {
+        Ok(order) => order,
+        Err(d) => {
+            diags.push(d);
+            return Err(diags.sorted());
+        }
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for host in shared.inventory.hosts.keys() {
+        if play_hosts.iter().any(|p| p.contains(host)) {
+            hosts.push(host.clone());
+        }
+    }
+    Ok(Compiled {
+        graph,
+        play_hosts,
+        hosts,
+        order,
+        warnings: diags.sorted(),
+    })
+}
+
+/// Every `notify` names a handler of its play; every handler is notified by something.
+fn check_notify(playbook: &Playbook, diags: &mut Diagnostics) {
+    let file = &playbook.file;
+    for play in &playbook.plays {
+        for task in &play.tasks {
+            for n in &task.notify {
+                if play.handlers.iter().any(|h| h.answers(&n.value)) {
+                    continue;
+                }
+                let names: Vec<&str> = play
+                    .handlers
+                    .iter()
+                    .filter_map(|h| h.name.as_deref())
+                    .collect();
+                let mut d = Diagnostic::error(
+                    Some(Location::new(file, n.mark)),
+                    task.path.key("notify").as_str(),
+                    format!("no handler named `{}` in this play", n.value),
+                );
+                if let Some(best) = did_you_mean(&n.value, names.iter().copied()) {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                }
+                diags.push(d);
+            }
+        }
+        for h in &play.handlers {
+            let notified = play
+                .tasks
+                .iter()
+                .any(|t| t.notify.iter().any(|n| h.answers(&n.value)));
+            if !notified {
+                diags.push(Diagnostic::warning(
+                    Some(Location::new(file, h.mark)),
+                    h.path.as_str(),
+                    format!("handler `{}` is never notified", h.display_name()),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Per-host parameters: templates rendered with each host's variables, then typed by the
+//! module. Also checks that `when` conditions only use defined variables.
+
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::module::{Action, ParseContext};
+use crate::playbook::{Playbook, Task, TaskParams};
+use crate::template::{is_fact_name, render_node, RenderError, Scope, ScopeShared};
+
+/// A task's action for each host of its play (same order as the play's hosts); `None` when
+/// the parameters need facts that are not gathered yet.
+pub type PerHost = Vec<Option<Arc<dyn Action>>>;
+
+pub struct PlayActions {
+    pub tasks: Vec<PerHost>,
+    pub handlers: Vec<PerHost>,
+}
+
+pub fn resolve(
+    playbook: &Playbook,
+    play_hosts: &[Vec<String>],
+    shared: &Arc<ScopeShared>,
+    diags: &mut Diagnostics,
+) -> Vec<PlayActions> {
+    let cx = ParseContext {
+        playbook_dir: &playbook.dir,
+    };
+    let mut out = Vec::new();
+    for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
+        let all_hosts = Arc::new(hosts.clone());
+        let scopes: Vec<Arc<Scope>> = hosts
+            .iter()
+            .map(|h| Scope::new(shared, h, play.vars.clone(), all_hosts.clone()))
+            .collect();
+        let mut resolve_all = |tasks: &[Task]| -> Vec<PerHost> {
+            tasks
+                .iter()
+                .map(|t| resolve_task(playbook, t, &scopes, &cx, diags))
+                .collect()
+        };
+        let tasks = resolve_all(&play.tasks);
+        let handlers = resolve_all(&play.handlers);
+        out.push(PlayActions { tasks, handlers });
+    }
+    out
+}
+
+fn resolve_task(
+    playbook: &Playbook,
+    task: &Task,
+    scopes: &[Arc<Scope>],
+    cx: &ParseContext<'_>,
+    diags: &mut Diagnostics,
+) -> PerHost {
+    let file = &playbook.file;
+    // Errors of the first failing host are shown; other hosts failing too are counted.
+    let mut first_failure: Option<Vec<Diagnostic>> = None;
+    let mut other_failures = 0usize;
+    let mut per_host = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        let mut errors = Vec::new();
+        if let Some(when) = &task.when {
+            for name in undefined_in_condition(&when.value, scope) {
+                errors.push(Diagnostic::error(
+                    Some(Location::new(file, when.mark)),
+                    task.path.key("when").as_str(),
+                    format!("undefined variable `{name}` for host `{}`", scope.host()),
+                ));
+            }
+        }
+        let action = match &task.params {
+            TaskParams::Static(action) => Some(action.clone()),
+            TaskParams::Templated(node) => match render_node(node, scope) {
+                Ok(rendered) => {
+                    let path = task.path.key(task.module.name());
+                    match task.module.parse(&rendered, &path, cx) {
+                        Ok(action) => Some(action),
+                        Err(es) => {
+                            errors.extend(es.into_iter().map(|e| {
+                                let mut d = e.into_diagnostic(file);
+                                d.message = format!("{} (host `{}`)", d.message, scope.host());
+                                d
+                            }));
+                            None
+                        }
+                    }
+                }
+                Err(RenderError::NeedsFacts) => None,
+                Err(RenderError::Failed { mark, message }) => {
+                    errors.push(Diagnostic::error(
+                        Some(Location::new(file, mark)),
+                        task.path.key(task.module.name()).as_str(),
+                        message,
+                    ));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            match first_failure {
+                None => first_failure = Some(errors),
+                Some(_) => other_failures += 1,
+            }
+        }
+        per_host.push(action);
+    }
+    if let Some(mut errors) = first_failure {
+        if other_failures > 0 {
+            if let Some(last) = errors.last_mut() {
+                let s = if other_failures == 1 { "" } else { "s" };
+                last.help = Some(format!(
+                    "the same task also fails for {other_failures} other host{s}"
+                ));
+            }
+        }
+        for e in errors {
+            diags.push(e);
+        }
+    }
+    per_host
+}
+
+/// Variables a `when` condition uses that the host does not define (facts excepted while
+/// they are not gathered).
+fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
+    let env = &scope.shared().env;
+    let Ok(compiled) = env.compile_expression(expr) else {
+        return Vec::new();
+    };
+    let facts_pending = !scope.shared().facts_gathered();
+    let mut names: Vec<String> = compiled
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|n| !(scope.defines(n) || facts_pending && is_fact_name(n)))
+        .collect();
+    names.sort();
+    names
+}

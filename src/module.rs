@@ -1,0 +1,193 @@
+//! The module contract: what every entry of the catalogue provides to the engine.
+//!
+//! Invariant: the engine knows nothing of any particular module. It looks modules up by
+//! name in [`crate::catalogue`], asks them to read their parameters into a typed value
+//! ([`Action`]), and asks them how the hosts of one task are ordered ([`HostOrdering`]).
+//! A module declares its parameters as a serde struct with `deny_unknown_fields` and
+//! implements [`Params`]; [`Typed`] turns that into a registered [`Module`].
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+pub use crate::change::{Change, Diff, Plan};
+use crate::template::{Facts, Scope};
+use crate::transport::{Become, Transport, TransportError};
+
+use crate::diag::FieldPath;
+use crate::inventory::Host;
+use crate::yaml::{from_node, DeError, Node};
+
+/// How the hosts of one task are ordered against each other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HostOrdering {
+    /// Each host runs the task as soon as its own previous task is done.
+    #[default]
+    Independent,
+    /// Every host finishes the previous task before any host starts this one.
+    BarrierBefore,
+    /// `first` runs the task alone; the others start once it is done, at most
+    /// `then_at_most` at a time.
+    FirstThenRolling { first: String, then_at_most: usize },
+}
+
+/// What a module may look at to decide the ordering of a task: the task's hosts (with their
+/// inventory variables) and its parameters before templating.
+pub struct OrderingContext<'a> {
+    pub hosts: &'a [&'a Host],
+    pub params: &'a Node,
+}
+
+/// Where a module's local files (templates, `src:` files) are looked up.
+pub struct ParseContext<'a> {
+    pub playbook_dir: &'a Path,
+}
+
+/// Everything a module may use on one host. Modules reach the host only through
+/// `transport`; they never open connections themselves.
+pub struct HostContext<'a> {
+    pub host: &'a str,
+    pub transport: &'a dyn Transport,
+    /// The host's gathered facts (`ansible_os_family`, `ansible_pkg_mgr`, …).
+    pub facts: &'a Facts,
+    /// The host's variables, for modules that render templates.
+    pub scope: &'a Arc<Scope>,
+    /// Privilege for this task (from `become`/`become_user` of the task, play or host).
+    pub become_: Become,
+    /// Where `src:` files and templates are found.
+    pub playbook_dir: &'a Path,
+}
+
+/// Why a module could not plan or apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A command the module ran failed; `output` is its stderr (or stdout), trimmed.
+    #[error("`{command}` failed with exit status {status}: {output}")]
+    Command {
+        command: String,
+        status: i32,
+        output: String,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A task's parameters for one host, typed and validated: what gets planned and applied.
+///
+/// `plan` reads the host's state and says what would change, without writing anything;
+/// `apply` makes exactly the changes of that plan. A second run on a converged host plans
+/// no change, so it runs nothing that changes state.
+#[async_trait]
+pub trait Action: Debug + Send + Sync {
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError>;
+    async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError>;
+}
+
+/// A problem found by a module's own checks, beyond what serde checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The parameter it is about (a key of the module's mapping), if any.
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+    pub fn general(message: impl Into<String>) -> Self {
+        Problem {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// A module kind, registered once in the catalogue.
+pub trait Module: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// One line saying what the module manages.
+    fn summary(&self) -> &'static str;
+    /// Reads and checks the parameters for one host, after templating.
+    fn parse(
+        &self,
+        params: &Node,
+        path: &FieldPath,
+        cx: &ParseContext<'_>,
+    ) -> Result<Arc<dyn Action>, Vec<DeError>>;
+    /// How the hosts of one task of this module are ordered.
+    fn ordering(&self, _cx: &OrderingContext<'_>) -> HostOrdering {
+        HostOrdering::Independent
+    }
+}
+
+/// A module's typed parameters.
+pub trait Params: DeserializeOwned + Action + 'static {
+    const NAME: &'static str;
+    const SUMMARY: &'static str;
+    /// Cross-field checks that the serde struct cannot express.
+    fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
+        Vec::new()
+    }
+    fn ordering(_cx: &OrderingContext<'_>) -> HostOrdering {
+        HostOrdering::Independent
+    }
+}
+
+/// The [`Module`] made from a [`Params`] type.
+pub struct Typed<P>(PhantomData<fn() -> P>);
+
+impl<P> Typed<P> {
+    pub const fn new() -> Self {
+        Typed(PhantomData)
+    }
+}
+
+impl<P> Default for Typed<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Params> Module for Typed<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+    fn summary(&self) -> &'static str {
+        P::SUMMARY
+    }
+    fn parse(
+        &self,
+        params: &Node,
+        path: &FieldPath,
+        cx: &ParseContext<'_>,
+    ) -> Result<Arc<dyn Action>, Vec<DeError>> {
+        let typed: P = from_node(params, path).map_err(|e| vec![e])?;
+        let problems = typed.check(cx);
+        if problems.is_empty() {
+            return Ok(Arc::new(typed));
+        }
+        Err(problems
+            .into_iter()
+            .map(|p| {
+                let (mark, path) = match p.field.and_then(|f| params.get(f).map(|n| (f, n))) {
+                    Some((f, node)) => (node.mark, path.key(f)),
+                    None => (params.mark, path.clone()),
+                };
+                DeError::new(p.message).at(mark, &path)
+            })
+            .collect())
+    }
+    fn ordering(&self, cx: &OrderingContext<'_>) -> HostOrdering {
+        P::ordering(cx)
+    }
+}

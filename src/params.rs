@@ -1,0 +1,99 @@
+//! Parameter types that several modules share: file modes, "one or a list" fields.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A permission mode such as `"0640"`. Written as a quoted string (`"0640"`, `"640"`,
+/// `"0o640"`) or as an unquoted number whose digits are read as octal (`0640`, `640`),
+/// which is what a user writing YAML means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an octal file mode such as \"0640\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Mode, E> {
+                let digits = s.strip_prefix("0o").unwrap_or(s);
+                match u32::from_str_radix(digits, 8) {
+                    Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(Mode(m)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, i: i64) -> Result<Mode, E> {
+                self.visit_str(&i.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, i: u64) -> Result<Mode, E> {
+                self.visit_str(&i.to_string())
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A field that takes one value or a list (`name: curl` or `name: [curl, acl]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(OneOrMany(out))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                T::deserialize(de::value::StrDeserializer::new(s)).map(|v| OneOrMany(vec![v]))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{FieldPath, SourceFile};
+    use crate::yaml::{from_node, load_str};
+
+    fn mode(text: &str) -> Result<Mode, String> {
+        let n = load_str(&format!("m: {text}"), &SourceFile::new("t")).unwrap();
+        from_node::<Mode>(n.get("m").unwrap(), &FieldPath::root()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode("0640").unwrap(), Mode(0o640));
+        assert_eq!(mode("\"0640\"").unwrap(), Mode(0o640));
+        assert_eq!(mode("755").unwrap(), Mode(0o755));
+        assert_eq!(mode("'0o600'").unwrap(), Mode(0o600));
+        assert!(mode("0999").unwrap_err().contains("octal file mode"));
+        assert_eq!(Mode(0o640).to_string(), "0640");
+    }
+}

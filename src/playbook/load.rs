@@ -1,0 +1,376 @@
+//! Reading a playbook file into [`Playbook`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::fields::Fields;
+use super::{Play, Playbook, Spanned, Task, TaskParams};
+use crate::catalogue;
+use crate::diag::{did_you_mean, Diagnostics, FieldPath, SourceFile};
+use crate::module::ParseContext;
+use crate::params::OneOrMany;
+use crate::yaml::{self, Node, NodeKind};
+
+const PLAY_KEYS: &[&str] = &[
+    "name",
+    "hosts",
+    "throttle",
+    "any_errors_fatal",
+    "become",
+    "become_user",
+    "vars",
+    "tasks",
+    "handlers",
+];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "tags",
+    "notify",
+    "wait_for",
+    "become",
+    "become_user",
+];
+const HANDLER_KEYS: &[&str] = &["name", "listen", "when", "tags", "become", "become_user"];
+
+/// Loads and checks a playbook file; every problem found is returned at once.
+pub fn load(path: &Path) -> Result<Playbook, Diagnostics> {
+    let (file, root) = yaml::load_file(path)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut diags = Diagnostics::new();
+    let cx = ParseContext { playbook_dir: &dir };
+    let plays_path = FieldPath::root().key("plays");
+    let mut plays = Vec::new();
+    match root.as_seq() {
+        Some(nodes) => {
+            for (i, node) in nodes.iter().enumerate() {
+                if let Some(play) = load_play(&file, &cx, node, plays_path.index(i), &mut diags) {
+                    plays.push(play);
+                }
+            }
+            if nodes.is_empty() {
+                diags.push(
+                    Fields {
+                        file: &file,
+                        node: &root,
+                        path: FieldPath::root(),
+                    }
+                    .error(
+                        &root,
+                        &FieldPath::root(),
+                        "the playbook has no play",
+                    ),
+                );
+            }
+        }
+        None => diags.push(
+            Fields {
+                file: &file,
+                node: &root,
+                path: FieldPath::root(),
+            }
+            .error(
+                &root,
+                &FieldPath::root(),
+                format!("a playbook is a list of plays, found {}", root.describe()),
+            ),
+        ),
+    }
+    diags.into_result(Playbook { file, dir, plays })
+}
+
+fn load_play(
+    file: &SourceFile,
+    cx: &ParseContext<'_>,
+    node: &Node,
+    path: FieldPath,
+    diags: &mut Diagnostics,
+) -> Option<Play> {
+    let f = Fields { file, node, path };
+    if node.as_map().is_none() {
+        diags.push(f.error(
+            node,
+            &f.path,
+            format!("a play is a mapping, found {}", node.describe()),
+        ));
+        return None;
+    }
+    f.reject_unknown(PLAY_KEYS, |_| false, diags);
+    let hosts = match f.get("hosts") {
+        None => {
+            diags.push(f.error(node, &f.path, "missing field `hosts`"));
+            None
+        }
+        Some(h) => f.read::<String>("hosts", diags).and_then(|value| {
+            if value.trim().is_empty() {
+                diags.push(f.error(h, &f.path.key("hosts"), "empty host pattern"));
+                None
+            } else {
+                Some(Spanned {
+                    value,
+                    mark: h.mark,
+                })
+            }
+        }),
+    };
+    let throttle = f.read::<usize>("throttle", diags);
+    if let (Some(0), Some(n)) = (throttle, f.get("throttle")) {
+        diags.push(f.error(n, &f.path.key("throttle"), "`throttle` must be at least 1"));
+    }
+    let vars = match f.get("vars") {
+        None => IndexMap::new(),
+        Some(v) if v.is_null() => IndexMap::new(),
+        Some(v) => match v.to_json() {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => {
+                diags.push(f.error(
+                    v,
+                    &f.path.key("vars"),
+                    format!(
+                        "`vars` is a mapping of names to values, found {}",
+                        v.describe()
+                    ),
+                ));
+                IndexMap::new()
+            }
+        },
+    };
+    let tasks = load_tasks(&f, "tasks", cx, false, diags);
+    let handlers = load_tasks(&f, "handlers", cx, true, diags);
+    let play = Play {
+        name: f.read::<String>("name", diags).unwrap_or_default(),
+        hosts: hosts?,
+        throttle,
+        any_errors_fatal: f.read::<bool>("any_errors_fatal", diags).unwrap_or(false),
+        become_: f.read::<bool>("become", diags),
+        become_user: f.read::<String>("become_user", diags),
+        vars: Arc::new(vars),
+        tasks,
+        handlers,
+        path: f.path.clone(),
+        mark: node.mark,
+    };
+    Some(play)
+}
+
+fn load_tasks(
+    play: &Fields<'_>,
+    key: &str,
+    cx: &ParseContext<'_>,
+    handlers: bool,
+    diags: &mut Diagnostics,
+) -> Vec<Task> {
+    let Some(node) = play.get(key) else {
+        return Vec::new();
+    };
+    let path = play.path.key(key);
+    if node.is_null() {
+        return Vec::new();
+    }
+    let Some(items) = node.as_seq() else {
+        diags.push(play.error(
+            node,
+            &path,
+            format!("`{key}` is a list, found {}", node.describe()),
+        ));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| load_task(play.file, cx, t, path.index(i), handlers, diags))
+        .collect()
+}
+
+/// The positioned strings of a field that takes one name or a list of names.
+fn names(f: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Vec<Spanned<String>> {
+    let Some(node) = f.get(key) else {
+        return Vec::new();
+    };
+    let Some(values) = f.read::<OneOrMany<String>>(key, diags) else {
+        return Vec::new();
+    };
+    let marks: Vec<_> = match node.as_seq() {
+        Some(items) => items.iter().map(|n| n.mark).collect(),
+        None => vec![node.mark],
+    };
+    values
+        .0
+        .into_iter()
+        .zip(marks)
+        .map(|(value, mark)| Spanned { value, mark })
+        .collect()
+}
+
+fn load_task(
+    file: &SourceFile,
+    cx: &ParseContext<'_>,
+    node: &Node,
+    path: FieldPath,
+    handler: bool,
+    diags: &mut Diagnostics,
+) -> Option<Task> {
+    let f = Fields { file, node, path };
+    let Some(entries) = node.as_map() else {
+        diags.push(f.error(
+            node,
+            &f.path,
+            format!(
+                "a task is a mapping such as `- copy: {{...}}`, found {}",
+                node.describe()
+            ),
+        ));
+        return None;
+    };
+    let keywords = if handler { HANDLER_KEYS } else { TASK_KEYS };
+    let mut modules = Vec::new();
+    for (k, v) in entries {
+        let name = k.as_str().unwrap_or_default();
+        if keywords.contains(&name) {
+            continue;
+        }
+        match catalogue::find(name) {
+            Some(m) => modules.push((m, k, v)),
+            None => {
+                let mut d = f.error(
+                    k,
+                    &f.path.key(name),
+                    format!("unknown module or task keyword `{name}`"),
+                );
+                let short = name.rsplit('.').next().unwrap_or(name);
+                let mut candidates = catalogue::names();
+                candidates.extend_from_slice(keywords);
+                if let Some(best) = did_you_mean(short, candidates.iter().copied()) {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                } else {
+                    d = d.with_help(format!("modules are {}", backticks(&catalogue::names())));
+                }
+                diags.push(d);
+            }
+        }
+    }
+    let (module, key_node, params) = match modules.as_slice() {
+        [one] => *one,
+        [] => {
+            if !entries.iter().any(|(k, _)| {
+                let n = k.as_str().unwrap_or_default();
+                !keywords.contains(&n)
+            }) {
+                diags.push(
+                    f.error(node, &f.path, "the task calls no module")
+                        .with_help(format!("modules are {}", backticks(&catalogue::names()))),
+                );
+            }
+            return None;
+        }
+        [_, second, ..] => {
+            let list: Vec<&str> = modules.iter().map(|(m, _, _)| m.name()).collect();
+            diags.push(f.error(
+                second.1,
+                &f.path.key(second.0.name()),
+                format!(
+                    "a task calls one module, this one calls {}",
+                    backticks(&list)
+                ),
+            ));
+            return None;
+        }
+    };
+    let params_path = f.path.key(module.name());
+    let params = if params.is_null() {
+        Node {
+            kind: NodeKind::Map(Vec::new()),
+            mark: key_node.mark,
+        }
+    } else {
+        params.clone()
+    };
+    if params.as_map().is_none() {
+        diags.push(f.error(
+            &params,
+            &params_path,
+            format!(
+                "the parameters of `{}` are a mapping, found {}",
+                module.name(),
+                params.describe()
+            ),
+        ));
+        return None;
+    }
+    let task_params = if params.has_template() {
+        TaskParams::Templated(params.clone())
+    } else {
+        match module.parse(&params, &params_path, cx) {
+            Ok(action) => TaskParams::Static(action),
+            Err(errors) => {
+                for e in errors {
+                    diags.push(e.into_diagnostic(file));
+                }
+                return None;
+            }
+        }
+    };
+    let when = f.get("when").and_then(|n| {
+        let value = f.read::<String>("when", diags)?;
+        let expr = value
+            .trim()
+            .trim_start_matches("{{")
+            .trim_end_matches("}}")
+            .trim()
+            .to_string();
+        match crate::template::environment().compile_expression(&expr) {
+            Ok(_) => Some(Spanned {
+                value: expr,
+                mark: n.mark,
+            }),
+            Err(e) => {
+                diags.push(f.error(
+                    n,
+                    &f.path.key("when"),
+                    format!("invalid condition `{value}`: {}", e.kind()),
+                ));
+                None
+            }
+        }
+    });
+    let name = f.read::<String>("name", diags);
+    let listen: Vec<String> = names(&f, "listen", diags)
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    if handler && name.is_none() && listen.is_empty() {
+        diags.push(f.error(
+            node,
+            &f.path,
+            "a handler needs a `name` (or `listen`) to be notified by",
+        ));
+    }
+    Some(Task {
+        name,
+        module,
+        params: task_params,
+        raw_params: params,
+        path: f.path.clone(),
+        mark: node.mark,
+        when,
+        tags: f
+            .read::<OneOrMany<String>>("tags", diags)
+            .unwrap_or_default()
+            .0,
+        notify: names(&f, "notify", diags),
+        listen,
+        wait_for: names(&f, "wait_for", diags),
+        become_: f.read::<bool>("become", diags),
+        become_user: f.read::<String>("become_user", diags),
+    })
+}
+
+fn backticks(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

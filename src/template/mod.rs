@@ -1,0 +1,45 @@
+//! Templating: minijinja in strict-undefined mode, with Ansible's variable names.
+//!
+//! A template sees, for one host: the magic variables (`inventory_hostname`, `groups`,
+//! `hostvars`, `group_names`, `play_hosts`), the play's `vars`, the host's facts (`ansible_*`,
+//! once gathered) and the host's inventory variables, in that order of precedence. Variables
+//! whose values are templates themselves are rendered when read, like Ansible's lazy vars.
+
+mod filters;
+mod render;
+mod scope;
+
+pub use render::{render_node, render_str, RenderError};
+pub use scope::{Facts, Scope, ScopeShared};
+
+use minijinja::{Environment, UndefinedBehavior};
+
+/// Whether `text` holds template syntax.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+/// The environment every template of a run is rendered with.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    filters::register(&mut env);
+    env
+}
+
+/// Fact names a template may use before facts are gathered: `ansible_` followed by anything
+/// that is not a connection variable. Validation defers templates that need them.
+pub fn is_fact_name(name: &str) -> bool {
+    const CONNECTION_VARS: &[&str] = &[
+        "ansible_host",
+        "ansible_port",
+        "ansible_user",
+        "ansible_connection",
+        "ansible_become",
+        "ansible_become_user",
+        "ansible_ssh_private_key_file",
+        "ansible_python_interpreter",
+    ];
+    (name.starts_with("ansible_") && !CONNECTION_VARS.contains(&name)) || name == "ansible_facts"
+}

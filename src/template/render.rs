@@ -1,0 +1,191 @@
+//! Rendering templates inside YAML nodes and strings.
+
+use std::sync::Arc;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Environment, ErrorKind};
+
+use super::scope::{describe_error, Scope};
+use super::{is_fact_name, is_template};
+use crate::diag::Mark;
+use crate::yaml::{Node, NodeKind};
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// It needs facts that are not gathered yet (validation only): checked later.
+    NeedsFacts,
+    /// A real error: undefined variable, syntax error, failed filter.
+    Failed { mark: Mark, message: String },
+}
+
+/// Whether the whole string is one `{{ expression }}`, whose value keeps its type (a list
+/// stays a list) instead of being turned into text.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Renders a template string to a value: native for a single expression, text otherwise.
+pub(crate) fn eval_str(
+    env: &Environment<'static>,
+    s: &str,
+    ctx: &Value,
+) -> Result<Value, minijinja::Error> {
+    match single_expression(s) {
+        Some(expr) => env.compile_expression(expr)?.eval(ctx),
+        None => env.render_str(s, ctx).map(Value::from),
+    }
+}
+
+/// Names used by a template string that this scope does not define.
+fn missing_names(env: &Environment<'static>, s: &str, scope: &Scope) -> Vec<String> {
+    let names = match single_expression(s) {
+        Some(expr) => env
+            .compile_expression(expr)
+            .map(|e| e.undeclared_variables(false)),
+        None => env
+            .template_from_str(s)
+            .map(|t| t.undeclared_variables(false)),
+    };
+    let mut missing: Vec<String> = names
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| !scope.defines(n))
+        .collect();
+    missing.sort();
+    missing
+}
+
+/// Renders one template string for a host, explaining failures in terms of the template.
+pub fn render_str(s: &str, scope: &Arc<Scope>, mark: Mark) -> Result<Value, RenderError> {
+    let env = &scope.shared().env;
+    eval_str(env, s, &scope.context()).map_err(|e| explain(env, s, scope, mark, &e))
+}
+
+fn explain(
+    env: &Environment<'static>,
+    s: &str,
+    scope: &Arc<Scope>,
+    mark: Mark,
+    e: &minijinja::Error,
+) -> RenderError {
+    let facts_pending = !scope.shared().facts_gathered();
+    let missing = missing_names(env, s, scope);
+    if facts_pending && missing.iter().any(|n| is_fact_name(n)) {
+        return RenderError::NeedsFacts;
+    }
+    let host = scope.host();
+    let message = if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
+        let word = if missing.len() == 1 {
+            "variable"
+        } else {
+            "variables"
+        };
+        format!("undefined {word} {} for host `{host}`", list.join(", "))
+    } else if let Some(inner) = undefined_by_own_template(env, s, scope) {
+        inner
+    } else {
+        format!("template error for host `{host}`: {}", describe_error(e))
+    };
+    RenderError::Failed { mark, message }
+}
+
+/// When a variable the template uses exists but its own template fails, say so.
+fn undefined_by_own_template(
+    env: &Environment<'static>,
+    s: &str,
+    scope: &Arc<Scope>,
+) -> Option<String> {
+    let names = match single_expression(s) {
+        Some(expr) => env
+            .compile_expression(expr)
+            .ok()?
+            .undeclared_variables(false),
+        None => env.template_from_str(s).ok()?.undeclared_variables(false),
+    };
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    names.into_iter().find_map(|n| {
+        scope.explain(&n).map(|why| {
+            format!(
+                "variable `{n}` of host `{}` cannot be rendered: {why}",
+                scope.host()
+            )
+        })
+    })
+}
+
+/// Renders every template string inside `node` for one host. Nodes without templates are
+/// returned as they are; positions are kept so typed errors still point at the source.
+pub fn render_node(node: &Node, scope: &Arc<Scope>) -> Result<Node, RenderError> {
+    Ok(match &node.kind {
+        NodeKind::Scalar(s) if is_template(&s.text) => {
+            let value = render_str(&s.text, scope, node.mark)?;
+            value_to_node(&value, node.mark, single_expression(&s.text).is_none())
+        }
+        NodeKind::Scalar(_) => node.clone(),
+        NodeKind::Seq(items) => Node {
+            kind: NodeKind::Seq(
+                items
+                    .iter()
+                    .map(|i| render_node(i, scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            mark: node.mark,
+        },
+        NodeKind::Map(entries) => Node {
+            kind: NodeKind::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((render_node(k, scope)?, render_node(v, scope)?)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            mark: node.mark,
+        },
+    })
+}
+
+/// A rendered value as a node. Text produced by a template is read like an unquoted scalar
+/// (so `"{{ port }}0"` can fill an integer); a string value of an expression stays a string.
+fn value_to_node(value: &Value, mark: Mark, from_text: bool) -> Node {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Node::scalar("", true, mark),
+        ValueKind::Bool | ValueKind::Number => Node::scalar(value.to_string(), true, mark),
+        ValueKind::String => Node::scalar(value.as_str().unwrap_or_default(), from_text, mark),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items = value
+                .try_iter()
+                .map(|it| it.map(|v| value_to_node(&v, mark, false)).collect())
+                .unwrap_or_default();
+            Node {
+                kind: NodeKind::Seq(items),
+                mark,
+            }
+        }
+        ValueKind::Map => {
+            let entries = value
+                .try_iter()
+                .map(|it| {
+                    it.map(|k| {
+                        let v = value.get_item(&k).unwrap_or_default();
+                        (
+                            Node::scalar(k.to_string(), false, mark),
+                            value_to_node(&v, mark, false),
+                        )
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            Node {
+                kind: NodeKind::Map(entries),
+                mark,
+            }
+        }
+        _ => Node::scalar(value.to_string(), from_text, mark),
+    }
+}

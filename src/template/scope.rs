@@ -1,0 +1,294 @@
+//! The variables a template sees for one host, looked up on demand.
+//!
+//! A [`Scope`] is a minijinja object rather than a prebuilt map: with 1,000 hosts, building
+//! every host's `hostvars` eagerly would cost a million entries. Lookups walk the precedence
+//! chain instead, and variables whose values are templates are rendered when read.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::Environment;
+
+use crate::inventory::Inventory;
+
+/// Facts of one host: `ansible_hostname`, `ansible_default_ipv4`, …
+pub type Facts = IndexMap<String, serde_json::Value>;
+
+/// What every scope of a run shares.
+pub struct ScopeShared {
+    pub env: Arc<Environment<'static>>,
+    pub inventory: Arc<Inventory>,
+    /// `groups`: every group with all its hosts (children's included), in inventory order.
+    groups: Value,
+    /// `None` until facts are gathered: validation then defers templates that need facts.
+    pub facts: Option<HashMap<String, Facts>>,
+}
+
+impl ScopeShared {
+    pub fn new(
+        env: Arc<Environment<'static>>,
+        inventory: Arc<Inventory>,
+        facts: Option<HashMap<String, Facts>>,
+    ) -> Arc<Self> {
+        let mut groups: IndexMap<&str, Vec<&str>> = inventory
+            .groups
+            .keys()
+            .map(|g| (g.as_str(), Vec::new()))
+            .collect();
+        for host in inventory.hosts.values() {
+            for g in &host.groups {
+                groups
+                    .entry(g.as_str())
+                    .or_default()
+                    .push(host.name.as_str());
+            }
+        }
+        let groups = Value::from_serialize(&groups);
+        Arc::new(ScopeShared {
+            env,
+            inventory,
+            groups,
+            facts,
+        })
+    }
+
+    pub fn facts_gathered(&self) -> bool {
+        self.facts.is_some()
+    }
+}
+
+/// Variables of one host in one play.
+pub struct Scope {
+    shared: Arc<ScopeShared>,
+    host: String,
+    play_vars: Arc<IndexMap<String, serde_json::Value>>,
+    play_hosts: Arc<Vec<String>>,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<variables of host {}>", self.host)
+    }
+}
+
+thread_local! {
+    /// Depth of nested lazy renders, to stop `a: "{{ b }}"`, `b: "{{ a }}"` loops.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+const MAX_DEPTH: u32 = 32;
+
+impl Scope {
+    pub fn new(
+        shared: &Arc<ScopeShared>,
+        host: &str,
+        play_vars: Arc<IndexMap<String, serde_json::Value>>,
+        play_hosts: Arc<Vec<String>>,
+    ) -> Arc<Scope> {
+        Arc::new(Scope {
+            shared: shared.clone(),
+            host: host.to_string(),
+            play_vars,
+            play_hosts,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn shared(&self) -> &Arc<ScopeShared> {
+        &self.shared
+    }
+
+    /// The scope as a template context.
+    pub fn context(self: &Arc<Self>) -> Value {
+        Value::from_dyn_object(self.clone())
+    }
+
+    /// Whether `name` is defined for this host (facts count only once gathered).
+    pub fn defines(&self, name: &str) -> bool {
+        self.raw(name).is_some() || self.magic(name).is_some()
+    }
+
+    fn magic(&self, name: &str) -> Option<Value> {
+        let inv = &self.shared.inventory;
+        Some(match name {
+            "inventory_hostname" => Value::from(self.host.as_str()),
+            "inventory_hostname_short" => {
+                Value::from(self.host.split('.').next().unwrap_or(&self.host))
+            }
+            "group_names" => {
+                let host = inv.hosts.get(&self.host)?;
+                let names: Vec<&str> = host
+                    .groups
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|g| *g != "all" && *g != "ungrouped")
+                    .collect();
+                Value::from_serialize(&names)
+            }
+            "groups" => self.shared.groups.clone(),
+            "hostvars" => Value::from_object(HostVars {
+                shared: self.shared.clone(),
+            }),
+            "play_hosts" | "ansible_play_hosts" | "ansible_play_hosts_all" => {
+                Value::from_serialize(&*self.play_hosts)
+            }
+            _ => return None,
+        })
+    }
+
+    /// A variable as stored, before rendering.
+    fn raw(&self, name: &str) -> Option<&serde_json::Value> {
+        if let Some(v) = self.play_vars.get(name) {
+            return Some(v);
+        }
+        if let Some(v) = self
+            .shared
+            .facts
+            .as_ref()
+            .and_then(|f| f.get(&self.host))
+            .and_then(|f| f.get(name))
+        {
+            return Some(v);
+        }
+        self.shared
+            .inventory
+            .hosts
+            .get(&self.host)?
+            .vars
+            .get(name)
+            .map(|v| &v.value)
+    }
+
+    /// Renders the template strings inside a variable's value.
+    fn lazy(self: &Arc<Self>, value: &serde_json::Value) -> Result<Value, minijinja::Error> {
+        if !contains_template(value) {
+            return Ok(Value::from_serialize(value));
+        }
+        let depth = DEPTH.with(|d| d.get());
+        if depth >= MAX_DEPTH {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "variables refer to each other in a loop",
+            ));
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        let result = self.render_json(value);
+        DEPTH.with(|d| d.set(depth));
+        result
+    }
+
+    fn render_json(self: &Arc<Self>, value: &serde_json::Value) -> Result<Value, minijinja::Error> {
+        use serde_json::Value as J;
+        Ok(match value {
+            J::String(s) if super::is_template(s) => {
+                super::render::eval_str(&self.shared.env, s, &self.context())?
+            }
+            J::Array(items) => Value::from(
+                items
+                    .iter()
+                    .map(|i| self.render_json(i))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            J::Object(map) => {
+                let mut out = IndexMap::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.render_json(v)?);
+                }
+                Value::from_serialize(&out)
+            }
+            other => Value::from_serialize(other),
+        })
+    }
+
+    /// Why `name` is undefined even though the host has it: its own template failed.
+    pub fn explain(self: &Arc<Self>, name: &str) -> Option<String> {
+        let raw = self.raw(name)?;
+        self.lazy(raw).err().map(|e| describe_error(&e))
+    }
+}
+
+/// One line for a minijinja error, without the template source (which may hold secrets once
+/// rendered; the caller names the template itself).
+pub(crate) fn describe_error(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+fn contains_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => super::is_template(s),
+        serde_json::Value::Array(items) => items.iter().any(contains_template),
+        serde_json::Value::Object(map) => map.values().any(contains_template),
+        _ => false,
+    }
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if let Some(v) = self.magic(name) {
+            return Some(v);
+        }
+        let raw = self.raw(name)?;
+        self.lazy(raw).ok()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = Vec::new();
+        if let Some(host) = self.shared.inventory.hosts.get(&self.host) {
+            keys.extend(host.vars.keys().map(|k| Value::from(k.as_str())));
+        }
+        keys.extend(self.play_vars.keys().map(|k| Value::from(k.as_str())));
+        if let Some(f) = self.shared.facts.as_ref().and_then(|f| f.get(&self.host)) {
+            keys.extend(f.keys().map(|k| Value::from(k.as_str())));
+        }
+        keys.push(Value::from("inventory_hostname"));
+        Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: each host's inventory variables and facts (not the current play's vars).
+struct HostVars {
+    shared: Arc<ScopeShared>,
+}
+
+impl std::fmt::Debug for HostVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hostvars>")
+    }
+}
+
+impl Object for HostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let host = key.as_str()?;
+        if !self.shared.inventory.hosts.contains_key(host) {
+            return None;
+        }
+        let scope = Scope::new(&self.shared, host, Arc::default(), Arc::default());
+        Some(Value::from_dyn_object(scope))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.shared
+                .inventory
+                .hosts
+                .keys()
+                .map(|k| Value::from(k.as_str()))
+                .collect(),
+        )
+    }
+}
