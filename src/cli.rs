@@ -32,6 +32,47 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Show the compiled DAG of steps (module on host; edges say why).
     Graph(GraphArgs),
+    /// Gather facts, plan and apply: converge the hosts.
+    Apply(ApplyArgs),
+    /// Everything but the changes: what would change, as diffs.
+    Plan(PlanArgs),
+    /// Drift check for CI: exit 0 = no drift, 2 = drift, 1 = error.
+    Check(ConnectArgs),
+}
+
+/// Options of the commands that connect to hosts.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub run: PlaybookArgs,
+    /// At most this many hosts worked on at once (default: all hosts, at most 64).
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: Option<u16>,
+    /// Record the keys of hosts missing from known_hosts instead of refusing them
+    /// (OpenSSH's `accept-new`). A changed key is always refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Show unified diffs of the files changed.
+    #[arg(long)]
+    pub diff: bool,
+    /// Change nothing: the same as `plan` (Ansible's `--check`).
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Exit 2 when something would change (terraform's `-detailed-exitcode`).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// Options shared by the commands that read an inventory and a playbook.

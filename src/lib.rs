@@ -10,6 +10,8 @@ pub mod inventory;
 pub mod module;
 pub mod params;
 pub mod playbook;
+pub mod run;
+pub mod secrets;
 pub mod template;
 pub mod transport;
 pub mod yaml;

@@ -23,10 +23,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(!cli.no_color && std::env::var_os("NO_COLOR").is_none())
         .init();
+    let color = !cli.no_color
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Inventory(args) => commands::inventory::run(args),
         Command::Graph(args) => commands::graph::run(args),
+        Command::Apply(args) => commands::run::apply(args, cli.json, color),
+        Command::Plan(args) => commands::run::plan(args, cli.json, color),
+        Command::Check(args) => commands::run::check(args, cli.json, color),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod inventory;
+pub mod run;
 pub mod validate;
 
 use std::collections::HashMap;

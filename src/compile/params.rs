@@ -128,7 +128,7 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
     let Ok(compiled) = env.compile_expression(expr) else {
         return Vec::new();
     };
-    let facts_pending = !scope.shared().facts_gathered();
+    let facts_pending = !scope.shared().facts_gathered(scope.host());
     let mut names: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()

@@ -73,7 +73,7 @@ fn explain(
     mark: Mark,
     e: &minijinja::Error,
 ) -> RenderError {
-    let facts_pending = !scope.shared().facts_gathered();
+    let facts_pending = !scope.shared().facts_gathered(scope.host());
     let missing = missing_names(env, s, scope);
     if facts_pending && missing.iter().any(|n| is_fact_name(n)) {
         return RenderError::NeedsFacts;

@@ -55,8 +55,9 @@ impl ScopeShared {
         })
     }
 
-    pub fn facts_gathered(&self) -> bool {
-        self.facts.is_some()
+    /// Whether `host`'s facts are known (validation, or an unreachable host, leaves them out).
+    pub fn facts_gathered(&self, host: &str) -> bool {
+        self.facts.as_ref().is_some_and(|f| f.contains_key(host))
     }
 }
 

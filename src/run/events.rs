@@ -1,0 +1,73 @@
+//! What happens during a run, as events: printed for people, or as JSON lines for CI.
+
+use serde::Serialize;
+
+use crate::change::Change;
+
+/// How one step ended on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing to change.
+    Ok,
+    /// Changed (apply) or would change (plan/check).
+    Changed,
+    /// Its `when` was false.
+    Skipped,
+    Failed,
+    /// The host could not be reached while running it.
+    Unreachable,
+}
+
+/// One event of a run. Serialized with an `event` tag, one JSON object per line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        mode: &'static str,
+        hosts: usize,
+        steps: usize,
+    },
+    HostUnreachable {
+        host: String,
+        error: String,
+    },
+    FactsGathered {
+        host: String,
+    },
+    StepStarted {
+        host: String,
+        task: String,
+        module: String,
+    },
+    StepFinished {
+        host: String,
+        task: String,
+        module: String,
+        status: Status,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<Change>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        duration_ms: u64,
+    },
+    Recap {
+        hosts: Vec<HostRecap>,
+    },
+}
+
+/// Counts of one host's step results.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct HostRecap {
+    pub host: String,
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub unreachable: bool,
+}
+
+/// Receives the events of a run (printing them, collecting them in tests).
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}

@@ -1,0 +1,350 @@
+//! Walking the step graph: each host moves on as soon as its own predecessors are done.
+//!
+//! Steps whose predecessors are all done start at once, within `--forks` concurrent steps
+//! and each task's own limit (`throttle`, rolling orders). A failed or unreachable host
+//! skips its remaining steps while the others go on, unless the play has
+//! `any_errors_fatal`. After a stop request (Ctrl-C) no new step starts; running ones finish,
+//! so no write is left half-done.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::events::{Event, HostRecap, Reporter, Status};
+use crate::change::Change;
+use crate::compile::{Compiled, StepKind};
+use crate::inventory::Inventory;
+use crate::module::{Action, HostContext, ModuleError};
+use crate::playbook::{Playbook, Task};
+use crate::template::{Facts, Scope, ScopeShared};
+use crate::transport::{Become, Transport, TransportError};
+
+/// Plan only reads hosts; apply makes the planned changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Plan,
+    Apply,
+}
+
+/// Everything a run needs, shared by the steps running at once.
+pub struct RunContext {
+    pub playbook: Playbook,
+    pub compiled: Compiled,
+    pub shared: Arc<ScopeShared>,
+    pub transports: HashMap<String, Arc<dyn Transport>>,
+    pub facts: HashMap<String, Arc<Facts>>,
+    pub mode: RunMode,
+    pub forks: usize,
+    pub reporter: Arc<dyn Reporter>,
+    /// Set on Ctrl-C: no new step starts.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How one step ended (its details went to the reporter).
+struct Outcome {
+    node: NodeIndex,
+    status: Status,
+}
+
+/// The per-step facts a running step needs, copied out of the playbook.
+struct StepSpec {
+    node: NodeIndex,
+    host: String,
+    task: String,
+    module: &'static str,
+    when: Option<String>,
+    become_: Become,
+    scope: Arc<Scope>,
+}
+
+fn resolve_become(
+    task: &Task,
+    play: &crate::playbook::Play,
+    inv: &Inventory,
+    host: &str,
+) -> Become {
+    let conn = inv.hosts.get(host).map(|h| &h.connection);
+    let on = task
+        .become_
+        .or(play.become_)
+        .unwrap_or_else(|| conn.is_some_and(|c| c.become_));
+    if !on {
+        return Become::No;
+    }
+    let user = task
+        .become_user
+        .clone()
+        .or_else(|| play.become_user.clone())
+        .or_else(|| conn.and_then(|c| c.become_user.clone()))
+        .unwrap_or_else(|| "root".to_string());
+    if user == "root" {
+        Become::Root
+    } else {
+        Become::User(user)
+    }
+}
+
+/// Runs every step; returns the recap per host (inventory order).
+pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<HostRecap> {
+    let g = &cx.compiled.graph;
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|n| g.edges_directed(n, Direction::Incoming).count())
+        .collect();
+    let mut ready: VecDeque<NodeIndex> = g
+        .node_indices()
+        .filter(|n| indegree[n.index()] == 0)
+        .collect();
+    let mut recap: HashMap<String, HostRecap> = cx
+        .compiled
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.clone(),
+                HostRecap {
+                    host: h.clone(),
+                    unreachable: unreachable.contains(h),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let mut down: HashSet<String> = unreachable.clone();
+    let mut notified: HashMap<String, HashSet<(usize, usize)>> = HashMap::new();
+    let mut abort = false;
+    let forks = Arc::new(Semaphore::new(cx.forks.max(1)));
+    let mut limits: HashMap<(usize, usize, bool), Arc<Semaphore>> = HashMap::new();
+    let mut scopes: HashMap<(usize, String), Arc<Scope>> = HashMap::new();
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+
+    loop {
+        while let Some(n) = ready.pop_front() {
+            let stopping = abort || cx.stop.load(Ordering::SeqCst);
+            let start = match &g[n].kind {
+                StepKind::Barrier { .. } => None,
+                StepKind::Task { host, .. } | StepKind::Handler { host, .. }
+                    if stopping || down.contains(host) =>
+                {
+                    None
+                }
+                StepKind::Handler {
+                    play,
+                    handler,
+                    host,
+                    ..
+                } => {
+                    let wanted = notified
+                        .get(host)
+                        .is_some_and(|s| s.contains(&(*play, *handler)));
+                    wanted.then(|| (*play, *handler, true, host.clone()))
+                }
+                StepKind::Task {
+                    play, task, host, ..
+                } => Some((*play, *task, false, host.clone())),
+            };
+            let Some((p, t, is_handler, host)) = start else {
+                complete(n, g, &mut indegree, &mut ready);
+                continue;
+            };
+            let play = &cx.playbook.plays[p];
+            let task = if is_handler {
+                &play.handlers[t]
+            } else {
+                &play.tasks[t]
+            };
+            let scope = scopes
+                .entry((p, host.clone()))
+                .or_insert_with(|| {
+                    let hosts = Arc::new(cx.compiled.play_hosts[p].clone());
+                    Scope::new(&cx.shared, &host, play.vars.clone(), hosts)
+                })
+                .clone();
+            let spec = StepSpec {
+                node: n,
+                host: host.clone(),
+                task: task.display_name().to_string(),
+                module: task.module.name(),
+                when: task.when.as_ref().map(|w| w.value.clone()),
+                become_: resolve_become(task, play, &cx.shared.inventory, &host),
+                scope,
+            };
+            let limit = g[n].limit.map(|l| {
+                limits
+                    .entry((p, t, is_handler))
+                    .or_insert_with(|| Arc::new(Semaphore::new(l.max(1))))
+                    .clone()
+            });
+            let cx2 = cx.clone();
+            let forks = forks.clone();
+            running.spawn(async move {
+                let _limit = match &limit {
+                    Some(s) => s.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                let _fork = forks.acquire_owned().await.ok();
+                run_step(&cx2, spec).await
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let outcome = match joined {
+            Ok(o) => o,
+            Err(e) => {
+                // A step panicked: a bug, reported as an error of the run.
+                tracing::error!("a step stopped unexpectedly: {e}");
+                abort = true;
+                continue;
+            }
+        };
+        let n = outcome.node;
+        let (p, t, host) = match &g[n].kind {
+            StepKind::Task {
+                play, task, host, ..
+            } => (*play, Some(*task), host.clone()),
+            StepKind::Handler { play, host, .. } => (*play, None, host.clone()),
+            StepKind::Barrier { .. } => unreachable_barrier(),
+        };
+        let r = recap.entry(host.clone()).or_default();
+        match outcome.status {
+            Status::Ok => r.ok += 1,
+            Status::Changed => r.changed += 1,
+            Status::Skipped => r.skipped += 1,
+            Status::Failed => {
+                r.failed += 1;
+                down.insert(host.clone());
+                if cx.playbook.plays[p].any_errors_fatal {
+                    abort = true;
+                }
+            }
+            Status::Unreachable => {
+                r.unreachable = true;
+                down.insert(host.clone());
+            }
+        }
+        if outcome.status == Status::Changed {
+            if let Some(t) = t {
+                let play = &cx.playbook.plays[p];
+                for topic in &play.tasks[t].notify {
+                    for (h, handler) in play.handlers.iter().enumerate() {
+                        if handler.answers(&topic.value) {
+                            notified.entry(host.clone()).or_default().insert((p, h));
+                        }
+                    }
+                }
+            }
+        }
+        complete(n, g, &mut indegree, &mut ready);
+    }
+    cx.compiled
+        .hosts
+        .iter()
+        .filter_map(|h| recap.remove(h))
+        .collect()
+}
+
+fn unreachable_barrier() -> ! {
+    unreachable!("barriers complete without running")
+}
+
+fn complete(
+    n: NodeIndex,
+    g: &petgraph::graph::DiGraph<crate::compile::Step, crate::compile::Edge>,
+    indegree: &mut [usize],
+    ready: &mut VecDeque<NodeIndex>,
+) {
+    for e in g.edges_directed(n, Direction::Outgoing) {
+        let t = e.target().index();
+        indegree[t] -= 1;
+        if indegree[t] == 0 {
+            ready.push_back(e.target());
+        }
+    }
+}
+
+async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
+    let started = Instant::now();
+    cx.reporter.event(&Event::StepStarted {
+        host: spec.host.clone(),
+        task: spec.task.clone(),
+        module: spec.module.to_string(),
+    });
+    let (status, changes, error) = match step_body(cx, &spec).await {
+        Ok(Some(changes)) if changes.is_empty() => (Status::Ok, changes, None),
+        Ok(Some(changes)) => (Status::Changed, changes, None),
+        Ok(None) => (Status::Skipped, Vec::new(), None),
+        Err(ModuleError::Transport(e @ TransportError::Unreachable { .. })) => {
+            (Status::Unreachable, Vec::new(), Some(e.to_string()))
+        }
+        Err(e) => (Status::Failed, Vec::new(), Some(e.to_string())),
+    };
+    cx.reporter.event(&Event::StepFinished {
+        host: spec.host.clone(),
+        task: spec.task.clone(),
+        module: spec.module.to_string(),
+        status,
+        changes,
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    Outcome {
+        node: spec.node,
+        status,
+    }
+}
+
+/// `Ok(None)`: skipped by `when`. `Ok(Some(changes))`: planned (and applied in apply mode).
+async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<Vec<Change>>, ModuleError> {
+    if let Some(expr) = &spec.when {
+        let env = &cx.shared.env;
+        let value = env
+            .compile_expression(expr)
+            .and_then(|e| e.eval(spec.scope.context()))
+            .map_err(|e| ModuleError::Failed(format!("condition `{expr}` failed: {}", e.kind())))?;
+        if !value.is_true() {
+            return Ok(None);
+        }
+    }
+    let action: Arc<dyn Action> = match &cx.compiled.graph[spec.node].kind {
+        StepKind::Task {
+            action: Some(a), ..
+        }
+        | StepKind::Handler {
+            action: Some(a), ..
+        } => a.clone(),
+        _ => {
+            return Err(ModuleError::Failed(format!(
+                "parameters of `{}` could not be resolved for host `{}`",
+                spec.task, spec.host
+            )))
+        }
+    };
+    let transport = cx
+        .transports
+        .get(&spec.host)
+        .ok_or_else(|| ModuleError::Failed(format!("no connection to host `{}`", spec.host)))?;
+    let empty = Arc::new(Facts::new());
+    let facts = cx.facts.get(&spec.host).unwrap_or(&empty);
+    let hcx = HostContext {
+        host: &spec.host,
+        transport: transport.as_ref(),
+        facts,
+        scope: &spec.scope,
+        become_: spec.become_.clone(),
+        playbook_dir: Path::new(&cx.playbook.dir),
+    };
+    let plan = action.plan(&hcx).await?;
+    if cx.mode == RunMode::Apply && plan.is_changed() {
+        action.apply(&hcx, &plan).await?;
+    }
+    Ok(Some(plan.changes))
+}

@@ -1,0 +1,195 @@
+//! Running a playbook against hosts: connect, gather facts, plan, apply.
+//!
+//! Order (PRODUCT.md §4): load and compile offline (bad input stops here, before any
+//! connection); connect to every host once, in parallel; gather facts; compile again with
+//! the facts; walk the step graph. `plan` and `check` only read hosts.
+
+mod connect;
+pub mod events;
+mod executor;
+pub mod facts;
+pub mod report;
+
+pub use executor::RunMode;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use crate::cli::PlaybookArgs;
+use crate::compile::{compile, CompileOptions};
+use crate::exit::Exit;
+use crate::secrets::Redactor;
+use crate::template::Facts;
+use events::{Event, Reporter};
+use executor::RunContext;
+
+/// How a run was asked for.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub mode: RunMode,
+    /// `check`: exit 2 when something would change.
+    pub detailed_exitcode: bool,
+    /// At most this many hosts worked on at once (default: all, capped at 64).
+    pub forks: Option<usize>,
+    pub accept_new_host_keys: bool,
+    /// Show diffs of file contents.
+    pub diff: bool,
+    pub json: bool,
+    pub color: bool,
+}
+
+/// A host's open connection and its facts.
+type Connected = (Arc<dyn crate::transport::Transport>, Facts);
+
+/// Default `--forks`: every host at once, capped.
+const MAX_DEFAULT_FORKS: usize = 64;
+
+pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit> {
+    let loaded = match crate::commands::load(args) {
+        Ok(l) => l,
+        Err(diags) => {
+            crate::commands::report(&diags.sorted());
+            return Ok(Exit::Error);
+        }
+    };
+    crate::commands::report(&loaded.compiled.warnings);
+    let redactor = Redactor::from_inventory(&loaded.inventory);
+    let reporter: Arc<dyn Reporter> = if opts.json {
+        Arc::new(report::JsonReporter {
+            redactor: redactor.clone(),
+        })
+    } else {
+        Arc::new(report::HumanReporter::new(
+            redactor.clone(),
+            opts.color,
+            opts.diff || opts.mode == RunMode::Plan,
+            opts.mode == RunMode::Plan,
+        ))
+    };
+    let hosts = loaded.compiled.hosts.clone();
+    let forks = opts
+        .forks
+        .unwrap_or_else(|| hosts.len().clamp(1, MAX_DEFAULT_FORKS));
+
+    // Connect and gather facts, each host on its own as soon as it is connected.
+    let given_facts = match &args.facts {
+        Some(path) => Some(crate::commands::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
+        None => None,
+    };
+    let inventory = loaded.inventory.clone();
+    let results: Vec<(
+        String,
+        Result<(Arc<dyn crate::transport::Transport>, Facts), String>,
+    )> = stream::iter(hosts.iter().cloned())
+        .map(|host| {
+            let inventory = inventory.clone();
+            let given = given_facts.as_ref().and_then(|f| f.get(&host).cloned());
+            let accept = opts.accept_new_host_keys;
+            async move {
+                let r = async {
+                    let t = connect::connect(&inventory, &host, accept).await?;
+                    let f = match given {
+                        Some(f) => f,
+                        None => facts::gather(t.as_ref()).await?,
+                    };
+                    Ok::<_, crate::transport::TransportError>((t, f))
+                }
+                .await
+                .map_err(|e| e.to_string());
+                (host, r)
+            }
+        })
+        .buffer_unordered(forks)
+        .collect()
+        .await;
+    let mut transports = HashMap::new();
+    let mut all_facts = HashMap::new();
+    let mut unreachable = HashSet::new();
+    for (host, r) in results {
+        match r {
+            Ok((t, f)) => {
+                reporter.event(&Event::FactsGathered { host: host.clone() });
+                transports.insert(host.clone(), t);
+                all_facts.insert(host, f);
+            }
+            Err(error) => {
+                reporter.event(&Event::HostUnreachable {
+                    host: host.clone(),
+                    error,
+                });
+                unreachable.insert(host);
+            }
+        }
+    }
+
+    // Compile again, now that templates can use facts.
+    let compiled = match compile(
+        &loaded.playbook,
+        loaded.inventory.clone(),
+        CompileOptions {
+            limit: args.limit.as_deref(),
+            facts: Some(all_facts.clone()),
+        },
+    ) {
+        Ok(c) => c,
+        Err(diags) => {
+            crate::commands::report(&diags.sorted());
+            return Ok(Exit::Error);
+        }
+    };
+    let shared = crate::template::ScopeShared::new(
+        Arc::new(crate::template::environment()),
+        loaded.inventory.clone(),
+        Some(all_facts.clone()),
+    );
+    reporter.event(&Event::RunStarted {
+        mode: match opts.mode {
+            RunMode::Plan => "plan",
+            RunMode::Apply => "apply",
+        },
+        hosts: hosts.len(),
+        steps: compiled.graph.node_count(),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_signal = stop.clone();
+    let signal = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: no new step starts; steps in progress finish");
+            stop_on_signal.store(true, Ordering::SeqCst);
+        }
+    });
+    let cx = Arc::new(RunContext {
+        playbook: loaded.playbook,
+        compiled,
+        shared,
+        transports,
+        facts: all_facts
+            .into_iter()
+            .map(|(h, f)| (h, Arc::new(f)))
+            .collect(),
+        mode: opts.mode,
+        forks,
+        reporter: reporter.clone(),
+        stop: stop.clone(),
+    });
+    let recap = executor::execute(cx, &unreachable).await;
+    signal.abort();
+    reporter.event(&Event::Recap {
+        hosts: recap.clone(),
+    });
+    let failed = recap.iter().any(|h| h.failed > 0);
+    let down = recap.iter().any(|h| h.unreachable);
+    let changed = recap.iter().any(|h| h.changed > 0);
+    Ok(if failed || stop.load(Ordering::SeqCst) {
+        Exit::Error
+    } else if down {
+        Exit::Unreachable
+    } else if changed && opts.detailed_exitcode {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
