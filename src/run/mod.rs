@@ -80,10 +80,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         None => None,
     };
     let inventory = loaded.inventory.clone();
-    let results: Vec<(
-        String,
-        Result<(Arc<dyn crate::transport::Transport>, Facts), String>,
-    )> = stream::iter(hosts.iter().cloned())
+    let results: Vec<(String, Result<Connected, String>)> = stream::iter(hosts.iter().cloned())
         .map(|host| {
             let inventory = inventory.clone();
             let given = given_facts.as_ref().and_then(|f| f.get(&host).cloned());
