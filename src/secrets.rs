@@ -17,6 +17,7 @@ pub fn is_secret_name(name: &str) -> bool {
     [
         "password",
         "passwd",
+        "auth_pass",
         "secret",
         "token",
         "passphrase",
