@@ -38,6 +38,23 @@ pub enum Command {
     Plan(PlanArgs),
     /// Drift check for CI: exit 0 = no drift, 2 = drift, 1 = error.
     Check(ConnectArgs),
+    /// Measure the engine's speed and memory.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load and compile a generated playbook over a generated inventory (no network).
+    Compile {
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 20)]
+        tasks: usize,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 /// Options of the commands that connect to hosts.

@@ -1,4 +1,5 @@
 //! pgdeploy: the engine and its command line.
+pub mod bench;
 pub mod catalogue;
 pub mod change;
 pub mod cli;

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::run::apply(args, cli.json, color),
         Command::Plan(args) => commands::run::plan(args, cli.json, color),
         Command::Check(args) => commands::run::check(args, cli.json, color),
+        Command::Bench(cmd) => commands::bench::run(cmd),
     };
     match result {
         Ok(exit) => exit.into(),

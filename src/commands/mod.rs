@@ -1,6 +1,7 @@
 //! One file per command. Each takes its parsed arguments and returns an exit code; errors
 //! about the input are printed as diagnostics, other errors travel as `anyhow::Error`.
 
+pub mod bench;
 pub mod graph;
 pub mod inventory;
 pub mod run;

@@ -1,0 +1,24 @@
+//! `pgdeploy bench`: prints measurements as one table row each.
+
+use crate::cli::BenchCommand;
+use crate::exit::Exit;
+
+pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        BenchCommand::Compile { hosts, tasks, runs } => {
+            let r = crate::bench::compile::run(*hosts, *tasks, *runs)?;
+            println!(
+                "compile: {} hosts, {} tasks, {} steps: median {:.1} ms, min {:.1} ms over {runs} runs, peak memory {}",
+                r.hosts,
+                r.tasks,
+                r.steps,
+                r.median.as_secs_f64() * 1000.0,
+                r.min.as_secs_f64() * 1000.0,
+                r.peak_rss_kib
+                    .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                    .unwrap_or_else(|| "unknown".into()),
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
