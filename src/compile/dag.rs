@@ -310,11 +310,43 @@ fn add_wait_for(
     }
 }
 
+/// A topological order that prefers steps created earlier (the playbook's order), so
+/// output reads like the playbook. `None` when the graph has a cycle.
+fn stable_order(g: &DiGraph<Step, Edge>) -> Option<Vec<NodeIndex>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|n| g.edges_directed(n, Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = indegree
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order = Vec::with_capacity(g.node_count());
+    while let Some(Reverse(i)) = ready.pop() {
+        let n = NodeIndex::new(i);
+        order.push(n);
+        for next in g.neighbors_directed(n, Direction::Outgoing) {
+            indegree[next.index()] -= 1;
+            if indegree[next.index()] == 0 {
+                ready.push(Reverse(next.index()));
+            }
+        }
+    }
+    (order.len() == g.node_count()).then_some(order)
+}
+
 /// A topological order of the steps, or an error naming a cycle.
 pub fn check_cycles(
     g: &DiGraph<Step, Edge>,
     file: &SourceFile,
 ) -> Result<Vec<NodeIndex>, Diagnostic> {
+    if let Some(order) = stable_order(g) {
+        return Ok(order);
+    }
     match petgraph::algo::toposort(g, None) {
         Ok(order) => Ok(order),
         Err(cycle) => {

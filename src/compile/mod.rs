@@ -171,3 +171,6 @@ fn check_notify(playbook: &Playbook, diags: &mut Diagnostics) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
