@@ -79,9 +79,10 @@ impl Builder {
                 return;
             }
         }
-        self.declared.insert(key, at);
-        if let Some(g) = self.inv.groups.get_mut(group) {
-            if !g.hosts.iter().any(|h| h == host) {
+        // `declared` doubles as the membership index: scanning the group's list instead
+        // would make a group of n hosts cost n² comparisons.
+        if self.declared.insert(key, at).is_none() {
+            if let Some(g) = self.inv.groups.get_mut(group) {
                 g.hosts.push(host.to_string());
             }
         }
@@ -115,11 +116,10 @@ impl Builder {
             return;
         }
         self.group(child, None);
-        self.child_at
-            .entry((parent.to_string(), child.to_string()))
-            .or_insert(at);
-        if let Some(g) = self.inv.groups.get_mut(parent) {
-            if !g.children.iter().any(|c| c == child) {
+        let edge = (parent.to_string(), child.to_string());
+        if let std::collections::hash_map::Entry::Vacant(e) = self.child_at.entry(edge) {
+            e.insert(at);
+            if let Some(g) = self.inv.groups.get_mut(parent) {
                 g.children.push(child.to_string());
             }
         }

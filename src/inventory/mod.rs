@@ -140,3 +140,6 @@ impl Inventory {
             .filter(move |h| h.groups.iter().any(|g| g == group))
     }
 }
+
+#[cfg(test)]
+mod tests;
