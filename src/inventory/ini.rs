@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Host lines are split like a POSIX shell line (Ansible uses `shlex`): quotes group words and
-//! are removed, `#` starts a comment at the start of a word. Values are typed by `literal`.
+//! are removed, `#` starts a comment at the start of a word. Values are typed by `literal`
+//! after the quotes are removed, so `port="2222"` is the integer 2222 as in Ansible; write
+//! `port="'2222'"` for the string.
 //! Every problem is reported with the line and the column of the offending token, and parsing
 //! goes on so that all the problems of a file are reported at once.
 

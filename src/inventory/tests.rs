@@ -299,3 +299,37 @@ fn a_thousand_hosts_load_fast() {
         "loading 1000 INI hosts took {took:?}"
     );
 }
+
+#[test]
+fn a_bad_group_variable_is_reported_once_for_all_its_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.yml");
+    std::fs::write(
+        &path,
+        "all:\n  hosts:\n    solo:\n  children:\n    pg:\n      vars: {ansible_become: perhaps}\n      hosts: {pg1: , pg2: }\n",
+    )
+    .unwrap();
+    let err = load(&path).unwrap_err();
+    assert_eq!(err.len(), 1, "{err}");
+    assert!(err.to_string().ends_with(
+        "hosts.yml:6:30: ansible_become: `ansible_become` must be a boolean (`true`/`false`, `yes`/`no`), found `perhaps`\n"
+    ), "{err}");
+
+    // Hosts listed under `all` only are `ungrouped`; `--list` leaves `all`'s hosts out.
+    std::fs::write(
+        &path,
+        "all:\n  hosts:\n    solo:\n  children:\n    pg:\n      hosts: {pg1: }\n",
+    )
+    .unwrap();
+    let inv = load(&path).unwrap();
+    assert_eq!(inv.groups["ungrouped"].hosts, ["solo"]);
+    assert_eq!(
+        list::to_ansible_list_json(&inv),
+        json!({
+            "_meta": {"hostvars": {}},
+            "all": {"children": ["ungrouped", "pg"]},
+            "pg": {"hosts": ["pg1"]},
+            "ungrouped": {"hosts": ["solo"]},
+        })
+    );
+}
