@@ -19,7 +19,7 @@
 use super::build::{Builder, ALL};
 use super::names::{expand_host_pattern, host_name_problem};
 use super::Var;
-use crate::diag::{unknown_name_help, Diagnostic, FieldPath, Location, Mark, SourceFile};
+use crate::diag::{did_you_mean, Diagnostic, FieldPath, Location, Mark, SourceFile};
 use crate::yaml::Node;
 
 const GROUP_KEYS: &[&str] = &["hosts", "children", "vars"];
@@ -148,10 +148,8 @@ impl Reader<'_> {
                         here.as_str(),
                         format!("unknown key `{k}` in group `{name}`: a group has only `hosts`, `children` and `vars`"),
                     );
-                    if let Some(help) =
-                        unknown_name_help(k, GROUP_KEYS).filter(|h| h.starts_with("did"))
-                    {
-                        d = d.with_help(help);
+                    if let Some(best) = did_you_mean(k, GROUP_KEYS.iter().copied()) {
+                        d = d.with_help(format!("did you mean `{best}`?"));
                     } else {
                         d = d.with_help(format!(
                             "hosts go under `hosts:` and subgroups under `children:`, e.g. `hosts: {{{k}: }}`"
