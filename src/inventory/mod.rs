@@ -3,15 +3,35 @@
 //! Loaders (YAML, INI, `group_vars/`, `host_vars/`) produce an [`Inventory`] whose hosts carry
 //! their variables already merged by Ansible's precedence (all < parent group < child group <
 //! host) and their typed [`Connection`]. Nothing else in the engine reads inventory files.
-
-pub mod pattern;
-mod pending;
-pub use pending::{list, load};
+//!
+//! The pieces, in the order a load runs them:
+//! - `load`: the entry point; finds the inventory files of a path and picks YAML or INI;
+//! - `yaml`, `ini`: read one file into a `Builder` (`build`), with `names` for host ranges
+//!   and name checks and `literal` for INI values;
+//! - `structure`: the implicit `all`/`ungrouped`, cycles, each host's groups;
+//! - `vars_dirs`: `group_vars/` and `host_vars/`;
+//! - `merge` and `connection`: variable precedence and the typed connection variables.
 
 use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::diag::Location;
+
+mod build;
+mod connection;
+mod ini;
+pub mod list;
+mod literal;
+mod load;
+mod merge;
+mod names;
+pub mod pattern;
+mod structure;
+mod vars_dirs;
+mod yaml;
+
+pub use connection::{connection_from_vars, CONNECTION_KINDS};
+pub use load::{add_vars_dirs, load, load_with_warnings};
 
 /// A variable's value and where it was set (for error messages about it).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +62,22 @@ pub struct Connection {
     pub become_user: Option<String>,
 }
 
+impl Connection {
+    /// The connection of a host that sets no connection variable: ssh to its inventory name.
+    pub fn default_for(host: &str) -> Self {
+        Connection {
+            kind: ConnectionKind::Ssh,
+            address: host.to_string(),
+            port: None,
+            user: None,
+            private_key_file: None,
+            known_hosts_file: None,
+            become_: false,
+            become_user: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionKind {
@@ -65,10 +101,11 @@ pub struct Host {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub name: String,
-    /// Hosts listed directly in this group.
+    /// Hosts listed directly in this group. `all` lists every host, as in Ansible.
     pub hosts: Vec<String>,
     pub children: Vec<String>,
-    /// The group's own variables (not merged).
+    /// The group's own variables from inventory files (not merged; `group_vars/` files are in
+    /// [`VarSources::group_files`]).
     pub vars: Vars,
     pub defined_at: Option<Location>,
 }
@@ -79,4 +116,30 @@ pub struct Inventory {
     pub hosts: IndexMap<String, Host>,
     /// Includes the implicit `all` and `ungrouped`.
     pub groups: IndexMap<String, Group>,
+    /// The variables before merging, kept so that `group_vars/` and `host_vars/` found later
+    /// (beside the playbook) can be layered in and the hosts re-resolved.
+    pub sources: VarSources,
 }
+
+/// Unmerged variables other than the groups' own inventory variables ([`Group::vars`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VarSources {
+    /// Variables set on a host in inventory files, by host name.
+    pub host_vars: IndexMap<String, Vars>,
+    /// `host_vars/` files, by host name; they override `host_vars`.
+    pub host_files: IndexMap<String, Vars>,
+    /// `group_vars/` files, by group name; they override every group's inventory variables.
+    pub group_files: IndexMap<String, Vars>,
+}
+
+impl Inventory {
+    /// The hosts of `group`, directly or through its descendants, in inventory order.
+    pub fn hosts_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Host> + 'a {
+        self.hosts
+            .values()
+            .filter(move |h| h.groups.iter().any(|g| g == group))
+    }
+}
+
+#[cfg(test)]
+mod tests;

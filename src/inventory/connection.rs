@@ -1,0 +1,280 @@
+//! The typed connection variables of a host, read from its merged variables.
+//!
+//! Ansible reads these loosely at connection time; reading them at load time turns a typo in
+//! a port or a connection type into an error before any host is touched. An error points at
+//! the place that set the winning value ([`Var::origin`]) and names the variable.
+
+use serde_json::Value;
+
+use super::{Connection, ConnectionKind, Var, Vars};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+
+/// The accepted `ansible_connection` values: `paramiko` and `smart` are Ansible's other ssh
+/// connections and mean ssh here.
+pub const CONNECTION_KINDS: &[&str] = &["ssh", "local", "paramiko", "smart"];
+
+/// Reads the connection variables of `host` (its merged variables), reporting every bad
+/// value. String values are taken verbatim, templates included.
+pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let mut r = Reader {
+        vars,
+        diags: &mut diags,
+    };
+    let mut c = Connection::default_for(host);
+    if let Some(address) = r.string(&["ansible_host", "ansible_ssh_host"]) {
+        c.address = address;
+    }
+    c.port = r.port(&["ansible_port", "ansible_ssh_port"]);
+    c.user = r.string(&["ansible_user", "ansible_ssh_user"]);
+    c.private_key_file = r.string(&["ansible_ssh_private_key_file", "ansible_private_key_file"]);
+    c.known_hosts_file = r.string(&["pgdeploy_known_hosts_file"]);
+    c.become_ = r.boolean("ansible_become").unwrap_or(false);
+    c.become_user = r.string(&["ansible_become_user"]);
+    if let Some(kind) = r.kind() {
+        c.kind = kind;
+    }
+    diags.into_result(c)
+}
+
+struct Reader<'a> {
+    vars: &'a Vars,
+    diags: &'a mut Diagnostics,
+}
+
+impl<'a> Reader<'a> {
+    /// The first of `names` that is set (Ansible's legacy aliases come after the main name).
+    fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a Var)> {
+        let vars: &'a Vars = self.vars;
+        names
+            .iter()
+            .find_map(|n| vars.get(*n).map(|v| (*n, v)))
+            .filter(|(_, v)| !v.value.is_null())
+    }
+
+    fn bad(&mut self, name: &str, var: &Var, expected: &str) {
+        let mut d = Diagnostic::error(
+            Some(var.origin.clone()),
+            name,
+            format!("`{name}` must be {expected}, found {}", shown(&var.value)),
+        );
+        if is_template(&var.value) {
+            d = d.with_help(
+                "templates are not rendered in this connection variable; set a literal value",
+            );
+        }
+        self.diags.push(d);
+    }
+
+    fn string(&mut self, names: &[&'static str]) -> Option<String> {
+        let (name, var) = self.find(names)?;
+        match &var.value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => {
+                self.bad(name, var, "a string");
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, names: &[&'static str]) -> Option<u16> {
+        let (name, var) = self.find(names)?;
+        let port = match &var.value {
+            Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+            Value::String(s) => s.trim().parse::<u16>().ok(),
+            _ => None,
+        };
+        match port {
+            Some(p) if p > 0 => Some(p),
+            _ => {
+                self.bad(name, var, "a port number from 1 to 65535");
+                None
+            }
+        }
+    }
+
+    /// A boolean the way Ansible's `boolean()` reads one: `yes`/`no`, `true`/`false`,
+    /// `on`/`off`, `1`/`0`, `y`/`n`, `t`/`f`, any case.
+    fn boolean(&mut self, name: &'static str) -> Option<bool> {
+        let (name, var) = self.find(&[name])?;
+        let b = match &var.value {
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) => match n.as_f64().map(|x| (x == 1.0, x == 0.0)) {
+                Some((true, _)) => Some(true),
+                Some((_, true)) => Some(false),
+                _ => None,
+            },
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "yes" | "true" | "on" | "1" | "y" | "t" => Some(true),
+                "no" | "false" | "off" | "0" | "n" | "f" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if b.is_none() {
+            self.bad(name, var, "a boolean (`true`/`false`, `yes`/`no`)");
+        }
+        b
+    }
+
+    fn kind(&mut self) -> Option<ConnectionKind> {
+        let (name, var) = self.find(&["ansible_connection"])?;
+        let text = var
+            .value
+            .as_str()
+            .map(|s| s.trim().trim_start_matches("ansible.builtin."));
+        match text {
+            Some("ssh" | "paramiko" | "paramiko_ssh" | "smart") => Some(ConnectionKind::Ssh),
+            Some("local") => Some(ConnectionKind::Local),
+            _ => {
+                let valid: Vec<String> =
+                    CONNECTION_KINDS.iter().map(|k| format!("`{k}`")).collect();
+                let mut d = Diagnostic::error(
+                    Some(var.origin.clone()),
+                    name,
+                    format!(
+                        "`{name}` must be one of {}, found {}",
+                        valid.join(", "),
+                        shown(&var.value)
+                    ),
+                );
+                if let Some(best) =
+                    text.and_then(|t| did_you_mean(t, CONNECTION_KINDS.iter().copied()))
+                {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                }
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+}
+
+fn is_template(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.contains("{{") || s.contains("{%"))
+}
+
+/// A value as shown in messages: the text of a string, JSON otherwise, in backticks.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "a mapping".to_string(),
+        other => format!("`{other}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Location, Mark, SourceFile};
+    use serde_json::json;
+
+    fn vars(pairs: &[(&str, Value)]) -> Vars {
+        let file = SourceFile::new("inv.yml");
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let origin = Location::new(
+                    &file,
+                    Mark {
+                        line: i as u32 + 1,
+                        col: 7,
+                    },
+                );
+                (
+                    k.to_string(),
+                    Var {
+                        value: v.clone(),
+                        origin,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_to_ssh_to_the_inventory_name() {
+        assert_eq!(
+            connection_from_vars("pg1", &Vars::new()).unwrap(),
+            Connection::default_for("pg1")
+        );
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_host", json!("10.0.0.1")),
+                ("ansible_port", json!("2222")),
+                ("ansible_user", json!("admin")),
+                ("ansible_ssh_private_key_file", json!("~/.ssh/id")),
+                ("pgdeploy_known_hosts_file", json!("kh")),
+                ("ansible_become", json!("yes")),
+                ("ansible_become_user", json!("postgres")),
+                ("ansible_connection", json!("paramiko")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Connection {
+                kind: ConnectionKind::Ssh,
+                address: "10.0.0.1".into(),
+                port: Some(2222),
+                user: Some("admin".into()),
+                private_key_file: Some("~/.ssh/id".into()),
+                known_hosts_file: Some("kh".into()),
+                become_: true,
+                become_user: Some("postgres".into()),
+            }
+        );
+        let local =
+            connection_from_vars("x", &vars(&[("ansible_connection", json!("local"))])).unwrap();
+        assert_eq!(local.kind, ConnectionKind::Local);
+        let legacy = connection_from_vars(
+            "x",
+            &vars(&[
+                ("ansible_ssh_host", json!("h")),
+                ("ansible_ssh_port", json!(22)),
+            ]),
+        );
+        assert_eq!(legacy.unwrap().port, Some(22));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_where_it_was_set() {
+        let err = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_port", json!(70000)),
+                ("ansible_become", json!("maybe")),
+                ("ansible_connection", json!("sshd")),
+                ("ansible_user", json!([1])),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error: inv.yml:1:7: ansible_port: `ansible_port` must be a port number from 1 to 65535, found `70000`\n\
+             error: inv.yml:4:7: ansible_user: `ansible_user` must be a string, found a list\n\
+             error: inv.yml:2:7: ansible_become: `ansible_become` must be a boolean (`true`/`false`, `yes`/`no`), found `maybe`\n\
+             error: inv.yml:3:7: ansible_connection: `ansible_connection` must be one of `ssh`, `local`, `paramiko`, \
+             `smart`, found `sshd`\n  help: did you mean `ssh`?\n"
+        );
+    }
+
+    #[test]
+    fn templated_ports_get_a_hint() {
+        let err =
+            connection_from_vars("pg1", &vars(&[("ansible_port", json!("{{ p }}"))])).unwrap_err();
+        assert!(
+            err.to_string().contains("help: templates are not rendered"),
+            "{err}"
+        );
+    }
+}
