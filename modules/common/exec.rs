@@ -41,6 +41,9 @@ pub fn failure(shown: &str, out: &ExecOutput) -> ModuleError {
         stderr.into_owned()
     };
     let mut output = text.trim().to_string();
+    if output.is_empty() {
+        output = "no output".to_string();
+    }
     if output.len() > MAX_OUTPUT {
         let mut end = MAX_OUTPUT;
         while !output.is_char_boundary(end) {
