@@ -329,6 +329,28 @@ mod tests {
     }
 
     #[test]
+    fn probe_script_runs_in_a_real_shell() {
+        let fake = "systemctl() { case \"$1\" in is-active) echo activating;; \
+                    is-enabled) echo nope >&2; return 1;; \
+                    show) echo LoadState=loaded; echo NeedDaemonReload=yes;; esac; }; ";
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{fake}{}", probe_script("it's.service")))
+            .output()
+            .unwrap();
+        let state = parse_probe(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            state,
+            UnitState {
+                active: "activating".into(),
+                enabled: "".into(),
+                loaded: true,
+                need_daemon_reload: true,
+            }
+        );
+    }
+
+    #[test]
     fn probe_script_reads_everything_at_once() {
         let s = probe_script("a b.service");
         assert!(s.contains("is-active -- 'a b.service'"));
