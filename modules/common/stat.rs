@@ -76,9 +76,9 @@ pub struct PathState {
 pub fn probe_script(path: &str, content: bool) -> String {
     let p = quote(path);
     let mut s = format!(
-        "if [ -e {p} ]; then stat -L --printf '%F\\t%U\\t%G\\t%u\\t%g\\t%a\\n' -- {p} || exit {PROBE_FAILED}; \
+        "if [ -e {p} ]; then LC_ALL=C stat -L --printf '%F\\t%U\\t%G\\t%u\\t%g\\t%a\\n' -- {p} || exit {PROBE_FAILED}; \
          else echo missing; fi; \
-         if [ -L {p} ]; then stat --printf 'link\\t%U\\t%G\\t%u\\t%g\\t' -- {p} && readlink -- {p} || exit {PROBE_FAILED}; \
+         if [ -L {p} ]; then LC_ALL=C stat --printf 'link\\t%U\\t%G\\t%u\\t%g\\t' -- {p} && readlink -- {p} || exit {PROBE_FAILED}; \
          else echo nolink; fi"
     );
     if content {

@@ -44,7 +44,7 @@ pub fn query_script(manager: Option<Manager>, names: &[&str], latest: bool) -> S
         "echo dnf; rpm -q --qf '%{{NAME}}\\t%{{VERSION}}-%{{RELEASE}}\\n' -- {list} 2>/dev/null; \
          echo {CANDIDATES}{}",
         if latest {
-            format!("; dnf -q list --upgrades -- {list} 2>/dev/null")
+            format!("; LC_ALL=C dnf -q list --upgrades -- {list} 2>/dev/null")
         } else {
             String::new()
         }
