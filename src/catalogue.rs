@@ -10,6 +10,9 @@ use crate::module::{Module, Typed};
 mod checks;
 use checks::*;
 
+#[path = "../modules/common/mod.rs"]
+mod common;
+
 #[path = "../modules/command/mod.rs"]
 pub mod command;
 #[path = "../modules/copy/mod.rs"]

@@ -65,11 +65,20 @@ impl Diff {
 }
 
 /// The outcome of planning one task on one host.
+///
+/// Most plans are either unchanged (nothing to apply) or a list of changes. Two extras serve
+/// modules that cannot know everything in advance, such as `command`:
+/// - [`Plan::run_unchanged`]: work that `apply` must run although it changes nothing worth
+///   reporting (`changed_when: false`), so `plan`/`check` show no drift for it;
+/// - [`Plan::report_changed`]: `apply` tells the engine whether it really changed something
+///   (`changed_when: EXPR` is only known once the command ran).
 #[derive(Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
     /// The module's typed description of the work, for its own `apply`.
     work: Option<Box<dyn Any + Send + Sync>>,
+    /// What `apply` found, when it decides itself whether it changed something.
+    outcome: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -90,10 +99,36 @@ impl Plan {
         Plan {
             changes,
             work: Some(Box::new(work)),
+            outcome: Default::default(),
+        }
+    }
+    /// Work to apply that changes nothing to report: `apply` must be called all the same.
+    pub fn run_unchanged<W: Any + Send + Sync>(work: W) -> Self {
+        Plan {
+            changes: Vec::new(),
+            work: Some(Box::new(work)),
+            outcome: Default::default(),
         }
     }
     pub fn is_changed(&self) -> bool {
         !self.changes.is_empty()
+    }
+    /// Whether the engine must call `apply`: there are changes, or work to run regardless.
+    pub fn needs_apply(&self) -> bool {
+        self.is_changed() || self.work.is_some()
+    }
+    /// Called by `apply` when the module itself decides whether it changed the host. The
+    /// first report wins.
+    pub fn report_changed(&self, changed: bool) {
+        let _ = self.outcome.set(changed);
+    }
+    /// Whether applying this plan changed the host: what `apply` reported, else whether
+    /// changes were planned.
+    pub fn applied_changed(&self) -> bool {
+        self.outcome
+            .get()
+            .copied()
+            .unwrap_or_else(|| self.is_changed())
     }
     /// The typed work stored by `plan`.
     pub fn work<W: Any>(&self) -> Option<&W> {
@@ -124,5 +159,18 @@ mod tests {
         assert_eq!(p.work::<u32>(), Some(&42));
         assert!(p.work::<String>().is_none());
         assert!(!Plan::unchanged().is_changed());
+        assert!(!Plan::unchanged().needs_apply());
+    }
+
+    #[test]
+    fn run_unchanged_and_reported_outcome() {
+        let p = Plan::run_unchanged(1u8);
+        assert!(!p.is_changed() && p.needs_apply() && !p.applied_changed());
+        p.report_changed(true);
+        assert!(p.applied_changed());
+        let q = Plan::changes(vec![Change::new("run `x`")], 1u8);
+        assert!(q.applied_changed());
+        q.report_changed(false);
+        assert!(!q.applied_changed());
     }
 }

@@ -6,6 +6,9 @@ use serde::Deserialize;
 use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
 use crate::params::Mode;
 
+use super::common::attrs::Wanted;
+use super::common::content::{self, ContentWork, Desired};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Copy {
@@ -19,13 +22,46 @@ pub struct Copy {
     pub validate: Option<String>,
 }
 
+impl Copy {
+    /// The wanted bytes: `content` as given, or the local `src` file read now (so a plan
+    /// always compares against the file as it is on the workstation).
+    async fn content(&self, cx: &HostContext<'_>) -> Result<Vec<u8>, ModuleError> {
+        match (&self.content, &self.src) {
+            (Some(c), _) => Ok(c.clone().into_bytes()),
+            (None, Some(src)) => {
+                let path = cx.playbook_dir.join(src);
+                tokio::fs::read(&path).await.map_err(|e| {
+                    ModuleError::Failed(format!("cannot read `{}`: {e}", path.display()))
+                })
+            }
+            (None, None) => Err(ModuleError::Failed(
+                "missing field `content` or `src`".into(),
+            )),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Action for Copy {
-    async fn plan(&self, _cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        Err(ModuleError::Failed("module `copy` cannot plan yet".into()))
+    /// One round trip: the probe reads `dest`'s type, owner, mode and bytes together.
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let desired = Desired {
+            dest: &self.dest,
+            content: self.content(cx).await?,
+            wanted: Wanted {
+                owner: self.owner.as_deref(),
+                group: self.group.as_deref(),
+                mode: self.mode,
+            },
+            validate: self.validate.as_deref(),
+        };
+        content::plan(cx, &desired).await
     }
-    async fn apply(&self, _cx: &HostContext<'_>, _plan: &Plan) -> Result<(), ModuleError> {
-        Err(ModuleError::Failed("module `copy` cannot apply yet".into()))
+    async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
+        match plan.work::<ContentWork>() {
+            Some(work) => content::apply(cx, work).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,8 +3,17 @@
 
 use serde::Deserialize;
 
-use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
+use crate::module::{
+    Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
+};
 use crate::params::OneOrMany;
+use crate::transport::ExecRequest;
+
+mod query;
+use query::{parse_query, query_script, Installed};
+pub use query::{Manager, PackagesWork};
+
+use super::common::exec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -26,19 +35,167 @@ pub struct Packages {
     pub update_cache: bool,
 }
 
-#[async_trait::async_trait]
-impl Action for Packages {
-    async fn plan(&self, _cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        Err(ModuleError::Failed(
-            "module `packages` cannot plan yet".into(),
-        ))
+/// A requested package: its name and, with apt, an optional `=VERSION` pin (a trailing `*`
+/// matches any version starting with what precedes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wanted<'a> {
+    spec: &'a str,
+    name: &'a str,
+    pin: Option<&'a str>,
+}
+
+impl<'a> Wanted<'a> {
+    fn parse(spec: &'a str, manager: Manager) -> Self {
+        match (manager, spec.split_once('=')) {
+            (Manager::Apt, Some((name, pin))) => Wanted {
+                spec,
+                name,
+                pin: Some(pin),
+            },
+            _ => Wanted {
+                spec,
+                name: spec,
+                pin: None,
+            },
+        }
     }
-    async fn apply(&self, _cx: &HostContext<'_>, _plan: &Plan) -> Result<(), ModuleError> {
-        Err(ModuleError::Failed(
-            "module `packages` cannot apply yet".into(),
-        ))
+    fn pin_matches(&self, version: &str) -> bool {
+        match self.pin {
+            None => true,
+            Some(pin) => match pin.strip_suffix('*') {
+                Some(prefix) => version.starts_with(prefix),
+                None => version == pin,
+            },
+        }
     }
 }
+
+impl Packages {
+    fn manager_from_facts(cx: &HostContext<'_>) -> Option<Manager> {
+        cx.facts
+            .get("ansible_pkg_mgr")
+            .and_then(|v| v.as_str())
+            .and_then(Manager::from_fact)
+    }
+
+    fn decide(&self, manager: Manager, found: &Installed) -> (Vec<Change>, PackagesWork) {
+        let mut work = PackagesWork {
+            manager,
+            update_cache: self.update_cache,
+            install: Vec::new(),
+            upgrade: Vec::new(),
+            remove: Vec::new(),
+        };
+        let mut upgrades = Vec::new();
+        let mut repins = Vec::new();
+        for spec in &self.name.0 {
+            let w = Wanted::parse(spec, manager);
+            let installed = found.versions.get(w.name);
+            match (self.state, installed) {
+                (PackageState::Absent, Some(_)) => work.remove.push(w.name.to_string()),
+                (PackageState::Absent, None) => {}
+                (_, None) => work.install.push(w.spec.to_string()),
+                (_, Some(v)) if !w.pin_matches(v) => {
+                    repins.push(format!("`{}` (`{v}` installed)", w.spec));
+                    work.install.push(w.spec.to_string());
+                }
+                (PackageState::Latest, Some(v)) if w.pin.is_none() => {
+                    if let Some(new) = found.upgrades.get(w.name) {
+                        upgrades.push(format!("`{}` (`{v}` → `{new}`)", w.name));
+                        match manager {
+                            Manager::Apt => work.install.push(w.spec.to_string()),
+                            Manager::Dnf => work.upgrade.push(w.spec.to_string()),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut changes = Vec::new();
+        let needs_index = !work.install.is_empty() || !work.upgrade.is_empty();
+        if self.update_cache && needs_index {
+            changes.push(Change::new("refresh the package index"));
+        }
+        let newly: Vec<String> = work
+            .install
+            .iter()
+            .filter(|s| !found.versions.contains_key(Wanted::parse(s, manager).name))
+            .map(|s| format!("`{s}`"))
+            .collect();
+        if !newly.is_empty() {
+            changes.push(Change::new(format!("install {}", newly.join(", "))));
+        }
+        if !repins.is_empty() {
+            changes.push(Change::new(format!("install {}", repins.join(", "))));
+        }
+        if !upgrades.is_empty() {
+            changes.push(Change::new(format!("upgrade {}", upgrades.join(", "))));
+        }
+        if !work.remove.is_empty() {
+            let names: Vec<String> = work.remove.iter().map(|n| format!("`{n}`")).collect();
+            changes.push(Change::new(format!("remove {}", names.join(", "))));
+        }
+        (changes, work)
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Packages {
+    /// One round trip: every name is queried in one command (plus `apt-cache policy` or
+    /// `dnf list --upgrades` in the same script for `latest`); without the `ansible_pkg_mgr`
+    /// fact, the same script also finds the manager.
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let known = Self::manager_from_facts(cx);
+        let names: Vec<&str> = self
+            .name
+            .0
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((name, _)) if known != Some(Manager::Dnf) => name,
+                _ => s.as_str(),
+            })
+            .collect();
+        let latest = self.state == PackageState::Latest;
+        let script = query_script(known, &names, latest);
+        let out = exec::run(cx, &script).await?;
+        let (manager, found) = parse_query(&String::from_utf8_lossy(&out.stdout));
+        let Some(manager) = manager else {
+            return Err(ModuleError::Failed(format!(
+                "no supported package manager on `{}` (neither `apt-get` nor `dnf` found)",
+                cx.host
+            )));
+        };
+        let (changes, work) = self.decide(manager, &found);
+        Ok(if changes.is_empty() {
+            Plan::unchanged()
+        } else {
+            Plan::changes(changes, work)
+        })
+    }
+
+    /// One round trip: the index refresh (if asked), installs, upgrades and removals chained.
+    async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
+        if let Some(work) = plan.work::<PackagesWork>() {
+            let command = work.command();
+            if !command.is_empty() {
+                let req = ExecRequest {
+                    command: command.clone(),
+                    become_: cx.become_.clone(),
+                    timeout: Some(INSTALL_TIMEOUT),
+                    ..ExecRequest::default()
+                };
+                let out = cx.transport.exec(&req).await?;
+                if out.status != 0 {
+                    return Err(exec::failure(&command, &out));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installing can take much longer than the transport's default command timeout.
+const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 impl Params for Packages {
     const NAME: &'static str = "packages";
@@ -62,5 +219,90 @@ impl Params for Packages {
             }
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::common::fake::*;
+
+    fn packages(names: &[&str], state: PackageState, update_cache: bool) -> Packages {
+        Packages {
+            name: OneOrMany(names.iter().map(|s| s.to_string()).collect()),
+            state,
+            update_cache,
+        }
+    }
+
+    fn facts(mgr: &str) -> crate::template::Facts {
+        [("ansible_pkg_mgr".to_string(), serde_json::json!(mgr))]
+            .into_iter()
+            .collect()
+    }
+
+    const DPKG: &str = "apt\ncurl\tinstall ok installed\t7.88\n--candidates--\n";
+
+    #[test]
+    fn installs_only_what_is_missing_in_one_batch() {
+        let p = packages(&["curl", "acl", "jq"], PackageState::Present, true);
+        let h = Harness::new(
+            FakeTransport::default().answer("dpkg-query", output(1, DPKG)),
+            facts("apt"),
+        );
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let summaries: Vec<_> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            ["refresh the package index", "install `acl`, `jq`"]
+        );
+        block_on(p.apply(&h.cx(), &plan)).unwrap();
+        let cmds = h.transport.commands();
+        assert_eq!(cmds.len(), 2);
+        assert!(cmds[0].starts_with("echo apt; dpkg-query"));
+        assert!(cmds[1].starts_with("apt-get -q update && ") && cmds[1].ends_with("-- acl jq"));
+    }
+
+    #[test]
+    fn installed_is_a_no_op_and_update_cache_is_skipped() {
+        let p = packages(&["curl"], PackageState::Present, true);
+        let h = Harness::new(
+            FakeTransport::default().answer("dpkg-query", output(0, DPKG)),
+            facts("apt"),
+        );
+        assert!(!block_on(p.plan(&h.cx())).unwrap().is_changed());
+    }
+
+    #[test]
+    fn latest_absent_and_pins() {
+        let found = Installed {
+            versions: [("curl".into(), "1.0".into()), ("nano".into(), "2".into())].into(),
+            upgrades: [("curl".into(), "1.1".into())].into(),
+        };
+        let (changes, work) =
+            packages(&["curl"], PackageState::Latest, false).decide(Manager::Dnf, &found);
+        assert_eq!(changes[0].summary, "upgrade `curl` (`1.0` → `1.1`)");
+        assert_eq!(work.upgrade, ["curl"]);
+        let (changes, work) =
+            packages(&["nano", "vim"], PackageState::Absent, false).decide(Manager::Apt, &found);
+        assert_eq!(changes[0].summary, "remove `nano`");
+        assert_eq!(work.remove, ["nano"]);
+        let (changes, _) = packages(&["curl=1.0*", "nano=3"], PackageState::Present, false)
+            .decide(Manager::Apt, &found);
+        assert_eq!(changes[0].summary, "install `nano=3` (`2` installed)");
+    }
+
+    #[test]
+    fn probes_the_manager_without_facts() {
+        let p = packages(&["curl"], PackageState::Present, false);
+        let h = Harness::new(
+            FakeTransport::default().answer("command -v", output(0, "none\n")),
+            Default::default(),
+        );
+        let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "no supported package manager on `h1` (neither `apt-get` nor `dnf` found)"
+        );
     }
 }

@@ -6,6 +6,9 @@ use serde::Deserialize;
 use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
 use crate::params::Mode;
 
+use super::common::attrs::Wanted;
+use super::common::content::{self, ContentWork, Desired};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
@@ -18,17 +21,63 @@ pub struct Template {
     pub validate: Option<String>,
 }
 
+impl Template {
+    /// The template rendered for this host. Errors name the template file and line, and the
+    /// kind of error, but never the rendered text (it may hold secrets).
+    async fn render(&self, cx: &HostContext<'_>) -> Result<String, ModuleError> {
+        let parse_cx = ParseContext {
+            playbook_dir: cx.playbook_dir,
+        };
+        let path = super::find_template(&self.src, &parse_cx)
+            .map_err(|p| ModuleError::Failed(p.message))?;
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+            ModuleError::Failed(format!("cannot read template `{}`: {e}", path.display()))
+        })?;
+        render_text(&cx.scope.shared().env, &text, &cx.scope.context())
+            .map_err(|e| ModuleError::Failed(format!("template `{}`: {e}", path.display())))
+    }
+}
+
+/// Renders `text` with `ctx`; the error says where (line) and what went wrong.
+fn render_text(
+    env: &minijinja::Environment<'static>,
+    text: &str,
+    ctx: &minijinja::Value,
+) -> Result<String, String> {
+    env.render_str(text, ctx).map_err(|e| {
+        let what = match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.kind()),
+            None => e.kind().to_string(),
+        };
+        match e.line() {
+            Some(line) => format!("line {line}: {what}"),
+            None => what,
+        }
+    })
+}
+
 #[async_trait::async_trait]
 impl Action for Template {
-    async fn plan(&self, _cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        Err(ModuleError::Failed(
-            "module `template` cannot plan yet".into(),
-        ))
+    /// One round trip, as `copy`: rendering is local, the probe reads `dest` in one exec.
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let desired = Desired {
+            dest: &self.dest,
+            content: self.render(cx).await?.into_bytes(),
+            wanted: Wanted {
+                owner: self.owner.as_deref(),
+                group: self.group.as_deref(),
+                mode: self.mode,
+            },
+            validate: self.validate.as_deref(),
+        };
+        content::plan(cx, &desired).await
     }
-    async fn apply(&self, _cx: &HostContext<'_>, _plan: &Plan) -> Result<(), ModuleError> {
-        Err(ModuleError::Failed(
-            "module `template` cannot apply yet".into(),
-        ))
+    /// Writes what was rendered at plan time: the applied file is exactly the planned one.
+    async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
+        match plan.work::<ContentWork>() {
+            Some(work) => content::apply(cx, work).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,0 +1,85 @@
+//! Running commands on the host with the task's privilege, and turning failures into
+//! [`ModuleError`]s that name the command but never its input.
+
+use crate::module::{HostContext, ModuleError};
+use crate::transport::{ExecOutput, ExecRequest};
+
+/// At most this much of a failed command's output goes into an error message.
+const MAX_OUTPUT: usize = 2000;
+
+/// Runs `command` as the task's user and returns its output, whatever its exit status.
+pub async fn run(cx: &HostContext<'_>, command: &str) -> Result<ExecOutput, ModuleError> {
+    let req = ExecRequest {
+        command: command.to_string(),
+        become_: cx.become_.clone(),
+        ..ExecRequest::default()
+    };
+    Ok(cx.transport.exec(&req).await?)
+}
+
+/// Runs `command` and fails unless it exits 0. `shown` is how the command is named in the
+/// error (the whole script is often too long to be useful).
+pub async fn check(
+    cx: &HostContext<'_>,
+    command: &str,
+    shown: &str,
+) -> Result<ExecOutput, ModuleError> {
+    let out = run(cx, command).await?;
+    if out.status == 0 {
+        Ok(out)
+    } else {
+        Err(failure(shown, &out))
+    }
+}
+
+/// The error for a command that exited with a non-zero status: its stderr, else its stdout.
+pub fn failure(shown: &str, out: &ExecOutput) -> ModuleError {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = if stderr.trim().is_empty() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        stderr.into_owned()
+    };
+    let mut output = text.trim().to_string();
+    if output.is_empty() {
+        output = "no output".to_string();
+    }
+    if output.len() > MAX_OUTPUT {
+        let mut end = MAX_OUTPUT;
+        while !output.is_char_boundary(end) {
+            end -= 1;
+        }
+        output.truncate(end);
+        output.push('…');
+    }
+    ModuleError::Command {
+        command: shown.to_string(),
+        status: out.status,
+        output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_prefers_stderr_and_truncates() {
+        let out = ExecOutput {
+            status: 2,
+            stdout: b"out".to_vec(),
+            stderr: b" bad \n".to_vec(),
+        };
+        let e = failure("x", &out).to_string();
+        assert_eq!(e, "`x` failed with exit status 2: bad");
+        let out = ExecOutput {
+            status: 1,
+            stdout: "é".repeat(3000).into_bytes(),
+            stderr: Vec::new(),
+        };
+        match failure("x", &out) {
+            ModuleError::Command { output, .. } => assert!(output.len() <= MAX_OUTPUT + 3),
+            other => panic!("{other}"),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Helpers the generic modules share: shell quoting, running commands with the task's
+//! privilege, reading a path's state in one round trip, fixing owner/group/mode, and planning
+//! a file's content (`copy`, `template`).
+
+pub mod attrs;
+pub mod content;
+pub mod exec;
+pub mod shell;
+pub mod stat;
+
+#[cfg(test)]
+pub mod fake;

@@ -1,0 +1,39 @@
+//! Quoting for `/bin/sh` command lines: every path or name a module puts in a command goes
+//! through [`quote`], so spaces, quotes and `$` in values never change the command.
+
+/// `s` as one shell word: bare when it only holds safe characters, else single-quoted (with
+/// `'` written as `'\''`).
+pub fn quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Several words, quoted and joined by spaces.
+pub fn quote_all<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(quote("/etc/etcd/etcd.conf"), "/etc/etcd/etcd.conf");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$HOME"), "'$HOME'");
+        assert_eq!(quote_all(&["a", "b c"]), "a 'b c'");
+    }
+}
