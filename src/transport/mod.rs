@@ -4,9 +4,19 @@
 //! call the methods below, so the same module code runs over SSH, locally, or against the
 //! in-memory transport used by unit tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+pub mod local;
+pub mod memory;
+pub mod shell;
+pub mod ssh;
+
+pub use local::LocalTransport;
+pub use memory::MemoryTransport;
+pub use ssh::{JumpHost, SshConfigFile, SshParams, SshTarget, SshTransport};
 
 /// Who a command or file operation runs as on the host (Ansible's `become`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -77,8 +87,11 @@ pub trait Transport: Send + Sync {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError>;
 
     /// Reads a whole file; `Ok(None)` when it does not exist.
-    async fn read_file(&self, path: &str, become_: &Become)
-        -> Result<Option<Vec<u8>>, TransportError>;
+    async fn read_file(
+        &self,
+        path: &str,
+        become_: &Become,
+    ) -> Result<Option<Vec<u8>>, TransportError>;
 
     /// Writes a whole file atomically: a temporary file in the same directory, owner/group/mode
     /// set on it, then `rename` over the target, so readers never see a half-written file.
@@ -89,4 +102,37 @@ pub trait Transport: Send + Sync {
         attrs: &FileAttrs,
         become_: &Become,
     ) -> Result<(), TransportError>;
+
+    /// Ends the connection politely (SSH disconnect). Dropping the transport also ends it;
+    /// this only lets the server log a clean logout. Operations after `close` fail.
+    async fn close(&self) {}
+}
+
+/// How to reach one inventory host, as the engine resolved it.
+// One per host per run: the size difference costs nothing worth a `Box` in every pattern.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionTarget {
+    /// Over SSH (the default `ansible_connection: ssh`).
+    Ssh(SshTarget),
+    /// On this machine (`ansible_connection: local`), on behalf of inventory host `host`.
+    Local { host: String },
+}
+
+impl ConnectionTarget {
+    /// The inventory host name.
+    pub fn host(&self) -> &str {
+        match self {
+            ConnectionTarget::Ssh(t) => &t.host,
+            ConnectionTarget::Local { host } => host,
+        }
+    }
+}
+
+/// Opens the one connection the engine keeps for a host for the whole run.
+pub async fn connect(target: &ConnectionTarget) -> Result<Arc<dyn Transport>, TransportError> {
+    match target {
+        ConnectionTarget::Ssh(t) => Ok(Arc::new(SshTransport::connect(t).await?)),
+        ConnectionTarget::Local { host } => Ok(Arc::new(LocalTransport::new(host.clone()))),
+    }
 }
