@@ -88,6 +88,17 @@ async fn many_concurrent_execs_share_one_connection() {
     assert_eq!(during, 1, "expected one TCP connection while commands ran");
     assert_eq!(sshd.client_connections(), 1);
 
+    // A burst of very short commands, more than sshd's MaxSessions (10) at once.
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.exec(&req("true")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status, 0);
+    }
+
     // A plain no-op round trip on the open connection.
     let started = Instant::now();
     for _ in 0..20 {
@@ -196,7 +207,10 @@ async fn permission_denied_is_an_error_not_a_missing_file() {
 
     // Even a file that does not exist, behind a directory we cannot search, is an error.
     let hidden = dir.path().join("nope");
-    assert!(t.read_file(hidden.to_str().unwrap(), &nobody).await.is_err());
+    assert!(t
+        .read_file(hidden.to_str().unwrap(), &nobody)
+        .await
+        .is_err());
     // As root it is simply missing.
     assert_eq!(
         t.read_file(hidden.to_str().unwrap(), &Become::Root)
@@ -322,7 +336,11 @@ async fn proxy_jump_through_one_sshd_to_another() {
     t.close().await;
 
     // The jump host's key is verified too.
-    std::fs::write(&known_hosts, format!("{}\n", target_sshd.known_hosts_line())).unwrap();
+    std::fs::write(
+        &known_hosts,
+        format!("{}\n", target_sshd.known_hosts_line()),
+    )
+    .unwrap();
     let err = SshTransport::connect(&target)
         .await
         .err()
@@ -443,7 +461,10 @@ async fn wrong_key_is_an_authentication_failure_naming_the_user() {
     let err = SshTransport::connect(&target).await.err().unwrap();
     let msg = err.to_string();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{msg}");
-    assert!(msg.contains("authentication failed for user `root`"), "{msg}");
+    assert!(
+        msg.contains("authentication failed for user `root`"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -466,4 +487,53 @@ async fn command_timeout_is_reported_and_the_connection_survives() {
     );
     assert!(err.to_string().contains("sleep 30"), "{err}");
     assert_eq!(t.exec(&req("echo alive")).await.unwrap().stdout, b"alive\n");
+}
+
+/// Timing, not correctness: `cargo test --test ssh_transport -- --ignored --nocapture`.
+/// Log in as a user whose shell startup is cheap (root's `.bashrc` may run slow tools on every
+/// command): set `PGDEPLOY_BENCH_USER` to such a user (`useradd -m -s /bin/bash bench;
+/// usermod -p '*' bench`), else root is used.
+#[tokio::test]
+#[ignore]
+async fn bench_exec_over_one_connection() {
+    let user = std::env::var("PGDEPLOY_BENCH_USER").unwrap_or_else(|_| "root".into());
+    let sshd = Sshd::start();
+    let started = Instant::now();
+    let t: Arc<dyn Transport> = Arc::new(
+        SshTransport::connect(&sshd.target_as("db1", &user))
+            .await
+            .unwrap(),
+    );
+    eprintln!("connect + auth as `{user}`: {:?}", started.elapsed());
+    let started = Instant::now();
+    for _ in 0..50 {
+        t.exec(&req("true")).await.unwrap();
+    }
+    eprintln!("50 sequential no-op execs: {:?}", started.elapsed());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.exec(&req("true")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status, 0);
+    }
+    eprintln!("50 concurrent no-op execs: {:?}", started.elapsed());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let t = t.clone();
+            tokio::spawn(async move {
+                t.read_file(&format!("/etc/hostname{}", i % 2), &Become::No)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    eprintln!("50 concurrent read_file: {:?}", started.elapsed());
+    assert_eq!(sshd.client_connections(), 1);
 }

@@ -133,7 +133,10 @@ impl Sshd {
                 .arg(&log)
                 .args(["-o", &format!("Port={port}")])
                 .args(["-o", "ListenAddress=127.0.0.1"])
-                .args(["-o", &format!("AuthorizedKeysFile={}", authorized.display())])
+                .args([
+                    "-o",
+                    &format!("AuthorizedKeysFile={}", authorized.display()),
+                ])
                 .args([
                     "-o",
                     &format!("PidFile={}", dir.path().join("sshd.pid").display()),

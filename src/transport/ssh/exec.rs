@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use russh::client::Handle;
-use russh::{ChannelMsg, Sig};
+use russh::client::{Handle, Msg};
+use russh::{Channel, ChannelMsg, Sig};
 use tokio::time::Instant;
 
 use super::super::ExecOutput;
@@ -31,10 +31,7 @@ pub(super) async fn run(
 ) -> Result<ExecOutput, ExecError> {
     let deadline = Instant::now() + limit;
     let open = async {
-        let channel = session
-            .channel_open_session()
-            .await
-            .map_err(|e| ExecError::Failed(format!("cannot open an SSH channel: {e}")))?;
+        let channel = open_channel(session).await?;
         channel
             .exec(true, line)
             .await
@@ -104,6 +101,33 @@ pub(super) async fn run(
             let _ = writer.signal(Sig::KILL).await;
             let _ = writer.close().await;
             Err(ExecError::Timeout)
+        }
+    }
+}
+
+/// Opens a session channel, retrying briefly when the server refuses it.
+///
+/// sshd frees a finished session slightly after it has sent us the channel close, so right
+/// after a burst of short commands a new channel may be refused as over `MaxSessions`
+/// ("connect failed") although we never have more open than allowed. The refusal is transient:
+/// retry with a growing pause, about 3 s in all, before reporting it.
+async fn open_channel(session: &Handle<Client>) -> Result<Channel<Msg>, ExecError> {
+    let mut pause = Duration::from_millis(2);
+    let mut attempts = 0;
+    loop {
+        match session.channel_open_session().await {
+            Ok(channel) => return Ok(channel),
+            Err(russh::Error::ChannelOpenFailure(reason)) if attempts < 20 => {
+                tracing::debug!(?reason, attempts, "channel refused, retrying");
+                attempts += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(e) => {
+                return Err(ExecError::Failed(format!(
+                    "cannot open an SSH channel: {e}"
+                )))
+            }
         }
     }
 }
