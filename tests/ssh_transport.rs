@@ -168,6 +168,7 @@ async fn write_then_read_file_with_owner_group_mode_atomically() {
         .await
         .unwrap_err();
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(msg.contains(path_s), "{msg}");
     assert!(!msg.contains("secret-content-xyz"), "content leaked: {msg}");
     assert_eq!(std::fs::read(&path).unwrap(), b"v2\n");
@@ -202,6 +203,7 @@ async fn permission_denied_is_an_error_not_a_missing_file() {
         .await
         .unwrap_err();
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(msg.contains(secret.to_str().unwrap()), "{msg}");
     assert!(msg.contains("ermission denied"), "{msg}");
 
@@ -266,6 +268,7 @@ async fn changed_host_key_is_refused_naming_the_known_hosts_line() {
         .err()
         .expect("a changed key must be refused");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::HostKey(_)), "{msg}");
     assert!(msg.contains("db1"), "{msg}");
     assert!(msg.contains("line 3"), "{msg}");
@@ -287,6 +290,7 @@ async fn unknown_host_is_refused_unless_accept_new_which_records_it() {
         .err()
         .expect("an unknown key must be refused");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::HostKey(_)), "{msg}");
     assert!(msg.contains("--accept-new-host-keys"), "{msg}");
     assert_eq!(std::fs::read_to_string(&sshd.known_hosts).unwrap(), "");
@@ -346,6 +350,7 @@ async fn proxy_jump_through_one_sshd_to_another() {
         .err()
         .expect("unknown jump host key must be refused");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::HostKey(_)), "{msg}");
     assert!(msg.contains("jump host"), "{msg}");
     assert!(msg.contains(&format!("[127.0.0.1]:{}", jump.port)), "{msg}");
@@ -423,6 +428,7 @@ async fn closed_port_is_unreachable_naming_the_host_within_the_timeout() {
     let err = SshTransport::connect(&target).await.err().unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::Unreachable { .. }), "{msg}");
     assert!(msg.contains("`db9`"), "{msg}");
     assert!(
@@ -442,6 +448,7 @@ async fn silent_server_times_out_the_handshake() {
     let err = SshTransport::connect(&target).await.err().unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::Unreachable { .. }), "{msg}");
     assert!(msg.contains("timed out"), "{msg}");
 }
@@ -460,6 +467,7 @@ async fn wrong_key_is_an_authentication_failure_naming_the_user() {
     target.identity_files = vec![other_key];
     let err = SshTransport::connect(&target).await.err().unwrap();
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, TransportError::Unreachable { .. }), "{msg}");
     assert!(
         msg.contains("authentication failed for user `root`"),

@@ -16,7 +16,7 @@ pub mod ssh;
 
 pub use local::LocalTransport;
 pub use memory::MemoryTransport;
-pub use ssh::{JumpHost, SshConfigFile, SshParams, SshTarget, SshTransport};
+pub use ssh::{JumpHost, SshConfigError, SshConfigFile, SshParams, SshTarget, SshTransport};
 
 /// Who a command or file operation runs as on the host (Ansible's `become`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ssh2_config::{ParseRule, SshConfig as Parsed};
 
-use super::super::{Become, TransportError};
+use super::super::Become;
 use super::{JumpHost, SshTarget};
 
 /// Connection values an inventory may give for one host (Ansible's variable names in brackets);
@@ -29,6 +29,16 @@ pub struct SshParams {
     pub proxy_jump: Option<String>,
 }
 
+/// A problem in the connection settings themselves (not the host): a validation error, to be
+/// reported before any host is contacted.
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    #[error("cannot read ssh config `{path}`: {cause}")]
+    Read { path: PathBuf, cause: String },
+    #[error("host `{host}`: invalid ProxyJump entry `{entry}`")]
+    ProxyJump { host: String, entry: String },
+}
+
 /// A parsed OpenSSH client configuration (or none at all).
 #[derive(Debug, Clone, Default)]
 pub struct SshConfigFile {
@@ -42,7 +52,7 @@ impl SshConfigFile {
     }
 
     /// Parses `~/.ssh/config`; a missing file is the same as an empty one.
-    pub fn load_default() -> Result<Self, TransportError> {
+    pub fn load_default() -> Result<Self, SshConfigError> {
         match dirs::home_dir() {
             Some(home) => Self::load(&home.join(".ssh").join("config")),
             None => Ok(Self::empty()),
@@ -52,7 +62,7 @@ impl SshConfigFile {
     /// Parses the configuration at `path` (injectable for tests); a missing file is the same as
     /// an empty one. Options this parser does not know are ignored, as they do not concern the
     /// values we use, but a malformed file is an error naming it.
-    pub fn load(path: &Path) -> Result<Self, TransportError> {
+    pub fn load(path: &Path) -> Result<Self, SshConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::empty()),
@@ -93,10 +103,10 @@ impl SshConfigFile {
     }
 }
 
-fn config_error(path: &Path, cause: &str) -> TransportError {
-    TransportError::Unreachable {
-        host: path.display().to_string(),
-        reason: format!("cannot read ssh config `{}`: {cause}", path.display()),
+fn config_error(path: &Path, cause: &str) -> SshConfigError {
+    SshConfigError::Read {
+        path: path.to_path_buf(),
+        cause: cause.to_owned(),
     }
 }
 
@@ -122,7 +132,7 @@ impl SshTarget {
         name: &str,
         inventory: &SshParams,
         config: &SshConfigFile,
-    ) -> Result<SshTarget, TransportError> {
+    ) -> Result<SshTarget, SshConfigError> {
         let alias = inventory.host.clone().unwrap_or_else(|| name.to_owned());
         let cfg = config.query(&alias);
         let mut identity_files: Vec<PathBuf> = inventory.private_key_file.iter().cloned().collect();
@@ -131,9 +141,9 @@ impl SshTarget {
         let proxy_jump = match jump_spec.as_deref() {
             None | Some("none") | Some("") => Vec::new(),
             Some(spec) => parse_proxy_jump(spec)
-                .map_err(|reason| TransportError::Unreachable {
+                .map_err(|entry| SshConfigError::ProxyJump {
                     host: name.to_owned(),
-                    reason,
+                    entry,
                 })?
                 .into_iter()
                 .map(|j| j.resolve(config))
@@ -180,12 +190,13 @@ impl JumpSpec {
 }
 
 /// Parses OpenSSH's `ProxyJump` value: comma-separated `[user@]host[:port]` or
-/// `ssh://[user@]host[:port]`, nearest jump first. IPv6 addresses go in brackets.
+/// `ssh://[user@]host[:port]`, nearest jump first. IPv6 addresses go in brackets. The error is
+/// the offending entry.
 fn parse_proxy_jump(spec: &str) -> Result<Vec<JumpSpec>, String> {
     spec.split(',')
         .map(str::trim)
         .map(|one| {
-            let bad = || format!("invalid ProxyJump entry `{one}`");
+            let bad = || one.to_owned();
             let rest = one.strip_prefix("ssh://").unwrap_or(one);
             let (user, hostport) = match rest.rsplit_once('@') {
                 Some((u, h)) if !u.is_empty() => (Some(u.to_owned()), h),

@@ -151,10 +151,10 @@ pub(super) async fn open_hop(
         }
         Err(_) => {
             return Err(HopError::Unreachable(format!(
-                "SSH handshake with {}:{} timed out after {} s",
+                "SSH handshake with {}:{} timed out after {}",
                 hop.address,
                 hop.port,
-                limit.as_secs()
+                human(limit)
             )))
         }
     };
@@ -162,9 +162,9 @@ pub(super) async fn open_hop(
         Ok(Ok(())) => Ok(session),
         Ok(Err(reason)) => Err(HopError::Unreachable(reason)),
         Err(_) => Err(HopError::Unreachable(format!(
-            "authentication as `{}` timed out after {} s",
+            "authentication as `{}` timed out after {}",
             hop.user,
-            limit.as_secs()
+            human(limit)
         ))),
     }
 }
@@ -204,8 +204,8 @@ async fn tcp_connect(hop: &Hop, limit: Duration) -> Result<tokio::net::TcpStream
         }
         Err(_) => {
             return Err(HopError::Unreachable(format!(
-                "connection to {target} timed out after {} s",
-                limit.as_secs()
+                "connection to {target} timed out after {}",
+                human(limit)
             ))
             .into())
         }
@@ -311,6 +311,15 @@ fn default_identity_files() -> Vec<PathBuf> {
         .map(|name| home.join(".ssh").join(name))
         .filter(|p| p.exists())
         .collect()
+}
+
+/// A timeout as people read it: `10 s`, or `500 ms` below a second.
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
 }
 
 /// Expands a leading `~/` the way ssh does for inventory key paths.

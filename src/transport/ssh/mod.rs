@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use russh::client::Handle;
 use tokio::sync::Semaphore;
 
-pub use self::config::{SshConfigFile, SshParams};
+pub use self::config::{SshConfigError, SshConfigFile, SshParams};
 pub use self::known_hosts::host_pattern;
 
 use self::connect::{Client, Hop, HopError, Policy};
