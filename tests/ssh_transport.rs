@@ -482,7 +482,7 @@ async fn command_timeout_is_reported_and_the_connection_survives() {
     let started = Instant::now();
     let err = t
         .exec(&ExecRequest {
-            command: "sleep 30".into(),
+            command: "sleep 31.5".into(),
             timeout: Some(Duration::from_secs(1)),
             ..Default::default()
         })
@@ -493,7 +493,18 @@ async fn command_timeout_is_reported_and_the_connection_survives() {
         matches!(err, TransportError::Timeout { secs: 1, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("sleep 30"), "{err}");
+    assert!(err.to_string().contains("sleep 31.5"), "{err}");
+    // The command itself was killed, not left running on the host.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 31[.]5"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
     assert_eq!(t.exec(&req("echo alive")).await.unwrap().stdout, b"alive\n");
 }
 

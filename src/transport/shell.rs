@@ -77,6 +77,56 @@ pub fn command_line(command: &str, become_: &Become, login_user: &str) -> String
     join(&argv(command, become_, login_user))
 }
 
+/// Like [`command_line`], with `tag` as the shell's `$0`, so that the command's processes can
+/// be found again by [`kill_script`] (a timed-out command must not keep running on the host).
+/// `tag` must be a plain word (letters, digits, `-`).
+pub fn tagged_command_line(command: &str, become_: &Become, login_user: &str, tag: &str) -> String {
+    let mut argv = argv(command, become_, login_user);
+    argv.push(tag.to_owned());
+    join(&argv)
+}
+
+/// A unique tag for [`tagged_command_line`]: `pgdeploy-` and 16 hex digits.
+pub fn new_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded randomly per process; the counter makes tags distinct within it.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    format!("pgdeploy-{:016x}", h.finish())
+}
+
+/// A script that kills every process of the session(s) holding a process tagged `tag`.
+///
+/// sshd starts each command in a session of its own (so does `sudo` with `use_pty`), so killing
+/// the tagged shell's session takes its whole process tree, pipelines and children included.
+/// It reads `/proc` directly (no procps on minimal hosts), and never spells the tag out in its
+/// own command line, so it cannot match itself.
+pub fn kill_script(tag: &str) -> Result<String, String> {
+    let Some(suffix) = tag.strip_prefix("pgdeploy-") else {
+        return Err(format!("`{tag}` is not a pgdeploy tag"));
+    };
+    if !suffix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("`{tag}` is not a pgdeploy tag"));
+    }
+    Ok(format!(
+        "a=pgdeploy-; tag=\"$a\"{suffix}; sids=; \
+         for d in /proc/[0-9]*; do \
+           c=$(tr '\\000' ' ' < \"$d/cmdline\" 2>/dev/null) || continue; \
+           case $c in *\"$tag\"*) s=$(cat \"$d/stat\" 2>/dev/null) || continue; \
+             s=${{s##*) }}; set -- $s; sids=\"$sids $4\";; esac; \
+         done; \
+         [ -n \"$sids\" ] || exit 0; \
+         for d in /proc/[0-9]*; do \
+           s=$(cat \"$d/stat\" 2>/dev/null) || continue; p=${{d#/proc/}}; \
+           s=${{s##*) }}; set -- $s; \
+           for x in $sids; do [ \"$4\" = \"$x\" ] && kill -KILL \"$p\" 2>/dev/null; done; \
+         done; exit 0"
+    ))
+}
+
 /// The directory a file lives in, as the shell scripts need it (`.` for a bare name).
 fn parent_dir(path: &str) -> Result<String, String> {
     if path.is_empty() || path.ends_with('/') {
@@ -266,6 +316,47 @@ mod tests {
             "runuser -u postgres -- /bin/sh -c id"
         );
         assert_eq!(command_line("id", &pg, "postgres"), "/bin/sh -c id");
+    }
+
+    #[test]
+    fn tagged_line_sets_dollar_zero() {
+        let tag = new_tag();
+        assert_ne!(tag, new_tag());
+        assert_eq!(tag.len(), "pgdeploy-".len() + 16);
+        let line = tagged_command_line("echo $0", &Become::No, "root", &tag);
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), tag);
+    }
+
+    #[test]
+    fn kill_script_kills_the_tagged_tree_and_not_itself() {
+        let tag = new_tag();
+        // A tagged shell with a child, in a session of its own like sshd makes.
+        let line = tagged_command_line("sleep 30 & sleep 31; wait", &Become::No, "root", &tag);
+        let mut child = std::process::Command::new("setsid")
+            .args(["/bin/sh", "-c", &line])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let script = kill_script(&tag).unwrap();
+        assert!(!script.contains(&tag), "the script must not match itself");
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let waited = child.wait().unwrap();
+        assert!(!waited.success());
+        assert!(kill_script("rm -rf /").is_err());
     }
 
     #[test]

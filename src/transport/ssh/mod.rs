@@ -175,6 +175,39 @@ impl SshTransport {
         &self.user
     }
 
+    /// One command line on a new channel, within the session limit.
+    async fn run(
+        &self,
+        line: &str,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<ExecOutput, exec::ExecError> {
+        let _permit = self
+            .sessions
+            .acquire()
+            .await
+            .map_err(|_| exec::ExecError::Failed("connection is closed".into()))?;
+        exec::run(&self.session, &self.host, line, stdin, limit).await
+    }
+
+    /// Kills what is left of a timed-out command (see [`shell::kill_script`]), as the same
+    /// user it ran as. Best effort: the timeout is reported either way.
+    async fn kill_tagged(&self, tag: &str, become_: &Become) {
+        let Ok(script) = shell::kill_script(tag) else {
+            return;
+        };
+        let line = shell::command_line(&script, become_, &self.user);
+        match self.run(&line, None, Duration::from_secs(10)).await {
+            Ok(out) if out.status == 0 => {}
+            Ok(out) => tracing::warn!(
+                host = %self.host,
+                "cannot kill a timed-out command: {}",
+                shell::stderr_text(&out.stderr)
+            ),
+            Err(e) => tracing::warn!(host = %self.host, "cannot kill a timed-out command: {e:?}"),
+        }
+    }
+
     fn remote_error(&self, message: String) -> TransportError {
         TransportError::Remote {
             host: self.host.clone(),
@@ -190,36 +223,29 @@ impl Transport for SshTransport {
     }
 
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
-        let line = shell::command_line(&req.command, &req.become_, &self.user);
+        let tag = shell::new_tag();
+        let line = shell::tagged_command_line(&req.command, &req.become_, &self.user, &tag);
         let limit = req.timeout.unwrap_or(self.command_timeout);
         tracing::debug!(host = %self.host, command = %line, "ssh exec");
-        let _permit = self
-            .sessions
-            .acquire()
-            .await
-            .map_err(|_| self.remote_error("connection is closed".into()))?;
-        exec::run(
-            &self.session,
-            &self.host,
-            &line,
-            req.stdin.as_deref(),
-            limit,
-        )
-        .await
-        .map_err(|e| match e {
-            exec::ExecError::Timeout => TransportError::Timeout {
-                host: self.host.clone(),
-                command: req.command.clone(),
-                secs: limit.as_secs(),
-            },
-            exec::ExecError::Failed(reason) if self.session.is_closed() => {
-                TransportError::Unreachable {
+        let result = self.run(&line, req.stdin.as_deref(), limit).await;
+        match result {
+            Ok(out) => Ok(out),
+            Err(exec::ExecError::Timeout) => {
+                self.kill_tagged(&tag, &req.become_).await;
+                Err(TransportError::Timeout {
+                    host: self.host.clone(),
+                    command: req.command.clone(),
+                    secs: limit.as_secs(),
+                })
+            }
+            Err(exec::ExecError::Failed(reason)) if self.session.is_closed() => {
+                Err(TransportError::Unreachable {
                     host: self.host.clone(),
                     reason: format!("connection lost: {reason}"),
-                }
+                })
             }
-            exec::ExecError::Failed(reason) => self.remote_error(reason),
-        })
+            Err(exec::ExecError::Failed(reason)) => Err(self.remote_error(reason)),
+        }
     }
 
     async fn read_file(
