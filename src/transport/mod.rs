@@ -3,6 +3,16 @@
 //! Invariant: modules never touch SSH directly. They receive a `&dyn Transport` and only
 //! call the methods below, so the same module code runs over SSH, locally, or against the
 //! in-memory transport used by unit tests.
+//!
+//! How the engine uses it: load `~/.ssh/config` once ([`SshConfigFile::load_default`]), resolve
+//! each inventory host into a [`ConnectionTarget`] ([`SshTarget::resolve`] merges inventory
+//! values over the config, then set `accept_new_host_keys` and timeouts from the command line),
+//! call [`connect`] once per host and share the `Arc<dyn Transport>` among all tasks of that
+//! host. [`TransportError::Unreachable`] and [`TransportError::HostKey`] from `connect` mean the
+//! host is unreachable (exit code 4).
+//!
+//! Layout: `shell` builds every command line (quoting, become, read and atomic-write scripts),
+//! `ssh` and `local` only move bytes, `memory` is the fake for tests.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -225,7 +225,6 @@ fn parse_proxy_jump(spec: &str) -> Result<Vec<JumpSpec>, String> {
         .collect()
 }
 
-/// The become the target uses when a request does not say otherwise.
 impl SshTarget {
     /// Sets the default become (builder style).
     pub fn with_become(mut self, become_: Become) -> Self {
