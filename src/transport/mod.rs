@@ -3,10 +3,30 @@
 //! Invariant: modules never touch SSH directly. They receive a `&dyn Transport` and only
 //! call the methods below, so the same module code runs over SSH, locally, or against the
 //! in-memory transport used by unit tests.
+//!
+//! How the engine uses it: load `~/.ssh/config` once ([`SshConfigFile::load_default`]), resolve
+//! each inventory host into a [`ConnectionTarget`] ([`SshTarget::resolve`] merges inventory
+//! values over the config, then set `accept_new_host_keys` and timeouts from the command line),
+//! call [`connect`] once per host and share the `Arc<dyn Transport>` among all tasks of that
+//! host. [`TransportError::Unreachable`] and [`TransportError::HostKey`] from `connect` mean the
+//! host is unreachable (exit code 4).
+//!
+//! Layout: `shell` builds every command line (quoting, become, read and atomic-write scripts),
+//! `ssh` and `local` only move bytes, `memory` is the fake for tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+pub mod local;
+pub mod memory;
+pub mod shell;
+pub mod ssh;
+
+pub use local::LocalTransport;
+pub use memory::MemoryTransport;
+pub use ssh::{JumpHost, SshConfigError, SshConfigFile, SshParams, SshTarget, SshTransport};
 
 /// Who a command or file operation runs as on the host (Ansible's `become`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,4 +112,37 @@ pub trait Transport: Send + Sync {
         attrs: &FileAttrs,
         become_: &Become,
     ) -> Result<(), TransportError>;
+
+    /// Ends the connection politely (SSH disconnect). Dropping the transport also ends it;
+    /// this only lets the server log a clean logout. Operations after `close` fail.
+    async fn close(&self) {}
+}
+
+/// How to reach one inventory host, as the engine resolved it.
+// One per host per run: the size difference costs nothing worth a `Box` in every pattern.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionTarget {
+    /// Over SSH (the default `ansible_connection: ssh`).
+    Ssh(SshTarget),
+    /// On this machine (`ansible_connection: local`), on behalf of inventory host `host`.
+    Local { host: String },
+}
+
+impl ConnectionTarget {
+    /// The inventory host name.
+    pub fn host(&self) -> &str {
+        match self {
+            ConnectionTarget::Ssh(t) => &t.host,
+            ConnectionTarget::Local { host } => host,
+        }
+    }
+}
+
+/// Opens the one connection the engine keeps for a host for the whole run.
+pub async fn connect(target: &ConnectionTarget) -> Result<Arc<dyn Transport>, TransportError> {
+    match target {
+        ConnectionTarget::Ssh(t) => Ok(Arc::new(SshTransport::connect(t).await?)),
+        ConnectionTarget::Local { host } => Ok(Arc::new(LocalTransport::new(host.clone()))),
+    }
 }

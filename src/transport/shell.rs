@@ -1,0 +1,399 @@
+//! Shell command lines shared by the SSH and local transports.
+//!
+//! Both transports run everything through `/bin/sh`, so quoting, privilege changes (become) and
+//! the read/atomic-write scripts are built here once, as plain strings, and unit-tested without
+//! any host. Nothing here ever embeds file contents or stdin: contents travel on stdin only, so
+//! command lines are safe to log.
+
+use std::path::Path;
+
+use super::{Become, ExecOutput, FileAttrs, TransportError};
+
+/// Exit status the read script uses to say "the file does not exist". `cat` never exits with it.
+pub const MISSING_STATUS: i32 = 100;
+
+/// Quotes one word for a POSIX shell: `'...'`, with each `'` written as `'\''`.
+///
+/// Words made only of characters that are never special (`[A-Za-z0-9_./:=@%+,-]`) are left bare
+/// so command lines stay readable in logs.
+pub fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
+    if plain {
+        return word.to_owned();
+    }
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Joins words into one command line, quoting each.
+pub fn join(argv: &[String]) -> String {
+    argv.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// The argument vector that runs `command` with `/bin/sh -c`, as the `become_` user.
+///
+/// `login_user` is the user the transport already runs as: becoming that same user needs no
+/// privilege change, so no sudo (which may be absent or unconfigured). When the login user is
+/// `root`, becoming another user uses `runuser` (util-linux, present on every systemd
+/// distribution) rather than `sudo`, so root logins work on hosts without sudo installed.
+/// Everyone else goes through `sudo -n` (never prompts: a missing sudoers rule is an error, not
+/// a hang).
+pub fn argv(command: &str, become_: &Become, login_user: &str) -> Vec<String> {
+    let sh = ["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+    let mut out: Vec<String> = match become_ {
+        Become::No => Vec::new(),
+        Become::Root if login_user == "root" => Vec::new(),
+        Become::Root => vec!["sudo".into(), "-n".into(), "--".into()],
+        Become::User(u) if u == login_user => Vec::new(),
+        Become::User(u) if login_user == "root" => {
+            vec!["runuser".into(), "-u".into(), u.clone(), "--".into()]
+        }
+        Become::User(u) => vec![
+            "sudo".into(),
+            "-n".into(),
+            "-u".into(),
+            u.clone(),
+            "--".into(),
+        ],
+    };
+    out.extend(sh);
+    out
+}
+
+/// The one-line form of [`argv`], for an SSH `exec` request (the remote login shell parses it).
+pub fn command_line(command: &str, become_: &Become, login_user: &str) -> String {
+    join(&argv(command, become_, login_user))
+}
+
+/// Like [`command_line`], with `tag` as the shell's `$0`, so that the command's processes can
+/// be found again by [`kill_script`] (a timed-out command must not keep running on the host).
+/// `tag` must be a plain word (letters, digits, `-`).
+pub fn tagged_command_line(command: &str, become_: &Become, login_user: &str, tag: &str) -> String {
+    let mut argv = argv(command, become_, login_user);
+    argv.push(tag.to_owned());
+    join(&argv)
+}
+
+/// A unique tag for [`tagged_command_line`]: `pgdeploy-` and 16 hex digits.
+pub fn new_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded randomly per process; the counter makes tags distinct within it.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    format!("pgdeploy-{:016x}", h.finish())
+}
+
+/// A script that kills every process of the session(s) holding a process tagged `tag`.
+///
+/// sshd starts each command in a session of its own (so does `sudo` with `use_pty`), so killing
+/// the tagged shell's session takes its whole process tree, pipelines and children included.
+/// It reads `/proc` directly (no procps on minimal hosts), and never spells the tag out in its
+/// own command line, so it cannot match itself.
+pub fn kill_script(tag: &str) -> Result<String, String> {
+    let Some(suffix) = tag.strip_prefix("pgdeploy-") else {
+        return Err(format!("`{tag}` is not a pgdeploy tag"));
+    };
+    if !suffix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("`{tag}` is not a pgdeploy tag"));
+    }
+    Ok(format!(
+        "a=pgdeploy-; tag=\"$a\"{suffix}; sids=; \
+         for d in /proc/[0-9]*; do \
+           c=$(tr '\\000' ' ' < \"$d/cmdline\" 2>/dev/null) || continue; \
+           case $c in *\"$tag\"*) s=$(cat \"$d/stat\" 2>/dev/null) || continue; \
+             s=${{s##*) }}; set -- $s; sids=\"$sids $4\";; esac; \
+         done; \
+         [ -n \"$sids\" ] || exit 0; \
+         for d in /proc/[0-9]*; do \
+           s=$(cat \"$d/stat\" 2>/dev/null) || continue; p=${{d#/proc/}}; \
+           s=${{s##*) }}; set -- $s; \
+           for x in $sids; do [ \"$4\" = \"$x\" ] && kill -KILL \"$p\" 2>/dev/null; done; \
+         done; exit 0"
+    ))
+}
+
+/// The directory a file lives in, as the shell scripts need it (`.` for a bare name).
+fn parent_dir(path: &str) -> Result<String, String> {
+    if path.is_empty() || path.ends_with('/') {
+        return Err(format!("`{path}` is not a file path"));
+    }
+    let parent = Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(if parent.is_empty() {
+        ".".to_owned()
+    } else {
+        parent
+    })
+}
+
+/// A script that prints the file on stdout, or exits with [`MISSING_STATUS`] when it does not
+/// exist.
+///
+/// "Missing" is only claimed when the parent directory is visibly searchable: a file hidden
+/// behind an unreadable directory gives `cat`'s own error instead, so permission problems are
+/// never mistaken for absence.
+pub fn read_script(path: &str) -> Result<String, String> {
+    let p = quote(path);
+    let d = quote(&parent_dir(path)?);
+    Ok(format!(
+        "if [ -e {p} ]; then exec cat -- {p}; \
+         elif [ -d {d} ] && [ -x {d} ]; then exit {MISSING_STATUS}; \
+         else exec cat -- {p}; fi"
+    ))
+}
+
+/// Turns the result of [`read_script`] into the trait's answer.
+pub fn read_result(
+    host: &str,
+    path: &str,
+    out: ExecOutput,
+) -> Result<Option<Vec<u8>>, TransportError> {
+    match out.status {
+        0 => Ok(Some(out.stdout)),
+        MISSING_STATUS => Ok(None),
+        status => Err(TransportError::Remote {
+            host: host.to_owned(),
+            message: format!(
+                "cannot read `{path}` (exit status {status}): {}",
+                stderr_text(&out.stderr)
+            ),
+        }),
+    }
+}
+
+/// A script that writes its stdin to `path` atomically.
+///
+/// The content goes to a `mktemp` file in the target's own directory (so the final `mv -f` is a
+/// `rename(2)` on one filesystem, never a copy), which gets its owner, group and mode before
+/// the rename: readers see either the old file or the complete new one, never a partial file or
+/// one with loose permissions. Attributes not given are taken from the file being replaced, or
+/// follow the umask for a new file, as `cp` would. Any failure removes the temporary file.
+pub fn write_script(path: &str, attrs: &FileAttrs) -> Result<String, String> {
+    let p = quote(path);
+    let d = quote(&parent_dir(path)?);
+    let mut steps = vec!["cat > \"$t\"".to_owned()];
+    steps.push(format!(
+        "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null; chmod --reference={p} \"$t\"; \
+         else chmod \"$(printf %o $((0666 & ~$(umask))))\" \"$t\"; fi"
+    ));
+    if let Some(owner) = &attrs.owner {
+        steps.push(format!("chown -- {} \"$t\"", quote(owner)));
+    }
+    if let Some(group) = &attrs.group {
+        steps.push(format!("chgrp -- {} \"$t\"", quote(group)));
+    }
+    if let Some(mode) = attrs.mode {
+        if mode > 0o7777 {
+            return Err(format!("mode `{mode:o}` is not a permission mode"));
+        }
+        steps.push(format!("chmod {mode:04o} \"$t\""));
+    }
+    steps.push(format!("mv -f -- \"$t\" {p}"));
+    Ok(format!(
+        "if [ ! -d {d} ]; then echo \"directory {d} does not exist\" >&2; exit 1; fi; \
+         t=$(mktemp {d}/.pgdeploy.XXXXXXXX) || exit 1; \
+         if {{ {}; }}; then exit 0; fi; rm -f -- \"$t\"; exit 1",
+        steps.join(" && ")
+    ))
+}
+
+/// Turns the result of [`write_script`] into the trait's answer.
+pub fn write_result(host: &str, path: &str, out: ExecOutput) -> Result<(), TransportError> {
+    if out.status == 0 {
+        return Ok(());
+    }
+    Err(TransportError::Remote {
+        host: host.to_owned(),
+        message: format!(
+            "cannot write `{path}` (exit status {}): {}",
+            out.status,
+            stderr_text(&out.stderr)
+        ),
+    })
+}
+
+/// A command's stderr as one trimmed line of text for an error message.
+pub fn stderr_text(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        "no error output".to_owned()
+    } else {
+        text.lines().collect::<Vec<_>>().join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_leaves_plain_words_bare() {
+        assert_eq!(quote("/etc/patroni/config.yml"), "/etc/patroni/config.yml");
+        assert_eq!(quote("user@host:22"), "user@host:22");
+    }
+
+    #[test]
+    fn quote_wraps_special_words() {
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("$HOME"), "'$HOME'");
+        assert_eq!(quote("a;rm -rf /"), "'a;rm -rf /'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote("'"), "''\\'''");
+        assert_eq!(quote("line\nbreak"), "'line\nbreak'");
+    }
+
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        let words = [
+            "it's",
+            "$(id)",
+            "`id`",
+            "a\\b",
+            "\"x\"",
+            "*",
+            "new\nline",
+            "",
+            "'",
+        ];
+        for w in words {
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", quote(w)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), w, "word {w:?}");
+        }
+    }
+
+    #[test]
+    fn argv_without_become_runs_sh() {
+        assert_eq!(
+            command_line("echo hi", &Become::No, "deploy"),
+            "/bin/sh -c 'echo hi'"
+        );
+    }
+
+    #[test]
+    fn argv_become_root_uses_sudo_unless_root() {
+        assert_eq!(
+            command_line("id -u", &Become::Root, "deploy"),
+            "sudo -n -- /bin/sh -c 'id -u'"
+        );
+        assert_eq!(
+            command_line("id -u", &Become::Root, "root"),
+            "/bin/sh -c 'id -u'"
+        );
+    }
+
+    #[test]
+    fn argv_become_user() {
+        let pg = Become::User("postgres".into());
+        assert_eq!(
+            command_line("psql -c 'select 1'", &pg, "deploy"),
+            "sudo -n -u postgres -- /bin/sh -c 'psql -c '\\''select 1'\\'''"
+        );
+        assert_eq!(
+            command_line("id", &pg, "root"),
+            "runuser -u postgres -- /bin/sh -c id"
+        );
+        assert_eq!(command_line("id", &pg, "postgres"), "/bin/sh -c id");
+    }
+
+    #[test]
+    fn tagged_line_sets_dollar_zero() {
+        let tag = new_tag();
+        assert_ne!(tag, new_tag());
+        assert_eq!(tag.len(), "pgdeploy-".len() + 16);
+        let line = tagged_command_line("echo $0", &Become::No, "root", &tag);
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), tag);
+    }
+
+    #[test]
+    fn kill_script_kills_the_tagged_tree_and_not_itself() {
+        let tag = new_tag();
+        // A tagged shell with a child, in a session of its own like sshd makes.
+        let line = tagged_command_line("sleep 30 & sleep 31; wait", &Become::No, "root", &tag);
+        let mut child = std::process::Command::new("setsid")
+            .args(["/bin/sh", "-c", &line])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let script = kill_script(&tag).unwrap();
+        assert!(!script.contains(&tag), "the script must not match itself");
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let waited = child.wait().unwrap();
+        assert!(!waited.success());
+        assert!(kill_script("rm -rf /").is_err());
+    }
+
+    #[test]
+    fn read_script_quotes_path() {
+        let s = read_script("/etc/my file").unwrap();
+        assert!(s.contains("cat -- '/etc/my file'"), "{s}");
+        assert!(s.contains("[ -d /etc ]"), "{s}");
+        assert_eq!(parent_dir("name").unwrap(), ".");
+        assert!(read_script("/etc/").is_err());
+    }
+
+    #[test]
+    fn write_script_sets_attrs_before_rename() {
+        let attrs = FileAttrs {
+            owner: Some("etcd".into()),
+            group: Some("etcd".into()),
+            mode: Some(0o640),
+        };
+        let s = write_script("/etc/etcd/etcd.conf", &attrs).unwrap();
+        let chown = s.find("chown -- etcd").unwrap();
+        let chmod = s.find("chmod 0640").unwrap();
+        let mv = s.find("mv -f").unwrap();
+        assert!(chown < mv && chmod < mv, "{s}");
+        assert!(s.contains("mktemp /etc/etcd/.pgdeploy.XXXXXXXX"), "{s}");
+        assert!(write_script(
+            "/x",
+            &FileAttrs {
+                mode: Some(0o17777),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn stderr_text_is_one_line() {
+        assert_eq!(stderr_text(b"a\nb\n"), "a; b");
+        assert_eq!(stderr_text(b""), "no error output");
+    }
+}

@@ -1,0 +1,243 @@
+//! A real OpenSSH server on 127.0.0.1 for tests: `Sshd::start()`.
+//!
+//! Each server gets a random free port, its own fresh ed25519 host key and a known_hosts file
+//! that records it, and authorises one client key shared by every server of the test process
+//! (so ProxyJump and multi-host tests authenticate everywhere with the same key). The server
+//! runs in the foreground (`-D`) as our child and is killed when the `Sshd` is dropped.
+//! Needs root (sshd changes user for sessions) and `/usr/sbin/sshd` (`apt-get install
+//! openssh-server`). Everything listens on loopback only.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pgdeploy::transport::SshTarget;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A running sshd. Dropping it stops the server.
+pub struct Sshd {
+    child: Child,
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    /// Its private host key (the public half is `host_key.pub`).
+    pub host_key: PathBuf,
+    /// `ssh-ed25519 AAAA...` of its host key.
+    pub host_public_key: String,
+    /// A known_hosts file holding exactly this server's key (`[127.0.0.1]:PORT ...`).
+    pub known_hosts: PathBuf,
+    /// The client private key every fixture server accepts.
+    pub client_key: PathBuf,
+    /// sshd's own log (`-E`), handy when a test fails.
+    pub log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// Options for [`Sshd::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SshdOptions {
+    /// Extra `-o KEY=VALUE` options, e.g. `MaxSessions=20`.
+    pub options: Vec<String>,
+}
+
+/// The client key pair shared by all servers of this test process.
+struct ClientKey {
+    _dir: tempfile::TempDir,
+    private: PathBuf,
+    public: String,
+}
+
+fn client_key() -> &'static ClientKey {
+    static KEY: OnceLock<ClientKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory for the client key");
+        let private = dir.path().join("id_ed25519");
+        keygen(&private);
+        let public = std::fs::read_to_string(private.with_extension("pub"))
+            .expect("client public key")
+            .trim()
+            .to_owned();
+        ClientKey {
+            _dir: dir,
+            private,
+            public,
+        }
+    })
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "pgdeploy-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// Fails the test with the install hint when OpenSSH's server is not installed. Never skips:
+/// a test suite that silently skips its SSH tests in CI proves nothing.
+pub fn require_sshd() {
+    if !Path::new(SSHD).exists() {
+        panic!(
+            "{SSHD} is missing: these tests need a real OpenSSH server; \
+             install it with `apt-get install openssh-server`"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+impl Sshd {
+    /// Starts one server with default options.
+    pub fn start() -> Sshd {
+        Self::start_with(&SshdOptions::default())
+    }
+
+    /// Starts `n` servers (for multi-host tests and benchmarks).
+    pub fn start_many(n: usize) -> Vec<Sshd> {
+        (0..n).map(|_| Self::start()).collect()
+    }
+
+    /// Starts one server with extra options.
+    pub fn start_with(opts: &SshdOptions) -> Sshd {
+        require_sshd();
+        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (are we root?)");
+        let client = client_key();
+        let dir = tempfile::tempdir().expect("temporary directory for sshd");
+        let host_key = dir.path().join("host_ed25519");
+        keygen(&host_key);
+        let host_public_key = std::fs::read_to_string(host_key.with_extension("pub"))
+            .expect("host public key")
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::write(&authorized, format!("{}\n", client.public)).expect("authorized_keys");
+        let log = dir.path().join("sshd.log");
+        // The port is picked free then released: another process may grab it first, so retry.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(SSHD);
+            cmd.args(["-D", "-f", "/dev/null", "-h"])
+                .arg(&host_key)
+                .arg("-E")
+                .arg(&log)
+                .args(["-o", &format!("Port={port}")])
+                .args(["-o", "ListenAddress=127.0.0.1"])
+                .args([
+                    "-o",
+                    &format!("AuthorizedKeysFile={}", authorized.display()),
+                ])
+                .args([
+                    "-o",
+                    &format!("PidFile={}", dir.path().join("sshd.pid").display()),
+                ])
+                .args(["-o", "UsePAM=no", "-o", "StrictModes=no"])
+                .args(["-o", "Subsystem=sftp /usr/lib/openssh/sftp-server"]);
+            for o in &opts.options {
+                cmd.args(["-o", o]);
+            }
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
+            if wait_listening(&mut child, port) {
+                let known_hosts = dir.path().join("known_hosts");
+                std::fs::write(
+                    &known_hosts,
+                    format!("[127.0.0.1]:{port} {host_public_key}\n"),
+                )
+                .expect("known_hosts");
+                return Sshd {
+                    child,
+                    port,
+                    host_key,
+                    host_public_key,
+                    known_hosts,
+                    client_key: client.private.clone(),
+                    log,
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "sshd did not start listening; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// A scratch directory that lives as long as the server.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// This server's known_hosts line.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.host_public_key)
+    }
+
+    /// A target for inventory host `name` on this server, logging in as root with the fixture
+    /// key and verifying against this server's known_hosts, with short timeouts.
+    pub fn target(&self, name: &str) -> SshTarget {
+        self.target_as(name, "root")
+    }
+
+    /// Like [`Sshd::target`] with another login user (every user is authorised with the key).
+    pub fn target_as(&self, name: &str, user: &str) -> SshTarget {
+        let mut t = SshTarget::new(name, "127.0.0.1");
+        t.port = self.port;
+        t.user = user.to_owned();
+        t.identity_files = vec![self.client_key.clone()];
+        t.known_hosts = self.known_hosts.clone();
+        t.connect_timeout = Duration::from_secs(5);
+        t.command_timeout = Duration::from_secs(60);
+        t
+    }
+
+    /// How many TCP connections to this server are established, counted from the client side
+    /// (`ss`): proof of connection reuse.
+    pub fn client_connections(&self) -> usize {
+        let out = Command::new("ss")
+            .args(["-Htn", "state", "established"])
+            .arg(format!("( dport = :{} )", self.port))
+            .output()
+            .expect("ss (apt-get install iproute2)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    }
+}
+
+/// Waits until the child accepts TCP connections on `port` (true) or exits (false).
+fn wait_listening(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
