@@ -77,8 +77,11 @@ pub trait Transport: Send + Sync {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError>;
 
     /// Reads a whole file; `Ok(None)` when it does not exist.
-    async fn read_file(&self, path: &str, become_: &Become)
-        -> Result<Option<Vec<u8>>, TransportError>;
+    async fn read_file(
+        &self,
+        path: &str,
+        become_: &Become,
+    ) -> Result<Option<Vec<u8>>, TransportError>;
 
     /// Writes a whole file atomically: a temporary file in the same directory, owner/group/mode
     /// set on it, then `rename` over the target, so readers never see a half-written file.
