@@ -112,7 +112,7 @@ pub fn boot(
                 tail(&log_path, 20)
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -128,13 +128,14 @@ pub fn ssh_answers(ip: Ipv4Addr, timeout: Duration) -> bool {
 }
 
 /// Waits until the host's sshd answers; fails early when the container dies
-pub fn wait_ssh(ip: Ipv4Addr, machine: &str, log: &Path) -> anyhow::Result<Duration> {
+pub fn wait_ssh(ip: Ipv4Addr, machine: &str, r: &Running, log: &Path) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         if ssh_answers(ip, Duration::from_millis(500)) {
             return Ok(started.elapsed());
         }
-        if running(machine).is_none() {
+        // cheaper than `running`, which scans all of /proc
+        if procs::pid_ns(r.init_pid) != Some(r.pid_ns) {
             bail!(
                 "container `{machine}` stopped while booting; last lines of `{}`:\n{}",
                 log.display(),

@@ -320,7 +320,7 @@ fn start_host(
     }
     let machine = paths.machine(&h.name);
     let r = host::boot(&hp, &machine, &h.name, bridge)?;
-    host::wait_ssh(h.ip, &machine, &hp.log())?;
+    host::wait_ssh(h.ip, &machine, &r, &hp.log())?;
     Ok(r)
 }
 
