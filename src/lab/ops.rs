@@ -215,7 +215,7 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
                 let (paths, table, key, rootfs, bridge) =
                     (&paths, &table, &public_key, &st.image, &st.bridge);
                 s.spawn(move || {
-                    start_host(paths, h, rootfs, bridge, &opts.subnet, table, key)
+                    start_host(paths, h, rootfs, bridge, &opts.subnet, table, key, grew)
                         .with_context(|| format!("cannot start host `{}`", h.name))
                         .map(|r| (h.name.clone(), r))
                 })
@@ -302,7 +302,9 @@ fn record(st: &mut LabState, name: &str, r: Option<&Running>) {
     }
 }
 
-/// Mounts, provisions on first boot, boots, and waits for sshd
+/// Mounts, provisions on first boot (or only rewrites `/etc/hosts` when the lab grew), boots,
+/// and waits for sshd
+#[allow(clippy::too_many_arguments)]
 fn start_host(
     paths: &LabPaths,
     h: &HostState,
@@ -311,12 +313,15 @@ fn start_host(
     subnet: &Subnet,
     table: &[(String, Ipv4Addr)],
     public_key: &str,
+    rewrite_hosts: bool,
 ) -> anyhow::Result<Running> {
     let hp = host_paths(paths, &h.name);
     host::ensure_overlay(&hp, rootfs)?;
     let merged = hp.merged();
     if !hp.upper().join("etc/ssh/ssh_host_ed25519_key").exists() {
         identity::provision(&merged, &h.name, h.ip, subnet, table, public_key)?;
+    } else if rewrite_hosts {
+        identity::write_hosts(&merged, table)?;
     }
     let machine = paths.machine(&h.name);
     let r = host::boot(&hp, &machine, &h.name, bridge)?;
@@ -510,6 +515,7 @@ pub fn start(name: &str, node: &str) -> anyhow::Result<()> {
         &subnet,
         &table,
         &public_key,
+        false,
     )?;
     record(&mut st, node, Some(&r));
     state::save(&paths, &st)
