@@ -41,6 +41,9 @@ pub enum Command {
     /// Measure the engine's speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
+    #[command(subcommand)]
+    Lab(crate::lab::LabCommand),
 }
 
 #[derive(Debug, Subcommand)]

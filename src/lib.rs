@@ -8,6 +8,7 @@ pub mod compile;
 pub mod diag;
 pub mod exit;
 pub mod inventory;
+pub mod lab;
 pub mod module;
 pub mod params;
 pub mod playbook;

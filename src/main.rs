@@ -34,6 +34,15 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::run::plan(args, cli.json, color),
         Command::Check(args) => commands::run::check(args, cli.json, color),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Lab(cmd) => {
+            return match pgdeploy::lab::run(cmd.clone()) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Exit::Error.into()
+                }
+            }
+        }
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,0 +1,34 @@
+//! `pgdeploy lab`: a local lab of real Debian 12 machines, each a systemd-nspawn container with
+//! its own systemd (PID 1), sshd, host name, address and process tree, reached over real SSH.
+//!
+//! The image is built once with debootstrap ([`image`]) and never modified: every host runs on
+//! its own overlay of it. Hosts sit on a bridge the lab creates; see [`subnet`] for the address
+//! layout. [`ops`] is the library API (used by the CLI in [`cli`] and by tests); tests that need
+//! hosts use `tests/support/lab.rs` (`LabFixture::up(name, subnet, nodes, balancers)`).
+//!
+//! Prerequisites: root, `scripts/install-lab-prereqs.sh` (debootstrap, systemd-container,
+//! iproute2, openssh-client, util-linux, python3 with pip). Measured on a 2-core machine: image
+//! build about 100 s cold (778 MB tree) and instant when cached; 3 hosts ready for SSH in about
+//! 2 s and 6 in about 4–5 s from the cached image; an idle host about 14 MiB (PSS)
+
+pub mod cli;
+mod cmd;
+mod host;
+mod identity;
+pub mod image;
+mod inventory;
+mod lock;
+mod mounts;
+pub mod network;
+pub mod ops;
+pub mod prereq;
+mod procs;
+pub mod state;
+pub mod subnet;
+
+pub use cli::{run, LabCommand};
+pub use ops::{
+    down, exec, exec_output, kill, partition, start, status, up, HostInfo, HostRunState,
+    HostStatus, LabInfo, UpOptions,
+};
+pub use subnet::{Role, Subnet};

@@ -1,0 +1,342 @@
+//! The lab end to end on one 3-host lab: SSH with verified host keys, systemd as PID 1, the
+//! network between hosts, bare daemons, CAP_NET_ADMIN, idempotent `up`, power loss and restart,
+//! partition and heal, and a `down` that leaves nothing behind.
+//!
+//! One test drives one lab (booting it is the expensive part) through every check in order; the
+//! checks report by name and all run even when one fails
+
+#[path = "support/lab.rs"]
+mod lab_support;
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use lab_support::{port22_open, LabFixture};
+use pgdeploy::lab::{self, HostRunState, LabCommand, UpOptions};
+
+const NAME: &str = "pgdt1";
+const SUBNET: &str = "10.213.201.0/24";
+
+/// Runs named checks, keeps going after a failure, and fails at the end with every failure
+struct Checks {
+    failed: Vec<String>,
+}
+
+impl Checks {
+    fn run(&mut self, name: &str, f: impl FnOnce()) {
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => eprintln!(
+                "check {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("check {name} ... FAILED: {msg}");
+                self.failed.push(format!("{name}: {msg}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn lab_lifecycle() {
+    let started = Instant::now();
+    let Some(mut lab) = LabFixture::up(NAME, SUBNET, 3, 0) else {
+        return;
+    };
+    eprintln!(
+        "lab up: image {} ({:.0} s), 3 hosts ready in {:.1} s",
+        if lab.info.image.built {
+            "built"
+        } else {
+            "cached"
+        },
+        lab.info.image.seconds,
+        lab.info.boot_seconds
+    );
+    let names = ["pg1", "pg2", "pg3"];
+    let mut c = Checks { failed: Vec::new() };
+
+    c.run("ssh_reaches_every_host_as_itself", || {
+        for n in names {
+            assert_eq!(lab.ssh_ok(lab.ip(n), "hostname"), n);
+        }
+    });
+    c.run("inventory_lists_hosts_and_key", || {
+        let text = std::fs::read_to_string(lab.inventory()).unwrap();
+        let inv: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let vars = &inv["all"]["vars"];
+        assert_eq!(vars["ansible_user"].as_str(), Some("root"));
+        assert_eq!(vars["lab_vip"].as_str(), Some("10.213.201.100"));
+        assert_eq!(
+            vars["ansible_ssh_private_key_file"].as_str(),
+            Some(lab.info.key.to_str().unwrap())
+        );
+        for n in names {
+            let ip = &inv["all"]["children"]["postgres"]["hosts"][n]["ansible_host"];
+            assert_eq!(ip.as_str(), Some(lab.ip(n).to_string().as_str()));
+        }
+    });
+    c.run("host_keys_are_distinct", || {
+        let text = std::fs::read_to_string(&lab.info.known_hosts).unwrap();
+        let keys: HashSet<&str> = text
+            .lines()
+            .filter(|l| l.contains("ssh-ed25519"))
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(keys.len(), 3, "known_hosts:\n{text}");
+        let served: HashSet<String> = names
+            .iter()
+            .map(|n| lab.ssh_ok(lab.ip(n), "cat /etc/ssh/ssh_host_ed25519_key.pub"))
+            .collect();
+        assert_eq!(served.len(), 3);
+    });
+    c.run("systemd_is_pid1", || {
+        for n in names {
+            assert_eq!(lab.ssh_ok(lab.ip(n), "ps -p 1 -o comm="), "systemd");
+        }
+    });
+    c.run("hosts_reach_each_other", || {
+        let pg2 = lab.ip("pg2");
+        lab.ssh_ok(
+            lab.ip("pg1"),
+            &format!("ping -c1 -W2 {pg2} && ping -c1 -W2 pg3"),
+        );
+        let banner = lab.ssh_ok(
+            lab.ip("pg1"),
+            &format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{pg2}/22; head -c 4 <&3'"),
+        );
+        assert_eq!(banner, "SSH-");
+    });
+    c.run("daemons_installed_disabled_and_stopped", || {
+        let ip = lab.ip("pg1");
+        let enabled = lab.ssh(
+            ip,
+            "systemctl is-enabled postgresql etcd haproxy keepalived",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&enabled.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["disabled"; 4]
+        );
+        let active = lab.ssh(ip, "systemctl is-active postgresql etcd haproxy keepalived");
+        assert_eq!(
+            String::from_utf8_lossy(&active.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["inactive"; 4]
+        );
+        lab.ssh_ok(
+            ip,
+            "! pgrep -x postgres && test ! -e /etc/postgresql/15/main",
+        );
+        let versions = lab.ssh_ok(
+            ip,
+            "patroni --version && pglift --version && etcd --version | head -1 \
+             && haproxy -v | head -1 && keepalived --version 2>&1 | head -1 && pgbackrest version",
+        );
+        assert!(versions.contains("patroni 4."), "{versions}");
+        assert!(versions.contains("pglift"), "{versions}");
+    });
+    c.run("vip_can_be_added_inside", || {
+        let vip = lab.info.vip;
+        lab.ssh_ok(
+            lab.ip("pg1"),
+            &format!(
+                "ip addr add {vip}/24 dev host0 && ip -4 -o addr show dev host0 | grep -q {vip} \
+                 && ip addr del {vip}/24 dev host0"
+            ),
+        );
+    });
+    c.run("exec_runs_inside_and_returns_status", || {
+        let out = lab::exec_output(
+            NAME,
+            "pg3",
+            &["sh".into(), "-c".into(), "hostname; exit 3".into()],
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pg3");
+        assert_eq!(out.status.code(), Some(3));
+    });
+    c.run("second_up_is_idempotent", || {
+        let before: Vec<i32> = lab.info.hosts.iter().map(|h| h.init_pid).collect();
+        let mut opts = UpOptions::new(NAME, 3, 0);
+        opts.subnet = SUBNET.parse().unwrap();
+        opts.inventory = lab.inventory();
+        let again = lab::up(&opts).unwrap();
+        let after: Vec<i32> = again.hosts.iter().map(|h| h.init_pid).collect();
+        assert_eq!(before, after);
+        assert!(again.hosts.iter().all(|h| !h.booted));
+    });
+    c.run("overlapping_subnet_is_refused", || {
+        let mut opts = UpOptions::new("pgdt9", 1, 0);
+        opts.subnet = "10.213.0.0/16".parse().unwrap();
+        let err = format!("{:#}", lab::up(&opts).unwrap_err());
+        assert!(err.contains("overlaps"), "{err}");
+        assert!(!std::path::Path::new("/var/lib/pgdeploy/lab/pgdt9").exists());
+    });
+    c.run("kill_is_power_loss_and_start_boots_again", || {
+        let pg2 = lab.ip("pg2");
+        let key_before = lab.ssh_ok(pg2, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+        lab.ssh_ok(pg2, "echo survives > /root/disk-state && sync");
+        let t = Instant::now();
+        lab::kill(NAME, "pg2").unwrap();
+        assert!(
+            !port22_open(pg2, Duration::from_secs(2)),
+            "pg2 still answers"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        for n in ["pg1", "pg3"] {
+            assert_eq!(lab.ssh_ok(lab.ip(n), "hostname"), n);
+        }
+        let status = lab::status(NAME).unwrap();
+        assert_eq!(status[1].state, HostRunState::Stopped);
+        lab::start(NAME, "pg2").unwrap();
+        // same known_hosts, strict checking: the host key did not change
+        assert_eq!(
+            lab.ssh_ok(pg2, "cat /etc/ssh/ssh_host_ed25519_key.pub"),
+            key_before
+        );
+        assert_eq!(lab.ssh_ok(pg2, "cat /root/disk-state"), "survives");
+    });
+    c.run("partition_and_heal", || {
+        let pg3 = lab.ip("pg3");
+        lab::partition(NAME, "pg3", false).unwrap();
+        assert!(!port22_open(pg3, Duration::from_secs(2)));
+        assert!(!lab
+            .ssh(lab.ip("pg1"), &format!("ping -c1 -W1 {pg3}"))
+            .status
+            .success());
+        assert_eq!(
+            lab::status(NAME).unwrap()[2].state,
+            HostRunState::Partitioned
+        );
+        lab::partition(NAME, "pg3", true).unwrap();
+        assert_eq!(lab.ssh_ok(pg3, "hostname"), "pg3");
+        lab.ssh_ok(lab.ip("pg1"), &format!("ping -c1 -W2 {pg3}"));
+    });
+    c.run("status_reports_memory", || {
+        let rows = lab::status(NAME).unwrap();
+        for r in &rows {
+            assert_eq!(r.state, HostRunState::Running);
+            let mib = r.memory_kib.unwrap() / 1024;
+            eprintln!("  {} idle memory {mib} MiB", r.name);
+            assert!((1..512).contains(&mib));
+        }
+    });
+    c.run("down_leaves_nothing", || {
+        let namespaces: Vec<u64> = namespaces_of(NAME);
+        assert_eq!(namespaces.len(), 3);
+        let inventory = lab.inventory();
+        lab.down();
+        let links = String::from_utf8(
+            std::process::Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(!links.contains(&format!("vb-{NAME}-")), "{links}");
+        assert!(!links.contains(&format!("pgdbr-{NAME}")), "{links}");
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        assert!(!mounts.contains(&format!("/lab/{NAME}/")), "{mounts}");
+        for pid in all_pids() {
+            let ns = pid_ns(pid);
+            assert!(
+                ns.is_none_or(|ns| !namespaces.contains(&ns)),
+                "process {pid} of the lab is still alive"
+            );
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            });
+            assert!(
+                zombie || !cmdline.contains(&format!("{NAME}-pg")),
+                "nspawn {pid} of the lab is still alive: {cmdline}"
+            );
+        }
+        assert!(!std::path::Path::new(&format!("/var/lib/pgdeploy/lab/{NAME}")).exists());
+        assert!(!inventory.exists());
+        lab::down(NAME).expect("second down is a no-op");
+    });
+
+    eprintln!(
+        "lab lifecycle took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        c.failed.is_empty(),
+        "failed checks:\n{}",
+        c.failed.join("\n")
+    );
+}
+
+fn namespaces_of(name: &str) -> Vec<u64> {
+    lab::status(name)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.init_pid)
+        .filter_map(pid_ns)
+        .collect()
+}
+
+fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn pid_ns(pid: i32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+    link.to_str()?
+        .strip_prefix("pid:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The CLI parses as documented (no root needed)
+#[test]
+fn cli_parses() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        lab: LabCommand,
+    }
+    let cli = Cli::try_parse_from(["lab", "exec", "--name", "x", "pg1", "--", "ls", "-l"]).unwrap();
+    match cli.lab {
+        LabCommand::Exec { lab, node, command } => {
+            assert_eq!((lab.name.as_str(), node.as_str()), ("x", "pg1"));
+            assert_eq!(command, ["ls", "-l"]);
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    let cli = Cli::try_parse_from(["lab", "up", "--nodes", "6", "--balancers", "2"]).unwrap();
+    match cli.lab {
+        LabCommand::Up {
+            lab,
+            nodes,
+            balancers,
+            subnet,
+            ..
+        } => {
+            assert_eq!((lab.name.as_str(), nodes, balancers), ("pgd", 6, 2));
+            assert_eq!(subnet, "10.213.7.0/24");
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    assert!(Cli::try_parse_from(["lab", "partition", "pg1", "--heal"]).is_ok());
+}
