@@ -71,31 +71,38 @@ fn resolve_task(
         }
         let action = match &task.params {
             TaskParams::Static(action) => Some(action.clone()),
-            TaskParams::Templated(node) => match render_node(node, scope) {
-                Ok(rendered) => {
-                    let path = task.path.key(task.module.name());
-                    match task.module.parse(&rendered, &path, cx) {
-                        Ok(action) => Some(action),
-                        Err(es) => {
-                            errors.extend(es.into_iter().map(|e| {
-                                let mut d = e.into_diagnostic(file);
-                                d.message = format!("{} (host `{}`)", d.message, scope.host());
-                                d
-                            }));
-                            None
+            TaskParams::Templated(node) => {
+                match render_node(node, scope, &task.path.key(task.module.name())) {
+                    Ok(rendered) => {
+                        let path = task.path.key(task.module.name());
+                        match task.module.parse(&rendered, &path, cx) {
+                            Ok(action) => Some(action),
+                            Err(es) => {
+                                errors.extend(es.into_iter().map(|e| {
+                                    let mut d = e.into_diagnostic(file);
+                                    d.message = format!("{} (host `{}`)", d.message, scope.host());
+                                    d
+                                }));
+                                None
+                            }
                         }
                     }
-                }
-                Err(RenderError::NeedsFacts) => None,
-                Err(RenderError::Failed { mark, message }) => {
-                    errors.push(Diagnostic::error(
-                        Some(Location::new(file, mark)),
-                        task.path.key(task.module.name()).as_str(),
+                    Err(RenderError::NeedsFacts) => None,
+                    Err(RenderError::Failed {
+                        mark,
                         message,
-                    ));
-                    None
+                        path,
+                    }) => {
+                        errors.push(Diagnostic::error(
+                            Some(Location::new(file, mark)),
+                            path.unwrap_or_else(|| task.path.key(task.module.name()))
+                                .as_str(),
+                            message,
+                        ));
+                        None
+                    }
                 }
-            },
+            }
         };
         if !errors.is_empty() {
             match first_failure {

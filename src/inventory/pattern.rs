@@ -27,6 +27,9 @@ pub enum PatternError {
         pattern: String,
         suggestion: Option<String>,
     },
+    /// An operator with no name after it, as in `postgres:&` or `all:!`.
+    #[error("`{operator}` in pattern `{pattern}` is followed by no host or group name")]
+    DanglingOperator { pattern: String, operator: char },
     #[error("bad subscript in pattern `{pattern}`: {reason}")]
     BadSubscript { pattern: String, reason: String },
     #[error("regular expression patterns such as `{pattern}` are not supported; use a glob such as `pg*`")]
@@ -54,6 +57,14 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a str>, Pat
     }
     let (mut unions, mut intersections, mut exclusions) = (Vec::new(), Vec::new(), Vec::new());
     for t in terms {
+        if let Some(operator) = t.chars().next().filter(|c| matches!(c, '!' | '&')) {
+            if t[1..].trim().is_empty() {
+                return Err(PatternError::DanglingOperator {
+                    pattern: pattern.to_string(),
+                    operator,
+                });
+            }
+        }
         if let Some(rest) = t.strip_prefix('!') {
             exclusions.push(rest);
         } else if let Some(rest) = t.strip_prefix('&') {

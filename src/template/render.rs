@@ -7,7 +7,7 @@ use minijinja::{Environment, ErrorKind};
 
 use super::scope::{describe_error, Scope};
 use super::{is_fact_name, is_template};
-use crate::diag::Mark;
+use crate::diag::{FieldPath, Mark};
 use crate::yaml::{Node, NodeKind};
 
 /// Why a template could not be rendered.
@@ -16,7 +16,12 @@ pub enum RenderError {
     /// It needs facts that are not gathered yet (validation only): checked later.
     NeedsFacts,
     /// A real error: undefined variable, syntax error, failed filter.
-    Failed { mark: Mark, message: String },
+    Failed {
+        mark: Mark,
+        message: String,
+        /// The field whose template failed, when rendering a node.
+        path: Option<FieldPath>,
+    },
 }
 
 /// Whether the whole string is one `{{ expression }}`, whose value keeps its type (a list
@@ -36,7 +41,15 @@ pub(crate) fn eval_str(
     ctx: &Value,
 ) -> Result<Value, minijinja::Error> {
     match single_expression(s) {
-        Some(expr) => env.compile_expression(expr)?.eval(ctx),
+        // An expression's value may be undefined without an error (strict mode only fails
+        // when undefined is printed or iterated): treat it as the error it is here.
+        Some(expr) => match env.compile_expression(expr)?.eval(ctx)? {
+            v if v.is_undefined() => Err(minijinja::Error::new(
+                ErrorKind::UndefinedError,
+                format!("`{expr}` is undefined"),
+            )),
+            v => Ok(v),
+        },
         None => env.render_str(s, ctx).map(Value::from),
     }
 }
@@ -92,7 +105,11 @@ fn explain(
     } else {
         format!("template error for host `{host}`: {}", describe_error(e))
     };
-    RenderError::Failed { mark, message }
+    RenderError::Failed {
+        mark,
+        message,
+        path: None,
+    }
 }
 
 /// When a variable the template uses exists but its own template fails, say so.
@@ -122,10 +139,18 @@ fn undefined_by_own_template(
 
 /// Renders every template string inside `node` for one host. Nodes without templates are
 /// returned as they are; positions are kept so typed errors still point at the source.
-pub fn render_node(node: &Node, scope: &Arc<Scope>) -> Result<Node, RenderError> {
+/// `path` is the node's field path: a failure names the field whose template failed.
+pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<Node, RenderError> {
     Ok(match &node.kind {
         NodeKind::Scalar(s) if is_template(&s.text) => {
-            let value = render_str(&s.text, scope, node.mark)?;
+            let value = render_str(&s.text, scope, node.mark).map_err(|e| match e {
+                RenderError::Failed { mark, message, .. } => RenderError::Failed {
+                    mark,
+                    message,
+                    path: Some(path.clone()),
+                },
+                other => other,
+            })?;
             value_to_node(&value, node.mark, single_expression(&s.text).is_none())
         }
         NodeKind::Scalar(_) => node.clone(),
@@ -133,7 +158,8 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>) -> Result<Node, RenderError>
             kind: NodeKind::Seq(
                 items
                     .iter()
-                    .map(|i| render_node(i, scope))
+                    .enumerate()
+                    .map(|(i, item)| render_node(item, scope, &path.index(i)))
                     .collect::<Result<_, _>>()?,
             ),
             mark: node.mark,
@@ -142,7 +168,14 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>) -> Result<Node, RenderError>
             kind: NodeKind::Map(
                 entries
                     .iter()
-                    .map(|(k, v)| Ok((render_node(k, scope)?, render_node(v, scope)?)))
+                    .map(|(k, v)| {
+                        let key = render_node(k, scope, path)?;
+                        let child = match &key.kind {
+                            NodeKind::Scalar(s) => path.key(&s.text),
+                            _ => path.clone(),
+                        };
+                        Ok((key, render_node(v, scope, &child)?))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             mark: node.mark,
@@ -150,8 +183,6 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>) -> Result<Node, RenderError>
     })
 }
 
-/// A rendered value as a node. Text produced by a template is read like an unquoted scalar
-/// (so `"{{ port }}0"` can fill an integer); a string value of an expression stays a string.
 fn value_to_node(value: &Value, mark: Mark, from_text: bool) -> Node {
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => Node::scalar("", true, mark),
