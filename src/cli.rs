@@ -72,6 +72,9 @@ pub struct ConnectArgs {
     /// (OpenSSH's `accept-new`). A changed key is always refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// The OpenSSH client config to read instead of `~/.ssh/config` (like `ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -45,10 +45,17 @@ fn render_text(
     ctx: &minijinja::Value,
 ) -> Result<String, String> {
     env.render_str(text, ctx).map_err(|e| {
-        let what = match e.detail() {
+        let mut what = match e.detail() {
             Some(detail) => format!("{}: {detail}", e.kind()),
             None => e.kind().to_string(),
         };
+        // The failing piece of the template source (not of the output, which may hold
+        // secrets): `ansible_default_ipv4.address` says more than "undefined value".
+        if let Some(src) = e.range().and_then(|r| text.get(r)) {
+            if !src.is_empty() && src.len() <= 120 && !src.contains('\n') {
+                what = format!("{what} in `{src}`");
+            }
+        }
         match e.line() {
             Some(line) => format!("line {line}: {what}"),
             None => what,
@@ -108,5 +115,19 @@ impl Params for Template {
         }
         problems.extend(super::check_validate(self.validate.as_deref()));
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_text;
+
+    #[test]
+    fn errors_name_the_line_and_the_failing_expression() {
+        let env = crate::template::environment();
+        let ctx = minijinja::context! { facts => minijinja::context! {} };
+        let err = render_text(&env, "a\nb={{ facts.address }}\n", &ctx).unwrap_err();
+        assert!(err.starts_with("line 2: undefined value"), "{err}");
+        assert!(err.contains("`facts.address`"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::cli::{ApplyArgs, ConnectArgs, PlanArgs};
 use crate::exit::Exit;
+use crate::run::connect::ConnectSettings;
 use crate::run::{run, RunMode, RunOptions};
 
 fn options(
@@ -16,7 +17,10 @@ fn options(
         mode,
         detailed_exitcode: detailed,
         forks: connect.forks.map(usize::from),
-        accept_new_host_keys: connect.accept_new_host_keys,
+        connect: ConnectSettings {
+            accept_new_host_keys: connect.accept_new_host_keys,
+            ssh_config: connect.ssh_config.clone(),
+        },
         diff,
         json,
         color,

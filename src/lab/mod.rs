@@ -6,7 +6,7 @@
 //! layout. [`ops`] is the library API (used by the CLI in [`cli`] and by tests); tests that need
 //! hosts use `tests/support/lab.rs` (`LabFixture::up(name, subnet, nodes, balancers)`).
 //!
-//! Prerequisites: root, `scripts/install-lab-prereqs.sh` (debootstrap, systemd-container,
+//! Prerequisites: root, `scripts/install-lab-prereqs` (debootstrap, systemd-container,
 //! iproute2, openssh-client, util-linux, python3 with pip). Measured on a 2-core machine: image
 //! build about 100 s cold (778 MB tree) and instant when cached; 3 hosts ready for SSH in about
 //! 2 s and 6 in about 4–5 s from the cached image; an idle host about 14 MiB (PSS)

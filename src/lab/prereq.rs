@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub enum PrereqError {
     #[error("the lab needs root (it creates bridges, mounts and containers); run `pgdeploy lab` as root")]
     NotRoot,
-    #[error("`{command}` not found (Debian package `{package}`); run `scripts/install-lab-prereqs.sh` as root")]
+    #[error("`{command}` not found (Debian package `{package}`); run `scripts/install-lab-prereqs` as root")]
     Missing {
         command: &'static str,
         package: &'static str,

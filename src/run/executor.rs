@@ -343,8 +343,18 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<Vec<Change
         playbook_dir: Path::new(&cx.playbook.dir),
     };
     let plan = action.plan(&hcx).await?;
-    if cx.mode == RunMode::Apply && plan.is_changed() {
-        action.apply(&hcx, &plan).await?;
+    if cx.mode != RunMode::Apply || !plan.needs_apply() {
+        return Ok(Some(plan.changes));
     }
-    Ok(Some(plan.changes))
+    action.apply(&hcx, &plan).await?;
+    // The module may decide only while applying whether it changed the host (`command`
+    // with `changed_when`): its verdict wins over the planned changes.
+    let changed = plan.applied_changed();
+    let mut changes = plan.changes;
+    if !changed {
+        changes.clear();
+    } else if changes.is_empty() {
+        changes.push(Change::new(format!("`{}` changed the host", spec.task)));
+    }
+    Ok(Some(changes))
 }

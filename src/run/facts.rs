@@ -229,6 +229,7 @@ fn interfaces(f: &mut Facts, addr_json: &str, route4: &str, route6: &str) {
         let mut iface = json!({
             "device": name,
             "active": flags.contains(&"UP"),
+            "type": if flags.contains(&"LOOPBACK") { "loopback" } else { "ether" },
             "macaddress": link.get("address").cloned().unwrap_or(Value::Null),
             "mtu": link.get("mtu").cloned().unwrap_or(Value::Null),
             "ipv6": v6,
@@ -263,6 +264,24 @@ fn interfaces(f: &mut Facts, addr_json: &str, route4: &str, route6: &str) {
             d["gateway"] = r.get("gateway").cloned().unwrap_or(Value::Null);
             d["macaddress"] = iface["macaddress"].clone();
             Some(d)
+        });
+        // Without a default route (an isolated network such as the lab's bridge) Ansible
+        // leaves `ansible_default_ipv4` empty; templates that address a host by it would then
+        // fail, so take the first non-loopback interface with an IPv4 address instead.
+        let default = default.or_else(|| {
+            (family == "ipv4")
+                .then(|| {
+                    by_name.iter().find_map(|(dev, iface)| {
+                        (iface["type"] != "loopback").then(|| {
+                            let mut d = iface.get("ipv4")?.clone();
+                            d["interface"] = json!(dev);
+                            d["gateway"] = Value::Null;
+                            d["macaddress"] = iface["macaddress"].clone();
+                            Some(d)
+                        })?
+                    })
+                })
+                .flatten()
         });
         f.insert(key.into(), default.unwrap_or_else(|| json!({})));
     }
@@ -305,6 +324,18 @@ x86_64
 ==user
 root
 "#;
+
+    #[test]
+    fn without_default_route_the_first_real_interface_is_the_default() {
+        let f = parse(&SAMPLE.replace(
+            r#"[{"dst":"default","gateway":"10.213.7.1","dev":"host0","flags":[]}]"#,
+            "[]",
+        ));
+        assert_eq!(f["ansible_default_ipv4"]["address"], "10.213.7.11");
+        assert_eq!(f["ansible_default_ipv4"]["interface"], "host0");
+        assert_eq!(f["ansible_default_ipv4"]["gateway"], Value::Null);
+        assert_eq!(f["ansible_lo"]["type"], "loopback");
+    }
 
     #[test]
     fn parses_debian_facts() {

@@ -4,7 +4,7 @@
 //! connection); connect to every host once, in parallel; gather facts; compile again with
 //! the facts; walk the step graph. `plan` and `check` only read hosts.
 
-mod connect;
+pub mod connect;
 pub mod events;
 mod executor;
 pub mod facts;
@@ -23,6 +23,7 @@ use crate::compile::{compile, CompileOptions};
 use crate::exit::Exit;
 use crate::secrets::Redactor;
 use crate::template::Facts;
+use crate::transport::TransportError;
 use events::{Event, Reporter};
 use executor::RunContext;
 
@@ -34,7 +35,7 @@ pub struct RunOptions {
     pub detailed_exitcode: bool,
     /// At most this many hosts worked on at once (default: all, capped at 64).
     pub forks: Option<usize>,
-    pub accept_new_host_keys: bool,
+    pub connect: connect::ConnectSettings,
     /// Show diffs of file contents.
     pub diff: bool,
     pub json: bool,
@@ -79,20 +80,23 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         Some(path) => Some(crate::commands::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
         None => None,
     };
-    let inventory = loaded.inventory.clone();
+    let targets = connect::resolve_targets(&loaded.inventory, &hosts, &opts.connect)?;
     let results: Vec<(String, Result<Connected, String>)> = stream::iter(hosts.iter().cloned())
         .map(|host| {
-            let inventory = inventory.clone();
+            let target = targets.get(&host).cloned();
             let given = given_facts.as_ref().and_then(|f| f.get(&host).cloned());
-            let accept = opts.accept_new_host_keys;
             async move {
                 let r = async {
-                    let t = connect::connect(&inventory, &host, accept).await?;
+                    let target = target.ok_or_else(|| TransportError::Unreachable {
+                        host: host.clone(),
+                        reason: "not in the inventory".to_string(),
+                    })?;
+                    let t = connect::connect(&target).await?;
                     let f = match given {
                         Some(f) => f,
                         None => facts::gather(t.as_ref()).await?,
                     };
-                    Ok::<_, crate::transport::TransportError>((t, f))
+                    Ok::<_, TransportError>((t, f))
                 }
                 .await
                 .map_err(|e| e.to_string());

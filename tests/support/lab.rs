@@ -1,7 +1,7 @@
 //! Test support for tests that need a lab of real hosts (`pgdeploy lab`).
 //!
 //! Include it with `#[path = "support/lab.rs"] mod lab_support;`. A lab needs root, the tools of
-//! `scripts/install-lab-prereqs.sh` and the image (built on first use, about 2 minutes). When
+//! `scripts/install-lab-prereqs` and the image (built on first use, about 2 minutes). When
 //! `CI=true` a missing prerequisite fails the test; elsewhere the test is skipped with a reason.
 //! Give every test binary its own lab name and subnet so binaries never collide with each other
 //! or with a user's lab.
