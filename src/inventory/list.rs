@@ -6,25 +6,7 @@ use serde_json::{Map, Value};
 use super::build::ALL;
 use super::Inventory;
 
-/// What a secret's value is replaced with.
-pub const MASK: &str = "********";
-
-/// Whether a variable holds a secret, by its name (case-insensitive): it contains
-/// `password`, `passwd`, `secret`, `token`, `passphrase` or `api_key`. Names only: a path such
-/// as `ansible_ssh_private_key_file` is not a secret, and values are never inspected.
-pub fn is_secret_var(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "passphrase",
-        "api_key",
-    ]
-    .iter()
-    .any(|s| name.contains(s))
-}
+use crate::secrets::{is_secret_name, MASK};
 
 /// Replaces the values of secret variables, at any depth of nested mappings.
 fn masked(value: &Value) -> Value {
@@ -40,7 +22,7 @@ fn masked(value: &Value) -> Value {
 }
 
 fn mask_var(name: &str, value: &Value) -> Value {
-    if is_secret_var(name) && !value.is_null() {
+    if is_secret_name(name) && !value.is_null() {
         Value::String(MASK.to_string())
     } else {
         masked(value)
@@ -162,7 +144,7 @@ mod tests {
             "ssh_passphrase",
             "aws_api_key",
         ] {
-            assert!(is_secret_var(name), "{name}");
+            assert!(is_secret_name(name), "{name}");
         }
         for name in [
             "ansible_ssh_private_key_file",
@@ -170,7 +152,7 @@ mod tests {
             "become_user",
             "port",
         ] {
-            assert!(!is_secret_var(name), "{name}");
+            assert!(!is_secret_name(name), "{name}");
         }
     }
 
