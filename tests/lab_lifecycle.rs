@@ -183,6 +183,73 @@ fn lab_lifecycle() {
         assert!(err.contains("overlaps"), "{err}");
         assert!(!std::path::Path::new("/var/lib/pgdeploy/lab/pgdt9").exists());
     });
+    c.run("apply_converges_every_host_over_ssh", || {
+        let (code, recap) = apply(&lab);
+        assert_eq!(code, 0, "first apply");
+        assert!(
+            recap.iter().all(|h| h["changed"].as_u64() > Some(0)),
+            "{recap:?}"
+        );
+        for n in names {
+            let ip = lab.ip(n);
+            let conf = lab.ssh_ok(ip, "cat /etc/pgdeploy/host.conf");
+            assert!(conf.contains(&format!("name={n}\n")), "{conf}");
+            assert!(conf.contains(&format!("address={ip}\n")), "{conf}");
+            assert!(conf.contains("os=Debian 12"), "{conf}");
+            assert_eq!(
+                lab.ssh_ok(
+                    ip,
+                    "stat -c '%U %G %a' /etc/pgdeploy /etc/pgdeploy/host.conf"
+                ),
+                "root root 755\nroot root 644"
+            );
+            let members = lab.ssh_ok(ip, "cat /etc/pgdeploy/members");
+            for m in names {
+                assert!(members.contains(&format!("{m} {}", lab.ip(m))), "{members}");
+            }
+            // the handler ran once, notified by the new host description
+            lab.ssh_ok(ip, "test -s /var/lib/pgdeploy-host-conf-changed");
+        }
+    });
+    c.run("second_apply_changes_nothing", || {
+        let stamp = |n| {
+            lab.ssh_ok(
+                lab.ip(n),
+                "stat -c %Y.%N /var/lib/pgdeploy-host-conf-changed /etc/pgdeploy/host.conf",
+            )
+        };
+        let before: Vec<String> = names.iter().map(|n| stamp(*n)).collect();
+        let (code, recap) = apply(&lab);
+        assert_eq!(code, 0);
+        assert_eq!(recap.len(), 3);
+        for h in &recap {
+            assert_eq!(h["changed"], 0, "{h}");
+            assert_eq!(h["failed"], 0, "{h}");
+        }
+        let after: Vec<String> = names.iter().map(|n| stamp(*n)).collect();
+        assert_eq!(
+            before, after,
+            "a no-op apply rewrote files or ran the handler"
+        );
+    });
+    c.run("unreachable_host_exits_4_while_others_converge", || {
+        lab::kill(NAME, "pg2").unwrap();
+        for n in ["pg1", "pg3"] {
+            lab.ssh_ok(lab.ip(n), "rm /etc/pgdeploy/host.conf");
+        }
+        let (code, recap) = apply(&lab);
+        lab::start(NAME, "pg2").unwrap();
+        assert_eq!(code, 4, "{recap:?}");
+        let by_host = |n: &str| recap.iter().find(|h| h["host"] == n).cloned().unwrap();
+        assert_eq!(by_host("pg2")["unreachable"], true);
+        for n in ["pg1", "pg3"] {
+            assert_eq!(by_host(n)["failed"], 0);
+            assert_eq!(by_host(n)["unreachable"], false);
+            lab.ssh_ok(lab.ip(n), "test -s /etc/pgdeploy/host.conf");
+        }
+        let (code, _) = apply(&lab);
+        assert_eq!(code, 0, "pg2 back: everything converged");
+    });
     c.run("kill_is_power_loss_and_start_boots_again", || {
         let pg2 = lab.ip("pg2");
         let key_before = lab.ssh_ok(pg2, "cat /etc/ssh/ssh_host_ed25519_key.pub");
@@ -281,6 +348,30 @@ fn lab_lifecycle() {
         "failed checks:\n{}",
         c.failed.join("\n")
     );
+}
+
+/// `pgdeploy apply --json` of the README's playbook on the lab: exit code and recap rows.
+fn apply(lab: &LabFixture) -> (i32, Vec<serde_json::Value>) {
+    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.yml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .args(["apply", "--json", "-i"])
+        .arg(lab.inventory())
+        .arg(playbook)
+        .output()
+        .expect("pgdeploy runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let recap = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "recap")
+        .unwrap_or_else(|| {
+            panic!(
+                "no recap; stdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let hosts = recap["hosts"].as_array().cloned().unwrap_or_default();
+    (out.status.code().unwrap_or(-1), hosts)
 }
 
 fn namespaces_of(name: &str) -> Vec<u64> {
