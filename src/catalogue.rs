@@ -11,7 +11,7 @@ mod checks;
 use checks::*;
 
 #[path = "../modules/common/mod.rs"]
-mod common;
+pub(crate) mod common;
 
 #[path = "../modules/command/mod.rs"]
 pub mod command;
@@ -23,6 +23,8 @@ pub mod directory;
 pub mod file;
 #[path = "../modules/packages/mod.rs"]
 pub mod packages;
+#[path = "../modules/patroni/mod.rs"]
+pub mod patroni;
 #[path = "../modules/service/mod.rs"]
 pub mod service;
 #[path = "../modules/template/mod.rs"]
@@ -35,6 +37,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<directory::Directory>::new(),
     &Typed::<file::File>::new(),
     &Typed::<packages::Packages>::new(),
+    &Typed::<patroni::Patroni>::new(),
     &Typed::<service::Service>::new(),
     &Typed::<template::Template>::new(),
 ];

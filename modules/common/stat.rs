@@ -72,6 +72,18 @@ pub struct PathState {
     pub content: Option<Vec<u8>>,
 }
 
+impl PathState {
+    /// A path that does not exist (known without asking the host).
+    pub fn missing() -> Self {
+        PathState {
+            kind: Kind::Missing,
+            ownership: None,
+            link: None,
+            content: None,
+        }
+    }
+}
+
 /// The probe script for `path`; with `content`, a regular file's bytes follow.
 pub fn probe_script(path: &str, content: bool) -> String {
     let p = quote(path);

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::events::{Event, HostRecap, Reporter, Status};
 use crate::change::Change;
-use crate::compile::{Compiled, StepKind};
+use crate::compile::{Compiled, Edge, StepKind};
 use crate::inventory::Inventory;
 use crate::module::{Action, HostContext, ModuleError};
 use crate::playbook::{Playbook, Task};
@@ -125,6 +125,8 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
     let mut limits: HashMap<(usize, usize, bool), Arc<Semaphore>> = HashMap::new();
     let mut scopes: HashMap<(usize, String), Arc<Scope>> = HashMap::new();
     let mut running: JoinSet<Outcome> = JoinSet::new();
+    // Task steps that failed, or never ran because their host was down.
+    let mut not_ok: HashSet<NodeIndex> = HashSet::new();
 
     loop {
         while let Some(n) = ready.pop_front() {
@@ -152,6 +154,9 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 } => Some((*play, *task, false, host.clone())),
             };
             let Some((p, t, is_handler, host)) = start else {
+                if matches!(g[n].kind, StepKind::Task { .. }) {
+                    not_ok.insert(n);
+                }
                 complete(n, g, &mut indegree, &mut ready);
                 continue;
             };
@@ -183,6 +188,20 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                     .or_insert_with(|| Arc::new(Semaphore::new(l.max(1))))
                     .clone()
             });
+            // A step that a module ordered after the first host's (the intended primary)
+            // does not start when that step did not succeed there.
+            let blocked = g
+                .edges_directed(n, Direction::Incoming)
+                .filter(|e| *e.weight() == Edge::FirstHost && not_ok.contains(&e.source()))
+                .find_map(|e| match &g[e.source()].kind {
+                    StepKind::Task { host, .. } => Some(host.clone()),
+                    _ => None,
+                });
+            if let Some(first) = blocked {
+                let cx2 = cx.clone();
+                running.spawn(async move { blocked_step(&cx2, spec, &first) });
+                continue;
+            }
             let cx2 = cx.clone();
             let forks = forks.clone();
             running.spawn(async move {
@@ -214,6 +233,9 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
             StepKind::Handler { play, host, .. } => (*play, None, host.clone()),
             StepKind::Barrier { .. } => unreachable_barrier(),
         };
+        if matches!(outcome.status, Status::Failed | Status::Unreachable) {
+            not_ok.insert(n);
+        }
         let r = recap.entry(host.clone()).or_default();
         match outcome.status {
             Status::Ok => r.ok += 1,
@@ -268,6 +290,26 @@ fn complete(
         if indegree[t] == 0 {
             ready.push_back(e.target());
         }
+    }
+}
+
+/// The outcome of a step that may not start: the first host's step did not succeed.
+fn blocked_step(cx: &RunContext, spec: StepSpec, first: &str) -> Outcome {
+    cx.reporter.event(&Event::StepFinished {
+        host: spec.host.clone(),
+        task: spec.task.clone(),
+        module: spec.module.to_string(),
+        status: Status::Failed,
+        changes: Vec::new(),
+        error: Some(format!(
+            "not started: `{}` must succeed on `{first}` first, and it did not",
+            spec.task
+        )),
+        duration_ms: 0,
+    });
+    Outcome {
+        node: spec.node,
+        status: Status::Failed,
     }
 }
 

@@ -1,0 +1,308 @@
+//! Patroni's YAML configuration for one member, and the DCS settings it bootstraps with.
+
+use serde_json::{json, Map, Value};
+
+use super::params::{Patroni, VerifyClient, ENFORCED_PARAMETERS};
+use crate::secrets::MASK;
+
+/// What varies per host and is found on the host or in its facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub address: String,
+    pub version: u32,
+}
+
+impl Patroni {
+    pub fn data_dir(&self, m: &Member) -> String {
+        self.postgresql
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| format!("/var/lib/postgresql/{}/{}", m.version, self.scope))
+    }
+    pub fn bin_dir(&self, m: &Member) -> String {
+        self.postgresql
+            .bin_dir
+            .clone()
+            .unwrap_or_else(|| format!("/usr/lib/postgresql/{}/bin", m.version))
+    }
+    pub fn rest_tls(&self) -> bool {
+        self.restapi.certfile.is_some()
+    }
+    pub fn etcd_hosts(&self) -> Vec<String> {
+        self.etcd
+            .hosts
+            .0
+            .iter()
+            .flat_map(|h| h.split(','))
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
+    /// The cluster-wide settings, as `GET /config` shows them. Only the keys pgdeploy manages
+    /// are compared and patched; others (set by `patronictl edit-config`) are left alone.
+    pub fn dcs(&self) -> Value {
+        let d = &self.dcs;
+        let mut parameters = Map::new();
+        for (k, v) in ENFORCED_PARAMETERS {
+            parameters.insert(k.to_string(), json!(v));
+        }
+        for (k, v) in &d.parameters {
+            parameters.insert(k.clone(), v.clone());
+        }
+        let mut postgresql = Map::new();
+        postgresql.insert("use_pg_rewind".into(), json!(true));
+        postgresql.insert("parameters".into(), Value::Object(parameters));
+        if !d.pg_hba.is_empty() {
+            postgresql.insert("pg_hba".into(), json!(d.pg_hba));
+        }
+        json!({
+            "ttl": d.ttl,
+            "loop_wait": d.loop_wait,
+            "retry_timeout": d.retry_timeout,
+            "maximum_lag_on_failover": d.maximum_lag_on_failover,
+            "synchronous_mode": d.synchronous_mode,
+            "postgresql": postgresql,
+        })
+    }
+
+    /// The configuration file's content. `mask` replaces passwords, for diffs.
+    pub fn render(&self, m: &Member, mask: bool) -> String {
+        let text = self.render_text(m);
+        if mask {
+            mask_passwords(&text)
+        } else {
+            text
+        }
+    }
+
+    fn render_text(&self, m: &Member) -> String {
+        let password = |p: &str| p.to_string();
+        let mut etcd = Map::new();
+        etcd.insert("hosts".into(), json!(self.etcd_hosts()));
+        let protocol = self.etcd.protocol.clone().unwrap_or_else(|| {
+            if self.etcd.cacert.is_some() {
+                "https".into()
+            } else {
+                "http".into()
+            }
+        });
+        etcd.insert("protocol".into(), json!(protocol));
+        for (k, v) in [
+            ("cacert", &self.etcd.cacert),
+            ("cert", &self.etcd.cert),
+            ("key", &self.etcd.key),
+        ] {
+            if let Some(v) = v {
+                etcd.insert(k.into(), json!(v));
+            }
+        }
+
+        let r = &self.restapi;
+        let mut restapi = Map::new();
+        restapi.insert("listen".into(), json!(format!("0.0.0.0:{}", r.port)));
+        restapi.insert(
+            "connect_address".into(),
+            json!(format!("{}:{}", m.address, r.port)),
+        );
+        for (k, v) in [
+            ("certfile", &r.certfile),
+            ("keyfile", &r.keyfile),
+            ("cafile", &r.cafile),
+        ] {
+            if let Some(v) = v {
+                restapi.insert(k.into(), json!(v));
+            }
+        }
+        if r.verify_client != VerifyClient::None {
+            restapi.insert("verify_client".into(), json!(r.verify_client.as_str()));
+        }
+
+        let a = &self.authentication;
+        let mut postgresql = Map::new();
+        postgresql.insert(
+            "listen".into(),
+            json!(format!("0.0.0.0:{}", self.postgresql.port)),
+        );
+        postgresql.insert(
+            "connect_address".into(),
+            json!(format!("{}:{}", m.address, self.postgresql.port)),
+        );
+        postgresql.insert("data_dir".into(), json!(self.data_dir(m)));
+        postgresql.insert("bin_dir".into(), json!(self.bin_dir(m)));
+        postgresql.insert(
+            "pgpass".into(),
+            json!(format!("/var/lib/postgresql/.pgpass_{}", self.scope)),
+        );
+        postgresql.insert(
+            "authentication".into(),
+            json!({
+                "superuser": {"username": a.superuser_name(), "password": password(&a.superuser.password)},
+                "replication": {"username": a.replication_name(), "password": password(&a.replication.password)},
+                "rewind": {"username": a.superuser_name(), "password": password(&a.superuser.password)},
+            }),
+        );
+        if !self.postgresql.parameters.is_empty() {
+            postgresql.insert("parameters".into(), json!(self.postgresql.parameters));
+        }
+
+        let mut ctl = Map::new();
+        if self.rest_tls() {
+            // patronictl talks to the REST API over TLS: verify the server with the CA, and
+            // present this host's certificate when the API requires a client certificate.
+            if let Some(ca) = &r.cafile {
+                ctl.insert("cacert".into(), json!(ca));
+            } else {
+                ctl.insert("insecure".into(), json!(true));
+            }
+            if r.verify_client != VerifyClient::None {
+                ctl.insert("certfile".into(), json!(r.certfile));
+                if let Some(k) = &r.keyfile {
+                    ctl.insert("keyfile".into(), json!(k));
+                }
+            }
+        }
+
+        let mut doc = Map::new();
+        doc.insert("scope".into(), json!(self.scope));
+        doc.insert("namespace".into(), json!(self.namespace));
+        doc.insert("name".into(), json!(m.name));
+        doc.insert("etcd3".into(), Value::Object(etcd));
+        doc.insert("restapi".into(), Value::Object(restapi));
+        if !ctl.is_empty() {
+            doc.insert("ctl".into(), Value::Object(ctl));
+        }
+        doc.insert(
+            "bootstrap".into(),
+            json!({
+                "dcs": self.dcs(),
+                "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+            }),
+        );
+        doc.insert("postgresql".into(), Value::Object(postgresql));
+        if !self.tags.is_empty() {
+            doc.insert("tags".into(), json!(self.tags));
+        }
+        let body = serde_yaml_ng::to_string(&Value::Object(doc)).expect("JSON values serialize");
+        format!("# Managed by pgdeploy (module `patroni`): changes here are overwritten.\n{body}")
+    }
+}
+
+/// The systemd unit running Patroni as `postgres`. Patroni restarts PostgreSQL itself; the
+/// unit only keeps Patroni alive and gives it time to stop PostgreSQL cleanly.
+pub fn unit(config_file: &str) -> String {
+    format!(
+        "# Managed by pgdeploy (module `patroni`)\n\
+         [Unit]\n\
+         Description=Patroni, high-availability PostgreSQL\n\
+         After=network-online.target etcd.service\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         User=postgres\n\
+         Group=postgres\n\
+         ExecStart=/usr/local/bin/patroni {config_file}\n\
+         ExecReload=/bin/kill -s HUP $MAINPID\n\
+         KillMode=process\n\
+         TimeoutSec=60\n\
+         Restart=on-failure\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+/// The keys of `wanted` whose value differs in `current` (both `GET /config`-shaped), as
+/// `(dotted key, current, wanted)`; parameters are compared as PostgreSQL shows them (text).
+pub fn dcs_diff(current: &Value, wanted: &Value) -> Vec<(String, Value, Value)> {
+    let mut out = Vec::new();
+    diff_into("", current, wanted, &mut out);
+    out
+}
+
+fn diff_into(prefix: &str, current: &Value, wanted: &Value, out: &mut Vec<(String, Value, Value)>) {
+    match wanted {
+        Value::Object(w) => {
+            for (k, wv) in w {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let cv = current.get(k).cloned().unwrap_or(Value::Null);
+                diff_into(&key, &cv, wv, out);
+            }
+        }
+        _ if same_setting(current, wanted) => {}
+        _ => out.push((prefix.to_string(), current.clone(), wanted.clone())),
+    }
+}
+
+/// `on` and `true`, `256MB` and `"256MB"`, `100` and `"100"` are the same setting.
+fn same_setting(a: &Value, b: &Value) -> bool {
+    fn text(v: &Value) -> Option<String> {
+        Some(match v {
+            Value::String(s) => s.to_ascii_lowercase(),
+            Value::Bool(true) => "on".into(),
+            Value::Bool(false) => "off".into(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => return None,
+            other => other.to_string(),
+        })
+    }
+    if a == b {
+        return true;
+    }
+    if a.is_array() || b.is_array() {
+        return false;
+    }
+    let norm = |s: String| match s.as_str() {
+        "true" | "on" | "yes" => "on".to_string(),
+        "false" | "off" | "no" => "off".to_string(),
+        _ => s,
+    };
+    match (text(a), text(b)) {
+        (Some(x), Some(y)) => norm(x) == norm(y),
+        _ => false,
+    }
+}
+
+/// The `PATCH /config` body setting exactly the differing keys.
+pub fn patch_body(diff: &[(String, Value, Value)]) -> Value {
+    let mut root = Value::Object(Map::new());
+    for (key, _, wanted) in diff {
+        let mut at = &mut root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, p) in parts.iter().enumerate() {
+            let obj = at.as_object_mut().expect("objects all the way down");
+            if i + 1 == parts.len() {
+                obj.insert(p.to_string(), wanted.clone());
+                break;
+            }
+            at = obj
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+    root
+}
+
+/// Replaces password values in a Patroni config text, for diffs.
+pub fn mask_passwords(text: &str) -> String {
+    let mut out: String = text
+        .lines()
+        .map(|l| match l.split_once("password:") {
+            Some((head, _)) if head.trim().is_empty() || head.trim_end().ends_with('-') => {
+                format!("{head}password: {MASK}")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,437 @@
+//! The `patroni` task's parameters, as written in a playbook, and their checks.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::module::Problem;
+use crate::params::OneOrMany;
+
+fn default_namespace() -> String {
+    "/service/".into()
+}
+fn default_group() -> String {
+    "postgres".into()
+}
+fn default_config_file() -> String {
+    "/etc/patroni/config.yml".into()
+}
+fn one() -> usize {
+    1
+}
+fn default_rest_port() -> u16 {
+    8008
+}
+fn default_pg_port() -> u16 {
+    5432
+}
+fn default_superuser() -> String {
+    "postgres".into()
+}
+fn default_replication_user() -> String {
+    "replicator".into()
+}
+fn default_wait() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patroni {
+    /// The cluster name (Patroni's `scope`), the same on every member.
+    pub scope: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// This member's name; default: the inventory host name.
+    pub name: Option<String>,
+    /// The inventory group of the cluster's members. Its host marked `patroni_primary: true`,
+    /// else its first host, is the intended primary: it bootstraps the cluster alone.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Replicas started at once after the primary answers.
+    #[serde(default = "one")]
+    pub replicas_at_once: usize,
+    /// The address other members, HAProxy and clients use for this host; default: the
+    /// host's `ansible_default_ipv4.address` fact.
+    pub address: Option<String>,
+    pub etcd: Etcd,
+    #[serde(default)]
+    pub restapi: RestApi,
+    #[serde(default)]
+    pub postgresql: Postgresql,
+    pub authentication: Authentication,
+    #[serde(default)]
+    pub dcs: Dcs,
+    #[serde(default)]
+    pub tags: IndexMap<String, Value>,
+    #[serde(default = "default_config_file")]
+    pub config_file: String,
+    /// Seconds to wait for the primary to lead, or a replica to stream.
+    #[serde(default = "default_wait")]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Etcd {
+    /// `host:port` of the etcd members' client URLs.
+    pub hosts: OneOrMany<String>,
+    /// `https` when `cacert` is given, else `http`.
+    pub protocol: Option<String>,
+    pub cacert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyClient {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+impl VerifyClient {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyClient::None => "none",
+            VerifyClient::Optional => "optional",
+            VerifyClient::Required => "required",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestApi {
+    #[serde(default = "default_rest_port")]
+    pub port: u16,
+    /// A certificate enables TLS on the REST API (HAProxy then checks with `check-ssl`).
+    pub certfile: Option<String>,
+    pub keyfile: Option<String>,
+    /// CA that client certificates are verified against.
+    pub cafile: Option<String>,
+    #[serde(default)]
+    pub verify_client: VerifyClient,
+}
+
+impl Default for RestApi {
+    fn default() -> Self {
+        RestApi {
+            port: default_rest_port(),
+            certfile: None,
+            keyfile: None,
+            cafile: None,
+            verify_client: VerifyClient::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Postgresql {
+    /// The major version; default: the highest installed under `/usr/lib/postgresql`.
+    pub version: Option<u32>,
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// Default: `/var/lib/postgresql/VERSION/SCOPE`. Patroni creates it at bootstrap; pgdeploy
+    /// never writes into it.
+    pub data_dir: Option<String>,
+    /// Default: `/usr/lib/postgresql/VERSION/bin`.
+    pub bin_dir: Option<String>,
+    /// Settings of this member only (the cluster-wide ones go in `dcs.parameters`).
+    #[serde(default)]
+    pub parameters: IndexMap<String, Value>,
+}
+
+impl Default for Postgresql {
+    fn default() -> Self {
+        Postgresql {
+            version: None,
+            port: default_pg_port(),
+            data_dir: None,
+            bin_dir: None,
+            parameters: IndexMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authentication {
+    pub superuser: Credentials,
+    pub replication: Credentials,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: String,
+}
+
+impl Authentication {
+    pub fn superuser_name(&self) -> String {
+        self.superuser
+            .username
+            .clone()
+            .unwrap_or_else(default_superuser)
+    }
+    pub fn replication_name(&self) -> String {
+        self.replication
+            .username
+            .clone()
+            .unwrap_or_else(default_replication_user)
+    }
+}
+
+/// The cluster-wide settings Patroni keeps in etcd: used at bootstrap, then converged with
+/// `PATCH /config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dcs {
+    #[serde(default = "ttl")]
+    pub ttl: u64,
+    #[serde(default = "ten")]
+    pub loop_wait: u64,
+    #[serde(default = "ten")]
+    pub retry_timeout: u64,
+    #[serde(default = "max_lag")]
+    pub maximum_lag_on_failover: u64,
+    #[serde(default)]
+    pub synchronous_mode: bool,
+    #[serde(default)]
+    pub parameters: IndexMap<String, Value>,
+    #[serde(default)]
+    pub pg_hba: Vec<String>,
+}
+
+fn ttl() -> u64 {
+    30
+}
+fn ten() -> u64 {
+    10
+}
+fn max_lag() -> u64 {
+    1024 * 1024
+}
+
+impl Default for Dcs {
+    fn default() -> Self {
+        Dcs {
+            ttl: ttl(),
+            loop_wait: ten(),
+            retry_timeout: ten(),
+            maximum_lag_on_failover: max_lag(),
+            synchronous_mode: false,
+            parameters: IndexMap::new(),
+            pg_hba: Vec::new(),
+        }
+    }
+}
+
+/// Settings pgdeploy always sets, because failover depends on them: `pg_rewind` needs
+/// `wal_log_hints`, and passwords are stored as SCRAM.
+pub const ENFORCED_PARAMETERS: &[(&str, &str)] = &[
+    ("password_encryption", "scram-sha-256"),
+    ("wal_log_hints", "on"),
+];
+
+/// Authentication methods refused in `pg_hba` lines for network connections.
+const WEAK_METHODS: &[&str] = &["trust", "password", "md5", "ident"];
+
+impl Patroni {
+    pub fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let d = &self.dcs;
+        if d.ttl < 20 {
+            problems.push(Problem::field(
+                "dcs",
+                format!("`ttl` is {}; Patroni needs at least 20", d.ttl),
+            ));
+        }
+        if d.loop_wait == 0 {
+            problems.push(Problem::field("dcs", "`loop_wait` must be at least 1"));
+        }
+        if d.loop_wait + 2 * d.retry_timeout > d.ttl {
+            problems.push(Problem::field(
+                "dcs",
+                format!(
+                    "`loop_wait` + 2 × `retry_timeout` ({} + 2 × {} = {}) must not exceed `ttl` ({}): \
+                     the leader could lose its lock while it still retries",
+                    d.loop_wait,
+                    d.retry_timeout,
+                    d.loop_wait + 2 * d.retry_timeout,
+                    d.ttl
+                ),
+            ));
+        }
+        if d.maximum_lag_on_failover == 0 {
+            problems.push(Problem::field(
+                "dcs",
+                "`maximum_lag_on_failover` of 0 bytes forbids every failover",
+            ));
+        }
+        for (name, wanted) in ENFORCED_PARAMETERS {
+            for (field, params) in [
+                ("dcs", &d.parameters),
+                ("postgresql", &self.postgresql.parameters),
+            ] {
+                if let Some(v) = params.get(*name) {
+                    let given = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Bool(true) => "on".into(),
+                        Value::Bool(false) => "off".into(),
+                        other => other.to_string(),
+                    };
+                    if given != *wanted {
+                        problems.push(Problem::field(
+                            field,
+                            format!(
+                                "`{name}` must be `{wanted}` (pgdeploy sets it), found `{given}`"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for line in &d.pg_hba {
+            if let Some(p) = weak_hba_line(line) {
+                problems.push(Problem::field("dcs", p));
+            }
+        }
+        for (field, password) in [
+            ("authentication", &self.authentication.superuser.password),
+            ("authentication", &self.authentication.replication.password),
+        ] {
+            if password.is_empty() {
+                problems.push(Problem::field(field, "a password is empty"));
+            }
+        }
+        if self.etcd.hosts.0.is_empty() {
+            problems.push(Problem::field("etcd", "`hosts` lists no etcd member"));
+        }
+        let tls = [&self.etcd.cacert, &self.etcd.cert, &self.etcd.key];
+        if self.etcd.cert.is_some() != self.etcd.key.is_some() {
+            problems.push(Problem::field(
+                "etcd",
+                "give both `cert` and `key`, or neither",
+            ));
+        }
+        if self.etcd.protocol.as_deref() == Some("http") && tls.iter().any(|t| t.is_some()) {
+            problems.push(Problem::field(
+                "etcd",
+                "`protocol: http` with certificates: use `https`",
+            ));
+        }
+        if let Some(p) = self.etcd.protocol.as_deref() {
+            if p != "http" && p != "https" {
+                problems.push(Problem::field(
+                    "etcd",
+                    format!("`protocol` is `http` or `https`, found `{p}`"),
+                ));
+            }
+        }
+        let r = &self.restapi;
+        if r.certfile.is_none() && (r.keyfile.is_some() || r.cafile.is_some()) {
+            problems.push(Problem::field(
+                "restapi",
+                "`keyfile`/`cafile` without `certfile`: TLS needs a certificate",
+            ));
+        }
+        if r.verify_client != VerifyClient::None && r.cafile.is_none() {
+            problems.push(Problem::field(
+                "restapi",
+                "`verify_client` needs `cafile` to verify client certificates against",
+            ));
+        }
+        if self.replicas_at_once == 0 {
+            problems.push(Problem::field("replicas_at_once", "must be at least 1"));
+        }
+        for (field, path) in [
+            ("config_file", Some(&self.config_file)),
+            ("postgresql", self.postgresql.data_dir.as_ref()),
+            ("postgresql", self.postgresql.bin_dir.as_ref()),
+        ] {
+            if let Some(p) = path {
+                if !p.starts_with('/') {
+                    problems.push(Problem::field(
+                        field,
+                        format!("`{p}` is not an absolute path"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Why a `pg_hba` line is refused, if it is.
+fn weak_hba_line(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let kind = *words.first()?;
+    // host DATABASE USER ADDRESS METHOD [options]; local DATABASE USER METHOD [options]
+    let method_at = match kind {
+        "local" => 3,
+        "host" | "hostssl" | "hostnossl" | "hostgssenc" | "hostnogssenc" => {
+            // ADDRESS may be followed by a separate netmask
+            if words
+                .get(4)
+                .is_some_and(|w| w.contains('.') && !w.contains('/'))
+                && words.len() > 5
+            {
+                5
+            } else {
+                4
+            }
+        }
+        _ => {
+            return Some(format!(
+                "`pg_hba` line `{line}`: unknown connection type `{kind}`"
+            ))
+        }
+    };
+    let method = words.get(method_at)?;
+    if kind == "local" && (*method == "peer" || *method == "scram-sha-256" || *method == "reject") {
+        return None;
+    }
+    if WEAK_METHODS.contains(method) {
+        return Some(format!(
+            "`pg_hba` line `{line}` uses `{method}`: use `scram-sha-256` (or `cert`)"
+        ));
+    }
+    if kind == "hostnossl" && *method != "reject" {
+        return Some(format!(
+            "`pg_hba` line `{line}` accepts connections without TLS: use `hostssl`"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weak_hba_line;
+
+    #[test]
+    fn pg_hba_lines_must_use_scram_or_certificates() {
+        assert!(weak_hba_line("hostssl all all 0.0.0.0/0 scram-sha-256").is_none());
+        assert!(
+            weak_hba_line("hostssl replication replicator 10.0.0.1/32 scram-sha-256").is_none()
+        );
+        assert!(weak_hba_line("local all postgres peer").is_none());
+        assert!(weak_hba_line("hostssl all all 10.0.0.0 255.0.0.0 cert").is_none());
+        assert!(weak_hba_line("host all all 0.0.0.0/0 md5")
+            .unwrap()
+            .contains("`md5`"));
+        assert!(weak_hba_line("local all all trust")
+            .unwrap()
+            .contains("`trust`"));
+        assert!(weak_hba_line("hostnossl all all 0.0.0.0/0 scram-sha-256")
+            .unwrap()
+            .contains("hostssl"));
+        assert!(weak_hba_line("hots all all 0.0.0.0/0 md5")
+            .unwrap()
+            .contains("`hots`"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Patroni's REST API, reached from the host itself (`curl` to 127.0.0.1) so no port needs to
+//! be open to the workstation, with the host's certificates when the API uses TLS.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::params::{RestApi, VerifyClient};
+use crate::catalogue::common::exec;
+use crate::catalogue::common::shell::quote;
+use crate::module::{HostContext, ModuleError};
+use crate::transport::ExecRequest;
+
+pub struct Rest {
+    base: String,
+    curl: String,
+}
+
+impl Rest {
+    pub fn new(r: &RestApi) -> Rest {
+        let mut curl = String::from("curl -sS --max-time 10");
+        let scheme = if r.certfile.is_some() {
+            match &r.cafile {
+                Some(ca) => curl.push_str(&format!(" --cacert {}", quote(ca))),
+                // Without a CA to check against, the local API's own certificate is trusted.
+                None => curl.push_str(" --insecure"),
+            }
+            if r.verify_client != VerifyClient::None {
+                if let Some(c) = &r.certfile {
+                    curl.push_str(&format!(" --cert {}", quote(c)));
+                }
+                if let Some(k) = &r.keyfile {
+                    curl.push_str(&format!(" --key {}", quote(k)));
+                }
+            }
+            "https"
+        } else {
+            "http"
+        };
+        Rest {
+            base: format!("{scheme}://127.0.0.1:{}", r.port),
+            curl,
+        }
+    }
+
+    /// `GET /PATH` as JSON.
+    pub async fn get(&self, cx: &HostContext<'_>, path: &str) -> Result<Value, ModuleError> {
+        let cmd = format!("{} {}/{path}", self.curl, self.base);
+        let out = exec::check(cx, &cmd, &format!("GET /{path}")).await?;
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            ModuleError::Failed(format!(
+                "Patroni `GET /{path}` on `{}`: not JSON: {e}",
+                cx.host
+            ))
+        })
+    }
+
+    /// `PATCH /config` with `body`; the response is the new configuration.
+    pub async fn patch_config(
+        &self,
+        cx: &HostContext<'_>,
+        body: &Value,
+    ) -> Result<(), ModuleError> {
+        let cmd = format!(
+            "{} --fail-with-body -X PATCH -H 'Content-Type: application/json' --data-binary @- {}/config",
+            self.curl, self.base
+        );
+        let out = cx
+            .transport
+            .exec(&ExecRequest {
+                command: cmd,
+                stdin: Some(body.to_string().into_bytes()),
+                become_: cx.become_.clone(),
+                timeout: None,
+            })
+            .await?;
+        if out.status != 0 {
+            return Err(exec::failure("PATCH /config", &out));
+        }
+        Ok(())
+    }
+
+    /// Waits until this member runs as the leader, or as a replica that streams from it.
+    pub async fn wait_ready(
+        &self,
+        cx: &HostContext<'_>,
+        timeout: Duration,
+    ) -> Result<(), ModuleError> {
+        let started = Instant::now();
+        let cmd = format!("{} {}/patroni", self.curl, self.base);
+        let mut last = String::from("no answer from the REST API yet");
+        loop {
+            let out = exec::run(cx, &cmd).await?;
+            if out.status == 0 {
+                if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
+                    let role = v["role"].as_str().unwrap_or("");
+                    let state = v["state"].as_str().unwrap_or("");
+                    let replication = v["replication_state"].as_str().unwrap_or("");
+                    if state == "running"
+                        && (role == "primary" || role == "master" || replication == "streaming")
+                    {
+                        return Ok(());
+                    }
+                    last = format!("role `{role}`, state `{state}`, replication `{replication}`");
+                }
+            }
+            if started.elapsed() >= timeout {
+                return Err(ModuleError::Failed(format!(
+                    "Patroni on `{}` neither leads nor streams after {} s ({last}); see `journalctl -u patroni`",
+                    cx.host,
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

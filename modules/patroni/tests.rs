@@ -1,0 +1,124 @@
+use serde_json::json;
+
+use super::config::{dcs_diff, patch_body, Member};
+use super::*;
+use crate::diag::{FieldPath, SourceFile};
+use crate::yaml::{from_node, load_str};
+
+fn params(yaml: &str) -> Patroni {
+    let file = SourceFile::new("playbook.yml");
+    let node = load_str(yaml, &file).expect("YAML");
+    from_node(&node, &FieldPath::root().key("patroni")).expect("valid parameters")
+}
+
+const LAB: &str = r#"
+scope: pgcluster
+etcd:
+  hosts: 10.213.7.11:2379,10.213.7.12:2379,10.213.7.13:2379
+  cacert: /etc/pgdeploy/pki/ca.crt
+  cert: /etc/pgdeploy/pki/host.crt
+  key: /etc/pgdeploy/pki/host.key
+restapi:
+  certfile: /etc/pgdeploy/pki/host.crt
+  keyfile: /etc/pgdeploy/pki/host.key
+  cafile: /etc/pgdeploy/pki/ca.crt
+  verify_client: optional
+authentication:
+  superuser: {password: "Su-secret-1"}
+  replication: {password: "Repl-secret-2"}
+dcs:
+  parameters: {max_connections: 100, ssl: "on", ssl_cert_file: /etc/pgdeploy/pki/pg.crt, ssl_key_file: /etc/pgdeploy/pki/pg.key}
+  pg_hba:
+    - local all postgres peer
+    - hostssl replication replicator 10.213.7.0/24 scram-sha-256
+    - hostssl all all 0.0.0.0/0 scram-sha-256
+tags: {nofailover: false}
+"#;
+
+fn member() -> Member {
+    Member {
+        name: "pg1".into(),
+        address: "10.213.7.11".into(),
+        version: 15,
+    }
+}
+
+#[test]
+fn renders_the_lab_config() {
+    let p = params(LAB);
+    assert!(p.check().is_empty(), "{:?}", p.check());
+    insta::assert_snapshot!("patroni_lab_config", p.render(&member(), false));
+}
+
+#[test]
+fn masked_render_hides_every_password() {
+    let p = params(LAB);
+    let masked = p.render(&member(), true);
+    assert!(!masked.contains("Su-secret-1") && !masked.contains("Repl-secret-2"));
+    let real = p.render(&member(), false);
+    assert_eq!(mask_passwords(&real), masked);
+}
+
+#[test]
+fn timing_rules_are_checked() {
+    let p = params(&LAB.replace(
+        "dcs:\n",
+        "dcs:\n  ttl: 20\n  loop_wait: 10\n  retry_timeout: 10\n",
+    ));
+    let problems: Vec<String> = p.check().into_iter().map(|p| p.message).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("10 + 2 × 10 = 30"), "{problems:?}");
+    let p = params(&LAB.replace(
+        "dcs:\n",
+        "dcs:\n  ttl: 15\n  loop_wait: 5\n  retry_timeout: 5\n",
+    ));
+    assert!(p.check()[0].message.contains("at least 20"));
+}
+
+#[test]
+fn weak_settings_are_refused() {
+    let p = params(&LAB.replace("max_connections: 100", "wal_log_hints: off"));
+    assert!(p.check()[0]
+        .message
+        .contains("`wal_log_hints` must be `on`"));
+    let p = params(&LAB.replace(
+        "replicator 10.213.7.0/24 scram-sha-256",
+        "replicator 10.213.7.0/24 md5",
+    ));
+    assert!(p.check()[0].message.contains("`md5`"));
+}
+
+#[test]
+fn dcs_diff_compares_settings_as_postgres_shows_them() {
+    let p = params(LAB);
+    let wanted = p.dcs();
+    let mut current = wanted.clone();
+    current["postgresql"]["parameters"]["max_connections"] = json!("100");
+    current["postgresql"]["parameters"]["wal_log_hints"] = json!(true);
+    current["check_timeline"] = json!(true); // unmanaged keys are left alone
+    assert!(dcs_diff(&current, &wanted).is_empty());
+    current["synchronous_mode"] = json!(false);
+    current["postgresql"]["parameters"]["work_mem"] = json!("4MB");
+    let p = params(
+        &LAB.replace(
+            "max_connections: 100",
+            "max_connections: 100, work_mem: 8MB",
+        )
+        .replace("dcs:\n", "dcs:\n  synchronous_mode: true\n"),
+    );
+    let diff = dcs_diff(&current, &p.dcs());
+    let keys: Vec<&str> = diff.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(keys, ["synchronous_mode", "postgresql.parameters.work_mem"]);
+    assert_eq!(
+        patch_body(&diff),
+        json!({"synchronous_mode": true, "postgresql": {"parameters": {"work_mem": "8MB"}}})
+    );
+}
+
+#[test]
+fn probe_output_is_read() {
+    let p = parse_probe("confdir=yes\nversions=15 13 \npatroni_active=inactive\npatroni_enabled=disabled\ndebian_active=inactive\ndebian_enabled=enabled\n");
+    assert_eq!(p.versions, [13, 15]);
+    assert!(!p.patroni_active && !p.patroni_enabled && !p.debian_active && p.debian_enabled);
+    assert!(p.config_dir_exists);
+}
