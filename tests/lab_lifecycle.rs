@@ -5,45 +5,21 @@
 //! One test drives one lab (booting it is the expensive part) through every check in order; the
 //! checks report by name and all run even when one fails
 
+#[path = "support/checks.rs"]
+mod checks;
 #[path = "support/lab.rs"]
 mod lab_support;
 
 use std::collections::HashSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use checks::Checks;
 use clap::Parser;
 use lab_support::{port22_open, LabFixture};
 use pgdeploy::lab::{self, HostRunState, LabCommand, UpOptions};
 
 const NAME: &str = "pgdt1";
 const SUBNET: &str = "10.213.201.0/24";
-
-/// Runs named checks, keeps going after a failure, and fails at the end with every failure
-struct Checks {
-    failed: Vec<String>,
-}
-
-impl Checks {
-    fn run(&mut self, name: &str, f: impl FnOnce()) {
-        let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => eprintln!(
-                "check {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("check {name} ... FAILED: {msg}");
-                self.failed.push(format!("{name}: {msg}"));
-            }
-        }
-    }
-}
 
 #[test]
 fn lab_lifecycle() {
@@ -62,7 +38,7 @@ fn lab_lifecycle() {
         lab.info.boot_seconds
     );
     let names = ["pg1", "pg2", "pg3"];
-    let mut c = Checks { failed: Vec::new() };
+    let mut c = Checks::new();
 
     c.run("ssh_reaches_every_host_as_itself", || {
         for n in names {
@@ -343,11 +319,7 @@ fn lab_lifecycle() {
         "lab lifecycle took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        c.failed.is_empty(),
-        "failed checks:\n{}",
-        c.failed.join("\n")
-    );
+    c.finish();
 }
 
 /// `pgdeploy apply --json` of the README's playbook on the lab: exit code and recap rows.
