@@ -131,7 +131,13 @@ fn patroni_cluster_on_the_lab() {
                 started.elapsed().as_secs_f64()
             );
             assert_eq!(code, 0, "{stderr}\n{events:?}");
-            let rows = members(&lab);
+            // A replica that just joined may show `running` for a moment before `streaming`.
+            let mut rows = members(&lab);
+            eventually(Duration::from_secs(30), || {
+                rows = members(&lab);
+                rows.iter()
+                    .all(|r| r["Role"] == "Leader" || r["State"] == "streaming")
+            });
             let roles: Vec<&str> = rows.iter().map(|r| r["Role"].as_str().unwrap()).collect();
             assert_eq!(
                 roles.iter().filter(|r| **r == "Leader").count(),
@@ -188,7 +194,7 @@ fn patroni_cluster_on_the_lab() {
             assert_eq!(mode, "postgres 600");
             write_vars(&lab, false, "{max_connections: 100, application_name: x}");
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
-                .args(["plan", "--diff", "-i"])
+                .args(["plan", "--no-color", "-i"])
                 .arg(&inventory)
                 .arg(playbook())
                 .output()
