@@ -41,6 +41,8 @@ pub enum Command {
     /// Measure the engine's speed and memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The cluster as Patroni and etcd see it (like `patronictl list`), read over SSH.
+    Status(StatusArgs),
     /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
@@ -112,6 +114,21 @@ pub struct PlaybookArgs {
     /// offline checks of templates that use facts.
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(short, long)]
+    pub inventory: PathBuf,
+    /// The cluster's hosts (a pattern); the first that answers is asked.
+    #[arg(long, default_value = "postgres")]
+    pub hosts: String,
+    /// Patroni's configuration file on the hosts.
+    #[arg(long, default_value = "/etc/patroni/config.yml")]
+    pub config_file: String,
+    /// The OpenSSH client config to read instead of `~/.ssh/config`.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

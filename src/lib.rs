@@ -14,6 +14,7 @@ pub mod params;
 pub mod playbook;
 pub mod run;
 pub mod secrets;
+pub mod status;
 pub mod template;
 pub mod transport;
 pub mod yaml;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::run::plan(args, cli.json, color),
         Command::Check(args) => commands::run::check(args, cli.json, color),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Status(args) => commands::status::run(args, cli.json),
         Command::Lab(cmd) => {
             return match pgdeploy::lab::run(cmd.clone()) {
                 Ok(code) => code,

@@ -154,6 +154,41 @@ fn patroni_cluster_on_the_lab() {
             }
         },
     );
+    c.run("status_shows_the_cluster_and_etcd", || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .args(["status", "--json", "-i"])
+            .arg(&inventory)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let members = s["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{s}");
+        assert_eq!(s["etcd"].as_array().unwrap().len(), 3, "{s}");
+        assert!(
+            s["etcd"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["health"] == true),
+            "{s}"
+        );
+        let text = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .args(["status", "-i"])
+            .arg(&inventory)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("Leader") && text.contains("streaming"),
+            "{text}"
+        );
+    });
     c.run("rows_written_on_the_leader_are_read_on_replicas", || {
         psql(
             &lab,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod graph;
 pub mod inventory;
 pub mod run;
+pub mod status;
 pub mod validate;
 
 use std::collections::HashMap;
