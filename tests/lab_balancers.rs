@@ -125,8 +125,9 @@ fn write_playbook(lab: &LabFixture, name: &str, text: &str) -> String {
 }
 
 /// A stand-in for Patroni's REST API on port 8008: `/primary` is 200 when `/run/fake-role`
-/// says `primary`, `/replica` when it says `replica`, else 503.
-const FAKE_PATRONI: &str = r#"import http.server
+/// says `primary`, `/replica` when it says `replica`, else 503. With arguments `CERT_KEY_PEM
+/// CA_PEM`, it serves TLS and requires a client certificate signed by the CA.
+const FAKE_PATRONI: &str = r#"import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         try:
@@ -138,8 +139,90 @@ class H(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("0.0.0.0", 8008), H).serve_forever()
+srv = http.server.ThreadingHTTPServer(("0.0.0.0", 8008), H)
+if len(sys.argv) > 2:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1])
+    ctx.load_verify_locations(sys.argv[2])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 "#;
+
+/// A CA and, for each (name, IP), a certificate with the IP (and 127.0.0.1) as SANs, usable
+/// as server and client, made with the workstation's `openssl`: `NAME.pem`, `NAME.key` and
+/// `ca.pem` in `dir`.
+fn make_certs(dir: &std::path::Path, ca_name: &str, hosts: &[(&str, String)]) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("cannot run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let subj = format!("/CN={ca_name}");
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", &subj,
+    ]);
+    run(&a);
+    for (name, ip) in hosts {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subj = format!("/CN={name}");
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        run(&a);
+        let ext = format!("{name}.ext");
+        std::fs::write(
+            dir.join(&ext),
+            format!(
+                "subjectAltName=IP:{ip},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+            ),
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// Writes `content` to `path` (mode 0600) on `host`.
+fn put(lab: &LabFixture, host: &str, path: &str, content: &str) {
+    lab.ssh_ok(
+        lab.ip(host),
+        &format!(
+            "mkdir -p \"$(dirname {path})\" && umask 077 && cat > {path} <<'EOF'\n{content}EOF"
+        ),
+    );
+}
 
 /// Server states of HAProxy's backends on `host`, from the stats page: `backend/server UP`.
 fn haproxy_states(lab: &LabFixture, host: &str) -> Vec<String> {
@@ -331,6 +414,107 @@ fn lab_balancers() {
             t.elapsed().as_secs_f64()
         );
         let (_, out) = apply(&lab, &pb);
+        assert!(changed_counts(&out).iter().all(|(_, n)| *n == 0), "{out}");
+    });
+
+    c.run("tls_checks_verify_the_rest_api_certificate", || {
+        let certs = lab.dir.path().join("certs");
+        let other = lab.dir.path().join("other-ca");
+        std::fs::create_dir_all(&certs).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let hosts: Vec<(&str, String)> = ["pg1", "pg2", "lb1", "lb2"]
+            .iter()
+            .map(|h| (*h, lab.ip(h).to_string()))
+            .collect();
+        make_certs(&certs, "lbt-ca", &hosts);
+        make_certs(&other, "other-ca", &[]);
+        let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        for h in ["pg1", "pg2", "lb1", "lb2"] {
+            let dir = "/etc/lbt-tls";
+            put(&lab, h, &format!("{dir}/ca.pem"), &read(&certs, "ca.pem"));
+            put(&lab, h, &format!("{dir}/other-ca.pem"), &read(&other, "ca.pem"));
+            put(&lab, h, &format!("{dir}/{h}.pem"), &read(&certs, &format!("{h}.pem")));
+            put(&lab, h, &format!("{dir}/{h}.key"), &read(&certs, &format!("{h}.key")));
+            let both = read(&certs, &format!("{h}.pem")) + &read(&certs, &format!("{h}.key"));
+            put(&lab, h, &format!("{dir}/{h}-both.pem"), &both);
+        }
+        for h in ["pg1", "pg2"] {
+            lab.ssh_ok(
+                lab.ip(h),
+                &format!(
+                    "systemctl stop fake-patroni && systemd-run --unit=fake-patroni-tls \
+                     python3 /root/fake_patroni.py /etc/lbt-tls/{h}-both.pem /etc/lbt-tls/ca.pem"
+                ),
+            );
+        }
+        let playbook = |ca: &str| {
+            format!(
+                "- hosts: balancers\n  tasks:\n    - haproxy:\n        group: postgres\n        \
+                 stats: {{port: 7000}}\n        rest_api_tls:\n          ca_file: /etc/lbt-tls/{ca}\n          \
+                 crt: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}-both.pem\"\n\
+                 - hosts: postgres\n  tasks:\n    - keepalived:\n        mode: patroni\n        \
+                 group: postgres\n        vip: {PG_VIP}\n        virtual_router_id: 52\n        \
+                 auth_pass: pgvip123\n        patroni_tls:\n          ca_file: /etc/lbt-tls/{ca}\n          \
+                 cert_file: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}.pem\"\n          \
+                 key_file: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}.key\"\n"
+            )
+        };
+        let wait_states = |want: &[&str]| {
+            let t = Instant::now();
+            loop {
+                let states = haproxy_states(&lab, "lb1");
+                if states == want {
+                    return t.elapsed();
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "{states:?}, wanted {want:?}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        };
+        // A CA that did not sign the REST API's certificates: every check fails.
+        let bad = write_playbook(&lab, "tls-bad.yml", &playbook("other-ca.pem"));
+        let (code, out) = apply(&lab, &bad);
+        assert_eq!(code, 0, "{out}");
+        wait_states(&[
+            "postgres_writer/pg1 DOWN",
+            "postgres_writer/pg2 DOWN",
+            "postgres_readers/pg1 DOWN",
+            "postgres_readers/pg2 DOWN",
+        ]);
+        let t = Instant::now();
+        while !holders(&lab, &["pg1", "pg2"], PG_VIP).is_empty() {
+            assert!(t.elapsed() < Duration::from_secs(15), "a host keeps the VIP");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The right CA (and client certificates): pg2 is the primary since the switchover.
+        let good = write_playbook(&lab, "tls.yml", &playbook("ca.pem"));
+        let (code, out) = apply(&lab, &good);
+        assert_eq!(code, 0, "{out}");
+        let took = wait_states(&[
+            "postgres_writer/pg1 DOWN",
+            "postgres_writer/pg2 UP",
+            "postgres_readers/pg1 UP",
+            "postgres_readers/pg2 DOWN",
+        ]);
+        eprintln!(
+            "TLS checks: servers up {:.1} s after the apply",
+            took.as_secs_f64()
+        );
+        let pgs = ["pg1", "pg2"];
+        let (holder, _) =
+            wait_for_single_holder(&lab, &pgs, PG_VIP, |_| true, Duration::from_secs(20));
+        assert_eq!(holder, "pg2");
+        lab.ssh_ok(lab.ip("pg2"), "echo replica > /run/fake-role");
+        let t = Instant::now();
+        lab.ssh_ok(lab.ip("pg1"), "echo primary > /run/fake-role");
+        wait_for_single_holder(&lab, &pgs, PG_VIP, |h| h == "pg1", Duration::from_secs(30));
+        eprintln!(
+            "VIP `{PG_VIP}` followed the primary to pg1 over TLS in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let (_, out) = apply(&lab, &good);
         assert!(changed_counts(&out).iter().all(|(_, n)| *n == 0), "{out}");
     });
 

@@ -57,15 +57,6 @@ pub struct PatroniTls {
 fn d_advert() -> u32 {
     1
 }
-fn d_interval() -> u32 {
-    2
-}
-fn d_fall() -> u32 {
-    2
-}
-fn d_rise() -> u32 {
-    2
-}
 fn d_haproxy_port() -> u16 {
     5432
 }
@@ -107,12 +98,13 @@ pub struct Keepalived {
     /// another user is created (system user, no login) if missing.
     #[serde(default = "d_script_user")]
     pub script_user: String,
-    #[serde(default = "d_interval")]
-    pub check_interval: u32,
-    #[serde(default = "d_fall")]
-    pub check_fall: u32,
-    #[serde(default = "d_rise")]
-    pub check_rise: u32,
+    /// Seconds between checks; default 2 (`haproxy`) or 1 (`patroni`: Patroni already
+    /// decided, so the VIP should follow at once).
+    pub check_interval: Option<u32>,
+    /// Failed checks before the host gives the VIP up; default 2 (`haproxy`) or 1 (`patroni`).
+    pub check_fall: Option<u32>,
+    /// Passed checks before the host may take the VIP; default 2 (`haproxy`) or 1 (`patroni`).
+    pub check_rise: Option<u32>,
     /// `haproxy` mode: the port HAProxy must listen on.
     #[serde(default = "d_haproxy_port")]
     pub haproxy_port: u16,
@@ -162,6 +154,19 @@ impl Keepalived {
             KeepalivedMode::Haproxy => "check_haproxy",
             KeepalivedMode::Patroni => "check_patroni",
         }
+    }
+
+    /// `interval`, `fall`, `rise` of the check.
+    fn rhythm(&self) -> (u32, u32, u32) {
+        let d = match self.mode {
+            KeepalivedMode::Haproxy => 2,
+            KeepalivedMode::Patroni => 1,
+        };
+        (
+            self.check_interval.unwrap_or(d),
+            self.check_fall.unwrap_or(d),
+            self.check_rise.unwrap_or(d),
+        )
     }
 
     fn script_path(&self) -> String {
@@ -314,10 +319,11 @@ impl Keepalived {
         let name = self.script_name();
         let _ = writeln!(o, "vrrp_script {name} {{");
         let _ = writeln!(o, "    script \"{}\"", self.script_path());
-        let _ = writeln!(o, "    interval {}", self.check_interval);
-        let _ = writeln!(o, "    timeout {}", self.check_interval.max(2));
-        let _ = writeln!(o, "    fall {}", self.check_fall);
-        let _ = writeln!(o, "    rise {}", self.check_rise);
+        let (interval, fall, rise) = self.rhythm();
+        let _ = writeln!(o, "    interval {interval}");
+        let _ = writeln!(o, "    timeout {}", interval.max(2));
+        let _ = writeln!(o, "    fall {fall}");
+        let _ = writeln!(o, "    rise {rise}");
         o.push_str("}\n\n");
         let _ = writeln!(o, "vrrp_instance VI_{} {{", self.virtual_router_id);
         o.push_str("    state BACKUP\n");
@@ -590,7 +596,7 @@ impl Params for Keepalived {
             ("check_fall", self.check_fall),
             ("check_rise", self.check_rise),
         ] {
-            if v == 0 {
+            if v == Some(0) {
                 p.push(Problem::field(field, "must be at least 1"));
             }
         }
