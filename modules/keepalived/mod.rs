@@ -9,10 +9,11 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 
 use crate::module::{
-    Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
+    Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem, TaskRef,
 };
 use crate::params::Mode;
 use crate::secrets::MASK;
+use crate::yaml::DeError;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -540,6 +541,38 @@ impl Params for Keepalived {
     const NAME: &'static str = "keepalived";
     const SUMMARY: &'static str =
         "a VRRP virtual IP on the HAProxy hosts or following the Patroni primary";
+
+    /// Two keepalived tasks of a playbook with the same literal `virtual_router_id` would
+    /// fight over one VRRP group: refused, pointing at the second. (Templated ids are only
+    /// known per host, and are not compared.)
+    fn check_tasks(tasks: &[TaskRef<'_>]) -> Vec<DeError> {
+        let mut seen: Vec<(u64, String)> = Vec::new();
+        let mut errors = Vec::new();
+        for t in tasks {
+            let Some(node) = t.params.get("virtual_router_id") else {
+                continue;
+            };
+            if node.has_template() {
+                continue;
+            }
+            let Some(id) = node.as_str().and_then(|s| s.trim().parse::<u64>().ok()) else {
+                continue;
+            };
+            match seen.iter().find(|(v, _)| *v == id) {
+                Some((_, first)) => {
+                    let mut e = DeError::new(format!(
+                        "`virtual_router_id` `{id}` is already used by `{first}`"
+                    ))
+                    .at(node.mark, &t.path.key("virtual_router_id"));
+                    e.help =
+                        Some("each VIP needs its own VRRP router id (1–255) on its network".into());
+                    errors.push(e);
+                }
+                None => seen.push((id, t.path.to_string())),
+            }
+        }
+        errors
+    }
 
     fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
         let mut p = super::check_absolute("config", &self.config);
