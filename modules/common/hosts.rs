@@ -1,5 +1,5 @@
 //! Other hosts of the inventory, as balancer and VIP modules need them: the members of a group
-//! (in inventory order), the play's hosts, and the IPv4 address other hosts reach a host at.
+//! (in inventory order) and the IPv4 address other hosts reach a host at.
 
 use std::net::Ipv4Addr;
 
@@ -38,22 +38,6 @@ pub fn group_members<'a>(
         return Err(ModuleError::Failed(format!("group `{group}` has no hosts")));
     }
     Ok(hosts)
-}
-
-/// The hosts of the current play, in play order.
-pub fn play_members<'a>(cx: &'a HostContext<'_>) -> Vec<&'a Host> {
-    let inventory = &cx.scope.shared().inventory;
-    let names = cx
-        .scope
-        .context()
-        .get_attr("ansible_play_hosts")
-        .ok()
-        .and_then(|v| v.try_iter().ok().map(|it| it.collect::<Vec<_>>()))
-        .unwrap_or_default();
-    names
-        .iter()
-        .filter_map(|n| n.as_str().and_then(|n| inventory.hosts.get(n)))
-        .collect()
 }
 
 /// The IPv4 address of `host`: `ansible_host` when it is an address, else the default IPv4

@@ -84,9 +84,9 @@ pub struct Keepalived {
     pub virtual_router_id: u32,
     /// VRRP password: 1 to 8 characters (keepalived ignores the rest).
     pub auth_pass: Secret,
-    /// The hosts sharing the VIP (peers, and priorities by their order); default: the
-    /// play's hosts.
-    pub group: Option<String>,
+    /// The inventory group of the hosts sharing the VIP: peers, and priorities by their
+    /// order. A group rather than the play's hosts, so that `--limit` never shrinks the peers.
+    pub group: String,
     /// This host's priority (1–254); default: 150 for the first host of the group, 10 less
     /// for each next one.
     pub priority: Option<u32>,
@@ -174,18 +174,14 @@ impl Keepalived {
         format!("{SCRIPT_DIR}/{}.sh", self.script_name())
     }
 
-    /// Peers, priority, addresses: from the group (or the play), facts and the inventory.
+    /// Peers, priority, addresses: from the group, facts and the inventory.
     fn resolve(&self, cx: &HostContext<'_>) -> Result<Resolved, ModuleError> {
-        let members = match &self.group {
-            Some(g) => hosts::group_members(cx, g)?,
-            None => hosts::play_members(cx),
-        };
+        let members = hosts::group_members(cx, &self.group)?;
         let index = members.iter().position(|h| h.name == cx.host);
         let Some(index) = index else {
             return Err(ModuleError::Failed(format!(
                 "host `{}` is not in group `{}`, whose hosts share the VIP",
-                cx.host,
-                self.group.as_deref().unwrap_or("(the play's hosts)")
+                cx.host, self.group
             )));
         };
         let interface = match &self.interface {
@@ -649,10 +645,8 @@ impl Params for Keepalived {
         if let Some(r) = &self.router_id {
             word("router_id", r, &mut p);
         }
-        if let Some(g) = &self.group {
-            if g.trim().is_empty() {
-                p.push(Problem::field("group", "the group name is empty"));
-            }
+        if self.group.trim().is_empty() {
+            p.push(Problem::field("group", "the group name is empty"));
         }
         match (self.mode, &self.patroni_tls) {
             (KeepalivedMode::Haproxy, Some(_)) => {

@@ -87,12 +87,14 @@ fn seed_004_patroni_config_and_scripts() {
 }
 
 #[test]
-fn peers_default_to_the_play_and_priority_and_router_id_can_be_set() {
-    let mut k = params("mode: patroni\nvip: 10.0.2.12/24\nvirtual_router_id: 3");
+fn peers_come_from_the_group_whatever_the_play_and_priority_and_router_id_can_be_set() {
+    let mut k = params("mode: patroni\nvip: 10.0.2.12/24\nvirtual_router_id: 3\ngroup: postgres");
     k.priority = Some(42);
     k.router_id = Some("PG1".into());
-    let r = resolve(&k, SEED_004, "pg1", &["pg1", "pg3"]).unwrap();
-    assert_eq!(r.peers, ["10.0.2.5".parse::<Ipv4Addr>().unwrap()]);
+    // as with `--limit pg1`
+    let r = resolve(&k, SEED_004, "pg1", &["pg1"]).unwrap();
+    let peers: Vec<String> = r.peers.iter().map(|p| p.to_string()).collect();
+    assert_eq!(peers, ["10.0.2.4", "10.0.2.5"]);
     assert_eq!((r.priority, r.router_id.as_str()), (42, "PG1"));
 }
 
@@ -135,7 +137,7 @@ fn vip_outside_the_interface_subnet_is_refused() {
         "interface `eth1` is not on host `pg1` (facts `ansible_interfaces`)"
     );
     k.interface = None;
-    k.group = Some("balancers".into());
+    k.group = "balancers".into();
     let e = resolve(&k, SEED_004, "pg1", &["pg1"])
         .unwrap_err()
         .to_string();
@@ -152,7 +154,7 @@ fn parameter_checks_name_the_field_and_never_show_the_password() {
     };
     let long = "changeme123";
     let k: Keepalived = serde_yaml_ng::from_str(&format!(
-        "mode: haproxy\nvip: 10.0.0.300\nvirtual_router_id: 256\nauth_pass: {long}\npriority: 255\n\
+        "mode: haproxy\nvip: 10.0.0.300\nvirtual_router_id: 256\nauth_pass: {long}\npriority: 255\ngroup: lb\n\
          patroni_tls: {{ca_file: /ca.pem}}"
     ))
     .unwrap();
