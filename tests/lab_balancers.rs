@@ -334,6 +334,43 @@ fn lab_balancers() {
     });
 
     c.run(
+        "hand_edit_is_drift_and_diffs_never_show_the_password",
+        || {
+            let ip = lab.ip("lb2");
+            lab.ssh_ok(
+                ip,
+                "sed -i 's/auth_pass .*/auth_pass handmade/' /etc/keepalived/keepalived.conf",
+            );
+            let inv = lab.inventory();
+            let inv = inv.to_str().unwrap();
+            let plan = pgdeploy(&["plan", "-i", inv, playbook]);
+            let check = pgdeploy(&["check", "--json", "-i", inv, playbook]);
+            assert_eq!(check.status.code(), Some(2), "{}", text(&check));
+            let (plan, check) = (text(&plan), text(&check));
+            assert!(
+                plan.contains("update `/etc/keepalived/keepalived.conf`")
+                    && plan.contains("-        auth_pass ******** (another password)")
+                    && plan.contains("+        auth_pass ********"),
+                "{plan}"
+            );
+            for out in [&plan, &check] {
+                assert!(
+                    !out.contains("handmade") && !out.contains("pgd-vrrp"),
+                    "a password is shown: {out}"
+                );
+            }
+            let (code, out) = apply(&lab, playbook);
+            assert_eq!(code, 0, "{out}");
+            assert_eq!(
+                changed_counts(&out),
+                [("lb1".to_string(), 0), ("lb2".to_string(), 1)],
+                "{out}"
+            );
+            assert!(!text(&pgdeploy(&["apply", "-i", inv, playbook])).contains("handmade"));
+        },
+    );
+
+    c.run(
         "invalid_haproxy_config_is_refused_and_haproxy_keeps_running",
         || {
             let ip = lab.ip("lb1");

@@ -349,9 +349,10 @@ impl Keepalived {
     }
 }
 
-/// `text` with the value of every `auth_pass` line masked, for diffs: the current file may
-/// hold an older password than the one in the parameters.
-pub fn mask_auth_pass(text: &str) -> String {
+/// `text` with the value of every `auth_pass` line masked, for diffs. The current file may
+/// hold another password than `wanted`: its line then says so, so that a changed password
+/// still shows in the diff without showing either value.
+pub fn mask_auth_pass(text: &str, wanted: &Secret) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
@@ -359,7 +360,12 @@ pub fn mask_auth_pass(text: &str) -> String {
             if rest.starts_with(char::is_whitespace) {
                 let indent = &line[..line.len() - trimmed.len()];
                 let nl = if line.ends_with('\n') { "\n" } else { "" };
-                let _ = write!(out, "{indent}auth_pass {MASK}{nl}");
+                let note = if rest.trim() == wanted.expose() {
+                    ""
+                } else {
+                    " (another password)"
+                };
+                let _ = write!(out, "{indent}auth_pass {MASK}{note}{nl}");
                 continue;
             }
         }
@@ -469,8 +475,9 @@ impl Action for Keepalived {
         let config_changed = config.is_changed();
         for mut c in config.changes.iter().cloned() {
             if let Some(d) = c.diff.as_mut() {
-                d.before = d.before.as_deref().map(mask_auth_pass);
-                d.after = d.after.as_deref().map(mask_auth_pass);
+                let mask = |t: &str| mask_auth_pass(t, &self.auth_pass);
+                d.before = d.before.as_deref().map(mask);
+                d.after = d.after.as_deref().map(mask);
             }
             changes.push(c);
         }

@@ -192,10 +192,10 @@ fn parameter_checks_name_the_field_and_never_show_the_password() {
 
 #[test]
 fn diffs_mask_the_password_of_both_versions() {
-    let text = "a\n    auth_pass old1\n  auth_pass\tnew2\nauth_passx 1\n";
+    let text = "a\n    auth_pass new2\n  auth_pass\told1\nauth_passx 1\n";
     assert_eq!(
-        mask_auth_pass(text),
-        format!("a\n    auth_pass {MASK}\n  auth_pass {MASK}\nauth_passx 1\n")
+        mask_auth_pass(text, &Secret::new("new2")),
+        format!("a\n    auth_pass {MASK}\n  auth_pass {MASK} (another password)\nauth_passx 1\n")
     );
 }
 
