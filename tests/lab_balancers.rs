@@ -511,9 +511,13 @@ fn lab_balancers() {
             }
         };
         // A CA that did not sign the REST API's certificates: every check fails.
+        let main_pid = |h: &str| lab.ssh_ok(lab.ip(h), "systemctl show -p MainPID --value haproxy");
+        let pid_before = main_pid("lb1");
         let bad = write_playbook(&lab, "tls-bad.yml", &playbook("other-ca.pem"));
         let (code, out) = apply(&lab, &bad);
         assert_eq!(code, 0, "{out}");
+        assert!(out.contains("reload `haproxy`"), "{out}");
+        assert_eq!(main_pid("lb1"), pid_before, "reloaded, not restarted");
         wait_states(&[
             "postgres_writer/pg1 DOWN",
             "postgres_writer/pg2 DOWN",
