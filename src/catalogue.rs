@@ -21,6 +21,10 @@ pub mod copy;
 pub mod directory;
 #[path = "../modules/file/mod.rs"]
 pub mod file;
+#[path = "../modules/haproxy/mod.rs"]
+pub mod haproxy;
+#[path = "../modules/keepalived/mod.rs"]
+pub mod keepalived;
 #[path = "../modules/packages/mod.rs"]
 pub mod packages;
 #[path = "../modules/patroni/mod.rs"]
@@ -36,6 +40,8 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<copy::Copy>::new(),
     &Typed::<directory::Directory>::new(),
     &Typed::<file::File>::new(),
+    &Typed::<haproxy::Haproxy>::new(),
+    &Typed::<keepalived::Keepalived>::new(),
     &Typed::<packages::Packages>::new(),
     &Typed::<patroni::Patroni>::new(),
     &Typed::<service::Service>::new(),

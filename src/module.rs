@@ -112,6 +112,15 @@ impl Problem {
     }
 }
 
+/// One task of a module in a playbook, as written (before templating), for checks that look
+/// at several tasks together.
+pub struct TaskRef<'a> {
+    /// The module's parameters (`plays[0].tasks[1].keepalived`'s mapping).
+    pub params: &'a Node,
+    /// The path of that mapping.
+    pub path: FieldPath,
+}
+
 /// A module kind, registered once in the catalogue.
 pub trait Module: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -128,6 +137,11 @@ pub trait Module: Send + Sync + 'static {
     fn ordering(&self, _cx: &OrderingContext<'_>) -> HostOrdering {
         HostOrdering::Independent
     }
+    /// Checks every task of this module in a playbook together (a value that must be unique
+    /// across tasks, say). Runs at load, on the parameters as written.
+    fn check_tasks(&self, _tasks: &[TaskRef<'_>]) -> Vec<DeError> {
+        Vec::new()
+    }
 }
 
 /// A module's typed parameters.
@@ -140,6 +154,10 @@ pub trait Params: DeserializeOwned + Action + 'static {
     }
     fn ordering(_cx: &OrderingContext<'_>) -> HostOrdering {
         HostOrdering::Independent
+    }
+    /// See [`Module::check_tasks`].
+    fn check_tasks(_tasks: &[TaskRef<'_>]) -> Vec<DeError> {
+        Vec::new()
     }
 }
 
@@ -189,5 +207,8 @@ impl<P: Params> Module for Typed<P> {
     }
     fn ordering(&self, cx: &OrderingContext<'_>) -> HostOrdering {
         P::ordering(cx)
+    }
+    fn check_tasks(&self, tasks: &[TaskRef<'_>]) -> Vec<DeError> {
+        P::check_tasks(tasks)
     }
 }

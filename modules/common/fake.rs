@@ -154,3 +154,124 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .expect("a tokio runtime")
         .block_on(f)
 }
+
+/// A scope over an inventory of several hosts (name, `ansible_host`, groups), with facts for
+/// some of them, as seen by `host` in a play over `play_hosts`.
+pub fn cluster_scope(
+    hosts: &[(&str, &str, &[&str])],
+    facts: HashMap<String, Facts>,
+    host: &str,
+    play_hosts: &[&str],
+) -> Arc<Scope> {
+    let mut inventory = Inventory::default();
+    let origin = Location::file(&SourceFile::new("inventory.yml"));
+    for (name, address, groups) in hosts {
+        let mut all = vec!["all".to_string()];
+        all.extend(groups.iter().map(|g| g.to_string()));
+        for g in &all {
+            inventory
+                .groups
+                .entry(g.clone())
+                .or_insert_with(|| crate::inventory::Group {
+                    name: g.clone(),
+                    hosts: Vec::new(),
+                    children: Vec::new(),
+                    vars: Default::default(),
+                    defined_at: None,
+                })
+                .hosts
+                .push(name.to_string());
+        }
+        inventory.hosts.insert(
+            name.to_string(),
+            Host {
+                name: name.to_string(),
+                vars: Default::default(),
+                groups: all,
+                connection: Connection {
+                    kind: ConnectionKind::Ssh,
+                    address: address.to_string(),
+                    port: None,
+                    user: None,
+                    private_key_file: None,
+                    known_hosts_file: None,
+                    become_: false,
+                    become_user: None,
+                },
+                defined_at: origin.clone(),
+            },
+        );
+    }
+    let shared = ScopeShared::new(
+        Arc::new(crate::template::environment()),
+        Arc::new(inventory),
+        Some(facts),
+    );
+    let play: Vec<String> = play_hosts.iter().map(|h| h.to_string()).collect();
+    Scope::new(&shared, host, Arc::default(), Arc::new(play))
+}
+
+/// The facts of a lab-like host: one interface `host0` with `ip/24`, the default IPv4.
+pub fn host0_facts(ip: &str) -> Facts {
+    let mut f = Facts::new();
+    let net = ip
+        .rsplit_once('.')
+        .map(|(n, _)| format!("{n}.0"))
+        .unwrap_or_default();
+    let v4 = serde_json::json!({"address": ip, "prefix": "24", "netmask": "255.255.255.0",
+                                "network": net});
+    f.insert(
+        "ansible_host0".into(),
+        serde_json::json!({"device": "host0", "ipv4": v4.clone(),
+                                                       "ipv4_secondaries": []}),
+    );
+    let mut d = v4;
+    d["interface"] = serde_json::json!("host0");
+    f.insert("ansible_default_ipv4".into(), d);
+    f
+}
+
+/// A command handler for [`crate::transport::memory::MemoryTransport`]: the first rule whose
+/// needle the command contains gives (status, stdout, stderr); else exit 0, no output.
+pub fn rules_handler(
+    rules: Vec<(String, i32, String, String)>,
+) -> crate::transport::memory::CommandHandler {
+    Arc::new(move |req: &ExecRequest| {
+        Ok(rules
+            .iter()
+            .find(|(needle, ..)| req.command.contains(needle.as_str()))
+            .map(|(_, status, out, err)| ExecOutput {
+                status: *status,
+                stdout: out.clone().into_bytes(),
+                stderr: err.clone().into_bytes(),
+            })
+            .unwrap_or_else(|| output(0, "")))
+    })
+}
+
+/// What the `stat` probe prints for a regular file owned by root with `mode` and `content`.
+pub fn probe_file(mode: &str, content: &str) -> String {
+    format!("regular file\troot\troot\t0\t0\t{mode}\nnolink\n{content}")
+}
+
+/// What the service probe prints for a unit.
+pub fn probe_unit(active: &str, enabled: &str) -> String {
+    format!("active={active}\nenabled={enabled}\nLoadState=loaded\nNeedDaemonReload=no\n")
+}
+
+/// A [`HostContext`] over any transport, for `host` with `scope`.
+pub fn context<'a>(
+    host: &'a str,
+    transport: &'a dyn Transport,
+    facts: &'a Facts,
+    scope: &'a Arc<Scope>,
+) -> HostContext<'a> {
+    HostContext {
+        host,
+        transport,
+        facts,
+        scope,
+        become_: Become::No,
+        playbook_dir: std::path::Path::new("/nonexistent"),
+    }
+}

@@ -5,6 +5,8 @@
 pub mod attrs;
 pub mod content;
 pub mod exec;
+pub mod hosts;
+pub mod secret;
 pub mod shell;
 pub mod stat;
 

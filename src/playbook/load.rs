@@ -9,7 +9,7 @@ use super::fields::Fields;
 use super::{Play, Playbook, Spanned, Task, TaskParams};
 use crate::catalogue;
 use crate::diag::{did_you_mean, Diagnostics, FieldPath, SourceFile};
-use crate::module::ParseContext;
+use crate::module::{ParseContext, TaskRef};
 use crate::params::OneOrMany;
 use crate::yaml::{self, Node, NodeKind};
 
@@ -78,7 +78,31 @@ pub fn load(path: &Path) -> Result<Playbook, Diagnostics> {
             ),
         ),
     }
+    check_tasks_together(&file, &plays, &mut diags);
     diags.into_result(Playbook { file, dir, plays })
+}
+
+/// Lets each module check all its tasks of the playbook together ([`Module::check_tasks`]).
+///
+/// [`Module::check_tasks`]: crate::module::Module::check_tasks
+fn check_tasks_together(file: &SourceFile, plays: &[Play], diags: &mut Diagnostics) {
+    for module in catalogue::MODULES {
+        let tasks: Vec<TaskRef<'_>> = plays
+            .iter()
+            .flat_map(|p| p.tasks.iter().chain(&p.handlers))
+            .filter(|t| t.module.name() == module.name())
+            .map(|t| TaskRef {
+                params: &t.raw_params,
+                path: t.path.key(module.name()),
+            })
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        for e in module.check_tasks(&tasks) {
+            diags.push(e.into_diagnostic(file));
+        }
+    }
 }
 
 fn load_play(

@@ -1,0 +1,46 @@
+//! A secret parameter (a password): read like a string, never shown by `Debug`, so a module's
+//! parameters can be logged without it.
+
+use serde::Deserialize;
+
+use crate::secrets::MASK;
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the file or command that needs it; never for a message.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// `text` with every occurrence of the value replaced by the mask.
+    pub fn mask_in(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(&self.0, MASK)
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_debug_printed() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), MASK);
+        assert_eq!(s.mask_in("pass hunter2 x"), format!("pass {MASK} x"));
+    }
+}
