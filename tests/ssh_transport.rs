@@ -488,7 +488,8 @@ async fn command_timeout_is_reported_and_the_connection_survives() {
         })
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Far below the command's 31.5 s: the timeout fired (generous for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(25));
     assert!(
         matches!(err, TransportError::Timeout { secs: 1, .. }),
         "{err}"
