@@ -13,6 +13,8 @@ use checks::*;
 #[path = "../modules/common/mod.rs"]
 mod common;
 
+#[path = "../modules/certificates/mod.rs"]
+pub mod certificates;
 #[path = "../modules/command/mod.rs"]
 pub mod command;
 #[path = "../modules/copy/mod.rs"]
@@ -30,6 +32,7 @@ pub mod template;
 
 /// The registered modules, by name.
 pub static MODULES: &[&dyn Module] = &[
+    &Typed::<certificates::Certificates>::new(),
     &Typed::<command::Command>::new(),
     &Typed::<copy::Copy>::new(),
     &Typed::<directory::Directory>::new(),
