@@ -21,6 +21,8 @@ pub mod command;
 pub mod copy;
 #[path = "../modules/directory/mod.rs"]
 pub mod directory;
+#[path = "../modules/etcd/mod.rs"]
+pub mod etcd;
 #[path = "../modules/file/mod.rs"]
 pub mod file;
 #[path = "../modules/packages/mod.rs"]
@@ -36,6 +38,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<command::Command>::new(),
     &Typed::<copy::Copy>::new(),
     &Typed::<directory::Directory>::new(),
+    &Typed::<etcd::Etcd>::new(),
     &Typed::<file::File>::new(),
     &Typed::<packages::Packages>::new(),
     &Typed::<service::Service>::new(),
