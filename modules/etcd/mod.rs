@@ -203,7 +203,7 @@ impl Etcd {
     fn etcdctl(&self, host: &str, endpoints: &[String], args: &str) -> String {
         format!(
             "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={} \
-             --dial-timeout=2s --command-timeout=10s {args}",
+             --dial-timeout=2s --command-timeout=5s {args}",
             quote(&endpoints.join(",")),
             quote(&self.ca()),
             quote(&self.cert(host)),
@@ -327,6 +327,9 @@ struct ConfigWork {
     join: bool,
 }
 
+/// Members restart one at a time (steps of one run share this process).
+static RESTART_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What the `started` step will do.
 #[derive(Debug)]
 struct StartWork {
@@ -361,19 +364,34 @@ impl Etcd {
                 members.len() - 1
             );
         }
-        let probe = format!(
+        // Which members accept connections on their client port (a quick TCP connect), so
+        // that `etcdctl` is not left waiting for members that do not run yet.
+        let mut probe = format!(
             "if [ -d {} ]; then echo member; fi; if [ -f {} ] && [ -f {} ] && [ -f {} ]; then echo certs; fi",
             quote(&format!("{}/member", self.data_dir.trim_end_matches('/'))),
             quote(&self.cert(cx.host)),
             quote(&self.key(cx.host)),
             quote(&self.ca())
         );
+        for (i, m) in members.iter().enumerate() {
+            let tcp = format!("exec 3<>/dev/tcp/{}/{}", m.address, self.client_port);
+            probe.push_str(&format!(
+                "; if timeout 2 bash -c {} 2>/dev/null; then echo open={i}; fi",
+                quote(&tcp)
+            ));
+        }
         let out = exec::check(cx, &probe, "probe etcd data directory").await?;
         let text = String::from_utf8_lossy(&out.stdout);
         let local_member = text.lines().any(|l| l == "member");
         let certs = text.lines().any(|l| l == "certs");
-        let endpoints: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
-        let listed = if certs {
+        let endpoints: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("open="))
+            .filter_map(|i| i.parse::<usize>().ok())
+            .filter_map(|i| members.get(i))
+            .map(|m| self.client_url(m))
+            .collect();
+        let listed = if certs && !endpoints.is_empty() {
             let out = exec::run(
                 cx,
                 &self.etcdctl(cx.host, &endpoints, "member list -w json"),
@@ -399,6 +417,15 @@ impl Etcd {
             );
         }
         let mut changes = Vec::new();
+        if !certs && !local_member {
+            // Only a dry run gets here with a running cluster: the certificates task has not
+            // installed this host's client certificate, so the cluster cannot be asked.
+            changes.push(Change::new(format!(
+                "ask the cluster whether `{}` joins it (`member add`) once `{}` is installed",
+                me.name,
+                self.cert(cx.host)
+            )));
+        }
         let add = if decision.add {
             let through: Vec<String> = listed
                 .iter()
@@ -548,13 +575,20 @@ impl Etcd {
 
     async fn apply_started(&self, cx: &HostContext<'_>, w: &StartWork) -> Result<(), ModuleError> {
         let members = self.resolve(cx)?;
-        if let Some(verb) = w.verb {
+        let endpoints: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
+        if w.verb == Some("restart") {
+            // A rolling restart: one member at a time, each once the cluster is healthy, so
+            // that the cluster keeps its quorum.
+            let _one_at_a_time = RESTART_LOCK.lock().await;
+            self.wait_healthy(cx, &endpoints).await?;
+            self.start(cx, "restart", w.enable).await?;
+            self.wait_healthy(cx, &endpoints).await?;
+        } else if let Some(verb) = w.verb {
             self.start(cx, verb, w.enable).await?;
         } else if w.enable {
             let cmd = format!("systemctl enable {}", quote(&self.service));
             exec::check(cx, &cmd, &cmd).await?;
         }
-        let endpoints: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
         self.wait_healthy(cx, &endpoints).await?;
         if w.flip {
             let current = cx
@@ -656,6 +690,13 @@ pub fn decide(
     if !already {
         cluster.push((me.name.clone(), my_peer));
     }
+    // In inventory order (`member list` sorts by ID), so that the next run writes the same.
+    cluster.sort_by_key(|(_, url)| {
+        inventory_cluster
+            .iter()
+            .position(|(_, u)| u == url)
+            .unwrap_or(usize::MAX)
+    });
     Decision {
         state: ClusterState::Existing,
         initial_cluster: cluster,

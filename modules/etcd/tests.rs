@@ -71,9 +71,9 @@ fn a_new_host_joins_the_running_cluster() {
         address: "10.0.0.4".into(),
     });
     let l = [
+        listed(3, "pg3", "10.0.0.3"),
         listed(1, "pg1", "10.0.0.1"),
         listed(2, "pg2", "10.0.0.2"),
-        listed(3, "pg3", "10.0.0.3"),
     ];
     let d = decide(&ms, &ms[3], false, Some(&l), peer);
     assert_eq!(d.state, ClusterState::Existing);
