@@ -241,6 +241,24 @@ fn lab_etcd() {
         let cluster = ids(&lab, "pg1").0;
         assert_eq!(cluster, before.0);
     });
+    c.run("missing_certificate_is_reissued_and_only_its_member_restarts", || {
+        let before: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        lab.ssh_ok(ips[0], "rm /etc/etcd/pki/pg1.crt");
+        let out = pgdeploy("apply", &inventory, &playbook);
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert!(
+            o.contains("issue `/etc/etcd/pki/pg1.crt` (owner `etcd`, group `etcd`, mode `0644`) (missing)"),
+            "{o}"
+        );
+        assert!(o.contains("restart `etcd`: `/etc/default/etcd` or its certificates changed"), "{o}");
+        assert_eq!(changed_counts(&o), vec![2, 0, 0], "{o}");
+        let after: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        assert_ne!(before[0], after[0]);
+        assert_eq!(before[1..], after[1..]);
+        let health = lab.ssh_ok(ips[2], &etcdctl("pg3", &ips, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    });
     c.run("fourth_host_joins", || {
         let info = lab::up(&UpOptions {
             name: NAME.into(),
@@ -279,6 +297,46 @@ fn lab_etcd() {
         let a = text(&again);
         assert_eq!(changed_counts(&a), vec![0, 0, 0, 0], "{a}");
     });
+
+    c.run(
+        "san_change_reissues_and_restarts_one_member_at_a_time",
+        || {
+            let names = ["pg1", "pg2", "pg3", "pg4"];
+            let ids_before = ids(&lab, "pg1");
+            let before: Vec<String> = names.iter().map(|h| start_time(&lab, h)).collect();
+            let variant = lab.dir.path().join("etcd-sans.yml");
+            let yaml = std::fs::read_to_string(&playbook).unwrap().replace(
+                "      certificates:\n",
+                "      certificates:\n        extra_sans: [etcd.lab]\n",
+            );
+            assert!(yaml.contains("extra_sans"), "{yaml}");
+            std::fs::write(&variant, yaml).unwrap();
+            let out = pgdeploy("apply", &inventory, &variant);
+            let o = text(&out);
+            assert!(out.status.success(), "{o}");
+            assert_eq!(o.matches("SANs change: add `etcd.lab`").count(), 4, "{o}");
+            assert_eq!(o.matches("restart `etcd`").count(), 4, "{o}");
+            let mut after: Vec<u64> = names
+                .iter()
+                .map(|h| start_time(&lab, h).parse().unwrap())
+                .collect();
+            for (b, a) in before.iter().zip(&after) {
+                assert_ne!(b.parse::<u64>().unwrap(), *a);
+            }
+            // One at a time: each restart waited for the cluster to be healthy again.
+            after.sort();
+            let gaps: Vec<u64> = after.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(gaps.iter().all(|g| *g > 100_000), "{gaps:?} µs");
+            assert_eq!(ids(&lab, "pg1"), ids_before);
+            let out = lab.ssh_ok(
+                lab.ip("pg2"),
+                "openssl x509 -in /etc/etcd/pki/pg2.crt -noout -ext subjectAltName",
+            );
+            assert!(out.contains("DNS:etcd.lab"), "{out}");
+            let again = pgdeploy("apply", &inventory, &variant);
+            assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0, 0]);
+        },
+    );
 
     lab.down();
     assert!(
