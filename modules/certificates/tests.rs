@@ -136,3 +136,38 @@ fn fresh_host_plan_then_apply() {
         .iter()
         .all(|c| !c.contains("PRIVATE")));
 }
+
+/// A CA of the user's: never recreated, and the leaf is signed by it.
+#[test]
+fn user_provided_ca_signs_the_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = pki::CaPaths {
+        cert: dir.path().join("own/root.pem"),
+        key: dir.path().join("own/root.key"),
+        generated: false,
+    };
+    let ca = pki::create_ca(&own, "Example Root", 365).unwrap();
+    let fake = FakeTransport::default().answer("if [ -e", output(0, "missing\nnolink\n"));
+    let mut h = Harness::new(fake, Facts::new());
+    h.playbook_dir = dir.path().to_path_buf();
+    let p = params("ca_cert: own/root.pem\nca_key: own/root.key\ninstalls: [{dir: /etc/pg}]");
+    let cx = ParseContext {
+        playbook_dir: dir.path(),
+    };
+    assert!(p.check(&cx).is_empty());
+    let plan = block_on(p.plan(&h.cx())).unwrap();
+    assert!(plan
+        .changes
+        .iter()
+        .all(|c| !c.summary.starts_with("create CA")));
+    block_on(p.apply(&h.cx(), &plan)).unwrap();
+    assert!(!dir.path().join("pki").exists());
+    let written = h.transport.written.lock().unwrap().clone();
+    let info = pki::inspect(&written["/etc/pg/h1.crt"].0).unwrap();
+    assert_eq!(info.issuer, ca.subject);
+    assert_eq!(info.issuer, "CN=Example Root");
+    // A missing user CA is an error, never replaced by a generated one.
+    std::fs::remove_file(&own.key).unwrap();
+    let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
+    assert!(e.contains("not found"), "{e}");
+}
