@@ -144,3 +144,77 @@ fn urls_bracket_ipv6() {
     assert_eq!(url("fd00::1", 2379), "https://[fd00::1]:2379");
     assert_eq!(url("pg1", 2380), "https://pg1:2380");
 }
+
+mod with_a_fake_host {
+    use super::*;
+    use crate::catalogue::common::fake::*;
+    use crate::template::Facts;
+
+    fn started(probe: &str) -> Plan {
+        let fake = FakeTransport::default().answer("systemctl is-active", output(0, probe));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("members: [h1, h2, h3]");
+        block_on(p.plan(&h.cx())).unwrap()
+    }
+
+    #[test]
+    fn converged_member_only_waits_for_health() {
+        let plan = started("active=active\nenabled=enabled\nfingerprint=ab\nstamp=ab\n");
+        assert!(!plan.is_changed() && plan.needs_apply());
+    }
+
+    #[test]
+    fn changed_configuration_restarts_and_fresh_cluster_flips_to_existing() {
+        let plan = started("active=active\nenabled=enabled\nfingerprint=ab\nstamp=cd\nfresh=yes\n");
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            s,
+            [
+                "restart `etcd`: `/etc/default/etcd` or its certificates changed since it started",
+                "set `ETCD_INITIAL_CLUSTER_STATE` to `existing` in `/etc/default/etcd` once the cluster is healthy",
+            ]
+        );
+        let plan = started("active=inactive\nenabled=disabled\nfingerprint=ab\nstamp=\n");
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(s, ["enable `etcd`", "start `etcd`"]);
+    }
+
+    #[test]
+    fn configured_host_with_member_data_is_existing_and_not_added() {
+        let fake = FakeTransport::default()
+            .answer("/member ]", output(0, "member\ncerts\n"))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("state: configured\nmembers: [h1, h2, h3]");
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let diff = plan.changes[0]
+            .diff
+            .as_ref()
+            .unwrap()
+            .after
+            .clone()
+            .unwrap();
+        assert!(
+            diff.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"),
+            "{diff}"
+        );
+        assert!(plan
+            .changes
+            .iter()
+            .all(|c| !c.summary.contains("member add")));
+        // No member answered the TCP probe: etcdctl was not run.
+        assert!(h
+            .transport
+            .commands()
+            .iter()
+            .all(|c| !c.contains("etcdctl")));
+    }
+
+    #[test]
+    fn host_outside_members_is_an_error() {
+        let h = Harness::new(FakeTransport::default(), Facts::new());
+        let p = params("state: configured\nmembers: [a, b, c]");
+        let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
+        assert_eq!(e, "host `h1` is not in `members` (a, b, c)");
+    }
+}
