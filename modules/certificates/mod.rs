@@ -153,10 +153,19 @@ struct CertWork {
     installs: Vec<InstallWork>,
 }
 
+/// The host's private key, as far as the plan is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    Missing,
+    /// Unreadable, or not the key of the certificate.
+    Mismatch,
+    Matches,
+}
+
 /// Why a leaf found on a host must be reissued, or `None` when it is good.
 pub fn reissue_reason(
     found: Option<&pki::CertInfo>,
-    key_present: bool,
+    key: KeyCheck,
     ca_subject: Option<&str>,
     ca_matches: bool,
     wanted: &BTreeSet<String>,
@@ -165,8 +174,10 @@ pub fn reissue_reason(
     let Some(info) = found else {
         return Some("missing".into());
     };
-    if !key_present {
-        return Some("its key is missing".into());
+    match key {
+        KeyCheck::Missing => return Some("its key is missing".into()),
+        KeyCheck::Mismatch => return Some("its key on the host does not belong to it".into()),
+        KeyCheck::Matches => {}
     }
     match ca_subject {
         None => return Some("the CA is new".into()),
@@ -270,8 +281,9 @@ impl Action for Certificates {
             } else {
                 (
                     stat::probe(cx, &cert_path, true).await?,
-                    // The key's bytes never leave the host: only whether it is there.
-                    stat::probe(cx, &key_path, false).await?,
+                    // The key is read only to check that it belongs to the certificate; it
+                    // is never shown nor kept in the plan.
+                    stat::probe(cx, &key_path, true).await?,
                     stat::probe(cx, &ca_path, true).await?,
                 )
             };
@@ -290,9 +302,14 @@ impl Action for Certificates {
                 (Some(ca), Some(bytes)) => bytes == ca.cert_pem.as_bytes(),
                 _ => false,
             };
+            let key_check = match (&key_state.content, &found) {
+                (None, _) => KeyCheck::Missing,
+                (Some(k), Some(info)) if pki::key_matches(k, info) => KeyCheck::Matches,
+                (Some(_), _) => KeyCheck::Mismatch,
+            };
             let reason = reissue_reason(
                 found.as_ref(),
-                key_state.kind == Kind::File,
+                key_check,
                 ca.as_ref().map(|c| c.subject.as_str()),
                 ca_matches || ca_on_host.is_none(),
                 &wanted,

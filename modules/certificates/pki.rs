@@ -225,6 +225,8 @@ pub struct CertInfo {
     pub sans: BTreeSet<String>,
     /// Expiry, seconds since the epoch.
     pub not_after: i64,
+    /// The subject public key's bits, to check that a key on the host belongs to it.
+    pub public_key: Vec<u8>,
 }
 
 impl CertInfo {
@@ -278,7 +280,17 @@ pub fn inspect(pem: &[u8]) -> Result<CertInfo, String> {
         issuer: cert.issuer().to_string(),
         sans,
         not_after: cert.validity().not_after.timestamp(),
+        public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
+}
+
+/// Whether the PEM private key `key_pem` is the key of the certificate `info`. The key is
+/// only parsed here, never shown.
+pub fn key_matches(key_pem: &[u8], info: &CertInfo) -> bool {
+    let Ok(text) = std::str::from_utf8(key_pem) else {
+        return false;
+    };
+    KeyPair::from_pem(text).is_ok_and(|k| k.public_key_raw() == info.public_key.as_slice())
 }
 
 /// SANs normalised as [`inspect`] reports them (IP addresses in canonical form).
@@ -334,6 +346,10 @@ mod tests {
         let days = (info.not_after - OffsetDateTime::now_utc().unix_timestamp()) / 86400;
         assert!((363..=365).contains(&days), "{days}");
         assert!(leaf.key_pem.contains("PRIVATE KEY"));
+        assert!(key_matches(leaf.key_pem.as_bytes(), &info));
+        let other = issue(&again, "pg1", &sans, 365).unwrap();
+        assert!(!key_matches(other.key_pem.as_bytes(), &info));
+        assert!(!key_matches(b"garbage", &info));
         assert_eq!(format!("{leaf:?}"), "Leaf { .. }");
     }
 

@@ -14,6 +14,7 @@ fn info(sans: &[&str], issuer: &str, days_left: i64) -> pki::CertInfo {
         issuer: issuer.into(),
         sans: sans.iter().map(|s| s.to_string()).collect(),
         not_after: 1_000_000_000 + days_left * 86400,
+        public_key: Vec::new(),
     }
 }
 
@@ -25,25 +26,35 @@ fn reissue_reasons() {
     let r = |i: Option<&pki::CertInfo>, key, ca: Option<&str>, same| {
         reissue_reason(i, key, ca, same, &wanted, now)
     };
-    assert_eq!(r(Some(&good), true, Some("CN=ca"), true), None);
-    assert_eq!(r(None, true, Some("CN=ca"), true).unwrap(), "missing");
+    assert_eq!(r(Some(&good), KeyCheck::Matches, Some("CN=ca"), true), None);
     assert_eq!(
-        r(Some(&good), false, Some("CN=ca"), true).unwrap(),
+        r(None, KeyCheck::Matches, Some("CN=ca"), true).unwrap(),
+        "missing"
+    );
+    assert_eq!(
+        r(Some(&good), KeyCheck::Missing, Some("CN=ca"), true).unwrap(),
         "its key is missing"
     );
-    assert_eq!(r(Some(&good), true, None, true).unwrap(), "the CA is new");
     assert_eq!(
-        r(Some(&good), true, Some("CN=other"), true).unwrap(),
+        r(Some(&good), KeyCheck::Mismatch, Some("CN=ca"), true).unwrap(),
+        "its key on the host does not belong to it"
+    );
+    assert_eq!(
+        r(Some(&good), KeyCheck::Matches, None, true).unwrap(),
+        "the CA is new"
+    );
+    assert_eq!(
+        r(Some(&good), KeyCheck::Matches, Some("CN=other"), true).unwrap(),
         "issued by `CN=ca`, not by the CA `CN=other`"
     );
     let moved = info(&["h1", "10.0.0.2"], "CN=ca", 90);
     assert_eq!(
-        r(Some(&moved), true, Some("CN=ca"), true).unwrap(),
+        r(Some(&moved), KeyCheck::Matches, Some("CN=ca"), true).unwrap(),
         "SANs change: add `10.0.0.1`; remove `10.0.0.2`"
     );
     let old = info(&["h1", "10.0.0.1"], "CN=ca", 29);
     assert_eq!(
-        r(Some(&old), true, Some("CN=ca"), true).unwrap(),
+        r(Some(&old), KeyCheck::Matches, Some("CN=ca"), true).unwrap(),
         "it expires on 2001-10-08, within 30 days"
     );
 }

@@ -298,12 +298,29 @@ impl Etcd {
         cx: &HostContext<'_>,
         endpoints: &[String],
     ) -> Result<(), ModuleError> {
-        let cmd = self.etcdctl(cx.host, endpoints, "endpoint health");
+        // When the local unit has failed (etcd exits at once on a bad certificate or a
+        // cluster mismatch), say why now instead of waiting for the timeout.
+        let unit = quote(&self.service);
+        let cmd = format!(
+            "{}; rc=$?; if [ $rc -ne 0 ] && systemctl is-failed -q {unit}; then echo {UNIT_FAILED}; \
+             journalctl -u {unit} -n 5 --no-pager -o cat 2>/dev/null; fi; exit $rc",
+            self.etcdctl(cx.host, endpoints, "endpoint health")
+        );
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         loop {
             let out = exec::run(cx, &cmd).await?;
             if out.status == 0 {
                 return Ok(());
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if let Some((_, journal)) = stdout.split_once(UNIT_FAILED) {
+                let last: Vec<&str> = journal.trim().lines().collect();
+                return Err(ModuleError::Failed(format!(
+                    "`{}` failed on `{}`; its last messages: {}",
+                    self.service,
+                    cx.host,
+                    last.join(" | ")
+                )));
             }
             if Instant::now() >= deadline {
                 let e = exec::failure("etcdctl endpoint health", &out);
@@ -339,6 +356,9 @@ struct StartWork {
     /// Turn `new` into `existing` once healthy.
     flip: bool,
 }
+
+/// Printed by the health probe when the local unit has failed.
+const UNIT_FAILED: &str = "@pgdeploy-unit-failed@";
 
 const FLIP_FROM: &str = "ETCD_INITIAL_CLUSTER_STATE=\"new\"";
 const FLIP_TO: &str = "ETCD_INITIAL_CLUSTER_STATE=\"existing\"";
@@ -577,10 +597,18 @@ impl Etcd {
         let members = self.resolve(cx)?;
         let endpoints: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
         if w.verb == Some("restart") {
-            // A rolling restart: one member at a time, each once the cluster is healthy, so
-            // that the cluster keeps its quorum.
+            // A rolling restart: one member at a time, each once the other members are
+            // healthy, so that the cluster keeps its quorum (this member may be the unhealthy
+            // one that the restart repairs).
             let _one_at_a_time = RESTART_LOCK.lock().await;
-            self.wait_healthy(cx, &endpoints).await?;
+            let others: Vec<String> = members
+                .iter()
+                .filter(|m| m.name != cx.host)
+                .map(|m| self.client_url(m))
+                .collect();
+            if !others.is_empty() {
+                self.wait_healthy(cx, &others).await?;
+            }
             self.start(cx, "restart", w.enable).await?;
             self.wait_healthy(cx, &endpoints).await?;
         } else if let Some(verb) = w.verb {
