@@ -259,6 +259,25 @@ fn lab_etcd() {
         let health = lab.ssh_ok(ips[2], &etcdctl("pg3", &ips, "endpoint health"));
         assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     });
+    c.run("a_key_that_is_not_the_certificates_is_replaced", || {
+        lab.ssh_ok(ips[2], "echo garbage > /etc/etcd/pki/pg3.key");
+        let out = pgdeploy("apply", &inventory, &playbook);
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert!(
+            o.contains("(its key on the host does not belong to it)"),
+            "{o}"
+        );
+        assert!(
+            o.contains("replace private key `/etc/etcd/pki/pg3.key`"),
+            "{o}"
+        );
+        assert!(!o.contains("garbage"), "{o}");
+        let health = lab.ssh_ok(ips[0], &etcdctl("pg1", &ips, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+        let again = pgdeploy("apply", &inventory, &playbook);
+        assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0]);
+    });
     c.run("fourth_host_joins", || {
         let info = lab::up(&UpOptions {
             name: NAME.into(),
