@@ -13,12 +13,16 @@ use checks::*;
 #[path = "../modules/common/mod.rs"]
 pub(crate) mod common;
 
+#[path = "../modules/certificates/mod.rs"]
+pub mod certificates;
 #[path = "../modules/command/mod.rs"]
 pub mod command;
 #[path = "../modules/copy/mod.rs"]
 pub mod copy;
 #[path = "../modules/directory/mod.rs"]
 pub mod directory;
+#[path = "../modules/etcd/mod.rs"]
+pub mod etcd;
 #[path = "../modules/file/mod.rs"]
 pub mod file;
 #[path = "../modules/haproxy/mod.rs"]
@@ -36,9 +40,11 @@ pub mod template;
 
 /// The registered modules, by name.
 pub static MODULES: &[&dyn Module] = &[
+    &Typed::<certificates::Certificates>::new(),
     &Typed::<command::Command>::new(),
     &Typed::<copy::Copy>::new(),
     &Typed::<directory::Directory>::new(),
+    &Typed::<etcd::Etcd>::new(),
     &Typed::<file::File>::new(),
     &Typed::<haproxy::Haproxy>::new(),
     &Typed::<keepalived::Keepalived>::new(),

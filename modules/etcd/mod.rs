@@ -1,0 +1,823 @@
+//! `etcd`: an etcd cluster with peer and client mutual TLS, configured through Debian's
+//! environment file (`/etc/default/etcd`), in two tasks of the same module:
+//!
+//! - `state: configured` writes the environment file. Hosts run it one at a time (the first
+//!   member first), so that a host added to the inventory joins alone: it is added with
+//!   `etcdctl member add` through a healthy member, then started, then waited for, before the
+//!   next host is looked at. `ETCD_INITIAL_CLUSTER_STATE` is computed, never set by hand: `new`
+//!   only when no member exists yet (no `member` directory in the data directory and no member
+//!   answering `member list`), `existing` otherwise.
+//! - `state: started` runs once every host is configured (a barrier): it enables and starts
+//!   etcd (all members of a fresh cluster start together), restarts it only when its
+//!   configuration or certificates changed since it last started, waits until every member
+//!   reports `endpoint health`, and then turns `new` into `existing` in the file.
+//!
+//! Whether a restart is due is decided by a fingerprint (SHA-256 of the environment file
+//! without its `ETCD_INITIAL_CLUSTER*` lines, and of the certificate, key and CA files) written
+//! when the module starts etcd: bootstrap-only settings, which etcd ignores once it has data,
+//! never restart it.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::module::{
+    Action, Change, Diff, HostContext, HostOrdering, ModuleError, OrderingContext, Params,
+    ParseContext, Plan, Problem,
+};
+use crate::params::Mode;
+
+use super::common::attrs::Wanted;
+use super::common::content::{self, ContentWork, Desired};
+use super::common::exec;
+use super::common::shell::quote;
+use super::common::stat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcdState {
+    /// The environment file written; hosts joining an existing cluster are added and started.
+    Configured,
+    /// Running, restarted when its configuration changed, healthy on every member.
+    #[default]
+    Started,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Etcd {
+    #[serde(default)]
+    pub state: EtcdState,
+    /// The cluster's members: inventory host names (their `ansible_host` is their address).
+    pub members: Vec<String>,
+    #[serde(default = "default_token")]
+    pub cluster_token: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// The environment file the etcd unit reads.
+    #[serde(default = "default_config")]
+    pub config: String,
+    /// Where `certificates` installed `NAME.crt`, `NAME.key` and `ca.crt`.
+    #[serde(default = "default_pki_dir")]
+    pub pki_dir: String,
+    #[serde(default = "default_client_port")]
+    pub client_port: u16,
+    #[serde(default = "default_peer_port")]
+    pub peer_port: u16,
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// How long to wait for the members to be healthy, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+fn default_token() -> String {
+    "pgdeploy-etcd".into()
+}
+fn default_data_dir() -> String {
+    "/var/lib/etcd/default".into()
+}
+fn default_config() -> String {
+    "/etc/default/etcd".into()
+}
+fn default_pki_dir() -> String {
+    "/etc/etcd/pki".into()
+}
+fn default_client_port() -> u16 {
+    2379
+}
+fn default_peer_port() -> u16 {
+    2380
+}
+fn default_service() -> String {
+    "etcd".into()
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+/// Where the fingerprint of the configuration etcd was last started with is kept.
+pub const STAMP: &str = "/var/lib/pgdeploy/etcd.started";
+
+/// `new` on a fresh cluster, `existing` once a member exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+impl ClusterState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::New => "new",
+            ClusterState::Existing => "existing",
+        }
+    }
+}
+
+/// A member as the inventory names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub address: String,
+}
+
+/// A member as `etcdctl member list -w json` reports it (a member added but not started yet
+/// has no name and no client URLs).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Listed {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberList {
+    #[serde(default)]
+    members: Vec<Listed>,
+}
+
+/// Reads `etcdctl member list -w json`.
+pub fn parse_member_list(json: &[u8]) -> Option<Vec<Listed>> {
+    serde_json::from_slice::<MemberList>(json)
+        .ok()
+        .map(|l| l.members)
+}
+
+fn url(address: &str, port: u16) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("https://[{address}]:{port}")
+    } else {
+        format!("https://{address}:{port}")
+    }
+}
+
+impl Etcd {
+    fn peer_url(&self, m: &Member) -> String {
+        url(&m.address, self.peer_port)
+    }
+    fn client_url(&self, m: &Member) -> String {
+        url(&m.address, self.client_port)
+    }
+    fn cert(&self, host: &str) -> String {
+        format!("{}/{host}.crt", self.pki_dir.trim_end_matches('/'))
+    }
+    fn key(&self, host: &str) -> String {
+        format!("{}/{host}.key", self.pki_dir.trim_end_matches('/'))
+    }
+    fn ca(&self) -> String {
+        format!("{}/ca.crt", self.pki_dir.trim_end_matches('/'))
+    }
+
+    /// The members with their addresses from the inventory; duplicate URLs are errors.
+    fn resolve(&self, cx: &HostContext<'_>) -> Result<Vec<Member>, ModuleError> {
+        let inventory = &cx.scope.shared().inventory;
+        let members: Vec<Member> = self
+            .members
+            .iter()
+            .map(|name| Member {
+                name: name.clone(),
+                address: inventory
+                    .hosts
+                    .get(name)
+                    .map_or_else(|| name.clone(), |h| h.connection.address.clone()),
+            })
+            .collect();
+        for (i, m) in members.iter().enumerate() {
+            if let Some(other) = members[..i].iter().find(|o| o.address == m.address) {
+                return Err(ModuleError::Failed(format!(
+                    "members `{}` and `{}` have the same address `{}`: their etcd URLs would clash",
+                    other.name, m.name, m.address
+                )));
+            }
+        }
+        Ok(members)
+    }
+
+    /// `etcdctl` over https with this host's client certificate.
+    fn etcdctl(&self, host: &str, endpoints: &[String], args: &str) -> String {
+        format!(
+            "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={} \
+             --dial-timeout=2s --command-timeout=5s {args}",
+            quote(&endpoints.join(",")),
+            quote(&self.ca()),
+            quote(&self.cert(host)),
+            quote(&self.key(host)),
+        )
+    }
+
+    /// The environment file.
+    pub fn render(
+        &self,
+        me: &Member,
+        initial_cluster: &[(String, String)],
+        state: ClusterState,
+    ) -> String {
+        let cluster = initial_cluster
+            .iter()
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (cert, key, ca) = (self.cert(&me.name), self.key(&me.name), self.ca());
+        let lines = [
+            ("ETCD_NAME", me.name.clone()),
+            ("ETCD_DATA_DIR", self.data_dir.clone()),
+            ("ETCD_LISTEN_PEER_URLS", url("0.0.0.0", self.peer_port)),
+            ("ETCD_LISTEN_CLIENT_URLS", url("0.0.0.0", self.client_port)),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", self.peer_url(me)),
+            ("ETCD_ADVERTISE_CLIENT_URLS", self.client_url(me)),
+            ("ETCD_INITIAL_CLUSTER", cluster),
+            ("ETCD_INITIAL_CLUSTER_TOKEN", self.cluster_token.clone()),
+            ("ETCD_INITIAL_CLUSTER_STATE", state.as_str().to_string()),
+            ("ETCD_CLIENT_CERT_AUTH", "true".into()),
+            ("ETCD_TRUSTED_CA_FILE", ca.clone()),
+            ("ETCD_CERT_FILE", cert.clone()),
+            ("ETCD_KEY_FILE", key.clone()),
+            ("ETCD_PEER_CLIENT_CERT_AUTH", "true".into()),
+            ("ETCD_PEER_TRUSTED_CA_FILE", ca),
+            ("ETCD_PEER_CERT_FILE", cert),
+            ("ETCD_PEER_KEY_FILE", key),
+        ];
+        let mut out = String::from(
+            "# Written by pgdeploy (module `etcd`): changes made here are overwritten.\n\
+             # ETCD_INITIAL_CLUSTER_STATE is computed from the cluster, never set by hand.\n",
+        );
+        for (k, v) in lines {
+            out.push_str(&format!("{k}=\"{v}\"\n"));
+        }
+        out
+    }
+
+    fn file_attrs(&self) -> Wanted<'static> {
+        Wanted {
+            owner: Some("root"),
+            group: Some("root"),
+            mode: Some(Mode(0o644)),
+        }
+    }
+
+    /// Shell that prints the fingerprint of what etcd runs with.
+    fn fingerprint_script(&self, host: &str) -> String {
+        format!(
+            "{{ grep -v '^ETCD_INITIAL_CLUSTER' {}; cat {} {} {}; }} 2>/dev/null | sha256sum | cut -c1-64",
+            quote(&self.config),
+            quote(&self.cert(host)),
+            quote(&self.key(host)),
+            quote(&self.ca())
+        )
+    }
+
+    /// Starts (or restarts) etcd without waiting for it, after recording the fingerprint.
+    async fn start(
+        &self,
+        cx: &HostContext<'_>,
+        verb: &str,
+        enable: bool,
+    ) -> Result<(), ModuleError> {
+        let unit = quote(&self.service);
+        let mut cmd = String::new();
+        if enable {
+            cmd.push_str(&format!("systemctl enable {unit} && "));
+        }
+        cmd.push_str(&format!(
+            "mkdir -p /var/lib/pgdeploy && {} > {STAMP} && systemctl {verb} --no-block {unit}",
+            self.fingerprint_script(cx.host)
+        ));
+        exec::check(cx, &cmd, &format!("systemctl {verb} {unit}")).await?;
+        Ok(())
+    }
+
+    /// Waits until every endpoint in `endpoints` answers `endpoint health`.
+    async fn wait_healthy(
+        &self,
+        cx: &HostContext<'_>,
+        endpoints: &[String],
+    ) -> Result<(), ModuleError> {
+        // When the local unit has failed (etcd exits at once on a bad certificate or a
+        // cluster mismatch), say why now instead of waiting for the timeout.
+        let unit = quote(&self.service);
+        let cmd = format!(
+            "{}; rc=$?; if [ $rc -ne 0 ] && systemctl is-failed -q {unit}; then echo {UNIT_FAILED}; \
+             journalctl -u {unit} -n 5 --no-pager -o cat 2>/dev/null; fi; exit $rc",
+            self.etcdctl(cx.host, endpoints, "endpoint health")
+        );
+        let deadline = Instant::now() + Duration::from_secs(self.timeout);
+        loop {
+            let out = exec::run(cx, &cmd).await?;
+            if out.status == 0 {
+                return Ok(());
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if let Some((_, journal)) = stdout.split_once(UNIT_FAILED) {
+                let last: Vec<&str> = journal.trim().lines().collect();
+                return Err(ModuleError::Failed(format!(
+                    "`{}` failed on `{}`; its last messages: {}",
+                    self.service,
+                    cx.host,
+                    last.join(" | ")
+                )));
+            }
+            if Instant::now() >= deadline {
+                let e = exec::failure("etcdctl endpoint health", &out);
+                return Err(ModuleError::Failed(format!(
+                    "etcd members not healthy after {} s: {e}",
+                    self.timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// What the `configured` step found and will do.
+#[derive(Debug)]
+struct ConfigWork {
+    /// `member add` through these client URLs.
+    add: Option<Vec<String>>,
+    file: Option<ContentWork>,
+    /// Start etcd now (a host joining an existing cluster).
+    join: bool,
+}
+
+/// Members restart one at a time (steps of one run share this process).
+static RESTART_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What the `started` step will do.
+#[derive(Debug)]
+struct StartWork {
+    enable: bool,
+    /// `start` or `restart`.
+    verb: Option<&'static str>,
+    /// Turn `new` into `existing` once healthy.
+    flip: bool,
+}
+
+/// Printed by the health probe when the local unit has failed.
+const UNIT_FAILED: &str = "@pgdeploy-unit-failed@";
+
+const FLIP_FROM: &str = "ETCD_INITIAL_CLUSTER_STATE=\"new\"";
+const FLIP_TO: &str = "ETCD_INITIAL_CLUSTER_STATE=\"existing\"";
+
+impl Etcd {
+    async fn plan_configured(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let members = self.resolve(cx)?;
+        let me = members
+            .iter()
+            .find(|m| m.name == cx.host)
+            .ok_or_else(|| {
+                ModuleError::Failed(format!(
+                    "host `{}` is not in `members` ({})",
+                    cx.host,
+                    self.members.join(", ")
+                ))
+            })?
+            .clone();
+        if members.len() % 2 == 0 && members.first() == Some(&me) {
+            tracing::warn!(
+                "etcd has {} members: an even count tolerates no more failures than {}",
+                members.len(),
+                members.len() - 1
+            );
+        }
+        // Which members accept connections on their client port (a quick TCP connect), so
+        // that `etcdctl` is not left waiting for members that do not run yet.
+        let mut probe = format!(
+            "if [ -d {} ]; then echo member; fi; if [ -f {} ] && [ -f {} ] && [ -f {} ]; then echo certs; fi",
+            quote(&format!("{}/member", self.data_dir.trim_end_matches('/'))),
+            quote(&self.cert(cx.host)),
+            quote(&self.key(cx.host)),
+            quote(&self.ca())
+        );
+        for (i, m) in members.iter().enumerate() {
+            let tcp = format!("exec 3<>/dev/tcp/{}/{}", m.address, self.client_port);
+            probe.push_str(&format!(
+                "; if timeout 2 bash -c {} 2>/dev/null; then echo open={i}; fi",
+                quote(&tcp)
+            ));
+        }
+        let out = exec::check(cx, &probe, "probe etcd data directory").await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let local_member = text.lines().any(|l| l == "member");
+        let certs = text.lines().any(|l| l == "certs");
+        let endpoints: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("open="))
+            .filter_map(|i| i.parse::<usize>().ok())
+            .filter_map(|i| members.get(i))
+            .map(|m| self.client_url(m))
+            .collect();
+        let listed = if certs && !endpoints.is_empty() {
+            let out = exec::run(
+                cx,
+                &self.etcdctl(cx.host, &endpoints, "member list -w json"),
+            )
+            .await?;
+            if out.status == 0 {
+                parse_member_list(&out.stdout)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let decision = decide(&members, &me, local_member, listed.as_deref(), |m| {
+            self.peer_url(m)
+        });
+        for stale in &decision.stale {
+            tracing::warn!(
+                "etcd member `{}` ({}) is not in the inventory: it is not removed (remove it with `etcdctl member remove {:x}`)",
+                stale.name,
+                stale.peer_urls.join(", "),
+                stale.id
+            );
+        }
+        let mut changes = Vec::new();
+        if !certs && !local_member {
+            // Only a dry run gets here with a running cluster: the certificates task has not
+            // installed this host's client certificate, so the cluster cannot be asked.
+            changes.push(Change::new(format!(
+                "ask the cluster whether `{}` joins it (`member add`) once `{}` is installed",
+                me.name,
+                self.cert(cx.host)
+            )));
+        }
+        let add = if decision.add {
+            let through: Vec<String> = listed
+                .iter()
+                .flatten()
+                .flat_map(|l| l.client_urls.iter().cloned())
+                .collect();
+            changes.push(Change::new(format!(
+                "add etcd member `{}` (`{}`) to the cluster through `{}`",
+                me.name,
+                self.peer_url(&me),
+                through.join("`, `")
+            )));
+            Some(through)
+        } else {
+            None
+        };
+        let content_text = self.render(&me, &decision.initial_cluster, decision.state);
+        let state = stat::probe(cx, &self.config, true).await?;
+        let desired = Desired {
+            dest: &self.config,
+            content: content_text.into_bytes(),
+            wanted: self.file_attrs(),
+            validate: None,
+        };
+        let file = match content::decide(&desired, &state)? {
+            Some((c, work)) => {
+                changes.extend(c);
+                Some(work)
+            }
+            None => None,
+        };
+        if decision.join {
+            changes.push(Change::new(format!(
+                "start `{}` to join the existing cluster and wait until it is healthy",
+                self.service
+            )));
+        }
+        if changes.is_empty() {
+            return Ok(Plan::unchanged());
+        }
+        Ok(Plan::changes(
+            changes,
+            ConfigWork {
+                add,
+                file,
+                join: decision.join,
+            },
+        ))
+    }
+
+    async fn apply_configured(
+        &self,
+        cx: &HostContext<'_>,
+        w: &ConfigWork,
+    ) -> Result<(), ModuleError> {
+        let members = self.resolve(cx)?;
+        let me = members.iter().find(|m| m.name == cx.host).ok_or_else(|| {
+            ModuleError::Failed(format!("host `{}` is not in `members`", cx.host))
+        })?;
+        if let Some(through) = &w.add {
+            let args = format!(
+                "member add {} --peer-urls={}",
+                quote(&me.name),
+                quote(&self.peer_url(me))
+            );
+            let cmd = self.etcdctl(cx.host, through, &args);
+            exec::check(cx, &cmd, &format!("etcdctl {args}")).await?;
+        }
+        if let Some(file) = &w.file {
+            content::apply(cx, file).await?;
+        }
+        if w.join {
+            self.start(cx, "start", true).await?;
+            self.wait_healthy(cx, &[self.client_url(me)]).await?;
+        }
+        Ok(())
+    }
+
+    async fn plan_started(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let unit = quote(&self.service);
+        let probe = format!(
+            "echo \"active=$(systemctl is-active {unit})\"; echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"; \
+             echo \"fingerprint=$({})\"; echo \"stamp=$(cat {STAMP} 2>/dev/null)\"; \
+             if grep -qx {} {} 2>/dev/null; then echo fresh=yes; fi",
+            self.fingerprint_script(cx.host),
+            quote(FLIP_FROM),
+            quote(&self.config)
+        );
+        let out = exec::check(cx, &probe, &format!("systemctl show {unit}")).await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let running = matches!(
+            get("active").as_str(),
+            "active" | "activating" | "reloading"
+        );
+        let enabled = matches!(get("enabled").as_str(), "enabled" | "static" | "alias");
+        let changed_since = get("fingerprint") != get("stamp");
+        let fresh = get("fresh") == "yes";
+        let name = &self.service;
+        let mut changes = Vec::new();
+        if !enabled {
+            changes.push(Change::new(format!("enable `{name}`")));
+        }
+        let verb = if !running {
+            changes.push(Change::new(format!("start `{name}`")));
+            Some("start")
+        } else if changed_since {
+            changes.push(Change::new(format!(
+                "restart `{name}`: `{}` or its certificates changed since it started",
+                self.config
+            )));
+            Some("restart")
+        } else {
+            None
+        };
+        if fresh {
+            changes.push(
+                Change::new(format!(
+                    "set `ETCD_INITIAL_CLUSTER_STATE` to `existing` in `{}` once the cluster is healthy",
+                    self.config
+                ))
+                .with_diff(Diff {
+                    path: self.config.clone(),
+                    before: Some(format!("{FLIP_FROM}\n")),
+                    after: Some(format!("{FLIP_TO}\n")),
+                }),
+            );
+        }
+        let work = StartWork {
+            enable: !enabled,
+            verb,
+            flip: fresh,
+        };
+        // Even with nothing to change, apply waits until every member is healthy.
+        Ok(if changes.is_empty() {
+            Plan::run_unchanged(work)
+        } else {
+            Plan::changes(changes, work)
+        })
+    }
+
+    async fn apply_started(&self, cx: &HostContext<'_>, w: &StartWork) -> Result<(), ModuleError> {
+        let members = self.resolve(cx)?;
+        let endpoints: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
+        if w.verb == Some("restart") {
+            // A rolling restart: one member at a time, each once the other members are
+            // healthy, so that the cluster keeps its quorum (this member may be the unhealthy
+            // one that the restart repairs).
+            let _one_at_a_time = RESTART_LOCK.lock().await;
+            let others: Vec<String> = members
+                .iter()
+                .filter(|m| m.name != cx.host)
+                .map(|m| self.client_url(m))
+                .collect();
+            if !others.is_empty() {
+                self.wait_healthy(cx, &others).await?;
+            }
+            self.start(cx, "restart", w.enable).await?;
+            self.wait_healthy(cx, &endpoints).await?;
+        } else if let Some(verb) = w.verb {
+            self.start(cx, verb, w.enable).await?;
+        } else if w.enable {
+            let cmd = format!("systemctl enable {}", quote(&self.service));
+            exec::check(cx, &cmd, &cmd).await?;
+        }
+        self.wait_healthy(cx, &endpoints).await?;
+        if w.flip {
+            let current = cx
+                .transport
+                .read_file(&self.config, &cx.become_)
+                .await?
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&current);
+            let flipped: String = text
+                .lines()
+                .map(|l| if l == FLIP_FROM { FLIP_TO } else { l })
+                .flat_map(|l| [l, "\n"])
+                .collect();
+            cx.transport
+                .write_file(
+                    &self.config,
+                    flipped.as_bytes(),
+                    &self.file_attrs().for_write(None),
+                    &cx.become_,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the `configured` step decides from the host and the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub state: ClusterState,
+    /// `ETCD_INITIAL_CLUSTER` as `(name, peer URL)`.
+    pub initial_cluster: Vec<(String, String)>,
+    /// Run `member add` for this host.
+    pub add: bool,
+    /// This host joins a running cluster: start it in the `configured` step, alone.
+    pub join: bool,
+    /// Members of the cluster that the inventory does not list.
+    pub stale: Vec<Listed>,
+}
+
+/// `new` only when this host has no member data and no member answers; a host that is not a
+/// member yet and finds a cluster joins it (added unless it already is, by peer URL).
+pub fn decide(
+    members: &[Member],
+    me: &Member,
+    local_member: bool,
+    listed: Option<&[Listed]>,
+    peer_url: impl Fn(&Member) -> String,
+) -> Decision {
+    let inventory_cluster: Vec<(String, String)> = members
+        .iter()
+        .map(|m| (m.name.clone(), peer_url(m)))
+        .collect();
+    let my_peer = peer_url(me);
+    let stale: Vec<Listed> = listed
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| {
+            !l.peer_urls
+                .iter()
+                .any(|u| inventory_cluster.iter().any(|(_, p)| p == u))
+        })
+        .cloned()
+        .collect();
+    let Some(listed) = listed.filter(|_| !local_member) else {
+        let state = if local_member || listed.is_some() {
+            ClusterState::Existing
+        } else {
+            ClusterState::New
+        };
+        return Decision {
+            state,
+            initial_cluster: inventory_cluster,
+            add: false,
+            join: false,
+            stale,
+        };
+    };
+    // Joining: ETCD_INITIAL_CLUSTER must list exactly the cluster's members after the add.
+    let already = listed.iter().any(|l| l.peer_urls.contains(&my_peer));
+    let mut cluster: Vec<(String, String)> = listed
+        .iter()
+        .filter_map(|l| {
+            let url = l.peer_urls.first()?.clone();
+            let name = if l.peer_urls.contains(&my_peer) {
+                me.name.clone()
+            } else if !l.name.is_empty() {
+                l.name.clone()
+            } else {
+                inventory_cluster
+                    .iter()
+                    .find(|(_, u)| *u == url)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default()
+            };
+            Some((name, url))
+        })
+        .collect();
+    if !already {
+        cluster.push((me.name.clone(), my_peer));
+    }
+    // In inventory order (`member list` sorts by ID), so that the next run writes the same.
+    cluster.sort_by_key(|(_, url)| {
+        inventory_cluster
+            .iter()
+            .position(|(_, u)| u == url)
+            .unwrap_or(usize::MAX)
+    });
+    Decision {
+        state: ClusterState::Existing,
+        initial_cluster: cluster,
+        add: !already,
+        join: true,
+        stale,
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Etcd {
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        match self.state {
+            EtcdState::Configured => self.plan_configured(cx).await,
+            EtcdState::Started => self.plan_started(cx).await,
+        }
+    }
+
+    async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
+        if let Some(w) = plan.work::<ConfigWork>() {
+            self.apply_configured(cx, w).await?;
+        }
+        if let Some(w) = plan.work::<StartWork>() {
+            self.apply_started(cx, w).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Params for Etcd {
+    const NAME: &'static str = "etcd";
+    const SUMMARY: &'static str =
+        "an etcd cluster with mutual TLS: new/existing computed, members joined one at a time";
+
+    fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.members.is_empty() {
+            problems.push(Problem::field("members", "at least one member is needed"));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members[..i].contains(m) {
+                problems.push(Problem::field(
+                    "members",
+                    format!("member `{m}` is listed twice: etcd member names must be unique"),
+                ));
+            }
+            if m.is_empty() || m.contains(['=', ',', ' ']) {
+                problems.push(Problem::field(
+                    "members",
+                    format!("`{m}` cannot be an etcd member name"),
+                ));
+            }
+        }
+        if self.client_port == self.peer_port {
+            problems.push(Problem::field(
+                "peer_port",
+                format!(
+                    "`peer_port` and `client_port` are both `{}`",
+                    self.peer_port
+                ),
+            ));
+        }
+        for (field, path) in [
+            ("data_dir", &self.data_dir),
+            ("config", &self.config),
+            ("pki_dir", &self.pki_dir),
+        ] {
+            problems.extend(super::check_absolute(field, path));
+        }
+        if self.cluster_token.is_empty() || self.cluster_token.contains(['"', '\n']) {
+            problems.push(Problem::field(
+                "cluster_token",
+                format!("`{}` is not a usable cluster token", self.cluster_token),
+            ));
+        }
+        problems
+    }
+
+    /// `configured`: the first host, then the others one at a time (a joining host is added,
+    /// started and healthy before the next is looked at). `started`: every host configured
+    /// before any starts.
+    fn ordering(cx: &OrderingContext<'_>) -> HostOrdering {
+        let state = cx.params.get("state").and_then(|n| n.as_str());
+        match (state, cx.hosts.first()) {
+            (Some("configured"), Some(first)) => HostOrdering::FirstThenRolling {
+                first: first.name.clone(),
+                then_at_most: 1,
+            },
+            (Some("configured"), None) => HostOrdering::Independent,
+            _ => HostOrdering::BarrierBefore,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

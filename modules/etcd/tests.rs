@@ -1,0 +1,220 @@
+use super::*;
+
+fn params(yaml: &str) -> Etcd {
+    serde_yaml_ng::from_str(yaml).unwrap()
+}
+
+fn members() -> Vec<Member> {
+    (1..=3)
+        .map(|i| Member {
+            name: format!("pg{i}"),
+            address: format!("10.0.0.{i}"),
+        })
+        .collect()
+}
+
+fn peer(m: &Member) -> String {
+    url(&m.address, 2380)
+}
+
+fn listed(id: u64, name: &str, ip: &str) -> Listed {
+    Listed {
+        id,
+        name: name.into(),
+        peer_urls: vec![format!("https://{ip}:2380")],
+        client_urls: if name.is_empty() {
+            vec![]
+        } else {
+            vec![format!("https://{ip}:2379")]
+        },
+    }
+}
+
+#[test]
+fn env_file_snapshot() {
+    let p = params("members: [pg1, pg2, pg3]");
+    let ms = members();
+    let cluster: Vec<(String, String)> = ms.iter().map(|m| (m.name.clone(), peer(m))).collect();
+    insta::assert_snapshot!(p.render(&ms[0], &cluster, ClusterState::New));
+}
+
+#[test]
+fn fresh_cluster_is_new_with_the_inventory_members() {
+    let ms = members();
+    let d = decide(&ms, &ms[0], false, None, peer);
+    assert_eq!(d.state, ClusterState::New);
+    assert!(!d.add && !d.join && d.stale.is_empty());
+    assert_eq!(d.initial_cluster.len(), 3);
+    assert_eq!(
+        d.initial_cluster[1],
+        ("pg2".to_string(), "https://10.0.0.2:2380".to_string())
+    );
+}
+
+#[test]
+fn a_member_with_data_is_existing_and_never_added() {
+    let ms = members();
+    let d = decide(&ms, &ms[0], true, None, peer);
+    assert_eq!(d.state, ClusterState::Existing);
+    assert!(!d.add && !d.join);
+    let l = [listed(1, "pg1", "10.0.0.1"), listed(2, "pg2", "10.0.0.2")];
+    let d = decide(&ms, &ms[0], true, Some(&l), peer);
+    assert_eq!(d.state, ClusterState::Existing);
+    assert!(!d.add && !d.join);
+}
+
+#[test]
+fn a_new_host_joins_the_running_cluster() {
+    let mut ms = members();
+    ms.push(Member {
+        name: "pg4".into(),
+        address: "10.0.0.4".into(),
+    });
+    let l = [
+        listed(3, "pg3", "10.0.0.3"),
+        listed(1, "pg1", "10.0.0.1"),
+        listed(2, "pg2", "10.0.0.2"),
+    ];
+    let d = decide(&ms, &ms[3], false, Some(&l), peer);
+    assert_eq!(d.state, ClusterState::Existing);
+    assert!(d.add && d.join);
+    let names: Vec<&str> = d.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["pg1", "pg2", "pg3", "pg4"]);
+    // Added by an earlier run that stopped before starting it: not added twice.
+    let mut l2 = l.to_vec();
+    l2.push(listed(4, "", "10.0.0.4"));
+    let d = decide(&ms, &ms[3], false, Some(&l2), peer);
+    assert!(!d.add && d.join);
+    assert_eq!(
+        d.initial_cluster[3],
+        ("pg4".into(), "https://10.0.0.4:2380".into())
+    );
+}
+
+#[test]
+fn members_missing_from_the_inventory_are_reported() {
+    let ms = members();
+    let l = [
+        listed(1, "pg1", "10.0.0.1"),
+        listed(2, "pg2", "10.0.0.2"),
+        listed(3, "pg3", "10.0.0.3"),
+        listed(9, "old", "10.0.0.9"),
+    ];
+    let d = decide(&ms, &ms[0], true, Some(&l), peer);
+    assert_eq!(d.stale.len(), 1);
+    assert_eq!(d.stale[0].name, "old");
+}
+
+#[test]
+fn member_list_json() {
+    let json = br#"{"header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"raft_term":2},"members":[{"ID":10276657743932975437,"name":"pg1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]},{"ID":5,"peerURLs":["https://10.0.0.4:2380"]}]}"#;
+    let l = parse_member_list(json).unwrap();
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[0].id, 10276657743932975437);
+    assert_eq!(l[1].name, "");
+    assert!(parse_member_list(b"not json").is_none());
+}
+
+#[test]
+fn checks_name_the_field() {
+    let p = params("members: [pg1, pg1, 'a b']\npeer_port: 2379\ndata_dir: var/lib/etcd");
+    let cx = ParseContext {
+        playbook_dir: std::path::Path::new("/nonexistent"),
+    };
+    let problems: Vec<String> = p
+        .check(&cx)
+        .into_iter()
+        .map(|p| format!("{}: {}", p.field.unwrap_or("-"), p.message))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "members: member `pg1` is listed twice: etcd member names must be unique",
+            "members: `a b` cannot be an etcd member name",
+            "peer_port: `peer_port` and `client_port` are both `2379`",
+            "data_dir: `var/lib/etcd` is not an absolute path",
+        ]
+    );
+    let e = serde_yaml_ng::from_str::<Etcd>("members: [a]\nstate: running").unwrap_err();
+    assert!(e.to_string().contains("unknown variant `running`"), "{e}");
+}
+
+#[test]
+fn urls_bracket_ipv6() {
+    assert_eq!(url("fd00::1", 2379), "https://[fd00::1]:2379");
+    assert_eq!(url("pg1", 2380), "https://pg1:2380");
+}
+
+mod with_a_fake_host {
+    use super::*;
+    use crate::catalogue::common::fake::*;
+    use crate::template::Facts;
+
+    fn started(probe: &str) -> Plan {
+        let fake = FakeTransport::default().answer("systemctl is-active", output(0, probe));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("members: [h1, h2, h3]");
+        block_on(p.plan(&h.cx())).unwrap()
+    }
+
+    #[test]
+    fn converged_member_only_waits_for_health() {
+        let plan = started("active=active\nenabled=enabled\nfingerprint=ab\nstamp=ab\n");
+        assert!(!plan.is_changed() && plan.needs_apply());
+    }
+
+    #[test]
+    fn changed_configuration_restarts_and_fresh_cluster_flips_to_existing() {
+        let plan = started("active=active\nenabled=enabled\nfingerprint=ab\nstamp=cd\nfresh=yes\n");
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            s,
+            [
+                "restart `etcd`: `/etc/default/etcd` or its certificates changed since it started",
+                "set `ETCD_INITIAL_CLUSTER_STATE` to `existing` in `/etc/default/etcd` once the cluster is healthy",
+            ]
+        );
+        let plan = started("active=inactive\nenabled=disabled\nfingerprint=ab\nstamp=\n");
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(s, ["enable `etcd`", "start `etcd`"]);
+    }
+
+    #[test]
+    fn configured_host_with_member_data_is_existing_and_not_added() {
+        let fake = FakeTransport::default()
+            .answer("/member ]", output(0, "member\ncerts\n"))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("state: configured\nmembers: [h1, h2, h3]");
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let diff = plan.changes[0]
+            .diff
+            .as_ref()
+            .unwrap()
+            .after
+            .clone()
+            .unwrap();
+        assert!(
+            diff.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"),
+            "{diff}"
+        );
+        assert!(plan
+            .changes
+            .iter()
+            .all(|c| !c.summary.contains("member add")));
+        // No member answered the TCP probe: etcdctl was not run.
+        assert!(h
+            .transport
+            .commands()
+            .iter()
+            .all(|c| !c.contains("etcdctl")));
+    }
+
+    #[test]
+    fn host_outside_members_is_an_error() {
+        let h = Harness::new(FakeTransport::default(), Facts::new());
+        let p = params("state: configured\nmembers: [a, b, c]");
+        let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
+        assert_eq!(e, "host `h1` is not in `members` (a, b, c)");
+    }
+}

@@ -1,0 +1,366 @@
+//! `certificates` + `etcd` on real hosts: one lab (`etcdt`) driven through every check in
+//! order, from fresh hosts to a healthy 3-member cluster with mutual TLS, an idempotent second
+//! apply, a restart that keeps the member and cluster IDs, and a fourth host that joins.
+//!
+//! The checks report by name and all run even when one fails.
+
+#[path = "support/lab.rs"]
+mod lab_support;
+
+use std::net::Ipv4Addr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use lab_support::LabFixture;
+use pgdeploy::lab::{self, UpOptions};
+
+const NAME: &str = "etcdt";
+const SUBNET: &str = "10.213.21.0/24";
+
+struct Checks {
+    failed: Vec<String>,
+}
+
+impl Checks {
+    fn run(&mut self, name: &str, f: impl FnOnce()) {
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => eprintln!(
+                "check {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("check {name} ... FAILED: {msg}");
+                self.failed.push(format!("{name}: {msg}"));
+            }
+        }
+    }
+}
+
+/// `pgdeploy ARGS -i INVENTORY PLAYBOOK`.
+fn pgdeploy(cmd: &str, inventory: &Path, playbook: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .args([cmd, "--no-color", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .output()
+        .expect("cannot run pgdeploy")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The `changed=N` counts of the recap.
+fn changed_counts(output: &str) -> Vec<u32> {
+    let re = regex_lite::Regex::new(r"changed=(\d+)").unwrap();
+    re.captures_iter(output)
+        .map(|c| c[1].parse().unwrap())
+        .collect()
+}
+
+fn etcdctl(host: &str, endpoints: &[Ipv4Addr], args: &str) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|ip| format!("https://{ip}:2379"))
+        .collect();
+    format!(
+        "ETCDCTL_API=3 etcdctl --endpoints={} --cacert=/etc/etcd/pki/ca.crt \
+         --cert=/etc/etcd/pki/{host}.crt --key=/etc/etcd/pki/{host}.key --dial-timeout=3s {args} 2>&1",
+        eps.join(",")
+    )
+}
+
+fn start_time(lab: &LabFixture, host: &str) -> String {
+    lab.ssh_ok(
+        lab.ip(host),
+        "systemctl show -p ActiveEnterTimestampMonotonic --value etcd",
+    )
+}
+
+/// `(cluster_id, member_id)` of the local member.
+fn ids(lab: &LabFixture, host: &str) -> (u64, u64) {
+    let json = lab.ssh_ok(
+        lab.ip(host),
+        &etcdctl(host, &[Ipv4Addr::LOCALHOST], "endpoint status -w json"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let h = &v[0]["Status"]["header"];
+    (
+        h["cluster_id"].as_u64().unwrap(),
+        h["member_id"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn lab_etcd() {
+    let Some(mut lab) = LabFixture::up(NAME, SUBNET, 3, 0) else {
+        return;
+    };
+    let inventory = lab.inventory();
+    // The playbook beside the inventory, so that the CA (`pki/`) is made in the test's
+    // directory, never in the source tree.
+    let playbook: PathBuf = lab.dir.path().join("etcd.yml");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/etcd.yml");
+    std::fs::copy(&source, &playbook).unwrap();
+    let hosts = ["pg1", "pg2", "pg3"];
+    let ips: Vec<Ipv4Addr> = hosts.iter().map(|h| lab.ip(h)).collect();
+    let mut c = Checks { failed: Vec::new() };
+
+    let started = Instant::now();
+    let first = pgdeploy("apply", &inventory, &playbook);
+    let seconds = started.elapsed().as_secs_f64();
+    let first_out = text(&first);
+    eprintln!(
+        "fresh hosts to a healthy 3-member etcd cluster: {seconds:.1} s (one `pgdeploy apply`)"
+    );
+
+    c.run("first_apply_succeeds", || {
+        assert!(
+            first.status.success() || first.status.code() == Some(2),
+            "{first_out}"
+        );
+        assert!(!first_out.contains("failed=1"), "{first_out}");
+        assert!(first_out.contains("create CA `"), "{first_out}");
+    });
+    c.run("ca_key_is_local_and_private", || {
+        use std::os::unix::fs::PermissionsExt;
+        let key = lab.dir.path().join("pki/ca.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!first_out.contains("PRIVATE KEY"));
+        for ip in &ips {
+            assert_eq!(
+                lab.ssh_ok(*ip, "ls /etc/etcd/pki | grep -c ca.key || true"),
+                "0"
+            );
+        }
+    });
+    c.run("installed_files_have_owner_and_mode", || {
+        let out = lab.ssh_ok(
+            ips[0],
+            "stat -c '%n %U %G %a' /etc/etcd/pki/pg1.key /etc/etcd/pki/pg1.crt /etc/etcd/pki/ca.crt",
+        );
+        assert_eq!(
+            out,
+            "/etc/etcd/pki/pg1.key etcd etcd 600\n/etc/etcd/pki/pg1.crt etcd etcd 644\n/etc/etcd/pki/ca.crt etcd etcd 644"
+        );
+    });
+    c.run("certificate_has_the_sans_and_ekus", || {
+        let out = lab.ssh_ok(
+            ips[1],
+            "openssl x509 -in /etc/etcd/pki/pg2.crt -noout -text 2>/dev/null || true",
+        );
+        if out.is_empty() {
+            eprintln!("(openssl not on the host: SANs checked through etcd's TLS instead)");
+            return;
+        }
+        assert!(out.contains("IP Address:10.213.21.12"), "{out}");
+        assert!(
+            out.contains("DNS:pg2") && out.contains("DNS:localhost"),
+            "{out}"
+        );
+        assert!(out.contains("IP Address:127.0.0.1"), "{out}");
+        assert!(out.contains("TLS Web Server Authentication, TLS Web Client Authentication"));
+    });
+    c.run(
+        "all_endpoints_healthy_over_https_with_a_client_cert",
+        || {
+            for (h, ip) in hosts.iter().zip(&ips) {
+                let out = lab.ssh_ok(*ip, &etcdctl(h, &ips, "endpoint health"));
+                assert_eq!(out.matches("is healthy").count(), 3, "{out}");
+            }
+            let list = lab.ssh_ok(ips[0], &etcdctl("pg1", &ips, "member list"));
+            for h in hosts {
+                assert!(
+                    list.contains(&format!(", started, {h}, https://")),
+                    "{list}"
+                );
+            }
+            assert_eq!(list.lines().count(), 3, "{list}");
+        },
+    );
+    c.run("without_a_client_cert_refused", || {
+        let cmd = format!(
+            "ETCDCTL_API=3 etcdctl --endpoints=https://{}:2379 --cacert=/etc/etcd/pki/ca.crt \
+             --dial-timeout=2s --command-timeout=3s endpoint health",
+            ips[1]
+        );
+        let out = lab.ssh(ips[0], &cmd);
+        assert!(
+            !out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    });
+    c.run("plain_http_refused", || {
+        for ip in &ips {
+            let out = lab.ssh(ips[0], &format!("curl -s -m 3 http://{ip}:2379/health"));
+            assert!(
+                !out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("true"));
+        }
+    });
+    c.run("state_is_existing_after_bootstrap", || {
+        for ip in &ips {
+            let out = lab.ssh_ok(*ip, "grep ^ETCD_INITIAL_CLUSTER_STATE= /etc/default/etcd");
+            assert_eq!(out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
+        }
+    });
+    c.run("second_apply_changes_and_restarts_nothing", || {
+        let before: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        let t = Instant::now();
+        let out = pgdeploy("apply", &inventory, &playbook);
+        eprintln!("second apply: {:.1} s", t.elapsed().as_secs_f64());
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert_eq!(changed_counts(&o), vec![0, 0, 0], "{o}");
+        let after: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        assert_eq!(before, after);
+        let check = pgdeploy("check", &inventory, &playbook);
+        assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    });
+    c.run("restart_keeps_member_and_cluster_ids", || {
+        let before = ids(&lab, "pg2");
+        lab.ssh_ok(ips[1], "systemctl restart etcd");
+        assert_eq!(ids(&lab, "pg2"), before);
+        let cluster = ids(&lab, "pg1").0;
+        assert_eq!(cluster, before.0);
+    });
+    c.run("missing_certificate_is_reissued_and_only_its_member_restarts", || {
+        let before: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        lab.ssh_ok(ips[0], "rm /etc/etcd/pki/pg1.crt");
+        let out = pgdeploy("apply", &inventory, &playbook);
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert!(
+            o.contains("issue `/etc/etcd/pki/pg1.crt` (owner `etcd`, group `etcd`, mode `0644`) (missing)"),
+            "{o}"
+        );
+        assert!(o.contains("restart `etcd`: `/etc/default/etcd` or its certificates changed"), "{o}");
+        assert_eq!(changed_counts(&o), vec![2, 0, 0], "{o}");
+        let after: Vec<String> = hosts.iter().map(|h| start_time(&lab, h)).collect();
+        assert_ne!(before[0], after[0]);
+        assert_eq!(before[1..], after[1..]);
+        let health = lab.ssh_ok(ips[2], &etcdctl("pg3", &ips, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    });
+    c.run("a_key_that_is_not_the_certificates_is_replaced", || {
+        lab.ssh_ok(ips[2], "echo garbage > /etc/etcd/pki/pg3.key");
+        let out = pgdeploy("apply", &inventory, &playbook);
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert!(
+            o.contains("(its key on the host does not belong to it)"),
+            "{o}"
+        );
+        assert!(
+            o.contains("replace private key `/etc/etcd/pki/pg3.key`"),
+            "{o}"
+        );
+        assert!(!o.contains("garbage"), "{o}");
+        let health = lab.ssh_ok(ips[0], &etcdctl("pg1", &ips, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+        let again = pgdeploy("apply", &inventory, &playbook);
+        assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0]);
+    });
+    c.run("fourth_host_joins", || {
+        let info = lab::up(&UpOptions {
+            name: NAME.into(),
+            nodes: 4,
+            balancers: 0,
+            subnet: SUBNET.parse().unwrap(),
+            inventory: inventory.clone(),
+        })
+        .expect("lab grows to 4 hosts");
+        lab.info = info;
+        let ip4 = lab.ip("pg4");
+        let ids_before = ids(&lab, "pg1");
+        let plan = pgdeploy("plan", &inventory, &playbook);
+        let p = text(&plan);
+        assert!(p.contains("ask the cluster whether `pg4` joins it"), "{p}");
+        let out = pgdeploy("apply", &inventory, &playbook);
+        let o = text(&out);
+        assert!(!o.contains("failed=1"), "{o}");
+        assert!(
+            o.contains(&format!(
+                "add etcd member `pg4` (`https://{ip4}:2380`) to the cluster"
+            )),
+            "{o}"
+        );
+        assert!(o.contains("even count"), "{o}");
+        let mut all = ips.clone();
+        all.push(ip4);
+        let health = lab.ssh_ok(ip4, &etcdctl("pg4", &all, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 4, "{health}");
+        let list = lab.ssh_ok(ips[0], &etcdctl("pg1", &ips, "member list"));
+        assert_eq!(list.lines().count(), 4, "{list}");
+        assert!(list.contains(", started, pg4, https://"), "{list}");
+        assert_eq!(ids(&lab, "pg4").0, ids_before.0, "same cluster");
+        assert_eq!(ids(&lab, "pg1"), ids_before, "pg1 untouched");
+        let again = pgdeploy("apply", &inventory, &playbook);
+        let a = text(&again);
+        assert_eq!(changed_counts(&a), vec![0, 0, 0, 0], "{a}");
+    });
+
+    c.run(
+        "san_change_reissues_and_restarts_one_member_at_a_time",
+        || {
+            let names = ["pg1", "pg2", "pg3", "pg4"];
+            let ids_before = ids(&lab, "pg1");
+            let before: Vec<String> = names.iter().map(|h| start_time(&lab, h)).collect();
+            let variant = lab.dir.path().join("etcd-sans.yml");
+            let yaml = std::fs::read_to_string(&playbook).unwrap().replace(
+                "      certificates:\n",
+                "      certificates:\n        extra_sans: [etcd.lab]\n",
+            );
+            assert!(yaml.contains("extra_sans"), "{yaml}");
+            std::fs::write(&variant, yaml).unwrap();
+            let out = pgdeploy("apply", &inventory, &variant);
+            let o = text(&out);
+            assert!(out.status.success(), "{o}");
+            assert_eq!(o.matches("SANs change: add `etcd.lab`").count(), 4, "{o}");
+            assert_eq!(o.matches("restart `etcd`").count(), 4, "{o}");
+            let mut after: Vec<u64> = names
+                .iter()
+                .map(|h| start_time(&lab, h).parse().unwrap())
+                .collect();
+            for (b, a) in before.iter().zip(&after) {
+                assert_ne!(b.parse::<u64>().unwrap(), *a);
+            }
+            // One at a time: each restart waited for the cluster to be healthy again.
+            after.sort();
+            let gaps: Vec<u64> = after.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(gaps.iter().all(|g| *g > 100_000), "{gaps:?} µs");
+            assert_eq!(ids(&lab, "pg1"), ids_before);
+            let out = lab.ssh_ok(
+                lab.ip("pg2"),
+                "openssl x509 -in /etc/etcd/pki/pg2.crt -noout -ext subjectAltName",
+            );
+            assert!(out.contains("DNS:etcd.lab"), "{out}");
+            let again = pgdeploy("apply", &inventory, &variant);
+            assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0, 0]);
+        },
+    );
+
+    lab.down();
+    assert!(
+        c.failed.is_empty(),
+        "failed checks:\n{}",
+        c.failed.join("\n")
+    );
+}
