@@ -4,7 +4,8 @@
 //! message goes through [`Redactor::mask`], so a secret that reached a rendered file (and
 //! so a diff) is still never shown.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, RwLock};
 
 use crate::inventory::Inventory;
 
@@ -83,6 +84,48 @@ impl Redactor {
     }
 }
 
+/// The redactor applied to log lines and top-level errors (see [`mask_logs_with`]).
+static LOG_REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
+
+/// From now on, log lines ([`LogWriter`]) and [`mask_logged`] mask the secrets of `redactor`
+/// (set once the inventory is loaded). Logs may hold command lines that carry secrets, such
+/// as a `command` task's `cmd`.
+pub fn mask_logs_with(redactor: &Redactor) {
+    let mut slot = LOG_REDACTOR.write().unwrap_or_else(|e| e.into_inner());
+    *slot = Some(redactor.clone());
+}
+
+/// `text` masked with the redactor given to [`mask_logs_with`], if any.
+pub fn mask_logged(text: &str) -> String {
+    let slot = LOG_REDACTOR.read().unwrap_or_else(|e| e.into_inner());
+    match slot.as_ref() {
+        Some(r) => r.mask(text),
+        None => text.to_owned(),
+    }
+}
+
+/// A writer for log output that masks secrets (see [`mask_logs_with`]) before passing the
+/// bytes on. The log formatter writes each event with one `write_all`, so a secret is never
+/// split across calls.
+pub struct LogWriter<W: Write>(pub W);
+
+impl<W: Write> Write for LogWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(mask_logged(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Standard error through [`LogWriter`], for `tracing_subscriber`'s `with_writer`.
+pub fn log_to_stderr() -> LogWriter<std::io::Stderr> {
+    LogWriter(std::io::stderr())
+}
+
 fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::String(s) => out.push(s.clone()),
@@ -101,6 +144,19 @@ mod tests {
     fn masks_longest_first() {
         let r = Redactor::new(vec!["abcd".into(), "abcdefgh".into(), "ab".into()]);
         assert_eq!(r.mask("x abcdefgh y abcd ab"), "x ******** y ******** ab");
+    }
+
+    #[test]
+    fn log_lines_are_masked_once_the_secrets_are_known() {
+        let mut out = LogWriter(Vec::new());
+        mask_logs_with(&Redactor::new(vec!["hunter2-log-secret".into()]));
+        out.write_all(b"exec command=echo 'hunter2-log-secret' >&2\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            "exec command=echo '********' >&2\n"
+        );
+        assert_eq!(mask_logged("x hunter2-log-secret"), "x ********");
     }
 
     #[test]

@@ -30,6 +30,10 @@ impl Out {
     fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+
+    fn all_lines(&self) -> impl Iterator<Item = &str> {
+        self.stdout.lines().chain(self.stderr.lines())
+    }
 }
 
 impl std::fmt::Debug for Out {
@@ -49,6 +53,8 @@ struct Host {
     known_hosts: PathBuf,
     /// Extra host variables, as YAML `key: value` lines.
     vars: Vec<String>,
+    /// Reached through the ssh config's `Host` entry of its name: no `ansible_host`/`_port`.
+    alias: bool,
 }
 
 impl Host {
@@ -58,6 +64,7 @@ impl Host {
             port: sshd.port,
             known_hosts: sshd.known_hosts.clone(),
             vars: Vec::new(),
+            alias: false,
         }
     }
 }
@@ -109,8 +116,10 @@ impl Lab {
         inv.push_str("  hosts:\n");
         for h in hosts {
             let _ = writeln!(inv, "    {}:", h.name);
-            let _ = writeln!(inv, "      ansible_host: 127.0.0.1");
-            let _ = writeln!(inv, "      ansible_port: {}", h.port);
+            if !h.alias {
+                let _ = writeln!(inv, "      ansible_host: 127.0.0.1");
+                let _ = writeln!(inv, "      ansible_port: {}", h.port);
+            }
             let _ = writeln!(
                 inv,
                 "      pgdeploy_known_hosts_file: {}",
@@ -376,4 +385,303 @@ fn check_is_clean_when_converged_and_reports_a_hand_edit_as_drift() {
     assert_eq!(repair.code, 0, "{repair:?}");
     assert_eq!(changed_tasks(&repair), vec!["db1 inline config".to_owned()]);
     assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+}
+
+#[test]
+fn changed_host_key_is_refused_naming_host_and_known_hosts_line() {
+    let mut sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    // A known_hosts with a comment first, so the entry is on line 2.
+    std::fs::write(
+        &sshd.known_hosts,
+        format!("# hosts of the test\n{}\n", sshd.known_hosts_line()),
+    )
+    .unwrap();
+    converge_one(&lab, &sshd);
+
+    // The host is reinstalled: same address and port, new host key.
+    sshd.reinstall();
+    assert_ne!(sshd.current_public_key(), sshd.host_public_key);
+    let known_before = std::fs::read_to_string(&sshd.known_hosts).unwrap();
+    for flags in [&[][..], &["--accept-new-host-keys"][..]] {
+        let out = lab.run("apply", "site.yml", flags);
+        assert_eq!(out.code, 4, "{flags:?}: {out:?}");
+        let text = out.all();
+        let line = text
+            .lines()
+            .find(|l| l.contains("CHANGED"))
+            .unwrap_or_else(|| panic!("no host key error in {out:?}"));
+        assert!(line.contains("`db1`"), "{line}");
+        assert!(
+            line.contains(&format!("`[127.0.0.1]:{}`", sshd.port)),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("`{}` line 2", sshd.known_hosts.display())),
+            "{line}"
+        );
+        assert!(line.contains("SHA256:"), "{line}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("db1 ") && l.ends_with("unreachable=1")),
+            "{out:?}"
+        );
+        // Refusing never rewrites known_hosts.
+        assert_eq!(
+            std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+            known_before
+        );
+    }
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_accepted_then_recorded() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    std::fs::write(&sshd.known_hosts, "# nothing known yet\n").unwrap();
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+
+    let refused = lab.run("apply", "site.yml", &[]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    let text = refused.all();
+    assert!(
+        text.lines().any(|l| l.contains("[db1]")
+            && l.contains(&format!("`[127.0.0.1]:{}` is not in", sshd.port))
+            && l.contains(&format!("`{}`", sshd.known_hosts.display()))
+            && l.contains("--accept-new-host-keys")),
+        "{refused:?}"
+    );
+    assert!(!lab.host_dir("db1").exists(), "nothing may be done");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+        "# nothing known yet\n"
+    );
+
+    let accepted = lab.run("apply", "site.yml", &["--accept-new-host-keys"]);
+    assert_eq!(accepted.code, 0, "{accepted:?}");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+        format!("# nothing known yet\n{}\n", sshd.known_hosts_line())
+    );
+    assert!(lab.host_dir("db1").join("conf/app.conf").is_file());
+    // Now known: no flag needed, and nothing left to change.
+    assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+}
+
+#[test]
+fn unreachable_host_exits_4_naming_it_while_the_others_converge() {
+    let servers = Sshd::start_many(2);
+    let lab = Lab::new(&servers[0]);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut down = Host::on("db-down", &servers[0]);
+    down.port = closed;
+    lab.write_inventory(
+        &[
+            Host::on("db1", &servers[0]),
+            down,
+            Host::on("db2", &servers[1]),
+        ],
+        &[],
+    );
+
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.all().lines().any(|l| l.contains("[db-down]")
+            && l.contains("`db-down`")
+            && l.contains(&format!("127.0.0.1:{closed}"))),
+        "{out:?}"
+    );
+    for host in ["db1", "db2"] {
+        assert!(
+            lab.host_dir(host).join("conf/host.conf").is_file(),
+            "{host} converged"
+        );
+    }
+    assert!(!lab.host_dir("db-down").exists());
+
+    let json = lab.run("apply", "site.yml", &["--json"]);
+    assert_eq!(json.code, 4, "{json:?}");
+    let recap = json_recap(&json);
+    let summary: Vec<_> = recap
+        .iter()
+        .map(|(h, _, changed, failed, _, unreachable)| {
+            (h.as_str(), *changed, *failed, *unreachable)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("db-down", 0, 0, true),
+            ("db1", 0, 0, false),
+            ("db2", 0, 0, false)
+        ],
+        "{json:?}"
+    );
+    assert!(
+        json.stdout
+            .lines()
+            .any(|l| l.contains("\"host_unreachable\"") && l.contains("\"host\":\"db-down\"")),
+        "{json:?}"
+    );
+}
+
+/// A value no output may contain.
+fn distinctive_secret() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("Zq7-{}-{nanos:09}-sEcReT", std::process::id())
+}
+
+#[test]
+fn secrets_never_appear_in_any_output_but_reach_the_files() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    let secret = distinctive_secret();
+    lab.write_inventory(
+        &[Host::on("db1", &sshd)],
+        &[format!("db_password: \"{secret}\"")],
+    );
+    let mut seen = Vec::new();
+    let mut run = |command: &str, playbook: &str, args: &[&str]| {
+        let out = lab.run(command, playbook, args);
+        let leaks: Vec<&str> = out.all_lines().filter(|l| l.contains(&secret)).collect();
+        assert!(
+            leaks.is_empty(),
+            "`{command} {playbook} {args:?}` shows the secret:\n{}",
+            leaks.join("\n")
+        );
+        seen.push(format!("{command} {args:?}"));
+        out
+    };
+
+    // Before anything exists: the diffs show whole new files.
+    let plan = run("plan", "secrets.yml", &[]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains("+password = ********"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("+127.0.0.1:5432:*:app:********"),
+        "{plan:?}"
+    );
+    let plan_json = run("plan", "secrets.yml", &["--json"]);
+    assert!(plan_json.stdout.contains("********"), "{plan_json:?}");
+    let check = run("check", "secrets.yml", &["-v"]);
+    assert_eq!(check.code, 2, "{check:?}");
+    let apply = run("apply", "secrets.yml", &["--diff", "-vv"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(apply.stdout.contains("+password = ********"), "{apply:?}");
+
+    // The files on the host hold the real value.
+    let dir = lab.host_dir("db1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.conf")).unwrap(),
+        format!("user = app\npassword = {secret}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pgpass")).unwrap(),
+        format!("127.0.0.1:5432:*:app:{secret}\n")
+    );
+
+    // Edited by hand (the secret stays in context lines of the diff), then repaired.
+    std::fs::write(
+        dir.join("secret.conf"),
+        format!("user = admin\npassword = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pgpass"),
+        format!("127.0.0.1:5433:*:app:{secret}\n"),
+    )
+    .unwrap();
+    let drift = run("apply", "secrets.yml", &["--json", "--diff", "-v"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+    assert_eq!(changed_tasks(&drift).len(), 2, "{drift:?}");
+
+    // A failing command whose line and error output hold the secret.
+    let failed = run("apply", "secrets_fail.yml", &["-vv"]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.all().contains("cannot log in with ********"),
+        "{failed:?}"
+    );
+    let failed_json = run("apply", "secrets_fail.yml", &["--json"]);
+    assert_eq!(failed_json.code, 1, "{failed_json:?}");
+    assert_eq!(seen.len(), 7);
+}
+
+#[test]
+fn become_user_runs_tasks_as_that_user() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    // `nobody` must be able to reach the managed directory.
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+    let out = lab.run("apply", "become.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = lab.host_dir("db1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("whoami")).unwrap(),
+        "nobody\n"
+    );
+    assert_attrs(
+        &dir.join("by-nobody.txt"),
+        uid_of("nobody"),
+        gid_of("nogroup"),
+        0o644,
+    );
+    assert_eq!(lab.run("check", "become.yml", &[]).code, 0);
+}
+
+#[test]
+fn proxy_jump_through_an_ssh_config_alias() {
+    let bastion = Sshd::start();
+    let db = Sshd::start();
+    let lab = Lab::new(&db);
+    // The host is known by its alias only: address, port and jump come from the ssh config.
+    std::fs::write(
+        lab.dir.path().join("ssh_config"),
+        format!(
+            "Host bastion\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n\n\
+             Host db-behind\n  HostName 127.0.0.1\n  Port {}\n  ProxyJump bastion\n",
+            bastion.port,
+            bastion.client_key.display(),
+            db.port,
+        ),
+    )
+    .unwrap();
+    let known_hosts = lab.dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "{}\n{}\n",
+            bastion.known_hosts_line(),
+            db.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let mut host = Host::on("db-behind", &db);
+    host.alias = true;
+    host.known_hosts = known_hosts;
+    lab.write_inventory(&[host], &[]);
+    let accepted_by_bastion = || {
+        std::fs::read_to_string(&bastion.log)
+            .unwrap_or_default()
+            .matches("Accepted publickey for root")
+            .count()
+    };
+    assert_eq!(accepted_by_bastion(), 0);
+
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(lab.host_dir("db-behind").join("conf/app.conf").is_file());
+    // The run went through the bastion: it authenticated us once (one connection per host).
+    assert_eq!(accepted_by_bastion(), 1, "{out:?}");
+    assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+    assert_eq!(accepted_by_bastion(), 2);
 }

@@ -32,6 +32,7 @@ pub struct Sshd {
     pub client_key: PathBuf,
     /// sshd's own log (`-E`), handy when a test fails.
     pub log: PathBuf,
+    opts: SshdOptions,
     dir: tempfile::TempDir,
 }
 
@@ -114,38 +115,14 @@ impl Sshd {
         let dir = tempfile::tempdir().expect("temporary directory for sshd");
         let host_key = dir.path().join("host_ed25519");
         keygen(&host_key);
-        let host_public_key = std::fs::read_to_string(host_key.with_extension("pub"))
-            .expect("host public key")
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let host_public_key = public_key_of(&host_key);
         let authorized = dir.path().join("authorized_keys");
         std::fs::write(&authorized, format!("{}\n", client.public)).expect("authorized_keys");
         let log = dir.path().join("sshd.log");
         // The port is picked free then released: another process may grab it first, so retry.
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(SSHD);
-            cmd.args(["-D", "-f", "/dev/null", "-h"])
-                .arg(&host_key)
-                .arg("-E")
-                .arg(&log)
-                .args(["-o", &format!("Port={port}")])
-                .args(["-o", "ListenAddress=127.0.0.1"])
-                .args([
-                    "-o",
-                    &format!("AuthorizedKeysFile={}", authorized.display()),
-                ])
-                .args([
-                    "-o",
-                    &format!("PidFile={}", dir.path().join("sshd.pid").display()),
-                ])
-                .args(["-o", "UsePAM=no", "-o", "StrictModes=no"])
-                .args(["-o", "Subsystem=sftp /usr/lib/openssh/sftp-server"]);
-            for o in &opts.options {
-                cmd.args(["-o", o]);
-            }
+            let mut cmd = sshd_command(dir.path(), &host_key, &log, port, opts);
             let mut child = cmd
                 .stdin(Stdio::null())
                 .spawn()
@@ -165,6 +142,7 @@ impl Sshd {
                     known_hosts,
                     client_key: client.private.clone(),
                     log,
+                    opts: opts.clone(),
                     dir,
                 };
             }
@@ -175,6 +153,39 @@ impl Sshd {
             "sshd did not start listening; its log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
+    }
+
+    /// Simulates a reinstalled host: stops the server, gives it a fresh host key and starts it
+    /// again on the same port. `known_hosts` and `host_public_key` keep the *old* key, as a
+    /// client's known_hosts would.
+    pub fn reinstall(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.host_key);
+        let _ = std::fs::remove_file(self.host_key.with_extension("pub"));
+        keygen(&self.host_key);
+        let mut cmd = sshd_command(
+            self.dir.path(),
+            &self.host_key,
+            &self.log,
+            self.port,
+            &self.opts,
+        );
+        self.child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
+        assert!(
+            wait_listening(&mut self.child, self.port),
+            "sshd did not restart on port {}; its log:\n{}",
+            self.port,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// The public half of the server's current host key (`ssh-ed25519 AAAA...`).
+    pub fn current_public_key(&self) -> String {
+        public_key_of(&self.host_key)
     }
 
     /// A scratch directory that lives as long as the server.
@@ -218,6 +229,39 @@ impl Sshd {
             .filter(|l| !l.trim().is_empty())
             .count()
     }
+}
+
+/// `ssh-ed25519 AAAA...` of the key pair whose private half is `private`.
+fn public_key_of(private: &Path) -> String {
+    std::fs::read_to_string(private.with_extension("pub"))
+        .expect("host public key")
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sshd command line for a server in `dir` on `port` (foreground, loopback only).
+fn sshd_command(dir: &Path, host_key: &Path, log: &Path, port: u16, opts: &SshdOptions) -> Command {
+    let authorized = dir.join("authorized_keys");
+    let mut cmd = Command::new(SSHD);
+    cmd.args(["-D", "-f", "/dev/null", "-h"])
+        .arg(host_key)
+        .arg("-E")
+        .arg(log)
+        .args(["-o", &format!("Port={port}")])
+        .args(["-o", "ListenAddress=127.0.0.1"])
+        .args([
+            "-o",
+            &format!("AuthorizedKeysFile={}", authorized.display()),
+        ])
+        .args(["-o", &format!("PidFile={}", dir.join("sshd.pid").display())])
+        .args(["-o", "UsePAM=no", "-o", "StrictModes=no"])
+        .args(["-o", "Subsystem=sftp /usr/lib/openssh/sftp-server"]);
+    for o in &opts.options {
+        cmd.args(["-o", o]);
+    }
+    cmd
 }
 
 /// Waits until the child accepts TCP connections on `port` (true) or exits (false).
