@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, RwLock};
 
+use crate::change::Change;
 use crate::inventory::Inventory;
 
 /// What a masked secret is shown as.
@@ -77,6 +78,64 @@ impl Redactor {
             }
         }
         out
+    }
+
+    /// Masks, in `before`, the old values of secrets that `after` holds: a line of `after`
+    /// with a secret gives a pattern (the text before and after the secret), and a line of
+    /// `before` that fits it has its middle masked. Without this, rotating a password shows
+    /// the old one in the diff (`-password = OLD`), since only current values are known.
+    /// Patterns need text before the secret, so a bare-secret line masks nothing extra.
+    pub fn mask_replaced(&self, before: &str, after: &str) -> String {
+        if self.is_empty() {
+            return before.to_owned();
+        }
+        let patterns: Vec<(String, String)> = after
+            .lines()
+            .filter_map(|line| {
+                let masked = self.mask(line);
+                let start = masked.find(MASK)?;
+                let end = masked.rfind(MASK)? + MASK.len();
+                let prefix = &masked[..start];
+                (!prefix.trim().is_empty()).then(|| (prefix.to_owned(), masked[end..].to_owned()))
+            })
+            .collect();
+        if patterns.is_empty() {
+            return before.to_owned();
+        }
+        let mut out = String::with_capacity(before.len());
+        for line in before.split_inclusive('\n') {
+            let (body, newline) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let fits = patterns.iter().find(|(prefix, suffix)| {
+                body.len() > prefix.len() + suffix.len()
+                    && body.starts_with(prefix.as_str())
+                    && body.ends_with(suffix.as_str())
+            });
+            match fits {
+                Some((prefix, suffix)) => {
+                    out.push_str(prefix);
+                    out.push_str(MASK);
+                    out.push_str(suffix);
+                }
+                None => out.push_str(body),
+            }
+            out.push_str(newline);
+        }
+        out
+    }
+
+    /// `change` with the old values of rotated secrets masked in its diff (see
+    /// [`Redactor::mask_replaced`]); printing still goes through [`Redactor::mask`].
+    pub fn mask_change(&self, change: &Change) -> Change {
+        let mut c = change.clone();
+        if let Some(d) = c.diff.as_mut() {
+            if let (Some(before), Some(after)) = (&d.before, &d.after) {
+                d.before = Some(self.mask_replaced(before, after));
+            }
+        }
+        c
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,6 +216,32 @@ mod tests {
             "exec command=echo '********' >&2\n"
         );
         assert_eq!(mask_logged("x hunter2-log-secret"), "x ********");
+    }
+
+    #[test]
+    fn old_values_of_rotated_secrets_are_masked_in_diffs() {
+        let r = Redactor::new(vec!["NewSecret2".into()]);
+        let before = "user = app\npassword = OldSecret1\nport = 5432\nh:5432:*:app:OldSecret1\n";
+        let after = "user = app\npassword = NewSecret2\nport = 5432\nh:5432:*:app:NewSecret2\n";
+        assert_eq!(
+            r.mask_replaced(before, after),
+            "user = app\npassword = ********\nport = 5432\nh:5432:*:app:********\n"
+        );
+        // Lines that fit no pattern, and files without secrets, are left alone.
+        assert_eq!(r.mask_replaced("a\nb", "a\nc\n"), "a\nb");
+        assert_eq!(
+            r.mask_replaced("OldSecret1\n", "NewSecret2\n"),
+            "OldSecret1\n"
+        );
+        let change = Change::new("update").with_diff(crate::change::Diff {
+            path: "/x".into(),
+            before: Some(before.into()),
+            after: Some(after.into()),
+        });
+        let unified = r.mask(&r.mask_change(&change).diff.unwrap().unified());
+        assert!(!unified.contains("OldSecret1"), "{unified}");
+        assert!(unified.contains("-password = ********"), "{unified}");
+        assert!(unified.contains("+password = ********"), "{unified}");
     }
 
     #[test]

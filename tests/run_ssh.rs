@@ -548,10 +548,16 @@ fn secrets_never_appear_in_any_output_but_reach_the_files() {
         &[Host::on("db1", &sshd)],
         &[format!("db_password: \"{secret}\"")],
     );
+    // Every secret value the inventory has held: none may ever be shown.
+    let secrets = std::cell::RefCell::new(vec![secret.clone()]);
     let mut seen = Vec::new();
     let mut run = |command: &str, playbook: &str, args: &[&str]| {
         let out = lab.run(command, playbook, args);
-        let leaks: Vec<&str> = out.all_lines().filter(|l| l.contains(&secret)).collect();
+        let secrets = secrets.borrow();
+        let leaks: Vec<&str> = out
+            .all_lines()
+            .filter(|l| secrets.iter().any(|s| l.contains(s.as_str())))
+            .collect();
         assert!(
             leaks.is_empty(),
             "`{command} {playbook} {args:?}` shows the secret:\n{}",
@@ -603,6 +609,25 @@ fn secrets_never_appear_in_any_output_but_reach_the_files() {
     assert_eq!(drift.code, 0, "{drift:?}");
     assert_eq!(changed_tasks(&drift).len(), 2, "{drift:?}");
 
+    // The password is rotated: the old value, still in the files, is no longer in the
+    // inventory, and must not show in the diffs either.
+    let rotated = format!("{secret}-rotated");
+    secrets.borrow_mut().push(rotated.clone());
+    lab.write_inventory(
+        &[Host::on("db1", &sshd)],
+        &[format!("db_password: \"{rotated}\"")],
+    );
+    let plan = run("plan", "secrets.yml", &[]);
+    assert!(plan.stdout.contains("-password = ********"), "{plan:?}");
+    assert!(plan.stdout.contains("+password = ********"), "{plan:?}");
+    run("plan", "secrets.yml", &["--json"]);
+    let rotate = run("apply", "secrets.yml", &["--diff"]);
+    assert_eq!(rotate.code, 0, "{rotate:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.conf")).unwrap(),
+        format!("user = app\npassword = {rotated}\n")
+    );
+
     // A failing command whose line and error output hold the secret.
     let failed = run("apply", "secrets_fail.yml", &["-vv"]);
     assert_eq!(failed.code, 1, "{failed:?}");
@@ -612,7 +637,7 @@ fn secrets_never_appear_in_any_output_but_reach_the_files() {
     );
     let failed_json = run("apply", "secrets_fail.yml", &["--json"]);
     assert_eq!(failed_json.code, 1, "{failed_json:?}");
-    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.len(), 10);
 }
 
 #[test]
