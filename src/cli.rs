@@ -60,6 +60,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Re-apply a small generic playbook to converged hosts over real SSH (needs root and
+    /// OpenSSH: starts one local sshd on 127.0.0.1 per host).
+    Noop {
+        /// Host counts to measure, each with its own servers (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50",
+              value_parser = clap::value_parser!(u16).range(1..=500))]
+        hosts: Vec<u16>,
+        /// Measured re-applies per host count; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The login user on the servers (root's shell startup files run on every command;
+        /// a user with a cheap shell measures the engine rather than them).
+        #[arg(long, default_value = "root")]
+        user: String,
+    },
 }
 
 /// Options of the commands that connect to hosts.

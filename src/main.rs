@@ -20,7 +20,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("PGDEPLOY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
-        .with_writer(std::io::stderr)
+        // Log lines may hold command lines with secrets: masked once the inventory is loaded.
+        .with_writer(pgdeploy::secrets::log_to_stderr)
         .with_ansi(!cli.no_color && std::env::var_os("NO_COLOR").is_none())
         .init();
     let color = !cli.no_color
@@ -48,7 +49,10 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                pgdeploy::secrets::mask_logged(&format!("{e:#}"))
+            );
             Exit::Error.into()
         }
     }

@@ -4,8 +4,10 @@
 //! message goes through [`Redactor::mask`], so a secret that reached a rendered file (and
 //! so a diff) is still never shown.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, RwLock};
 
+use crate::change::Change;
 use crate::inventory::Inventory;
 
 /// What a masked secret is shown as.
@@ -78,9 +80,109 @@ impl Redactor {
         out
     }
 
+    /// Masks, in `before`, the old values of secrets that `after` holds: a line of `after`
+    /// with a secret gives a pattern (the text before and after the secret), and a line of
+    /// `before` that fits it has its middle masked. Without this, rotating a password shows
+    /// the old one in the diff (`-password = OLD`), since only current values are known.
+    /// Patterns need text before the secret, so a bare-secret line masks nothing extra.
+    pub fn mask_replaced(&self, before: &str, after: &str) -> String {
+        if self.is_empty() {
+            return before.to_owned();
+        }
+        let patterns: Vec<(String, String)> = after
+            .lines()
+            .filter_map(|line| {
+                let masked = self.mask(line);
+                let start = masked.find(MASK)?;
+                let end = masked.rfind(MASK)? + MASK.len();
+                let prefix = &masked[..start];
+                (!prefix.trim().is_empty()).then(|| (prefix.to_owned(), masked[end..].to_owned()))
+            })
+            .collect();
+        if patterns.is_empty() {
+            return before.to_owned();
+        }
+        let mut out = String::with_capacity(before.len());
+        for line in before.split_inclusive('\n') {
+            let (body, newline) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let fits = patterns.iter().find(|(prefix, suffix)| {
+                body.len() > prefix.len() + suffix.len()
+                    && body.starts_with(prefix.as_str())
+                    && body.ends_with(suffix.as_str())
+            });
+            match fits {
+                Some((prefix, suffix)) => {
+                    out.push_str(prefix);
+                    out.push_str(MASK);
+                    out.push_str(suffix);
+                }
+                None => out.push_str(body),
+            }
+            out.push_str(newline);
+        }
+        out
+    }
+
+    /// `change` with the old values of rotated secrets masked in its diff (see
+    /// [`Redactor::mask_replaced`]); printing still goes through [`Redactor::mask`].
+    pub fn mask_change(&self, change: &Change) -> Change {
+        let mut c = change.clone();
+        if let Some(d) = c.diff.as_mut() {
+            if let (Some(before), Some(after)) = (&d.before, &d.after) {
+                d.before = Some(self.mask_replaced(before, after));
+            }
+        }
+        c
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
+}
+
+/// The redactor applied to log lines and top-level errors (see [`mask_logs_with`]).
+static LOG_REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
+
+/// From now on, log lines ([`LogWriter`]) and [`mask_logged`] mask the secrets of `redactor`
+/// (set once the inventory is loaded). Logs may hold command lines that carry secrets, such
+/// as a `command` task's `cmd`.
+pub fn mask_logs_with(redactor: &Redactor) {
+    let mut slot = LOG_REDACTOR.write().unwrap_or_else(|e| e.into_inner());
+    *slot = Some(redactor.clone());
+}
+
+/// `text` masked with the redactor given to [`mask_logs_with`], if any.
+pub fn mask_logged(text: &str) -> String {
+    let slot = LOG_REDACTOR.read().unwrap_or_else(|e| e.into_inner());
+    match slot.as_ref() {
+        Some(r) => r.mask(text),
+        None => text.to_owned(),
+    }
+}
+
+/// A writer for log output that masks secrets (see [`mask_logs_with`]) before passing the
+/// bytes on. The log formatter writes each event with one `write_all`, so a secret is never
+/// split across calls.
+pub struct LogWriter<W: Write>(pub W);
+
+impl<W: Write> Write for LogWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(mask_logged(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Standard error through [`LogWriter`], for `tracing_subscriber`'s `with_writer`.
+pub fn log_to_stderr() -> LogWriter<std::io::Stderr> {
+    LogWriter(std::io::stderr())
 }
 
 fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
@@ -101,6 +203,45 @@ mod tests {
     fn masks_longest_first() {
         let r = Redactor::new(vec!["abcd".into(), "abcdefgh".into(), "ab".into()]);
         assert_eq!(r.mask("x abcdefgh y abcd ab"), "x ******** y ******** ab");
+    }
+
+    #[test]
+    fn log_lines_are_masked_once_the_secrets_are_known() {
+        let mut out = LogWriter(Vec::new());
+        mask_logs_with(&Redactor::new(vec!["hunter2-log-secret".into()]));
+        out.write_all(b"exec command=echo 'hunter2-log-secret' >&2\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            "exec command=echo '********' >&2\n"
+        );
+        assert_eq!(mask_logged("x hunter2-log-secret"), "x ********");
+    }
+
+    #[test]
+    fn old_values_of_rotated_secrets_are_masked_in_diffs() {
+        let r = Redactor::new(vec!["NewSecret2".into()]);
+        let before = "user = app\npassword = OldSecret1\nport = 5432\nh:5432:*:app:OldSecret1\n";
+        let after = "user = app\npassword = NewSecret2\nport = 5432\nh:5432:*:app:NewSecret2\n";
+        assert_eq!(
+            r.mask_replaced(before, after),
+            "user = app\npassword = ********\nport = 5432\nh:5432:*:app:********\n"
+        );
+        // Lines that fit no pattern, and files without secrets, are left alone.
+        assert_eq!(r.mask_replaced("a\nb", "a\nc\n"), "a\nb");
+        assert_eq!(
+            r.mask_replaced("OldSecret1\n", "NewSecret2\n"),
+            "OldSecret1\n"
+        );
+        let change = Change::new("update").with_diff(crate::change::Diff {
+            path: "/x".into(),
+            before: Some(before.into()),
+            after: Some(after.into()),
+        });
+        let unified = r.mask(&r.mask_change(&change).diff.unwrap().unified());
+        assert!(!unified.contains("OldSecret1"), "{unified}");
+        assert!(unified.contains("-password = ********"), "{unified}");
+        assert!(unified.contains("+password = ********"), "{unified}");
     }
 
     #[test]

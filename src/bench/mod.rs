@@ -1,6 +1,8 @@
 //! `pgdeploy bench`: measured performance of the engine, reproducible on any machine.
 
 pub mod compile;
+pub mod noop;
+pub mod sshd;
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in KiB.
 pub fn peak_rss_kib() -> Option<u64> {

@@ -19,6 +19,19 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
                     .unwrap_or_else(|| "unknown".into()),
             );
         }
+        BenchCommand::Noop { hosts, runs, user } => {
+            for &n in hosts {
+                let r = crate::bench::noop::run(usize::from(n), *runs, user)?;
+                println!(
+                    "noop re-apply: {} hosts, login `{user}`: median {:.0} ms, min {:.0} ms over {} runs, peak memory {:.1} MiB",
+                    r.hosts,
+                    r.median.as_secs_f64() * 1000.0,
+                    r.min.as_secs_f64() * 1000.0,
+                    r.runs,
+                    r.peak_rss_kib as f64 / 1024.0,
+                );
+            }
+        }
     }
     Ok(Exit::Success)
 }

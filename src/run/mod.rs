@@ -58,6 +58,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
     };
     crate::commands::report(&loaded.compiled.warnings);
     let redactor = Redactor::from_inventory(&loaded.inventory);
+    crate::secrets::mask_logs_with(&redactor);
     let reporter: Arc<dyn Reporter> = if opts.json {
         Arc::new(report::JsonReporter {
             redactor: redactor.clone(),

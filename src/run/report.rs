@@ -16,6 +16,21 @@ pub struct JsonReporter {
 
 impl Reporter for JsonReporter {
     fn event(&self, event: &Event) {
+        let masked;
+        let event = match event {
+            Event::StepFinished { changes, .. } if !changes.is_empty() => {
+                let mut e = event.clone();
+                if let Event::StepFinished { changes, .. } = &mut e {
+                    *changes = changes
+                        .iter()
+                        .map(|c| self.redactor.mask_change(c))
+                        .collect();
+                }
+                masked = e;
+                &masked
+            }
+            _ => event,
+        };
         if let Ok(line) = serde_json::to_string(event) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", self.redactor.mask(&line));
@@ -179,7 +194,7 @@ impl Reporter for HumanReporter {
                 text.push('\n');
                 for c in changes {
                     text.push_str(&format!("    {}\n", c.summary));
-                    if let (true, Some(d)) = (self.diff, &c.diff) {
+                    if let (true, Some(d)) = (self.diff, &self.redactor.mask_change(c).diff) {
                         text.push_str(&self.diff_text(&d.unified()));
                     }
                 }

@@ -1,4 +1,5 @@
-//! A real OpenSSH server on 127.0.0.1 for tests: `Sshd::start()`.
+//! A real OpenSSH server on 127.0.0.1 for tests: `Sshd::start()` (built on
+//! `pgdeploy::bench::sshd`, which the SSH benchmarks use too).
 //!
 //! Each server gets a random free port, its own fresh ed25519 host key and a known_hosts file
 //! that records it, and authorises one client key shared by every server of the test process
@@ -7,15 +8,13 @@
 //! Needs root (sshd changes user for sessions) and `/usr/sbin/sshd` (`apt-get install
 //! openssh-server`). Everything listens on loopback only.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pgdeploy::bench::sshd::{self as server, ServerFiles, SSHD};
 use pgdeploy::transport::SshTarget;
-
-const SSHD: &str = "/usr/sbin/sshd";
 
 /// A running sshd. Dropping it stops the server.
 pub struct Sshd {
@@ -32,6 +31,7 @@ pub struct Sshd {
     pub client_key: PathBuf,
     /// sshd's own log (`-E`), handy when a test fails.
     pub log: PathBuf,
+    opts: SshdOptions,
     dir: tempfile::TempDir,
 }
 
@@ -68,13 +68,11 @@ fn client_key() -> &'static ClientKey {
 }
 
 fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "pgdeploy-test", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .status()
-        .expect("ssh-keygen (apt-get install openssh-client)");
-    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+    server::keygen(path).unwrap_or_else(|e| panic!("{e} (apt-get install openssh-client)"));
+}
+
+fn public_key_of(private: &Path) -> String {
+    server::public_key_of(private).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Fails the test with the install hint when OpenSSH's server is not installed. Never skips:
@@ -86,13 +84,6 @@ pub fn require_sshd() {
              install it with `apt-get install openssh-server`"
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 impl Sshd {
@@ -109,72 +100,61 @@ impl Sshd {
     /// Starts one server with extra options.
     pub fn start_with(opts: &SshdOptions) -> Sshd {
         require_sshd();
-        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (are we root?)");
+        server::require_sshd().expect("mkdir /run/sshd (are we root?)");
         let client = client_key();
         let dir = tempfile::tempdir().expect("temporary directory for sshd");
-        let host_key = dir.path().join("host_ed25519");
-        keygen(&host_key);
-        let host_public_key = std::fs::read_to_string(host_key.with_extension("pub"))
-            .expect("host public key")
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let authorized = dir.path().join("authorized_keys");
-        std::fs::write(&authorized, format!("{}\n", client.public)).expect("authorized_keys");
-        let log = dir.path().join("sshd.log");
-        // The port is picked free then released: another process may grab it first, so retry.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(SSHD);
-            cmd.args(["-D", "-f", "/dev/null", "-h"])
-                .arg(&host_key)
-                .arg("-E")
-                .arg(&log)
-                .args(["-o", &format!("Port={port}")])
-                .args(["-o", "ListenAddress=127.0.0.1"])
-                .args([
-                    "-o",
-                    &format!("AuthorizedKeysFile={}", authorized.display()),
-                ])
-                .args([
-                    "-o",
-                    &format!("PidFile={}", dir.path().join("sshd.pid").display()),
-                ])
-                .args(["-o", "UsePAM=no", "-o", "StrictModes=no"])
-                .args(["-o", "Subsystem=sftp /usr/lib/openssh/sftp-server"]);
-            for o in &opts.options {
-                cmd.args(["-o", o]);
-            }
-            let mut child = cmd
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
-            if wait_listening(&mut child, port) {
-                let known_hosts = dir.path().join("known_hosts");
-                std::fs::write(
-                    &known_hosts,
-                    format!("[127.0.0.1]:{port} {host_public_key}\n"),
-                )
-                .expect("known_hosts");
-                return Sshd {
-                    child,
-                    port,
-                    host_key,
-                    host_public_key,
-                    known_hosts,
-                    client_key: client.private.clone(),
-                    log,
-                    dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        let files = ServerFiles::in_dir(dir.path());
+        keygen(&files.host_key);
+        let host_public_key = public_key_of(&files.host_key);
+        std::fs::write(&files.authorized_keys, format!("{}\n", client.public))
+            .expect("authorized_keys");
+        let (child, port) = files
+            .spawn_on_free_port(&opts.options)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {host_public_key}\n"),
+        )
+        .expect("known_hosts");
+        Sshd {
+            child,
+            port,
+            host_key: files.host_key.clone(),
+            host_public_key,
+            known_hosts,
+            client_key: client.private.clone(),
+            log: files.log.clone(),
+            opts: opts.clone(),
+            dir,
         }
-        panic!(
-            "sshd did not start listening; its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+    }
+
+    /// Simulates a reinstalled host: stops the server, gives it a fresh host key and starts it
+    /// again on the same port. `known_hosts` and `host_public_key` keep the *old* key, as a
+    /// client's known_hosts would.
+    pub fn reinstall(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.host_key);
+        let _ = std::fs::remove_file(self.host_key.with_extension("pub"));
+        keygen(&self.host_key);
+        let files = ServerFiles::in_dir(self.dir.path());
+        self.child = files
+            .spawn(self.port, &self.opts.options)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "sshd did not restart on port {}; its log:\n{}",
+                    self.port,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            });
+    }
+
+    /// The public half of the server's current host key (`ssh-ed25519 AAAA...`).
+    pub fn current_public_key(&self) -> String {
+        public_key_of(&self.host_key)
     }
 
     /// A scratch directory that lives as long as the server.
@@ -218,21 +198,6 @@ impl Sshd {
             .filter(|l| !l.trim().is_empty())
             .count()
     }
-}
-
-/// Waits until the child accepts TCP connections on `port` (true) or exits (false).
-fn wait_listening(child: &mut Child, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 impl Drop for Sshd {

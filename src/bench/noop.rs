@@ -1,0 +1,263 @@
+//! No-op re-apply benchmark: `pgdeploy apply` on converged hosts, over real SSH.
+//!
+//! Starts `hosts` OpenSSH servers on 127.0.0.1 (see [`super::sshd`]), writes an inventory and a
+//! small generic playbook (directory, copy, template, file, guarded command per host, all under
+//! the benchmark's own directory), converges them with one `apply`, then times `runs` further
+//! `apply` runs of this same binary as a child process: wall time from spawn to exit, and the
+//! child's peak resident memory (`ru_maxrss`). Each measured run must exit 0 with 0 changes.
+//! Needs root (sshd) and OpenSSH.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::sshd::{self, LocalSshd, SshdError};
+
+/// What one host count measured.
+pub struct Report {
+    pub hosts: usize,
+    pub runs: usize,
+    pub median: Duration,
+    pub min: Duration,
+    /// Highest peak RSS of the measured `apply` processes.
+    pub peak_rss_kib: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoopError {
+    #[error(transparent)]
+    Sshd(#[from] SshdError),
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{what}` exited with status {code} (want 0); its output is in `{}`", output.display())]
+    Failed {
+        what: String,
+        code: i32,
+        output: PathBuf,
+    },
+    #[error("the re-apply changed {changed} steps, want 0 (output in `{}`)", output.display())]
+    NotNoop { changed: u64, output: PathBuf },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NoopError + '_ {
+    move |source| NoopError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const PLAYBOOK: &str = r#"- name: no-op benchmark
+  hosts: all
+  vars:
+    dir: "{{ base }}/{{ inventory_hostname }}"
+  tasks:
+    - name: host directory
+      directory: {path: "{{ dir }}", mode: "0755"}
+    - name: inline config
+      copy: {dest: "{{ dir }}/app.conf", content: "name={{ inventory_hostname }}\nport=5432\n", mode: "0644"}
+    - name: rendered config
+      template: {src: node.conf.j2, dest: "{{ dir }}/node.conf", mode: "0640"}
+    - name: marker
+      file: {path: "{{ dir }}/marker", state: touch, mode: "0600"}
+    - name: one-time init
+      command: {cmd: "echo done > {{ dir }}/init", creates: "{{ dir }}/init"}
+"#;
+
+const TEMPLATE: &str = "host={{ inventory_hostname }}\nos={{ ansible_distribution }}\n";
+
+/// The benchmark's directory, removed (after its servers stop) when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts `hosts` servers, converges them once, then measures `runs` no-op re-applies.
+/// `user` is the login user (root, or a user with a cheap shell startup; it must be able to
+/// write under the benchmark's directory, which is made world-readable for it).
+pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
+    let work = WorkDir(std::env::temp_dir().join(format!(
+        "pgdeploy-bench-noop-{}-{hosts}",
+        std::process::id()
+    )));
+    let root = &work.0;
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root.join("templates")).map_err(io_error(root))?;
+    let client_key = root.join("id_ed25519");
+    sshd::keygen(&client_key)?;
+    let client_public = sshd::public_key_of(&client_key)?;
+    let servers = (0..hosts)
+        .map(|i| LocalSshd::start(&root.join(format!("sshd{i}")), &client_public))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let base = root.join("managed");
+    std::fs::create_dir_all(&base).map_err(io_error(&base))?;
+    if user != "root" {
+        // The login user reaches and writes the managed tree; keys and sshd files stay 0600.
+        chmod(root, 0o755)?;
+        chmod(&base, 0o1777)?;
+    }
+    let known_hosts = root.join("known_hosts");
+    let lines: String = servers
+        .iter()
+        .map(|s| s.known_hosts_line() + "\n")
+        .collect();
+    write(&known_hosts, &lines)?;
+    let mut inv = format!(
+        "all:\n  vars:\n    base: {}\n    ansible_user: {user}\n    \
+         ansible_ssh_private_key_file: {}\n    pgdeploy_known_hosts_file: {}\n  hosts:\n",
+        base.display(),
+        client_key.display(),
+        known_hosts.display()
+    );
+    for (i, s) in servers.iter().enumerate() {
+        let _ = writeln!(
+            inv,
+            "    node{i:03}:\n      ansible_host: 127.0.0.1\n      ansible_port: {}",
+            s.port
+        );
+    }
+    let inventory = root.join("inventory.yml");
+    write(&inventory, &inv)?;
+    let playbook = root.join("playbook.yml");
+    write(&playbook, PLAYBOOK)?;
+    write(&root.join("templates/node.conf.j2"), TEMPLATE)?;
+    let ssh_config = root.join("ssh_config");
+    write(&ssh_config, "")?;
+
+    let exe = std::env::current_exe().map_err(io_error(Path::new("pgdeploy")))?;
+    let apply = |output: &Path| -> Result<(Duration, u64, i32), NoopError> {
+        let out = std::fs::File::create(output).map_err(io_error(output))?;
+        let err = out.try_clone().map_err(io_error(output))?;
+        let started = Instant::now();
+        let child = Command::new(&exe)
+            .arg("apply")
+            .arg("-i")
+            .arg(&inventory)
+            .arg(&playbook)
+            .arg("--ssh-config")
+            .arg(&ssh_config)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(io_error(&exe))?;
+        let (code, rss) = wait_with_rusage(child.id()).map_err(io_error(&exe))?;
+        Ok((started.elapsed(), rss, code))
+    };
+
+    let first = root.join("first-apply.out");
+    let (_, _, code) = apply(&first)?;
+    if code != 0 {
+        return Err(NoopError::Failed {
+            what: "pgdeploy apply (first, converging)".into(),
+            code,
+            output: keep(&first),
+        });
+    }
+    let mut samples = Vec::with_capacity(runs);
+    let mut peak = 0;
+    for r in 0..runs.max(1) {
+        let output = root.join(format!("reapply-{r}.out"));
+        let (elapsed, rss, code) = apply(&output)?;
+        if code != 0 {
+            return Err(NoopError::Failed {
+                what: "pgdeploy apply (re-apply)".into(),
+                code,
+                output: keep(&output),
+            });
+        }
+        let changed = changed_steps(&output)?;
+        if changed != 0 {
+            return Err(NoopError::NotNoop {
+                changed,
+                output: keep(&output),
+            });
+        }
+        samples.push(elapsed);
+        peak = peak.max(rss);
+    }
+    drop(servers);
+    let min = samples.iter().min().copied().unwrap_or_default();
+    Ok(Report {
+        hosts,
+        runs: samples.len(),
+        median: super::median(samples),
+        min,
+        peak_rss_kib: peak,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), NoopError> {
+    std::fs::write(path, text).map_err(io_error(path))
+}
+
+fn chmod(path: &Path, mode: u32) -> Result<(), NoopError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error(path))
+}
+
+/// Copies a run's output out of the benchmark's directory (removed on return) for the error.
+fn keep(output: &Path) -> PathBuf {
+    let kept = std::env::temp_dir().join(format!(
+        "pgdeploy-bench-noop-{}-{}",
+        std::process::id(),
+        output.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    match std::fs::copy(output, &kept) {
+        Ok(_) => kept,
+        Err(_) => output.to_path_buf(),
+    }
+}
+
+/// The sum of `changed` over the hosts of the `recap` event of a `--json` run.
+fn changed_steps(output: &Path) -> Result<u64, NoopError> {
+    let text = std::fs::read_to_string(output).map_err(io_error(output))?;
+    let recap = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "recap");
+    match recap {
+        Some(r) => Ok(r["hosts"]
+            .as_array()
+            .map(|hosts| hosts.iter().filter_map(|h| h["changed"].as_u64()).sum())
+            .unwrap_or(0)),
+        None => Err(NoopError::Failed {
+            what: "pgdeploy apply (no recap event)".into(),
+            code: 0,
+            output: keep(output),
+        }),
+    }
+}
+
+/// Waits for child `pid`: its exit code (-1 when killed by a signal) and peak RSS in KiB.
+fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value; `wait4` fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers to locals; `pid` is a child of this process not yet reaped.
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r == pid as libc::pid_t {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    // Linux reports ru_maxrss in KiB.
+    Ok((code, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+}

@@ -1,0 +1,219 @@
+//! Real OpenSSH servers on 127.0.0.1, for the SSH benchmarks (and the test suite's fixture in
+//! `tests/support/sshd.rs`, which builds on these functions).
+//!
+//! Each server runs `/usr/sbin/sshd -D` as our child with its own fresh ed25519 host key, on a
+//! free port of 127.0.0.1 only, authorising one client key. Needs root (sshd changes user for
+//! sessions) and OpenSSH (`apt-get install openssh-server openssh-client`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The OpenSSH server binary.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshdError {
+    #[error("`{SSHD}` is missing: install OpenSSH's server with `apt-get install openssh-server`")]
+    Missing,
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`ssh-keygen` failed for `{}`", .0.display())]
+    Keygen(PathBuf),
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sshd did not start listening on 127.0.0.1; its log `{}`:\n{log}", path.display())]
+    NotListening { path: PathBuf, log: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SshdError + '_ {
+    move |source| SshdError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Generates an ed25519 key pair without passphrase: `path` and `path.pub`.
+pub fn keygen(path: &Path) -> Result<(), SshdError> {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "pgdeploy-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|source| SshdError::Spawn {
+            program: "ssh-keygen".into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SshdError::Keygen(path.to_path_buf()))
+    }
+}
+
+/// `ssh-ed25519 AAAA...` (no comment) of the key pair whose private half is `private`.
+pub fn public_key_of(private: &Path) -> Result<String, SshdError> {
+    let path = private.with_extension("pub");
+    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+    Ok(text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16, SshdError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io_error(Path::new("127.0.0.1:0")))
+}
+
+/// The files of one server, all in its own directory.
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    pub dir: PathBuf,
+    pub host_key: PathBuf,
+    pub authorized_keys: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ServerFiles {
+    pub fn in_dir(dir: &Path) -> ServerFiles {
+        ServerFiles {
+            dir: dir.to_path_buf(),
+            host_key: dir.join("host_ed25519"),
+            authorized_keys: dir.join("authorized_keys"),
+            log: dir.join("sshd.log"),
+        }
+    }
+
+    /// The foreground sshd command line for these files on `port`, with extra `-o` options.
+    pub fn command(&self, port: u16, options: &[String]) -> Command {
+        let mut cmd = Command::new(SSHD);
+        cmd.args(["-D", "-f", "/dev/null", "-h"])
+            .arg(&self.host_key)
+            .arg("-E")
+            .arg(&self.log)
+            .args(["-o", &format!("Port={port}")])
+            .args(["-o", "ListenAddress=127.0.0.1"])
+            .args([
+                "-o",
+                &format!("AuthorizedKeysFile={}", self.authorized_keys.display()),
+            ])
+            .args([
+                "-o",
+                &format!("PidFile={}", self.dir.join("sshd.pid").display()),
+            ])
+            .args(["-o", "UsePAM=no", "-o", "StrictModes=no"])
+            .args(["-o", "Subsystem=sftp /usr/lib/openssh/sftp-server"])
+            .stdin(Stdio::null());
+        for o in options {
+            cmd.args(["-o", o]);
+        }
+        cmd
+    }
+
+    /// Starts sshd on `port` and waits until it accepts connections.
+    pub fn spawn(&self, port: u16, options: &[String]) -> Result<Option<Child>, SshdError> {
+        let mut child = self
+            .command(port, options)
+            .spawn()
+            .map_err(|source| SshdError::Spawn {
+                program: SSHD.into(),
+                source,
+            })?;
+        if wait_listening(&mut child, port) {
+            Ok(Some(child))
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            Ok(None)
+        }
+    }
+
+    /// Starts sshd on a free port (retried: another process may take the port first).
+    pub fn spawn_on_free_port(&self, options: &[String]) -> Result<(Child, u16), SshdError> {
+        require_sshd()?;
+        for _ in 0..5 {
+            let port = free_port()?;
+            if let Some(child) = self.spawn(port, options)? {
+                return Ok((child, port));
+            }
+        }
+        Err(SshdError::NotListening {
+            path: self.log.clone(),
+            log: std::fs::read_to_string(&self.log).unwrap_or_default(),
+        })
+    }
+}
+
+/// `Err` with the install hint when OpenSSH's server is missing; creates sshd's privilege
+/// separation directory.
+pub fn require_sshd() -> Result<(), SshdError> {
+    if !Path::new(SSHD).exists() {
+        return Err(SshdError::Missing);
+    }
+    std::fs::create_dir_all("/run/sshd").map_err(io_error(Path::new("/run/sshd")))
+}
+
+/// Waits until the child accepts TCP connections on `port` (true) or exits (false).
+pub fn wait_listening(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A running server for benchmarks; dropping it stops the server.
+pub struct LocalSshd {
+    child: Child,
+    pub port: u16,
+    /// `ssh-ed25519 AAAA...` of its host key.
+    pub host_public_key: String,
+}
+
+impl LocalSshd {
+    /// Starts a server with its files in `dir` (created), authorising `client_public_key`.
+    pub fn start(dir: &Path, client_public_key: &str) -> Result<LocalSshd, SshdError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let files = ServerFiles::in_dir(dir);
+        keygen(&files.host_key)?;
+        let host_public_key = public_key_of(&files.host_key)?;
+        std::fs::write(&files.authorized_keys, format!("{client_public_key}\n"))
+            .map_err(io_error(&files.authorized_keys))?;
+        let (child, port) = files.spawn_on_free_port(&[])?;
+        Ok(LocalSshd {
+            child,
+            port,
+            host_public_key,
+        })
+    }
+
+    /// Its known_hosts line.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.host_public_key)
+    }
+}
+
+impl Drop for LocalSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,712 @@
+//! Issue 3's acceptance tests: the real `pgdeploy` binary against real OpenSSH servers on
+//! 127.0.0.1 (see `support/sshd.rs`). We run as root, so what the sessions create is on this
+//! machine: every playbook manages files under the test's own temporary directory only.
+//!
+//! Playbooks are in `tests/fixtures/run_ssh/`; the inventory of each test is written into its
+//! temporary directory, with `base` (where the playbook's files go), the server's port, the
+//! fixture's client key and the server's known_hosts file.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::sshd::Sshd;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run_ssh")
+}
+
+/// What one invocation of the binary gave back.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    fn all_lines(&self) -> impl Iterator<Item = &str> {
+        self.stdout.lines().chain(self.stderr.lines())
+    }
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// One host of a test inventory.
+struct Host {
+    name: String,
+    port: u16,
+    known_hosts: PathBuf,
+    /// Extra host variables, as YAML `key: value` lines.
+    vars: Vec<String>,
+    /// Reached through the ssh config's `Host` entry of its name: no `ansible_host`/`_port`.
+    alias: bool,
+}
+
+impl Host {
+    fn on(name: &str, sshd: &Sshd) -> Host {
+        Host {
+            name: name.to_owned(),
+            port: sshd.port,
+            known_hosts: sshd.known_hosts.clone(),
+            vars: Vec::new(),
+            alias: false,
+        }
+    }
+}
+
+/// A test's scratch space: its inventory, an empty ssh config, and `base`, the directory the
+/// playbooks manage files under.
+struct Lab {
+    dir: tempfile::TempDir,
+    client_key: PathBuf,
+}
+
+impl Lab {
+    fn new(sshd: &Sshd) -> Lab {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("ssh_config"), "").expect("empty ssh config");
+        std::fs::create_dir(dir.path().join("managed")).expect("managed directory");
+        Lab {
+            dir,
+            client_key: sshd.client_key.clone(),
+        }
+    }
+
+    fn base(&self) -> PathBuf {
+        self.dir.path().join("managed")
+    }
+
+    fn host_dir(&self, host: &str) -> PathBuf {
+        self.base().join(host)
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.dir.path().join("inventory.yml")
+    }
+
+    /// Writes the inventory for `hosts`, with `vars` (YAML `key: value` lines) for all.
+    fn write_inventory(&self, hosts: &[Host], vars: &[String]) {
+        let mut inv = String::from("all:\n  vars:\n");
+        let _ = writeln!(inv, "    base: {}", self.base().display());
+        let _ = writeln!(inv, "    ansible_user: root");
+        let _ = writeln!(
+            inv,
+            "    ansible_ssh_private_key_file: {}",
+            self.client_key.display()
+        );
+        let _ = writeln!(inv, "    app_port: 5432");
+        for v in vars {
+            let _ = writeln!(inv, "    {v}");
+        }
+        inv.push_str("  hosts:\n");
+        for h in hosts {
+            let _ = writeln!(inv, "    {}:", h.name);
+            if !h.alias {
+                let _ = writeln!(inv, "      ansible_host: 127.0.0.1");
+                let _ = writeln!(inv, "      ansible_port: {}", h.port);
+            }
+            let _ = writeln!(
+                inv,
+                "      pgdeploy_known_hosts_file: {}",
+                h.known_hosts.display()
+            );
+            for v in &h.vars {
+                let _ = writeln!(inv, "      {v}");
+            }
+        }
+        std::fs::write(self.inventory(), inv).expect("inventory");
+    }
+
+    /// Runs `pgdeploy COMMAND -i INVENTORY PLAYBOOK --ssh-config EMPTY ARGS...`.
+    fn run(&self, command: &str, playbook: &str, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .arg(command)
+            .arg("-i")
+            .arg(self.inventory())
+            .arg(fixtures().join(playbook))
+            .arg("--ssh-config")
+            .arg(self.dir.path().join("ssh_config"))
+            .arg("--no-color")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("pgdeploy runs");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Replaces what changes from run to run (temporary directory, ports) by placeholders.
+    fn normalize(&self, text: &str, ports: &[u16]) -> String {
+        let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
+        for p in ports {
+            t = t.replace(&p.to_string(), "[PORT]");
+        }
+        t
+    }
+}
+
+/// The recap of a `--json` run: host → (ok, changed, failed, skipped, unreachable).
+fn json_recap(out: &Out) -> Vec<(String, u64, u64, u64, u64, bool)> {
+    let recap = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "recap")
+        .unwrap_or_else(|| panic!("no recap event in {out:?}"));
+    let mut hosts: Vec<_> = recap["hosts"]
+        .as_array()
+        .expect("recap hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_owned(),
+                h["ok"].as_u64().unwrap(),
+                h["changed"].as_u64().unwrap(),
+                h["failed"].as_u64().unwrap(),
+                h["skipped"].as_u64().unwrap(),
+                h["unreachable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// The names of the tasks reported changed (`step_finished` with status `changed`).
+fn changed_tasks(out: &Out) -> Vec<String> {
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "step_finished" && e["status"] == "changed")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["host"].as_str().unwrap(),
+                e["task"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn uid_of(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().expect("id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a uid")
+}
+
+fn gid_of(group: &str) -> u32 {
+    let out = Command::new("getent")
+        .args(["group", group])
+        .output()
+        .expect("getent");
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .expect("a gid")
+}
+
+/// Asserts type-independent attributes of `path` (not following links).
+fn assert_attrs(path: &Path, uid: u32, gid: u32, mode: u32) {
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+        (uid, gid, mode),
+        "owner, group, mode of {}",
+        path.display()
+    );
+}
+
+fn short_hostname() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Applies `site.yml` to one fresh host and checks the result on disk.
+fn converge_one(lab: &Lab, sshd: &Sshd) {
+    lab.write_inventory(&[Host::on("db1", sshd)], &[]);
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("RECAP"), "{out:?}");
+}
+
+#[test]
+fn apply_creates_everything_then_changes_nothing() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+
+    let first = lab.run("apply", "site.yml", &["--json"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let recap = json_recap(&first);
+    assert_eq!(recap.len(), 1, "{first:?}");
+    let (host, _ok, changed, failed, _skipped, unreachable) = &recap[0];
+    assert_eq!((host.as_str(), *failed, *unreachable), ("db1", 0, false));
+    // Everything but the read-only query and the already installed package changed.
+    assert_eq!(*changed, 9, "{:#?}", changed_tasks(&first));
+
+    let dir = lab.host_dir("db1");
+    let (nobody, nogroup) = (uid_of("nobody"), gid_of("nogroup"));
+    assert!(dir.is_dir());
+    assert_attrs(&dir, 0, 0, 0o750);
+    assert_attrs(&dir.join("conf"), nobody, nogroup, 0o755);
+    assert_attrs(&dir.join("conf/app.conf"), nobody, nogroup, 0o640);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("conf/app.conf")).unwrap(),
+        "listen_port = 5432\nmax_connections = 100\nlog_level = info\n"
+    );
+    assert_attrs(&dir.join("motd.txt"), 0, 0, 0o644);
+    assert_eq!(
+        std::fs::read(dir.join("motd.txt")).unwrap(),
+        std::fs::read(fixtures().join("files/motd.txt")).unwrap()
+    );
+    assert_attrs(&dir.join("conf/host.conf"), 0, 0, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("conf/host.conf")).unwrap(),
+        format!(
+            "# managed by pgdeploy\ninventory_hostname = db1\nhostname = {}\napp_port = 5432\n",
+            short_hostname()
+        )
+    );
+    let touched = std::fs::metadata(dir.join("touched")).unwrap();
+    assert!(touched.is_file() && touched.len() == 0);
+    assert_attrs(&dir.join("touched"), 0, 0, 0o604);
+    let link = std::fs::symlink_metadata(dir.join("app.conf")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_link(dir.join("app.conf")).unwrap(),
+        dir.join("conf/app.conf")
+    );
+    let marker = dir.join("marker");
+    let marker_before = std::fs::metadata(&marker).unwrap();
+    let marker_text = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("unless.log")).unwrap(),
+        "once\n"
+    );
+
+    // The second run changes nothing and runs no state-changing command.
+    let second = lab.run("apply", "site.yml", &["--json"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    let recap = json_recap(&second);
+    assert_eq!(recap[0].2, 0, "changed: {:#?}", changed_tasks(&second));
+    assert_eq!((recap[0].3, recap[0].5), (0, false), "{second:?}");
+    let marker_after = std::fs::metadata(&marker).unwrap();
+    assert_eq!(marker_after.mtime(), marker_before.mtime());
+    assert_eq!(marker_after.mtime_nsec(), marker_before.mtime_nsec());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), marker_text);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("unless.log")).unwrap(),
+        "once\n"
+    );
+    // The human recap says so too.
+    let third = lab.run("apply", "site.yml", &[]);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert!(
+        third.stdout.lines().any(|l| l.starts_with("db1 ")
+            && l.contains("changed=0 ")
+            && l.contains("failed=0 ")
+            && l.ends_with("unreachable=0")),
+        "{third:?}"
+    );
+}
+
+#[test]
+fn check_is_clean_when_converged_and_reports_a_hand_edit_as_drift() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    converge_one(&lab, &sshd);
+
+    let clean = lab.run("check", "site.yml", &[]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+
+    // Someone edits the config by hand on the host.
+    let conf = lab.host_dir("db1").join("conf/app.conf");
+    std::fs::write(
+        &conf,
+        "listen_port = 5432\nmax_connections = 500\nlog_level = info\n",
+    )
+    .unwrap();
+
+    let drift = lab.run("check", "site.yml", &[]);
+    assert_eq!(drift.code, 2, "{drift:?}");
+    assert!(drift.stdout.contains("-max_connections = 500"), "{drift:?}");
+    assert!(drift.stdout.contains("+max_connections = 100"), "{drift:?}");
+
+    let plan = lab.run("plan", "site.yml", &[]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    // The exact unified diff of the edited file, nothing else changes.
+    assert!(
+        plan.stdout.contains(
+            "      @@ -1,3 +1,3 @@\n       listen_port = 5432\n      -max_connections = 500\n      +max_connections = 100\n       log_level = info\n"
+        ),
+        "{plan:?}"
+    );
+    insta::assert_snapshot!(
+        "plan_after_hand_edit",
+        lab.normalize(&plan.all(), &[sshd.port])
+    );
+    // plan and check wrote nothing.
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "listen_port = 5432\nmax_connections = 500\nlog_level = info\n"
+    );
+    let detailed = lab.run("plan", "site.yml", &["--detailed-exitcode"]);
+    assert_eq!(detailed.code, 2, "{detailed:?}");
+
+    // apply repairs it, and check is clean again.
+    let repair = lab.run("apply", "site.yml", &["--json"]);
+    assert_eq!(repair.code, 0, "{repair:?}");
+    assert_eq!(changed_tasks(&repair), vec!["db1 inline config".to_owned()]);
+    assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+}
+
+#[test]
+fn changed_host_key_is_refused_naming_host_and_known_hosts_line() {
+    let mut sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    // A known_hosts with a comment first, so the entry is on line 2.
+    std::fs::write(
+        &sshd.known_hosts,
+        format!("# hosts of the test\n{}\n", sshd.known_hosts_line()),
+    )
+    .unwrap();
+    converge_one(&lab, &sshd);
+
+    // The host is reinstalled: same address and port, new host key.
+    sshd.reinstall();
+    assert_ne!(sshd.current_public_key(), sshd.host_public_key);
+    let known_before = std::fs::read_to_string(&sshd.known_hosts).unwrap();
+    for flags in [&[][..], &["--accept-new-host-keys"][..]] {
+        let out = lab.run("apply", "site.yml", flags);
+        assert_eq!(out.code, 4, "{flags:?}: {out:?}");
+        let text = out.all();
+        let line = text
+            .lines()
+            .find(|l| l.contains("CHANGED"))
+            .unwrap_or_else(|| panic!("no host key error in {out:?}"));
+        assert!(line.contains("`db1`"), "{line}");
+        assert!(
+            line.contains(&format!("`[127.0.0.1]:{}`", sshd.port)),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("`{}` line 2", sshd.known_hosts.display())),
+            "{line}"
+        );
+        assert!(line.contains("SHA256:"), "{line}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("db1 ") && l.ends_with("unreachable=1")),
+            "{out:?}"
+        );
+        // Refusing never rewrites known_hosts.
+        assert_eq!(
+            std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+            known_before
+        );
+    }
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_accepted_then_recorded() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    std::fs::write(&sshd.known_hosts, "# nothing known yet\n").unwrap();
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+
+    let refused = lab.run("apply", "site.yml", &[]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    let text = refused.all();
+    assert!(
+        text.lines().any(|l| l.contains("[db1]")
+            && l.contains(&format!("`[127.0.0.1]:{}` is not in", sshd.port))
+            && l.contains(&format!("`{}`", sshd.known_hosts.display()))
+            && l.contains("--accept-new-host-keys")),
+        "{refused:?}"
+    );
+    assert!(!lab.host_dir("db1").exists(), "nothing may be done");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+        "# nothing known yet\n"
+    );
+
+    let accepted = lab.run("apply", "site.yml", &["--accept-new-host-keys"]);
+    assert_eq!(accepted.code, 0, "{accepted:?}");
+    assert_eq!(
+        std::fs::read_to_string(&sshd.known_hosts).unwrap(),
+        format!("# nothing known yet\n{}\n", sshd.known_hosts_line())
+    );
+    assert!(lab.host_dir("db1").join("conf/app.conf").is_file());
+    // Now known: no flag needed, and nothing left to change.
+    assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+}
+
+#[test]
+fn unreachable_host_exits_4_naming_it_while_the_others_converge() {
+    let servers = Sshd::start_many(2);
+    let lab = Lab::new(&servers[0]);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut down = Host::on("db-down", &servers[0]);
+    down.port = closed;
+    lab.write_inventory(
+        &[
+            Host::on("db1", &servers[0]),
+            down,
+            Host::on("db2", &servers[1]),
+        ],
+        &[],
+    );
+
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.all().lines().any(|l| l.contains("[db-down]")
+            && l.contains("`db-down`")
+            && l.contains(&format!("127.0.0.1:{closed}"))),
+        "{out:?}"
+    );
+    for host in ["db1", "db2"] {
+        assert!(
+            lab.host_dir(host).join("conf/host.conf").is_file(),
+            "{host} converged"
+        );
+    }
+    assert!(!lab.host_dir("db-down").exists());
+
+    let json = lab.run("apply", "site.yml", &["--json"]);
+    assert_eq!(json.code, 4, "{json:?}");
+    let recap = json_recap(&json);
+    let summary: Vec<_> = recap
+        .iter()
+        .map(|(h, _, changed, failed, _, unreachable)| {
+            (h.as_str(), *changed, *failed, *unreachable)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("db-down", 0, 0, true),
+            ("db1", 0, 0, false),
+            ("db2", 0, 0, false)
+        ],
+        "{json:?}"
+    );
+    assert!(
+        json.stdout
+            .lines()
+            .any(|l| l.contains("\"host_unreachable\"") && l.contains("\"host\":\"db-down\"")),
+        "{json:?}"
+    );
+}
+
+/// A value no output may contain.
+fn distinctive_secret() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("Zq7-{}-{nanos:09}-sEcReT", std::process::id())
+}
+
+#[test]
+fn secrets_never_appear_in_any_output_but_reach_the_files() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    let secret = distinctive_secret();
+    lab.write_inventory(
+        &[Host::on("db1", &sshd)],
+        &[format!("db_password: \"{secret}\"")],
+    );
+    // Every secret value the inventory has held: none may ever be shown.
+    let secrets = std::cell::RefCell::new(vec![secret.clone()]);
+    let mut seen = Vec::new();
+    let mut run = |command: &str, playbook: &str, args: &[&str]| {
+        let out = lab.run(command, playbook, args);
+        let secrets = secrets.borrow();
+        let leaks: Vec<&str> = out
+            .all_lines()
+            .filter(|l| secrets.iter().any(|s| l.contains(s.as_str())))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "`{command} {playbook} {args:?}` shows the secret:\n{}",
+            leaks.join("\n")
+        );
+        seen.push(format!("{command} {args:?}"));
+        out
+    };
+
+    // Before anything exists: the diffs show whole new files.
+    let plan = run("plan", "secrets.yml", &[]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains("+password = ********"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("+127.0.0.1:5432:*:app:********"),
+        "{plan:?}"
+    );
+    let plan_json = run("plan", "secrets.yml", &["--json"]);
+    assert!(plan_json.stdout.contains("********"), "{plan_json:?}");
+    let check = run("check", "secrets.yml", &["-v"]);
+    assert_eq!(check.code, 2, "{check:?}");
+    let apply = run("apply", "secrets.yml", &["--diff", "-vv"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(apply.stdout.contains("+password = ********"), "{apply:?}");
+
+    // The files on the host hold the real value.
+    let dir = lab.host_dir("db1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.conf")).unwrap(),
+        format!("user = app\npassword = {secret}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pgpass")).unwrap(),
+        format!("127.0.0.1:5432:*:app:{secret}\n")
+    );
+
+    // Edited by hand (the secret stays in context lines of the diff), then repaired.
+    std::fs::write(
+        dir.join("secret.conf"),
+        format!("user = admin\npassword = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pgpass"),
+        format!("127.0.0.1:5433:*:app:{secret}\n"),
+    )
+    .unwrap();
+    let drift = run("apply", "secrets.yml", &["--json", "--diff", "-v"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+    assert_eq!(changed_tasks(&drift).len(), 2, "{drift:?}");
+
+    // The password is rotated: the old value, still in the files, is no longer in the
+    // inventory, and must not show in the diffs either.
+    let rotated = format!("{secret}-rotated");
+    secrets.borrow_mut().push(rotated.clone());
+    lab.write_inventory(
+        &[Host::on("db1", &sshd)],
+        &[format!("db_password: \"{rotated}\"")],
+    );
+    let plan = run("plan", "secrets.yml", &[]);
+    assert!(plan.stdout.contains("-password = ********"), "{plan:?}");
+    assert!(plan.stdout.contains("+password = ********"), "{plan:?}");
+    run("plan", "secrets.yml", &["--json"]);
+    let rotate = run("apply", "secrets.yml", &["--diff"]);
+    assert_eq!(rotate.code, 0, "{rotate:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.conf")).unwrap(),
+        format!("user = app\npassword = {rotated}\n")
+    );
+
+    // A failing command whose line and error output hold the secret.
+    let failed = run("apply", "secrets_fail.yml", &["-vv"]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.all().contains("cannot log in with ********"),
+        "{failed:?}"
+    );
+    let failed_json = run("apply", "secrets_fail.yml", &["--json"]);
+    assert_eq!(failed_json.code, 1, "{failed_json:?}");
+    assert_eq!(seen.len(), 10);
+}
+
+#[test]
+fn become_user_runs_tasks_as_that_user() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    // `nobody` must be able to reach the managed directory.
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+    let out = lab.run("apply", "become.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = lab.host_dir("db1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("whoami")).unwrap(),
+        "nobody\n"
+    );
+    assert_attrs(
+        &dir.join("by-nobody.txt"),
+        uid_of("nobody"),
+        gid_of("nogroup"),
+        0o644,
+    );
+    assert_eq!(lab.run("check", "become.yml", &[]).code, 0);
+}
+
+#[test]
+fn proxy_jump_through_an_ssh_config_alias() {
+    let bastion = Sshd::start();
+    let db = Sshd::start();
+    let lab = Lab::new(&db);
+    // The host is known by its alias only: address, port and jump come from the ssh config.
+    std::fs::write(
+        lab.dir.path().join("ssh_config"),
+        format!(
+            "Host bastion\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n\n\
+             Host db-behind\n  HostName 127.0.0.1\n  Port {}\n  ProxyJump bastion\n",
+            bastion.port,
+            bastion.client_key.display(),
+            db.port,
+        ),
+    )
+    .unwrap();
+    let known_hosts = lab.dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "{}\n{}\n",
+            bastion.known_hosts_line(),
+            db.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let mut host = Host::on("db-behind", &db);
+    host.alias = true;
+    host.known_hosts = known_hosts;
+    lab.write_inventory(&[host], &[]);
+    let accepted_by_bastion = || {
+        std::fs::read_to_string(&bastion.log)
+            .unwrap_or_default()
+            .matches("Accepted publickey for root")
+            .count()
+    };
+    assert_eq!(accepted_by_bastion(), 0);
+
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(lab.host_dir("db-behind").join("conf/app.conf").is_file());
+    // The run went through the bastion: it authenticated us once (one connection per host).
+    assert_eq!(accepted_by_bastion(), 1, "{out:?}");
+    assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
+    assert_eq!(accepted_by_bastion(), 2);
+}
