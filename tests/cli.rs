@@ -29,6 +29,7 @@ fn stdout(out: &Output) -> String {
 fn example_playbooks_validate_against_their_inventories() {
     for (inventory, playbook) in [
         ("inventories/seed003.yml", "playbooks/site.yml"),
+        ("inventories/seed003.yml", "playbooks/hosts.yml"),
         ("inventories/seed000.ini", "playbooks/primary-replica.yml"),
     ] {
         let out = pgdeploy(&["validate", "-i", inventory, playbook]);

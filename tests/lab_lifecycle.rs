@@ -324,7 +324,7 @@ fn lab_lifecycle() {
 
 /// `pgdeploy apply --json` of the README's playbook on the lab: exit code and recap rows.
 fn apply(lab: &LabFixture) -> (i32, Vec<serde_json::Value>) {
-    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.yml");
+    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/hosts.yml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
         .args(["apply", "--json", "-i"])
         .arg(lab.inventory())

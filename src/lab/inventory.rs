@@ -8,19 +8,61 @@ use std::path::Path;
 use super::state::HostState;
 use super::subnet::{Role, Subnet};
 
+/// The lab's database passwords: made once per lab from the kernel's random source and kept
+/// in its state directory (mode 0600), so every `up` writes the same ones.
+pub fn passwords(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let path = dir.join("passwords");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let pairs: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if pairs.len() == PASSWORD_VARS.len() {
+            return Ok(pairs);
+        }
+    }
+    let mut bytes = vec![0u8; 12 * PASSWORD_VARS.len()];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    let pairs: Vec<(String, String)> = PASSWORD_VARS
+        .iter()
+        .zip(bytes.chunks(12))
+        .map(|(name, chunk)| {
+            let hex: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            (name.to_string(), hex)
+        })
+        .collect();
+    let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    super::state::write_atomic(&path, text.as_bytes(), 0o600)?;
+    Ok(pairs)
+}
+
+/// The secret variables the lab inventory defines (their names mark them secret in output).
+const PASSWORD_VARS: &[&str] = &["pg_superuser_password", "pg_replication_password"];
+
 /// The inventory text: connection variables for the lab, `postgres` and `balancers` groups
-pub fn render(key: &Path, known_hosts: &Path, subnet: &Subnet, hosts: &[HostState]) -> String {
+pub fn render(
+    key: &Path,
+    known_hosts: &Path,
+    subnet: &Subnet,
+    hosts: &[HostState],
+    passwords: &[(String, String)],
+) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
         "# written by `pgdeploy lab up`; rewritten on every `up`\n\
          all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    \
-         pgdeploy_known_hosts_file: {}\n    lab_subnet: {}\n    lab_vip: {}\n  children:\n",
+         pgdeploy_known_hosts_file: {}\n    lab_subnet: {}\n    lab_vip: {}\n",
         key.display(),
         known_hosts.display(),
         subnet,
         subnet.vip()
     );
+    for (name, value) in passwords {
+        let _ = writeln!(out, "    {name}: {value}");
+    }
+    out.push_str("  children:\n");
     for (group, role) in [("postgres", Role::Postgres), ("balancers", Role::Balancer)] {
         let members: Vec<&HostState> = hosts.iter().filter(|h| h.role == role).collect();
         if members.is_empty() {
@@ -69,7 +111,9 @@ mod tests {
                 host("pg1", Role::Postgres, 11),
                 host("lb1", Role::Balancer, 21),
             ],
+            &[("pg_superuser_password".into(), "0a1b".into())],
         );
+        assert!(text.contains("    pg_superuser_password: 0a1b\n  children:\n"));
         assert!(text
             .contains("    postgres:\n      hosts:\n        pg1: { ansible_host: 10.213.7.11 }\n"));
         assert!(text.contains(
@@ -81,5 +125,21 @@ mod tests {
             parsed["all"]["children"]["postgres"]["hosts"]["pg1"]["ansible_host"].as_str(),
             Some("10.213.7.11")
         );
+    }
+
+    #[test]
+    fn passwords_are_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = passwords(dir.path()).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|(_, v)| v.len() == 24));
+        assert_ne!(first[0].1, first[1].1);
+        assert_eq!(passwords(dir.path()).unwrap(), first);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("passwords"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

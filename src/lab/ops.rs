@@ -251,7 +251,14 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
 
     write_known_hosts(&paths, &st)?;
     let inventory = absolute(&opts.inventory)?;
-    let text = inventory::render(&paths.key(), &paths.known_hosts(), &opts.subnet, &st.hosts);
+    let passwords = inventory::passwords(&paths.dir)?;
+    let text = inventory::render(
+        &paths.key(),
+        &paths.known_hosts(),
+        &opts.subnet,
+        &st.hosts,
+        &passwords,
+    );
     state::write_atomic(&inventory, text.as_bytes(), 0o644)?;
     st.inventory = Some(inventory.clone());
     state::save(&paths, &st)?;
