@@ -1,0 +1,316 @@
+//! `playbooks/site.yml` (seed 003's architecture) on 5 real lab hosts: 3 PostgreSQL hosts with
+//! etcd and Patroni, 2 balancers with HAProxy and keepalived. One `apply` from fresh hosts gives
+//! a TLS-only cluster reached through the VIP; a second changes nothing; DCS settings are
+//! converged without restart; the VIP survives the loss of its balancer.
+//!
+//! One lab, one cluster, checks in order (each builds on the previous ones).
+
+#[path = "support/checks.rs"]
+mod checks;
+#[path = "support/lab.rs"]
+mod lab_support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use checks::Checks;
+use lab_support::LabFixture;
+use serde_json::Value;
+
+const NAME: &str = "pgdst";
+const SUBNET: &str = "10.213.23.0/24";
+const NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
+
+fn playbook() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.yml")
+}
+
+/// Cluster-wide settings the playbook reads, in group_vars beside the lab inventory.
+fn write_settings(lab: &LabFixture, sync_mode: bool, parameters: &str) {
+    let dir = lab.inventory().parent().unwrap().join("group_vars");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("all.yml"),
+        format!("pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\n"),
+    )
+    .unwrap();
+}
+
+/// `pgdeploy MODE ARGS -i INVENTORY site.yml`: exit code, stdout, stderr.
+fn pgdeploy(mode: &str, args: &[&str], inventory: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .arg(mode)
+        .args(args)
+        .arg("-i")
+        .arg(inventory)
+        .arg(playbook())
+        .output()
+        .expect("pgdeploy runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Changed plus failed steps of a `--json` run.
+fn changed(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "recap")
+        .flat_map(|e| e["hosts"].as_array().cloned().unwrap_or_default())
+        .map(|h| h["changed"].as_u64().unwrap_or(0) + h["failed"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn inventory_var(lab: &LabFixture, name: &str) -> String {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let inv: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    inv["all"]["vars"][name].as_str().unwrap().to_string()
+}
+
+/// `patronictl list` as JSON rows.
+fn members(lab: &LabFixture) -> Vec<Value> {
+    let text = lab.ssh_ok(
+        lab.ip("pg1"),
+        "patronictl -c /etc/patroni/config.yml list -f json",
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Runs SQL as `postgres` over TLS from host `from` to `host:port`.
+fn sql(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> std::process::Output {
+    let password = inventory_var(lab, "pg_superuser_password");
+    lab.ssh(
+        lab.ip(from),
+        &format!(
+            "PGPASSWORD={password} psql 'host={host} port={port} user=postgres dbname=postgres \
+             sslmode=require connect_timeout=5' -XAtc \"{query}\""
+        ),
+    )
+}
+
+fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
+    let out = sql(lab, from, host, port, query);
+    assert!(
+        out.status.success(),
+        "psql to {host}:{port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn postmaster_pids(lab: &LabFixture) -> Vec<String> {
+    NODES
+        .iter()
+        .map(|n| {
+            lab.ssh_ok(
+                lab.ip(n),
+                "head -1 /var/lib/postgresql/15/pgcluster/postmaster.pid",
+            )
+        })
+        .collect()
+}
+
+/// Which balancer holds the VIP.
+fn vip_holder(lab: &LabFixture, vip: &str) -> Option<&'static str> {
+    ["lb1", "lb2"].into_iter().find(|lb| {
+        lab.ssh(lab.ip(lb), &format!("ip -4 -o addr | grep -qw {vip}"))
+            .status
+            .success()
+    })
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    f()
+}
+
+#[test]
+fn site_playbook_on_the_lab() {
+    let Some(lab) = LabFixture::up(NAME, SUBNET, 3, 2) else {
+        return;
+    };
+    let inventory = lab.inventory();
+    let vip = lab.info.vip.to_string();
+    write_settings(&lab, false, "{max_connections: 100}");
+    let mut c = Checks::new();
+
+    c.run("one_apply_deploys_the_whole_architecture", || {
+        let started = Instant::now();
+        let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &inventory);
+        eprintln!(
+            "  fresh hosts to a cluster behind its VIP: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(code, 0, "{stderr}\n{stdout}");
+        // A replica that just joined may show `running`, and no timeline, for a moment.
+        let mut rows = members(&lab);
+        eventually(Duration::from_secs(30), || {
+            rows = members(&lab);
+            rows.iter()
+                .all(|r| r["TL"] == 1 && (r["Role"] == "Leader" || r["State"] == "streaming"))
+        });
+        let leaders: Vec<&Value> = rows.iter().filter(|r| r["Role"] == "Leader").collect();
+        assert_eq!(leaders.len(), 1, "{rows:?}");
+        assert_eq!(
+            leaders[0]["Member"], "pg1",
+            "the intended primary bootstraps"
+        );
+        assert!(rows.iter().all(|r| r["TL"] == 1), "{rows:?}");
+        assert!(
+            rows.iter()
+                .all(|r| r["Role"] == "Leader" || r["State"] == "streaming"),
+            "{rows:?}"
+        );
+    });
+    c.run("status_shows_the_cluster_and_healthy_etcd", || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .args(["status", "--json", "-i"])
+            .arg(&inventory)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["members"].as_array().unwrap().len(), 3, "{s}");
+        let etcd = s["etcd"].as_array().unwrap();
+        assert_eq!(etcd.len(), 3, "{s}");
+        assert!(etcd.iter().all(
+            |e| e["health"] == true && e["endpoint"].as_str().unwrap().starts_with("https://")
+        ));
+    });
+    c.run(
+        "the_vip_reaches_the_primary_on_5432_and_a_replica_on_5433",
+        || {
+            assert_eq!(
+                sql_ok(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()"),
+                "f"
+            );
+            assert_eq!(
+                sql_ok(&lab, "lb2", &vip, 5433, "SELECT pg_is_in_recovery()"),
+                "t"
+            );
+        },
+    );
+    c.run("rows_written_on_the_leader_are_read_on_replicas", || {
+        sql_ok(
+            &lab,
+            "pg1",
+            "127.0.0.1",
+            5432,
+            "CREATE TABLE t (v int); INSERT INTO t VALUES (42)",
+        );
+        for n in ["pg2", "pg3"] {
+            assert!(
+                eventually(Duration::from_secs(20), || {
+                    sql(&lab, n, "127.0.0.1", 5432, "SELECT v FROM t").stdout == b"42\n"
+                }),
+                "row not replicated to {n}"
+            );
+        }
+    });
+    c.run(
+        "plain_connections_are_refused_and_the_rest_api_uses_tls",
+        || {
+            let out = lab.ssh(
+                lab.ip("pg2"),
+                &format!(
+                    "psql 'host={} user=postgres dbname=postgres sslmode=disable' -XAtc 'SELECT 1'",
+                    lab.ip("pg1")
+                ),
+            );
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("no pg_hba.conf entry"), "{err}");
+            for n in NODES {
+                let code = lab.ssh_ok(
+                    lab.ip("pg1"),
+                    &format!(
+                    "curl -s --cacert /etc/patroni/pki/ca.crt -o /dev/null -w '%{{http_code}}' \
+                     https://{}:8008/primary",
+                    lab.ip(n)
+                ),
+                );
+                assert_eq!(code, if n == "pg1" { "200" } else { "503" }, "{n}");
+            }
+        },
+    );
+    c.run("second_apply_changes_nothing_and_restarts_nothing", || {
+        let before = postmaster_pids(&lab);
+        let started = Instant::now();
+        let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &inventory);
+        eprintln!("  no-op re-apply: {:.2} s", started.elapsed().as_secs_f64());
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(changed(&stdout), 0, "{stdout}");
+        assert_eq!(postmaster_pids(&lab), before);
+        let (code, _, stderr) = pgdeploy("check", &[], &inventory);
+        assert_eq!(code, 0, "{stderr}");
+    });
+    c.run("dcs_settings_are_patched_without_restart", || {
+        let before = postmaster_pids(&lab);
+        write_settings(&lab, true, "{max_connections: 100, work_mem: 8MB}");
+        let (code, _, _) = pgdeploy("check", &[], &inventory);
+        assert_eq!(code, 2, "drift");
+        let (_, plan, _) = pgdeploy("plan", &["--no-color"], &inventory);
+        assert!(
+            plan.contains("synchronous_mode: `false` → `true`")
+                && plan.contains("postgresql.parameters.work_mem: (unset) → `8MB`"),
+            "{plan}"
+        );
+        let password = inventory_var(&lab, "pg_superuser_password");
+        assert!(!plan.contains(&password), "a password in the plan");
+        let (code, _, stderr) = pgdeploy("apply", &[], &inventory);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                members(&lab).iter().any(|r| r["Role"] == "Sync Standby")
+                    && NODES.iter().all(|n| {
+                        sql(&lab, n, "127.0.0.1", 5432, "SHOW work_mem").stdout == b"8MB\n"
+                    })
+            }),
+            "{:?}",
+            members(&lab)
+        );
+        assert_eq!(postmaster_pids(&lab), before, "nothing restarted");
+        let (code, stdout, _) = pgdeploy("apply", &["--json"], &inventory);
+        assert_eq!((code, changed(&stdout)), (0, 0));
+    });
+    c.run("the_vip_moves_when_its_balancer_dies", || {
+        let holder = vip_holder(&lab, &vip).expect("a balancer holds the VIP");
+        let other = if holder == "lb1" { "lb2" } else { "lb1" };
+        let started = Instant::now();
+        pgdeploy::lab::kill(NAME, holder).unwrap();
+        assert!(
+            eventually(Duration::from_secs(30), || vip_holder(&lab, &vip)
+                == Some(other)),
+            "the VIP did not move to {other}"
+        );
+        let moved = started.elapsed();
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                sql(&lab, "pg2", &vip, 5432, "SELECT pg_is_in_recovery()").stdout == b"f\n"
+            }),
+            "no primary through the VIP after the move"
+        );
+        eprintln!(
+            "  VIP moved to {other} in {:.1} s; primary reachable again after {:.1} s",
+            moved.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        pgdeploy::lab::start(NAME, holder).unwrap();
+    });
+    c.finish();
+}
