@@ -93,6 +93,11 @@ impl Redactor {
             .lines()
             .filter_map(|line| {
                 let masked = self.mask(line);
+                // Only lines that hold a secret value: a line a module masked itself (with
+                // a note such as "(another password)") is left for the diff to show.
+                if masked == line {
+                    return None;
+                }
                 let start = masked.find(MASK)?;
                 let end = masked.rfind(MASK)? + MASK.len();
                 let prefix = &masked[..start];
@@ -229,6 +234,14 @@ mod tests {
         );
         // Lines that fit no pattern, and files without secrets, are left alone.
         assert_eq!(r.mask_replaced("a\nb", "a\nc\n"), "a\nb");
+        // A line a module already masked keeps its own note, so the change still shows.
+        assert_eq!(
+            r.mask_replaced(
+                "auth_pass ******** (another password)\n",
+                "auth_pass ********\n"
+            ),
+            "auth_pass ******** (another password)\n"
+        );
         assert_eq!(
             r.mask_replaced("OldSecret1\n", "NewSecret2\n"),
             "OldSecret1\n"

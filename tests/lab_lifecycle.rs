@@ -226,6 +226,27 @@ fn lab_lifecycle() {
         let (code, _) = apply(&lab);
         assert_eq!(code, 0, "pg2 back: everything converged");
     });
+    c.run("kill_mid_run_is_unreachable_and_start_converges", || {
+        let slow = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lab/slow.yml");
+        let killer = std::thread::spawn(|| {
+            // pg2 is connected and inside its 8 s step when the power goes
+            std::thread::sleep(Duration::from_secs(3));
+            lab::kill(NAME, "pg2").unwrap();
+        });
+        let (code, recap) = apply_playbook(&lab, slow);
+        killer.join().unwrap();
+        lab::start(NAME, "pg2").unwrap();
+        assert_eq!(code, 4, "{recap:?}");
+        let by_host = |n: &str| recap.iter().find(|h| h["host"] == n).cloned().unwrap();
+        assert_eq!(by_host("pg2")["unreachable"], true, "{recap:?}");
+        for n in ["pg1", "pg3"] {
+            assert_eq!(by_host(n)["failed"], 0);
+            lab.ssh_ok(lab.ip(n), "test -d /var/lib/pgdeploy-mid-run");
+        }
+        let (code, recap) = apply_playbook(&lab, slow);
+        assert_eq!(code, 0, "pg2 back: {recap:?}");
+        lab.ssh_ok(lab.ip("pg2"), "test -d /var/lib/pgdeploy-mid-run");
+    });
     c.run("kill_is_power_loss_and_start_boots_again", || {
         let pg2 = lab.ip("pg2");
         let key_before = lab.ssh_ok(pg2, "cat /etc/ssh/ssh_host_ed25519_key.pub");
@@ -324,7 +345,13 @@ fn lab_lifecycle() {
 
 /// `pgdeploy apply --json` of the README's playbook on the lab: exit code and recap rows.
 fn apply(lab: &LabFixture) -> (i32, Vec<serde_json::Value>) {
-    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/hosts.yml");
+    apply_playbook(
+        lab,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/hosts.yml"),
+    )
+}
+
+fn apply_playbook(lab: &LabFixture, playbook: &str) -> (i32, Vec<serde_json::Value>) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
         .args(["apply", "--json", "-i"])
         .arg(lab.inventory())

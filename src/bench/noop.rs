@@ -50,22 +50,26 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NoopError + '_ {
     }
 }
 
-const PLAYBOOK: &str = r#"- name: no-op benchmark
-  hosts: all
-  vars:
-    dir: "{{ base }}/{{ inventory_hostname }}"
-  tasks:
-    - name: host directory
-      directory: {path: "{{ dir }}", mode: "0755"}
-    - name: inline config
-      copy: {dest: "{{ dir }}/app.conf", content: "name={{ inventory_hostname }}\nport=5432\n", mode: "0644"}
-    - name: rendered config
-      template: {src: node.conf.j2, dest: "{{ dir }}/node.conf", mode: "0640"}
-    - name: marker
-      file: {path: "{{ dir }}/marker", state: touch, mode: "0600"}
-    - name: one-time init
-      command: {cmd: "echo done > {{ dir }}/init", creates: "{{ dir }}/init"}
-"#;
+/// Tasks in the benchmark playbook (the issue's 20-task no-op).
+pub const TASKS: usize = 20;
+
+/// Four blocks of five generic tasks (directory, copy, template, file, guarded command).
+fn playbook_text() -> String {
+    let mut out = String::from(
+        "- name: no-op benchmark\n  hosts: all\n  vars:\n    dir: \"{{ base }}/{{ inventory_hostname }}\"\n  tasks:\n",
+    );
+    for k in 1..=TASKS / 5 {
+        let _ = write!(
+            out,
+            "    - name: directory {k}\n      directory: {{path: \"{{{{ dir }}}}/d{k}\", mode: \"0755\"}}\n\
+             \x20   - name: inline config {k}\n      copy: {{dest: \"{{{{ dir }}}}/d{k}/app.conf\", content: \"name={{{{ inventory_hostname }}}}\\nport=5432\\n\", mode: \"0644\"}}\n\
+             \x20   - name: rendered config {k}\n      template: {{src: node.conf.j2, dest: \"{{{{ dir }}}}/d{k}/node.conf\", mode: \"0640\"}}\n\
+             \x20   - name: marker {k}\n      file: {{path: \"{{{{ dir }}}}/d{k}/marker\", state: touch, mode: \"0600\"}}\n\
+             \x20   - name: one-time init {k}\n      command: {{cmd: \"echo done > {{{{ dir }}}}/d{k}/init\", creates: \"{{{{ dir }}}}/d{k}/init\"}}\n"
+        );
+    }
+    out
+}
 
 const TEMPLATE: &str = "host={{ inventory_hostname }}\nos={{ ansible_distribution }}\n";
 
@@ -126,7 +130,7 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
     let inventory = root.join("inventory.yml");
     write(&inventory, &inv)?;
     let playbook = root.join("playbook.yml");
-    write(&playbook, PLAYBOOK)?;
+    write(&playbook, &playbook_text())?;
     write(&root.join("templates/node.conf.j2"), TEMPLATE)?;
     let ssh_config = root.join("ssh_config");
     write(&ssh_config, "")?;
@@ -260,4 +264,16 @@ fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
     };
     // Linux reports ru_maxrss in KiB.
     Ok((code, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod playbook_tests {
+    #[test]
+    fn the_playbook_has_twenty_valid_tasks() {
+        let text = super::playbook_text();
+        let file = crate::diag::SourceFile::new("bench.yml");
+        let node = crate::yaml::load_str(&text, &file).expect("valid YAML");
+        let tasks = node.as_seq().unwrap()[0].get("tasks").unwrap();
+        assert_eq!(tasks.as_seq().unwrap().len(), super::TASKS);
+    }
 }
