@@ -31,6 +31,8 @@ fn example_playbooks_validate_against_their_inventories() {
         ("inventories/seed003.yml", "playbooks/site.yml"),
         ("inventories/seed003.yml", "playbooks/hosts.yml"),
         ("inventories/seed000.ini", "playbooks/primary-replica.yml"),
+        ("inventories/seed004.yml", "playbooks/site.yml"),
+        ("inventories/seed004.yml", "playbooks/vip-on-leader.yml"),
     ] {
         let out = pgdeploy(&["validate", "-i", inventory, playbook]);
         let text = stdout(&out);

@@ -31,19 +31,37 @@ fn write_settings(lab: &LabFixture, sync_mode: bool, parameters: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("all.yml"),
-        format!("pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\n"),
+        format!(
+            "pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\nleader_vip: {}\n",
+            leader_vip(lab)
+        ),
     )
     .unwrap();
 }
 
+/// Seed 004's VIP on the Patroni leader: `.101` of the lab subnet (the balancers have `.100`).
+fn leader_vip(lab: &LabFixture) -> String {
+    let [a, b, c, _] = lab.info.vip.octets();
+    format!("{a}.{b}.{c}.101")
+}
+
 /// `pgdeploy MODE ARGS -i INVENTORY site.yml`: exit code, stdout, stderr.
 fn pgdeploy(mode: &str, args: &[&str], inventory: &Path) -> (i32, String, String) {
+    pgdeploy_with(mode, args, inventory, playbook())
+}
+
+fn pgdeploy_with(
+    mode: &str,
+    args: &[&str],
+    inventory: &Path,
+    playbook: &str,
+) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
         .arg(mode)
         .args(args)
         .arg("-i")
         .arg(inventory)
-        .arg(playbook())
+        .arg(playbook)
         .output()
         .expect("pgdeploy runs");
     (
@@ -111,6 +129,15 @@ fn postmaster_pids(lab: &LabFixture) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Which of `hosts` holds `vip`.
+fn holder_of(lab: &LabFixture, vip: &str, hosts: [&'static str; 3]) -> Option<&'static str> {
+    hosts.into_iter().find(|h| {
+        lab.ssh(lab.ip(h), &format!("ip -4 -o addr | grep -qw {vip}"))
+            .status
+            .success()
+    })
 }
 
 /// Which balancer holds the VIP.
@@ -287,6 +314,61 @@ fn site_playbook_on_the_lab() {
         assert_eq!(postmaster_pids(&lab), before, "nothing restarted");
         let (code, stdout, _) = pgdeploy("apply", &["--json"], &inventory);
         assert_eq!((code, changed(&stdout)), (0, 0));
+    });
+    c.run("leader_vip_follows_a_switchover", || {
+        // seed 004: keepalived on the PostgreSQL hosts, the VIP where Patroni's /primary is 200
+        let vip = leader_vip(&lab);
+        let on_leader = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/vip-on-leader.yml");
+        let (code, _, stderr) = pgdeploy_with("apply", &[], &inventory, on_leader);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            eventually(Duration::from_secs(20), || holder_of(&lab, &vip, NODES)
+                == Some("pg1")),
+            "the VIP is not on the leader pg1"
+        );
+        assert_eq!(
+            sql_ok(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()"),
+            "f"
+        );
+        // In synchronous mode (set above) the candidate must be the sync standby.
+        let rows = members(&lab);
+        let candidate: &'static str = match rows
+            .iter()
+            .find(|r| r["Role"] == "Sync Standby")
+            .and_then(|r| r["Member"].as_str())
+        {
+            Some("pg3") => "pg3",
+            _ => "pg2",
+        };
+        let started = Instant::now();
+        let answer = lab.ssh_ok(
+            lab.ip("pg1"),
+            &format!(
+                "curl -s --cacert /etc/patroni/pki/ca.crt -X POST \
+                 -d '{{\"leader\":\"pg1\",\"candidate\":\"{candidate}\"}}' https://{}:8008/switchover",
+                lab.ip("pg1")
+            ),
+        );
+        assert!(answer.contains("switched over"), "{answer}");
+        assert!(
+            eventually(Duration::from_secs(30), || holder_of(&lab, &vip, NODES)
+                == Some(candidate)),
+            "the VIP did not follow the new leader {candidate}"
+        );
+        let moved = started.elapsed();
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                sql(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()").stdout == b"f\n"
+            }),
+            "no primary through the leader VIP"
+        );
+        eprintln!(
+            "  leader VIP followed the switchover to {candidate} in {:.1} s",
+            moved.as_secs_f64()
+        );
+        // The cluster after a switchover is still the converged cluster.
+        let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &inventory);
+        assert_eq!((code, changed(&stdout)), (0, 0), "{stderr}{stdout}");
     });
     c.run("the_vip_moves_when_its_balancer_dies", || {
         let holder = vip_holder(&lab, &vip).expect("a balancer holds the VIP");
