@@ -163,10 +163,20 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn site_playbook_on_the_lab() {
-    let Some(lab) = LabFixture::up(NAME, SUBNET, 3, 2) else {
+    let Some(lab) = LabFixture::up(NAME, SUBNET, 4, 2) else {
         return;
     };
-    let inventory = lab.inventory();
+    // The cluster starts on pg1-pg3; pg4 is added to the inventory by the last check.
+    let full_inventory = lab.inventory();
+    let inventory = full_inventory.with_file_name("lab3.yml");
+    let text = std::fs::read_to_string(&full_inventory).unwrap();
+    let without_pg4: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("pg4:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(text, without_pg4, "the lab inventory lists pg4");
+    std::fs::write(&inventory, without_pg4).unwrap();
     let vip = lab.info.vip.to_string();
     write_settings(&lab, false, "{max_connections: 100}");
     let mut c = Checks::new();
@@ -393,6 +403,32 @@ fn site_playbook_on_the_lab() {
             started.elapsed().as_secs_f64()
         );
         pgdeploy::lab::start(NAME, holder).unwrap();
+    });
+    c.run("a_fourth_host_joins_as_a_streaming_replica", || {
+        let (_, plan, _) = pgdeploy("plan", &["--no-color"], &full_inventory);
+        assert!(plan.contains("[pg4] Patroni cluster member"), "{plan}");
+        let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &full_inventory);
+        assert_eq!(code, 0, "{stderr}\n{stdout}");
+        assert!(
+            eventually(Duration::from_secs(60), || {
+                members(&lab)
+                    .iter()
+                    .any(|r| r["Member"] == "pg4" && r["State"] == "streaming")
+            }),
+            "{:?}",
+            members(&lab)
+        );
+        let members_text = lab.ssh_ok(
+            lab.ip("pg4"),
+            "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 \
+             --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/pg4.crt \
+             --key=/etc/etcd/pki/pg4.key member list",
+        );
+        assert_eq!(members_text.lines().count(), 4, "{members_text}");
+        let haproxy = lab.ssh_ok(lab.ip("lb1"), "cat /etc/haproxy/haproxy.cfg");
+        assert!(haproxy.contains("server pg4"), "{haproxy}");
+        let (code, stdout, _) = pgdeploy("apply", &["--json"], &full_inventory);
+        assert_eq!((code, changed(&stdout)), (0, 0), "{stdout}");
     });
     c.finish();
 }
