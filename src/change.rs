@@ -75,6 +75,9 @@ impl Diff {
 #[derive(Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    /// Things the user should know that are not changes (a restart the module may not do,
+    /// a cluster member the inventory does not list); shown, never counted as changed.
+    pub notes: Vec<String>,
     /// The module's typed description of the work, for its own `apply`.
     work: Option<Box<dyn Any + Send + Sync>>,
     /// What `apply` found, when it decides itself whether it changed something.
@@ -98,6 +101,7 @@ impl Plan {
     pub fn changes<W: Any + Send + Sync>(changes: Vec<Change>, work: W) -> Self {
         Plan {
             changes,
+            notes: Vec::new(),
             work: Some(Box::new(work)),
             outcome: Default::default(),
         }
@@ -106,9 +110,15 @@ impl Plan {
     pub fn run_unchanged<W: Any + Send + Sync>(work: W) -> Self {
         Plan {
             changes: Vec::new(),
+            notes: Vec::new(),
             work: Some(Box::new(work)),
             outcome: Default::default(),
         }
+    }
+    /// Adds a note (builder style).
+    pub fn with_notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
     }
     pub fn is_changed(&self) -> bool {
         !self.changes.is_empty()

@@ -27,12 +27,17 @@ fn playbook() -> &'static str {
 
 /// Cluster-wide settings the playbook reads, in group_vars beside the lab inventory.
 fn write_settings(lab: &LabFixture, sync_mode: bool, parameters: &str) {
+    write_settings_restart(lab, sync_mode, parameters, false)
+}
+
+fn write_settings_restart(lab: &LabFixture, sync_mode: bool, parameters: &str, restart: bool) {
     let dir = lab.inventory().parent().unwrap().join("group_vars");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("all.yml"),
         format!(
-            "pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\nleader_vip: {}\n",
+            "pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\nleader_vip: {}\n\
+             pg_allow_restart: {restart}\n",
             leader_vip(lab)
         ),
     )
@@ -325,6 +330,71 @@ fn site_playbook_on_the_lab() {
         let (code, stdout, _) = pgdeploy("apply", &["--json"], &inventory);
         assert_eq!((code, changed(&stdout)), (0, 0));
     });
+    c.run(
+        "a_restart_setting_is_pending_then_rolled_replicas_first",
+        || {
+            let params = "{max_connections: 150, work_mem: 8MB}";
+            write_settings_restart(&lab, true, params, false);
+            let (code, stdout, stderr) = pgdeploy("apply", &[], &inventory);
+            assert_eq!(code, 0, "{stderr}");
+            assert!(
+                stdout.contains("max_connections: `100` → `150`"),
+                "{stdout}"
+            );
+            // Patroni flags the restart within loop_wait; without allow_restart it is only a note.
+            let mut plan = String::new();
+            assert!(
+                eventually(Duration::from_secs(30), || {
+                    plan = pgdeploy("plan", &["--no-color"], &inventory).1;
+                    plan.contains("note: PostgreSQL waits for a restart")
+                }),
+                "{plan}"
+            );
+            let (code, _, _) = pgdeploy("check", &[], &inventory);
+            assert_eq!(code, 0, "a pending restart is not drift");
+            let leader = members(&lab)
+                .iter()
+                .find(|r| r["Role"] == "Leader")
+                .and_then(|r| r["Member"].as_str().map(str::to_string))
+                .unwrap();
+            write_settings_restart(&lab, true, params, true);
+            let (code, stdout, stderr) = pgdeploy("apply", &[], &inventory);
+            assert_eq!(code, 0, "{stderr}");
+            assert!(stdout.contains("replicas first, leader last"), "{stdout}");
+            let started: Vec<(String, String)> = NODES
+                .iter()
+                .map(|n| {
+                    let t = sql_ok(
+                        &lab,
+                        n,
+                        "127.0.0.1",
+                        5432,
+                        "SELECT pg_postmaster_start_time()",
+                    );
+                    assert_eq!(
+                        sql_ok(&lab, n, "127.0.0.1", 5432, "SHOW max_connections"),
+                        "150"
+                    );
+                    (n.to_string(), t)
+                })
+                .collect();
+            let leader_started = &started.iter().find(|(n, _)| *n == leader).unwrap().1;
+            for (n, t) in &started {
+                assert!(
+                    n == &leader || t < leader_started,
+                    "{started:?}: leader {leader} last"
+                );
+            }
+            let rows = members(&lab);
+            assert!(
+                rows.iter()
+                    .any(|r| r["Role"] == "Leader" && r["Member"] == leader.as_str()),
+                "{rows:?}"
+            );
+            let (code, stdout, _) = pgdeploy("apply", &["--json"], &inventory);
+            assert_eq!((code, changed(&stdout)), (0, 0), "{stdout}");
+        },
+    );
     c.run("leader_vip_follows_a_switchover", || {
         // seed 004: keepalived on the PostgreSQL hosts, the VIP where Patroni's /primary is 200
         let vip = leader_vip(&lab);

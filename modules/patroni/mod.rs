@@ -42,6 +42,8 @@ struct Work {
     start: bool,
     reload: bool,
     patch: Option<Value>,
+    /// Members to restart, replicas first; `Some(empty)`: look again after the patch.
+    restart: Option<Vec<(String, String)>>,
 }
 
 /// What the host runs now.
@@ -199,6 +201,7 @@ impl Action for Patroni {
         let probe = parse_probe(&String::from_utf8_lossy(&out.stdout));
         let member = self.member(cx, &probe)?;
         let mut changes = Vec::new();
+        let mut notes = Vec::new();
         let mut work = Work::default();
         if !probe.config_dir_exists {
             changes.push(Change::new(format!(
@@ -290,13 +293,35 @@ impl Action for Patroni {
                     lines.join(", ")
                 )));
                 work.patch = Some(config::patch_body(&diff));
+                if self.allow_restart {
+                    // A patched setting may need a restart: known once Patroni applied it.
+                    work.restart = Some(Vec::new());
+                }
+            }
+            let pending = self.rest().pending_restarts(cx).await?;
+            if !pending.is_empty() {
+                let names: Vec<String> = pending.iter().map(|(n, _)| format!("`{n}`")).collect();
+                if self.allow_restart {
+                    changes.push(Change::new(format!(
+                        "restart PostgreSQL (pending restart) through the REST API, replicas first, leader last: {}",
+                        names.join(", ")
+                    )));
+                    work.restart = Some(pending);
+                } else {
+                    notes.push(format!(
+                        "PostgreSQL waits for a restart on {} (a changed setting needs it); \
+                         set `allow_restart: true` to restart replicas first, leader last",
+                        names.join(", ")
+                    ));
+                }
             }
         }
         Ok(if changes.is_empty() {
             Plan::unchanged()
         } else {
             Plan::changes(changes, work)
-        })
+        }
+        .with_notes(notes))
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
@@ -337,6 +362,28 @@ impl Action for Patroni {
         }
         if let Some(body) = &work.patch {
             rest.patch_config(cx, body).await?;
+        }
+        if let Some(planned) = &work.restart {
+            let timeout = Duration::from_secs(self.wait_timeout);
+            let mut members = planned.clone();
+            if members.is_empty() {
+                // After a patch: Patroni applies it within `loop_wait` and then flags the
+                // members that need a restart.
+                let until =
+                    std::time::Instant::now() + Duration::from_secs(2 * self.dcs.loop_wait + 5);
+                while members.is_empty() && std::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    members = rest.pending_restarts(cx).await?;
+                }
+            }
+            rest.rolling_restart(cx, &members, timeout).await?;
+            // A setting lowered below the leader's (`max_connections`, …) can only be taken
+            // by a replica once the leader runs with it: those replicas stay pending after
+            // the first pass and need a second one.
+            let again = rest.pending_restarts(cx).await?;
+            if !again.is_empty() {
+                rest.rolling_restart(cx, &again, timeout).await?;
+            }
         }
         Ok(())
     }

@@ -69,6 +69,11 @@ pub struct Patroni {
     /// Seconds to wait for the primary to lead, or a replica to stream.
     #[serde(default = "default_wait")]
     pub wait_timeout: u64,
+    /// Restart members whose PostgreSQL waits for a restart (a changed setting such as
+    /// `max_connections`): replicas first, the leader last, one at a time, through the REST
+    /// API. Without it, a pending restart is only reported.
+    #[serde(default)]
+    pub allow_restart: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -86,8 +86,77 @@ impl Rest {
         cx: &HostContext<'_>,
         timeout: Duration,
     ) -> Result<(), ModuleError> {
+        self.wait_url(cx, &self.base, cx.host, timeout).await
+    }
+
+    /// The members waiting for a restart (`pending_restart` in `GET /cluster`): replicas
+    /// first, the leader last, each with its REST API base URL.
+    pub async fn pending_restarts(
+        &self,
+        cx: &HostContext<'_>,
+    ) -> Result<Vec<(String, String)>, ModuleError> {
+        let cluster = self.get(cx, "cluster").await?;
+        let members: Vec<(bool, String, String)> = cluster["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let name = m["name"].as_str()?.to_string();
+                let base = m["api_url"]
+                    .as_str()?
+                    .trim_end_matches("/patroni")
+                    .to_string();
+                let leader = matches!(m["role"].as_str(), Some("leader" | "standby_leader"));
+                Some((leader, name, base))
+            })
+            .collect();
+        // `/cluster` comes from the DCS, updated once per HA loop: a member restarted a
+        // moment ago may still be listed as pending there. Ask each member itself.
+        let mut pending = Vec::new();
+        for (leader, name, base) in members {
+            let cmd = format!("{} {base}/patroni", self.curl);
+            let out = exec::run(cx, &cmd).await?;
+            let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            if state["pending_restart"] == Value::Bool(true) {
+                pending.push((leader, name, base));
+            }
+        }
+        pending.sort_by_key(|(leader, _, _)| *leader);
+        Ok(pending.into_iter().map(|(_, n, b)| (n, b)).collect())
+    }
+
+    /// Restarts each member in turn through its REST API (`POST /restart`, only if still
+    /// pending), waiting for it to lead or stream again before the next.
+    pub async fn rolling_restart(
+        &self,
+        cx: &HostContext<'_>,
+        members: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<(), ModuleError> {
+        for (name, base) in members {
+            let cmd = format!(
+                "{} --max-time {} --fail-with-body -X POST -H 'Content-Type: application/json' \
+                 --data '{{\"restart_pending\": true}}' {base}/restart",
+                self.curl,
+                // Patroni answers once PostgreSQL is back: the later `--max-time` wins.
+                timeout.as_secs().max(10)
+            );
+            exec::check(cx, &cmd, &format!("POST /restart on `{name}`")).await?;
+            self.wait_url(cx, base, name, timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the member at `base` leads or streams.
+    async fn wait_url(
+        &self,
+        cx: &HostContext<'_>,
+        base: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), ModuleError> {
         let started = Instant::now();
-        let cmd = format!("{} {}/patroni", self.curl, self.base);
+        let cmd = format!("{} {base}/patroni", self.curl);
         let mut last = String::from("no answer from the REST API yet");
         loop {
             let out = exec::run(cx, &cmd).await?;
@@ -107,7 +176,7 @@ impl Rest {
             if started.elapsed() >= timeout {
                 return Err(ModuleError::Failed(format!(
                     "Patroni on `{}` neither leads nor streams after {} s ({last}); see `journalctl -u patroni`",
-                    cx.host,
+                    name,
                     timeout.as_secs()
                 )));
             }

@@ -47,6 +47,8 @@ pub enum Event {
         status: Status,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         changes: Vec<Change>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         duration_ms: u64,

@@ -301,6 +301,7 @@ fn blocked_step(cx: &RunContext, spec: StepSpec, first: &str) -> Outcome {
         module: spec.module.to_string(),
         status: Status::Failed,
         changes: Vec::new(),
+        notes: Vec::new(),
         error: Some(format!(
             "not started: `{}` must succeed on `{first}` first, and it did not",
             spec.task
@@ -320,14 +321,14 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         task: spec.task.clone(),
         module: spec.module.to_string(),
     });
-    let (status, changes, error) = match step_body(cx, &spec).await {
-        Ok(Some(changes)) if changes.is_empty() => (Status::Ok, changes, None),
-        Ok(Some(changes)) => (Status::Changed, changes, None),
-        Ok(None) => (Status::Skipped, Vec::new(), None),
+    let (status, (changes, notes), error) = match step_body(cx, &spec).await {
+        Ok(Some(done)) if done.0.is_empty() => (Status::Ok, done, None),
+        Ok(Some(done)) => (Status::Changed, done, None),
+        Ok(None) => (Status::Skipped, Default::default(), None),
         Err(ModuleError::Transport(e @ TransportError::Unreachable { .. })) => {
-            (Status::Unreachable, Vec::new(), Some(e.to_string()))
+            (Status::Unreachable, Default::default(), Some(e.to_string()))
         }
-        Err(e) => (Status::Failed, Vec::new(), Some(e.to_string())),
+        Err(e) => (Status::Failed, Default::default(), Some(e.to_string())),
     };
     cx.reporter.event(&Event::StepFinished {
         host: spec.host.clone(),
@@ -335,6 +336,7 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         module: spec.module.to_string(),
         status,
         changes,
+        notes,
         error,
         duration_ms: started.elapsed().as_millis() as u64,
     });
@@ -345,7 +347,10 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
 }
 
 /// `Ok(None)`: skipped by `when`. `Ok(Some(changes))`: planned (and applied in apply mode).
-async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<Vec<Change>>, ModuleError> {
+/// The changes made (or planned) and the module's notes.
+type StepResult = (Vec<Change>, Vec<String>);
+
+async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<StepResult>, ModuleError> {
     if let Some(expr) = &spec.when {
         let env = &cx.shared.env;
         let value = env
@@ -386,17 +391,18 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<Vec<Change
     };
     let plan = action.plan(&hcx).await?;
     if cx.mode != RunMode::Apply || !plan.needs_apply() {
-        return Ok(Some(plan.changes));
+        return Ok(Some((plan.changes, plan.notes)));
     }
     action.apply(&hcx, &plan).await?;
     // The module may decide only while applying whether it changed the host (`command`
     // with `changed_when`): its verdict wins over the planned changes.
     let changed = plan.applied_changed();
+    let notes = plan.notes.clone();
     let mut changes = plan.changes;
     if !changed {
         changes.clear();
     } else if changes.is_empty() {
         changes.push(Change::new(format!("`{}` changed the host", spec.task)));
     }
-    Ok(Some(changes))
+    Ok(Some((changes, notes)))
 }

@@ -172,6 +172,7 @@ impl Reporter for HumanReporter {
                 task,
                 status,
                 changes,
+                notes,
                 error,
                 ..
             } => {
@@ -197,6 +198,9 @@ impl Reporter for HumanReporter {
                     if let (true, Some(d)) = (self.diff, &self.redactor.mask_change(c).diff) {
                         text.push_str(&self.diff_text(&d.unified()));
                     }
+                }
+                for n in notes {
+                    text.push_str(&format!("    {} {}\n", self.paint("35", "note:"), n));
                 }
                 self.emit(&text);
             }
