@@ -100,6 +100,7 @@ impl Rest {
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|m| m["pending_restart"] == Value::Bool(true))
             .filter_map(|m| {
                 let name = m["name"].as_str()?.to_string();
                 let base = m["api_url"]
@@ -111,7 +112,7 @@ impl Rest {
             })
             .collect();
         // `/cluster` comes from the DCS, updated once per HA loop: a member restarted a
-        // moment ago may still be listed as pending there. Ask each member itself.
+        // moment ago may still be listed as pending there. Ask each listed member itself.
         let mut pending = Vec::new();
         for (leader, name, base) in members {
             let cmd = format!("{} {base}/patroni", self.curl);
