@@ -377,12 +377,15 @@ impl Etcd {
                 ))
             })?
             .clone();
+        // Things to tell the user that are not changes: shown in the output and the JSON
+        // events (plan and apply), never counted as changed.
+        let mut notes = Vec::new();
         if members.len() % 2 == 0 && members.first() == Some(&me) {
-            tracing::warn!(
+            notes.push(format!(
                 "etcd has {} members: an even count tolerates no more failures than {}",
                 members.len(),
                 members.len() - 1
-            );
+            ));
         }
         // Which members accept connections on their client port (a quick TCP connect), so
         // that `etcdctl` is not left waiting for members that do not run yet.
@@ -429,12 +432,12 @@ impl Etcd {
             self.peer_url(m)
         });
         for stale in &decision.stale {
-            tracing::warn!(
+            notes.push(format!(
                 "etcd member `{}` ({}) is not in the inventory: it is not removed (remove it with `etcdctl member remove {:x}`)",
                 stale.name,
                 stale.peer_urls.join(", "),
                 stale.id
-            );
+            ));
         }
         let mut changes = Vec::new();
         if !certs && !local_member {
@@ -484,7 +487,7 @@ impl Etcd {
             )));
         }
         if changes.is_empty() {
-            return Ok(Plan::unchanged());
+            return Ok(Plan::unchanged().with_notes(notes));
         }
         Ok(Plan::changes(
             changes,
@@ -493,7 +496,8 @@ impl Etcd {
                 file,
                 join: decision.join,
             },
-        ))
+        )
+        .with_notes(notes))
     }
 
     async fn apply_configured(
