@@ -33,6 +33,8 @@ pub mod keepalived;
 pub mod packages;
 #[path = "../modules/patroni/mod.rs"]
 pub mod patroni;
+#[path = "../modules/pgdg_repo/mod.rs"]
+pub mod pgdg_repo;
 #[path = "../modules/service/mod.rs"]
 pub mod service;
 #[path = "../modules/template/mod.rs"]
@@ -50,6 +52,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<keepalived::Keepalived>::new(),
     &Typed::<packages::Packages>::new(),
     &Typed::<patroni::Patroni>::new(),
+    &Typed::<pgdg_repo::PgdgRepo>::new(),
     &Typed::<service::Service>::new(),
     &Typed::<template::Template>::new(),
 ];
