@@ -208,6 +208,10 @@ fn site_playbook_on_the_lab() {
             "the intended primary bootstraps"
         );
         assert!(rows.iter().all(|r| r["TL"] == 1), "{rows:?}");
+        // `pgdg_repo` with `source: distro`: Debian's own packages, no PGDG source written
+        for n in NODES {
+            lab.ssh_ok(lab.ip(n), "test ! -e /etc/apt/sources.list.d/pgdg.sources");
+        }
         assert!(
             rows.iter()
                 .all(|r| r["Role"] == "Leader" || r["State"] == "streaming"),
