@@ -415,12 +415,16 @@ fn site_playbook_on_the_lab() {
             "f"
         );
         // In synchronous mode (set above) the candidate must be the sync standby.
-        let rows = members(&lab);
-        let candidate: &'static str = match rows
-            .iter()
-            .find(|r| r["Role"] == "Sync Standby")
-            .and_then(|r| r["Member"].as_str())
-        {
+        // After the rolling restart above, wait until a sync standby is chosen again.
+        let mut sync: Option<String> = None;
+        eventually(Duration::from_secs(60), || {
+            sync = members(&lab)
+                .iter()
+                .find(|r| r["Role"] == "Sync Standby")
+                .and_then(|r| r["Member"].as_str().map(str::to_string));
+            sync.is_some()
+        });
+        let candidate: &'static str = match sync.as_deref() {
             Some("pg3") => "pg3",
             _ => "pg2",
         };
