@@ -5,13 +5,15 @@
 //! One lab for the whole binary, one test running named checks in order (booting is the
 //! expensive part, and the checks build on each other); every check runs even when one fails.
 
+#[path = "support/checks.rs"]
+mod checks;
 #[path = "support/lab.rs"]
 mod lab_support;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use checks::Checks;
 use lab_support::LabFixture;
 
 const NAME: &str = "lbt";
@@ -19,31 +21,6 @@ const SUBNET: &str = "10.213.22.0/24";
 const VIP: &str = "10.213.22.100";
 /// The VIP of the `patroni` topology (keepalived on the PostgreSQL hosts).
 const PG_VIP: &str = "10.213.22.101";
-
-struct Checks {
-    failed: Vec<String>,
-}
-
-impl Checks {
-    fn run(&mut self, name: &str, f: impl FnOnce()) {
-        let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => eprintln!(
-                "check {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("check {name} ... FAILED: {msg}");
-                self.failed.push(format!("{name}: {msg}"));
-            }
-        }
-    }
-}
 
 fn pgdeploy(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
@@ -244,7 +221,7 @@ fn lab_balancers() {
     };
     let balancers = ["lb1", "lb2"];
     let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/balancers.yml");
-    let mut c = Checks { failed: Vec::new() };
+    let mut c = Checks::new();
 
     c.run("fake_patroni_on_the_postgres_hosts", || {
         for (h, role) in [("pg1", "primary"), ("pg2", "replica")] {
@@ -559,9 +536,5 @@ fn lab_balancers() {
         assert!(changed_counts(&out).iter().all(|(_, n)| *n == 0), "{out}");
     });
 
-    assert!(
-        c.failed.is_empty(),
-        "failed checks:\n{}",
-        c.failed.join("\n")
-    );
+    c.finish();
 }

@@ -4,45 +4,22 @@
 //!
 //! The checks report by name and all run even when one fails.
 
+#[path = "support/checks.rs"]
+mod checks;
 #[path = "support/lab.rs"]
 mod lab_support;
 
 use std::net::Ipv4Addr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
+use checks::Checks;
 use lab_support::LabFixture;
 use pgdeploy::lab::{self, UpOptions};
 
 const NAME: &str = "etcdt";
 const SUBNET: &str = "10.213.21.0/24";
-
-struct Checks {
-    failed: Vec<String>,
-}
-
-impl Checks {
-    fn run(&mut self, name: &str, f: impl FnOnce()) {
-        let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => eprintln!(
-                "check {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("check {name} ... FAILED: {msg}");
-                self.failed.push(format!("{name}: {msg}"));
-            }
-        }
-    }
-}
 
 /// `pgdeploy ARGS -i INVENTORY PLAYBOOK`.
 fn pgdeploy(cmd: &str, inventory: &Path, playbook: &Path) -> Output {
@@ -116,7 +93,7 @@ fn lab_etcd() {
     std::fs::copy(&source, &playbook).unwrap();
     let hosts = ["pg1", "pg2", "pg3"];
     let ips: Vec<Ipv4Addr> = hosts.iter().map(|h| lab.ip(h)).collect();
-    let mut c = Checks { failed: Vec::new() };
+    let mut c = Checks::new();
 
     let started = Instant::now();
     let first = pgdeploy("apply", &inventory, &playbook);
@@ -358,9 +335,5 @@ fn lab_etcd() {
     );
 
     lab.down();
-    assert!(
-        c.failed.is_empty(),
-        "failed checks:\n{}",
-        c.failed.join("\n")
-    );
+    c.finish();
 }
