@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::change::{Change, Diff, Plan};
 use crate::template::{Facts, Scope};
-use crate::transport::{Become, Transport, TransportError};
+use crate::transport::{Become, ExecOutput, Transport, TransportError};
 
 use crate::diag::FieldPath;
 use crate::inventory::Host;
@@ -87,6 +87,62 @@ pub enum ModuleError {
 pub trait Action: Debug + Send + Sync {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError>;
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError>;
+    /// Read-only commands `plan` will run on the host (with the task's privilege, no stdin,
+    /// the default timeout), known before it runs. The engine may run those of several steps
+    /// in one round trip ahead of time and answer `plan`'s identical requests from that batch
+    /// (see `run::readahead`), so a no-op step costs no round trip of its own. A command
+    /// listed here must change nothing on the host.
+    fn probes(&self, _facts: &Facts) -> Vec<Probe> {
+        Vec::new()
+    }
+}
+
+/// A read-only command that a module's `plan` runs, declared ahead ([`Action::probes`]).
+#[derive(Clone)]
+pub struct Probe {
+    /// The command, exactly as `plan` runs it.
+    pub command: String,
+    /// How to answer it together with probes of its kind in one command, when it can be.
+    pub group: Option<ProbeGroup>,
+}
+
+impl Probe {
+    /// A probe answered by running its command.
+    pub fn command(command: impl Into<String>) -> Self {
+        Probe {
+            command: command.into(),
+            group: None,
+        }
+    }
+}
+
+impl Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("command", &self.command)
+            .field("batcher", &self.group.as_ref().map(|g| g.batcher.name()))
+            .finish()
+    }
+}
+
+/// Where a [`Probe`] belongs among probes that one command answers together.
+#[derive(Clone)]
+pub struct ProbeGroup {
+    pub batcher: &'static dyn Batcher,
+    /// What the probe asks of the batcher (a path, say).
+    pub item: String,
+}
+
+/// Answers many probes of one kind with one command: twenty `stat` probes cost twenty
+/// processes on the host, one `stat` of twenty paths costs one.
+pub trait Batcher: Send + Sync {
+    /// Probes are grouped by this name.
+    fn name(&self) -> &'static str;
+    /// One read-only command that answers every item.
+    fn script(&self, items: &[String]) -> String;
+    /// For each item, what its probe's own command would have given, from the output of
+    /// [`Batcher::script`]; `None` for an item it cannot tell (that probe then runs alone).
+    fn split(&self, items: &[String], out: &ExecOutput) -> Vec<Option<ExecOutput>>;
 }
 
 /// A problem found by a module's own checks, beyond what serde checks.

@@ -177,6 +177,14 @@ impl Action for Command {
         })
     }
 
+    /// The guards (`creates`, `removes`, `unless`): like `plan`, they must only read.
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        self.guard_script()
+            .into_iter()
+            .map(crate::module::Probe::command)
+            .collect()
+    }
+
     /// Runs the command; a non-zero exit status fails the task. Then `changed_when` tells
     /// the engine whether it changed anything ([`Plan::report_changed`]).
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {

@@ -33,6 +33,11 @@ pub enum ContentWork {
     FixAttrs { command: String },
 }
 
+/// What [`plan`] reads on the host for a file at `dest` (see [`crate::module::Action::probes`]).
+pub fn probes(dest: &str) -> Vec<crate::module::Probe> {
+    vec![stat::probe_of(dest, true)]
+}
+
 /// Plans `desired` against the host.
 pub async fn plan(cx: &HostContext<'_>, desired: &Desired<'_>) -> Result<Plan, ModuleError> {
     let state = stat::probe(cx, desired.dest, true).await?;

@@ -6,7 +6,8 @@
 //! 2. `nolink`, or `link\tOWNER\tGROUP\tUID\tGID\tTARGET` when the path itself is a symlink.
 
 use super::shell::quote;
-use crate::module::ModuleError;
+use crate::module::{Batcher, ModuleError, Probe, ProbeGroup};
+use crate::transport::ExecOutput;
 
 /// Exit status the probe uses when `stat`/`readlink`/`cat` failed (permissions, mostly).
 const PROBE_FAILED: &str = "97";
@@ -99,6 +100,136 @@ pub fn probe_script(path: &str, content: bool) -> String {
         ));
     }
     s
+}
+
+/// The [`Probe`] that [`probe`] runs for `path`: answered with other paths' in one `stat`.
+pub fn probe_of(path: &str, content: bool) -> Probe {
+    Probe {
+        command: probe_script(path, content),
+        group: Some(ProbeGroup {
+            batcher: if content {
+                &PATH_STATES_WITH_CONTENT
+            } else {
+                &PATH_STATES
+            },
+            item: path.to_string(),
+        }),
+    }
+}
+
+/// Answers many [`probe_script`]s at once: one `stat` for every path that exists, and one
+/// `cat` for the regular files when contents are wanted, where each probe alone runs a
+/// subshell, a `stat` and a `cat`. A path that is a symbolic link is left to its own probe.
+pub struct PathStates {
+    content: bool,
+}
+
+pub static PATH_STATES: PathStates = PathStates { content: false };
+pub static PATH_STATES_WITH_CONTENT: PathStates = PathStates { content: true };
+
+impl Batcher for PathStates {
+    fn name(&self) -> &'static str {
+        if self.content {
+            "path states with contents"
+        } else {
+            "path states"
+        }
+    }
+
+    /// Prints a line per path (`link`, `exists` or `missing`), a line `--`, then a `stat` line
+    /// (the probe's fields and the size) per existing path, then the existing regular files'
+    /// bytes one after the other.
+    fn script(&self, items: &[String]) -> String {
+        let paths: Vec<String> = items.iter().map(|p| quote(p)).collect();
+        let mut s = format!(
+            "set --\nfor p in {}; do if [ -L \"$p\" ]; then echo link; \
+             elif [ -e \"$p\" ]; then echo exists; set -- \"$@\" \"$p\"; else echo missing; fi; done\n\
+             echo --\n\
+             if [ $# -gt 0 ]; then LC_ALL=C stat -L --printf '%F\\t%U\\t%G\\t%u\\t%g\\t%a\\t%s\\n' -- \"$@\" || exit {PROBE_FAILED}; fi\n",
+            paths.join(" ")
+        );
+        if self.content {
+            s.push_str(&format!(
+                "n=$#; i=0; while [ $i -lt $n ]; do p=$1; shift; if [ -f \"$p\" ]; then set -- \"$@\" \"$p\"; fi; i=$((i+1)); done\n\
+                 if [ $# -gt 0 ]; then cat -- \"$@\" || exit {PROBE_FAILED}; fi\n"
+            ));
+        }
+        s
+    }
+
+    fn split(&self, items: &[String], out: &ExecOutput) -> Vec<Option<ExecOutput>> {
+        self.try_split(items.len(), &out.stdout)
+            .filter(|_| out.status == 0)
+            .unwrap_or_else(|| vec![None; items.len()])
+    }
+}
+
+impl PathStates {
+    fn try_split(&self, count: usize, stdout: &[u8]) -> Option<Vec<Option<ExecOutput>>> {
+        let answer = |stdout: Vec<u8>| ExecOutput {
+            status: 0,
+            stdout,
+            stderr: Vec::new(),
+        };
+        let mut rest = stdout;
+        let mut classes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (line, tail) = split_line(rest)?;
+            classes.push(line);
+            rest = tail;
+        }
+        let (sep, tail) = split_line(rest)?;
+        if sep != b"--" {
+            return None;
+        }
+        rest = tail;
+        let mut outputs = Vec::with_capacity(count);
+        // (index of the output, size) of each regular file whose bytes follow the lines.
+        let mut contents = Vec::new();
+        for class in classes {
+            match class {
+                b"link" => outputs.push(None),
+                b"missing" => outputs.push(Some(answer(b"missing\nnolink\n".to_vec()))),
+                b"exists" => {
+                    let (line, tail) = split_line(rest)?;
+                    rest = tail;
+                    let (fields, size) = line.rsplit_once_tab()?;
+                    let mut text = fields.to_vec();
+                    text.extend_from_slice(b"\nnolink\n");
+                    if self.content && fields.starts_with(b"regular ") {
+                        let size: usize = std::str::from_utf8(size).ok()?.parse().ok()?;
+                        contents.push((outputs.len(), size));
+                    }
+                    outputs.push(Some(answer(text)));
+                }
+                _ => return None,
+            }
+        }
+        for (i, size) in contents {
+            if rest.len() < size {
+                return None;
+            }
+            let (bytes, tail) = rest.split_at(size);
+            if let Some(out) = &mut outputs[i] {
+                out.stdout.extend_from_slice(bytes);
+            }
+            rest = tail;
+        }
+        // Bytes left over: a file grew between `stat` and `cat`; let each probe read again.
+        rest.is_empty().then_some(outputs)
+    }
+}
+
+/// Splitting a `stat` line at its last tab (the size the batch adds to the probe's fields).
+trait RsplitTab {
+    fn rsplit_once_tab(&self) -> Option<(&[u8], &[u8])>;
+}
+
+impl RsplitTab for [u8] {
+    fn rsplit_once_tab(&self) -> Option<(&[u8], &[u8])> {
+        let i = self.iter().rposition(|&b| b == b'\t')?;
+        Some((&self[..i], &self[i + 1..]))
+    }
 }
 
 /// Reads the probe's output. `content` says whether the script asked for the bytes.
@@ -224,6 +355,54 @@ mod tests {
     fn rejects_garbage() {
         assert!(parse_probe("/x", b"what", false).is_err());
         assert!(parse_probe("/x", b"a\tb\nnolink\n", false).is_err());
+    }
+
+    #[tokio::test]
+    async fn one_batch_answers_as_each_probe_would_alone() {
+        use crate::transport::{ExecRequest, LocalTransport, Transport};
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(at("file"), b"a\0b\nno newline").unwrap();
+        std::fs::write(at("empty"), b"").unwrap();
+        std::fs::write(at("it's spaced"), b"x\n").unwrap();
+        std::fs::create_dir(at("dir")).unwrap();
+        std::os::unix::fs::symlink(at("file"), at("link")).unwrap();
+        let paths: Vec<String> = ["file", "empty", "dir", "missing", "missing/below", "link"]
+            .iter()
+            .chain(&["it's spaced", "file"])
+            .map(|n| at(n))
+            .collect();
+        let local = LocalTransport::new("here");
+        let run = |command: String| {
+            let local = &local;
+            async move {
+                local
+                    .exec(&ExecRequest {
+                        command,
+                        ..ExecRequest::default()
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        for batcher in [&PATH_STATES, &PATH_STATES_WITH_CONTENT] {
+            let out = run(batcher.script(&paths)).await;
+            let answers = batcher.split(&paths, &out);
+            assert_eq!(answers.len(), paths.len());
+            for (path, answer) in paths.iter().zip(answers) {
+                if path.ends_with("link") {
+                    assert!(answer.is_none(), "links are probed alone");
+                    continue;
+                }
+                let alone = run(probe_script(path, batcher.content)).await;
+                assert_eq!(answer.as_ref(), Some(&alone), "{} {path}", batcher.name());
+            }
+        }
+        // Output that does not add up answers nothing.
+        let mut out = run(PATH_STATES_WITH_CONTENT.script(&paths)).await;
+        out.stdout.push(b'!');
+        let answers = PATH_STATES_WITH_CONTENT.split(&paths, &out);
+        assert!(answers.iter().all(Option::is_none));
     }
 
     #[test]

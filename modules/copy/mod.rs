@@ -57,6 +57,9 @@ impl Action for Copy {
         };
         content::plan(cx, &desired).await
     }
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        content::probes(&self.dest)
+    }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         match plan.work::<ContentWork>() {
             Some(work) => content::apply(cx, work).await,

@@ -97,6 +97,9 @@ impl Action for Directory {
             None => Plan::unchanged(),
         })
     }
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        vec![stat::probe_of(&self.path, false)]
+    }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         if let Some(DirectoryWork(command)) = plan.work::<DirectoryWork>() {
             exec::check(cx, command, command).await?;

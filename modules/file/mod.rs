@@ -167,6 +167,10 @@ impl Action for File {
         })
     }
 
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        vec![stat::probe_of(&self.path, false)]
+    }
+
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         match plan.work::<FileWork>() {
             Some(FileWork::Run(command)) => {

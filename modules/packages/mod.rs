@@ -71,8 +71,8 @@ impl<'a> Wanted<'a> {
 }
 
 impl Packages {
-    fn manager_from_facts(cx: &HostContext<'_>) -> Option<Manager> {
-        cx.facts
+    fn manager_from_facts(facts: &crate::template::Facts) -> Option<Manager> {
+        facts
             .get("ansible_pkg_mgr")
             .and_then(|v| v.as_str())
             .and_then(Manager::from_fact)
@@ -139,13 +139,11 @@ impl Packages {
     }
 }
 
-#[async_trait::async_trait]
-impl Action for Packages {
-    /// One round trip: every name is queried in one command (plus `apt-cache policy` or
-    /// `dnf list --upgrades` in the same script for `latest`); without the `ansible_pkg_mgr`
-    /// fact, the same script also finds the manager.
-    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        let known = Self::manager_from_facts(cx);
+impl Packages {
+    /// The read-only script that finds the manager (unless the facts name it) and what is
+    /// installed.
+    fn query(&self, facts: &crate::template::Facts) -> String {
+        let known = Self::manager_from_facts(facts);
         let names: Vec<&str> = self
             .name
             .0
@@ -156,7 +154,17 @@ impl Action for Packages {
             })
             .collect();
         let latest = self.state == PackageState::Latest;
-        let script = query_script(known, &names, latest);
+        query_script(known, &names, latest)
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Packages {
+    /// One round trip: every name is queried in one command (plus `apt-cache policy` or
+    /// `dnf list --upgrades` in the same script for `latest`); without the `ansible_pkg_mgr`
+    /// fact, the same script also finds the manager.
+    async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let script = self.query(cx.facts);
         let out = exec::run(cx, &script).await?;
         let (manager, found) = parse_query(&String::from_utf8_lossy(&out.stdout));
         let Some(manager) = manager else {
@@ -171,6 +179,10 @@ impl Action for Packages {
         } else {
             Plan::changes(changes, work)
         })
+    }
+
+    fn probes(&self, facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        vec![crate::module::Probe::command(self.query(facts))]
     }
 
     /// One round trip: the index refresh (if asked), installs, upgrades and removals chained.

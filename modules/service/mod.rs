@@ -191,6 +191,10 @@ impl Action for Service {
         })
     }
 
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        vec![crate::module::Probe::command(probe_script(&self.name))]
+    }
+
     /// One round trip: the steps joined with `&&`, so a failure stops the rest.
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         if let Some(ServiceWork(steps)) = plan.work::<ServiceWork>() {

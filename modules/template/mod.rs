@@ -79,6 +79,9 @@ impl Action for Template {
         };
         content::plan(cx, &desired).await
     }
+    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+        content::probes(&self.dest)
+    }
     /// Writes what was rendered at plan time: the applied file is exactly the planned one.
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         match plan.work::<ContentWork>() {

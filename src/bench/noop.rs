@@ -22,6 +22,11 @@ pub struct Report {
     pub min: Duration,
     /// Highest peak RSS of the measured `apply` processes.
     pub peak_rss_kib: u64,
+    /// Median CPU time (user + system) of the `apply` process itself.
+    pub client_cpu: Duration,
+    /// Median CPU time the whole machine spent during a run (client, sshd, remote commands):
+    /// on a machine otherwise idle, what the run costs its two cores.
+    pub machine_cpu: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,9 +141,10 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
     write(&ssh_config, "")?;
 
     let exe = std::env::current_exe().map_err(io_error(Path::new("pgdeploy")))?;
-    let apply = |output: &Path| -> Result<(Duration, u64, i32), NoopError> {
+    let apply = |output: &Path| -> Result<(Duration, Usage, i32), NoopError> {
         let out = std::fs::File::create(output).map_err(io_error(output))?;
         let err = out.try_clone().map_err(io_error(output))?;
+        let busy_before = machine_busy();
         let started = Instant::now();
         let child = Command::new(&exe)
             .arg("apply")
@@ -153,8 +159,10 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
             .stderr(err)
             .spawn()
             .map_err(io_error(&exe))?;
-        let (code, rss) = wait_with_rusage(child.id()).map_err(io_error(&exe))?;
-        Ok((started.elapsed(), rss, code))
+        let (code, mut usage) = wait_with_rusage(child.id()).map_err(io_error(&exe))?;
+        let elapsed = started.elapsed();
+        usage.machine_cpu = machine_busy().saturating_sub(busy_before);
+        Ok((elapsed, usage, code))
     };
 
     let first = root.join("first-apply.out");
@@ -167,10 +175,12 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
         });
     }
     let mut samples = Vec::with_capacity(runs);
+    let mut client = Vec::with_capacity(runs);
+    let mut machine = Vec::with_capacity(runs);
     let mut peak = 0;
     for r in 0..runs.max(1) {
         let output = root.join(format!("reapply-{r}.out"));
-        let (elapsed, rss, code) = apply(&output)?;
+        let (elapsed, usage, code) = apply(&output)?;
         if code != 0 {
             return Err(NoopError::Failed {
                 what: "pgdeploy apply (re-apply)".into(),
@@ -186,7 +196,9 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
             });
         }
         samples.push(elapsed);
-        peak = peak.max(rss);
+        client.push(usage.client_cpu);
+        machine.push(usage.machine_cpu);
+        peak = peak.max(usage.peak_rss_kib);
     }
     drop(servers);
     let min = samples.iter().min().copied().unwrap_or_default();
@@ -196,6 +208,8 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
         median: super::median(samples),
         min,
         peak_rss_kib: peak,
+        client_cpu: super::median(client),
+        machine_cpu: super::median(machine),
     })
 }
 
@@ -241,8 +255,43 @@ fn changed_steps(output: &Path) -> Result<u64, NoopError> {
     }
 }
 
-/// Waits for child `pid`: its exit code (-1 when killed by a signal) and peak RSS in KiB.
-fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
+/// What one `apply` process used.
+#[derive(Default)]
+struct Usage {
+    peak_rss_kib: u64,
+    client_cpu: Duration,
+    machine_cpu: Duration,
+}
+
+/// CPU time the machine spent busy since boot (every state of `/proc/stat`'s `cpu` line but
+/// idle and iowait), or zero when it cannot be read.
+fn machine_busy() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Duration::ZERO;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return Duration::ZERO;
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(busy * 1000 / hz)
+}
+
+/// Waits for child `pid`: its exit code (-1 when killed by a signal), peak RSS in KiB and CPU
+/// time.
+fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, Usage)> {
     let mut status = 0;
     // SAFETY: an all-zero `rusage` is a valid value; `wait4` fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -262,8 +311,18 @@ fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
     } else {
         -1
     };
-    // Linux reports ru_maxrss in KiB.
-    Ok((code, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok((
+        code,
+        Usage {
+            // Linux reports ru_maxrss in KiB.
+            peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+            client_cpu: time(usage.ru_utime) + time(usage.ru_stime),
+            machine_cpu: Duration::ZERO,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -23,12 +23,14 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
             for &n in hosts {
                 let r = crate::bench::noop::run(usize::from(n), *runs, user)?;
                 println!(
-                    "noop re-apply: {} hosts, login `{user}`: median {:.0} ms, min {:.0} ms over {} runs, peak memory {:.1} MiB",
+                    "noop re-apply: {} hosts, login `{user}`: median {:.0} ms, min {:.0} ms over {} runs, peak memory {:.1} MiB, CPU {:.0} ms in pgdeploy, {:.0} ms on the whole machine",
                     r.hosts,
                     r.median.as_secs_f64() * 1000.0,
                     r.min.as_secs_f64() * 1000.0,
                     r.runs,
                     r.peak_rss_kib as f64 / 1024.0,
+                    r.client_cpu.as_secs_f64() * 1000.0,
+                    r.machine_cpu.as_secs_f64() * 1000.0,
                 );
             }
         }

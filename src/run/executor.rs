@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::events::{Event, HostRecap, Reporter, Status};
+use super::readahead::{ReadAhead, StepProbes};
 use crate::change::Change;
 use crate::compile::{Compiled, Edge, StepKind};
 use crate::inventory::Inventory;
@@ -39,7 +40,8 @@ pub struct RunContext {
     pub playbook: Playbook,
     pub compiled: Compiled,
     pub shared: Arc<ScopeShared>,
-    pub transports: HashMap<String, Arc<dyn Transport>>,
+    /// Each host's one connection, behind its read-ahead of probes ([`with_read_ahead`]).
+    pub transports: HashMap<String, Arc<ReadAhead>>,
     pub facts: HashMap<String, Arc<Facts>>,
     pub mode: RunMode,
     pub forks: usize,
@@ -90,6 +92,48 @@ fn resolve_become(
     } else {
         Become::User(user)
     }
+}
+
+/// Wraps each host's connection in a [`ReadAhead`] that knows the probes of the host's task
+/// steps, in the order they run.
+pub fn with_read_ahead(
+    playbook: &Playbook,
+    compiled: &Compiled,
+    inventory: &Inventory,
+    transports: HashMap<String, Arc<dyn Transport>>,
+    facts: &HashMap<String, Arc<Facts>>,
+) -> HashMap<String, Arc<ReadAhead>> {
+    let mut steps: HashMap<&str, Vec<StepProbes>> = HashMap::new();
+    let empty = Facts::new();
+    for &n in &compiled.order {
+        let StepKind::Task {
+            play,
+            task,
+            host,
+            action: Some(action),
+            ..
+        } = &compiled.graph[n].kind
+        else {
+            continue;
+        };
+        let probes = action.probes(facts.get(host).map_or(&empty, |f| f));
+        if probes.is_empty() {
+            continue;
+        }
+        let p = &playbook.plays[*play];
+        steps.entry(host).or_default().push(StepProbes {
+            node: n,
+            become_: resolve_become(&p.tasks[*task], p, inventory, host),
+            probes,
+        });
+    }
+    transports
+        .into_iter()
+        .map(|(host, t)| {
+            let probes = steps.remove(host.as_str()).unwrap_or_default();
+            (host, Arc::new(ReadAhead::new(t, probes)))
+        })
+        .collect()
 }
 
 /// Runs every step; returns the recap per host (inventory order).
@@ -381,6 +425,7 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<StepResult
         .ok_or_else(|| ModuleError::Failed(format!("no connection to host `{}`", spec.host)))?;
     let empty = Arc::new(Facts::new());
     let facts = cx.facts.get(&spec.host).unwrap_or(&empty);
+    transport.prefetch(spec.node).await;
     let hcx = HostContext {
         host: &spec.host,
         transport: transport.as_ref(),
@@ -393,6 +438,8 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<StepResult
     if cx.mode != RunMode::Apply || !plan.needs_apply() {
         return Ok(Some((plan.changes, plan.notes)));
     }
+    // Apply reads the host as it is now, never an answer kept from before.
+    transport.forget();
     action.apply(&hcx, &plan).await?;
     // The module may decide only while applying whether it changed the host (`command`
     // with `changed_when`): its verdict wins over the planned changes.

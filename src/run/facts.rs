@@ -7,20 +7,22 @@ use crate::template::Facts;
 use crate::transport::{Become, ExecRequest, Transport, TransportError};
 
 /// One POSIX shell script printing every section the parser reads; a missing tool leaves
-/// its section empty rather than failing the whole gathering.
+/// its section empty rather than failing the whole gathering. Files are read with the shell's
+/// own `read` where that gives the same answer as a tool: every process started here is paid
+/// once per host per run.
 const SCRIPT: &str = r#"
-echo '==os-release'; cat /etc/os-release 2>/dev/null
-echo '==hostname'; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
+echo '==os-release'; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done </etc/os-release 2>/dev/null
+echo '==hostname'; read -r h </proc/sys/kernel/hostname 2>/dev/null && printf '%s\n' "$h" || hostname 2>/dev/null
 echo '==fqdn'; hostname -f 2>/dev/null
 echo '==addr'; ip -j addr show 2>/dev/null
 echo '==route4'; ip -j -4 route show default 2>/dev/null
 echo '==route6'; ip -j -6 route show default 2>/dev/null
 echo '==pkg'; for m in apt-get dnf yum zypper; do if command -v $m >/dev/null 2>&1; then echo $m; break; fi; done
-echo '==service'; if [ -d /run/systemd/system ]; then echo systemd; else cat /proc/1/comm 2>/dev/null; fi
-echo '==arch'; uname -m
+echo '==service'; if [ -d /run/systemd/system ]; then echo systemd; else read -r c </proc/1/comm 2>/dev/null && printf '%s\n' "$c"; fi
+echo '==arch'; uname -m 2>/dev/null
 echo '==nproc'; nproc 2>/dev/null
-echo '==mem'; sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo
-echo '==user'; id -un
+echo '==mem'; while read -r k v u; do if [ "$k" = MemTotal: ]; then printf '%s\n' "$v"; break; fi; done </proc/meminfo 2>/dev/null
+echo '==user'; id -un 2>/dev/null
 "#;
 
 /// Gathers the facts of one host.

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod events;
 mod executor;
 pub mod facts;
+mod readahead;
 pub mod report;
 
 pub use executor::RunMode;
@@ -163,15 +164,23 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
             stop_on_signal.store(true, Ordering::SeqCst);
         }
     });
+    let facts: HashMap<String, Arc<Facts>> = all_facts
+        .into_iter()
+        .map(|(h, f)| (h, Arc::new(f)))
+        .collect();
+    let transports = executor::with_read_ahead(
+        &loaded.playbook,
+        &compiled,
+        &loaded.inventory,
+        transports,
+        &facts,
+    );
     let cx = Arc::new(RunContext {
         playbook: loaded.playbook,
         compiled,
         shared,
         transports,
-        facts: all_facts
-            .into_iter()
-            .map(|(h, f)| (h, Arc::new(f)))
-            .collect(),
+        facts,
         mode: opts.mode,
         forks,
         reporter: reporter.clone(),

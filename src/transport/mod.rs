@@ -29,7 +29,7 @@ pub use memory::MemoryTransport;
 pub use ssh::{JumpHost, SshConfigError, SshConfigFile, SshParams, SshTarget, SshTransport};
 
 /// Who a command or file operation runs as on the host (Ansible's `become`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Become {
     /// The connecting user, no privilege change.
     #[default]

@@ -1,0 +1,412 @@
+//! Read-ahead: the read-only commands of a host's coming steps, run in one round trip.
+//!
+//! A no-op run is all reads: every step asks the host what is there and finds it right. One
+//! SSH exec per step makes the remote shell start, the channel open and close, and the
+//! client wait, twenty times for twenty tasks; on many hosts that is most of a run's cost.
+//! Modules declare the commands their `plan` will run ([`crate::module::Action::probes`]);
+//! before a step plans, [`ReadAhead::prefetch`] runs the probes of that step and of the host's
+//! following steps in one script, and keeps the answers. `plan` then runs as usual through
+//! [`ReadAhead`] (a [`Transport`]), which answers a request identical to a probe from what it
+//! kept.
+//!
+//! Why the answers stay true: a host's steps run one after the other, and the only ways a
+//! run changes a host go through its transport. Every exec that is not a kept probe, and every
+//! write, first drops all answers; so does the executor before a step applies. What a step
+//! sees is then what it would have read itself, unless something outside the run changed the
+//! host in between (the same race a single read has).
+//!
+//! Should the batch itself fail (a `sudo` refused, a lost link, output that does not parse),
+//! nothing is kept and each step runs its probes itself, reporting its own errors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use petgraph::graph::NodeIndex;
+
+use crate::module::{Batcher, Probe};
+use crate::transport::shell::new_tag;
+use crate::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+
+/// At most this many probes go in one batch (beyond those of the step that asked): enough for
+/// a long play, few enough that one batch never makes a step wait long.
+const MAX_AHEAD: usize = 200;
+
+/// One step's probes, as the engine will run them.
+#[derive(Debug, Clone)]
+pub struct StepProbes {
+    pub node: NodeIndex,
+    pub become_: Become,
+    pub probes: Vec<Probe>,
+}
+
+type Key = (Become, String);
+
+/// One command of a batch: a probe run as it is, or probes of one kind answered together.
+enum Unit {
+    Alone(String),
+    Together {
+        batcher: &'static dyn Batcher,
+        items: Vec<String>,
+        commands: Vec<String>,
+    },
+}
+
+impl Unit {
+    fn command(&self) -> String {
+        match self {
+            Unit::Alone(command) => command.clone(),
+            Unit::Together { batcher, items, .. } => batcher.script(items),
+        }
+    }
+}
+
+/// The units answering `probes`: those with a batcher grouped by it, in first-seen order.
+fn units(probes: Vec<Probe>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for probe in probes {
+        let Some(group) = probe.group else {
+            units.push(Unit::Alone(probe.command));
+            continue;
+        };
+        let same = units.iter_mut().find_map(|u| match u {
+            Unit::Together {
+                batcher,
+                items,
+                commands,
+            } if batcher.name() == group.batcher.name() => Some((items, commands)),
+            _ => None,
+        });
+        match same {
+            Some((items, commands)) => {
+                items.push(group.item);
+                commands.push(probe.command);
+            }
+            None => units.push(Unit::Together {
+                batcher: group.batcher,
+                items: vec![group.item],
+                commands: vec![probe.command],
+            }),
+        }
+    }
+    units
+}
+
+/// A host's transport with the answers to probes run ahead of the steps that need them.
+pub struct ReadAhead {
+    inner: Arc<dyn Transport>,
+    /// The host's steps that declare probes, in the order they run.
+    steps: Vec<StepProbes>,
+    answers: Mutex<HashMap<Key, ExecOutput>>,
+}
+
+impl ReadAhead {
+    pub fn new(inner: Arc<dyn Transport>, steps: Vec<StepProbes>) -> Self {
+        ReadAhead {
+            inner,
+            steps,
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The kept answers. A panic while the lock was held left at worst a partial map of
+    /// correct answers, so a poisoned lock is still usable.
+    fn answers(&self) -> MutexGuard<'_, HashMap<Key, ExecOutput>> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops every kept answer: the host may be about to change.
+    pub fn forget(&self) {
+        self.answers().clear();
+    }
+
+    /// Makes sure the probes of step `node` are answered, running them with those of the
+    /// following steps in one round trip per privilege when some are not.
+    pub async fn prefetch(&self, node: NodeIndex) {
+        let Some(at) = self.steps.iter().position(|s| s.node == node) else {
+            return;
+        };
+        let wanted: Vec<(Become, Probe)> = {
+            let answers = self.answers();
+            let missing = |s: &StepProbes| {
+                s.probes
+                    .iter()
+                    .filter(|p| !answers.contains_key(&(s.become_.clone(), p.command.clone())))
+                    .map(|p| (s.become_.clone(), p.clone()))
+                    .collect::<Vec<_>>()
+            };
+            let mut wanted = missing(&self.steps[at]);
+            if wanted.is_empty() {
+                return;
+            }
+            for s in &self.steps[at + 1..] {
+                if wanted.len() >= MAX_AHEAD {
+                    break;
+                }
+                wanted.extend(missing(s));
+            }
+            let mut seen = HashSet::new();
+            wanted.retain(|(b, p)| seen.insert((b.clone(), p.command.clone())));
+            wanted
+        };
+        let mut by_become: Vec<(Become, Vec<Probe>)> = Vec::new();
+        for (become_, probe) in wanted {
+            match by_become.iter_mut().find(|(b, _)| *b == become_) {
+                Some((_, probes)) => probes.push(probe),
+                None => by_become.push((become_, vec![probe])),
+            }
+        }
+        for (become_, probes) in by_become {
+            let units = units(probes);
+            let commands: Vec<String> = units.iter().map(Unit::command).collect();
+            let boundary = format!("{}{}", new_tag(), new_tag());
+            let req = ExecRequest {
+                command: batch_script(&commands, &boundary),
+                stdin: None,
+                become_: become_.clone(),
+                timeout: None,
+            };
+            let Ok(out) = self.inner.exec(&req).await else {
+                continue;
+            };
+            let Some(outputs) = parse_batch(&out, &boundary, commands.len()) else {
+                tracing::debug!(host = self.inner.host(), "probe batch output did not parse");
+                continue;
+            };
+            let mut answers = self.answers();
+            for (unit, output) in units.into_iter().zip(outputs) {
+                match unit {
+                    Unit::Alone(command) => {
+                        answers.insert((become_.clone(), command), output);
+                    }
+                    Unit::Together {
+                        batcher,
+                        items,
+                        commands,
+                    } => {
+                        let split = batcher.split(&items, &output);
+                        for (command, answer) in commands.into_iter().zip(split) {
+                            if let Some(answer) = answer {
+                                answers.insert((become_.clone(), command), answer);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for ReadAhead {
+    fn host(&self) -> &str {
+        self.inner.host()
+    }
+
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
+        if req.stdin.is_none() && req.timeout.is_none() {
+            let key = (req.become_.clone(), req.command.clone());
+            if let Some(out) = self.answers().get(&key) {
+                return Ok(out.clone());
+            }
+        }
+        self.forget();
+        self.inner.exec(req).await
+    }
+
+    async fn read_file(
+        &self,
+        path: &str,
+        become_: &Become,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        self.inner.read_file(path, become_).await
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+        become_: &Become,
+    ) -> Result<(), TransportError> {
+        self.forget();
+        self.inner.write_file(path, content, attrs, become_).await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// One POSIX shell script running `commands` one after the other, each in a subshell (so its
+/// `exit` ends only itself) with stdin from `/dev/null`, as `/bin/sh -c` would run it alone.
+///
+/// Each command's output is framed in both streams, with shell builtins only (no process but
+/// the subshell per command): on stdout, a line `--BOUNDARY`, its stdout, a newline and a line
+/// `--BOUNDARY STATUS`; on stderr, a line `--BOUNDARY`, its stderr and a newline. `boundary`
+/// is random per batch, so nothing a probe prints can fake a frame.
+pub fn batch_script(commands: &[String], boundary: &str) -> String {
+    let mut s = String::new();
+    for command in commands {
+        s.push_str(&format!(
+            "echo '--{boundary}'; echo '--{boundary}' >&2
+(
+"
+        ));
+        s.push_str(command);
+        s.push_str(&format!(
+            "\n) </dev/null\ns=$?; echo; echo \"--{boundary} $s\"; echo >&2\n"
+        ));
+    }
+    s
+}
+
+/// The outputs of a [`batch_script`] run, in order; `None` unless the batch ran to the end and
+/// printed exactly `count` well-formed frames on both streams.
+pub fn parse_batch(out: &ExecOutput, boundary: &str, count: usize) -> Option<Vec<ExecOutput>> {
+    if out.status != 0 {
+        return None;
+    }
+    let open = format!("--{boundary}\n");
+    let close = format!("\n--{boundary} ");
+    let next = format!("\n--{boundary}\n");
+    let mut stdout: &[u8] = &out.stdout;
+    let mut stderr: &[u8] = &out.stderr;
+    let mut outputs = Vec::with_capacity(count);
+    for i in 0..count {
+        stdout = stdout.strip_prefix(open.as_bytes())?;
+        let end = find(stdout, close.as_bytes())?;
+        let text = stdout[..end].to_vec();
+        stdout = &stdout[end + close.len()..];
+        let eol = stdout.iter().position(|&b| b == b'\n')?;
+        let status: i32 = std::str::from_utf8(&stdout[..eol]).ok()?.parse().ok()?;
+        stdout = &stdout[eol + 1..];
+
+        stderr = stderr.strip_prefix(open.as_bytes())?;
+        // Stderr runs to the next frame (or the end), less the newline the script added.
+        let end = if i + 1 == count {
+            stderr.len()
+        } else {
+            find(stderr, next.as_bytes())? + 1
+        };
+        let errors = stderr[..end].strip_suffix(b"\n")?.to_vec();
+        stderr = &stderr[end..];
+        outputs.push(ExecOutput {
+            status,
+            stdout: text,
+            stderr: errors,
+        });
+    }
+    (stdout.is_empty() && stderr.is_empty()).then_some(outputs)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::LocalTransport;
+
+    fn probes() -> Vec<String> {
+        vec![
+            "printf 'no newline'".into(),
+            "echo out; echo err >&2; exit 3".into(),
+            "printf 'a\\0b\\n\\n'".into(),
+            "cat /nonexistent/file".into(),
+            "true".into(),
+            // Reads stdin: must get /dev/null, not the rest of the script.
+            "cat; echo after".into(),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_each_probe_as_running_it_alone_would() {
+        let local = LocalTransport::new("here");
+        let boundary = format!("{}{}", new_tag(), new_tag());
+        let commands = probes();
+        let out = local
+            .exec(&ExecRequest {
+                command: batch_script(&commands, &boundary),
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        let batched = parse_batch(&out, &boundary, commands.len()).expect("parses");
+        for (command, got) in commands.iter().zip(batched) {
+            let alone = local
+                .exec(&ExecRequest {
+                    command: format!("{command} </dev/null"),
+                    ..ExecRequest::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(got, alone, "{command}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_failed_batches_are_refused() {
+        let out = |stdout: &[u8], stderr: &[u8], status| ExecOutput {
+            status,
+            stdout: stdout.to_vec(),
+            stderr: stderr.to_vec(),
+        };
+        let b = "B";
+        let (o, e) = (
+            &b"--B\nx\n--B 0\n--B\n\n--B 1\n"[..],
+            &b"--B\n\n--B\nerr\n\n"[..],
+        );
+        let parsed = parse_batch(&out(o, e, 0), b, 2).unwrap();
+        assert_eq!(
+            (&parsed[0].stdout[..], &parsed[0].stderr[..]),
+            (&b"x"[..], &b""[..])
+        );
+        assert_eq!(
+            (parsed[1].status, &parsed[1].stderr[..]),
+            (1, &b"err\n"[..])
+        );
+        assert!(parse_batch(&out(o, e, 1), b, 2).is_none());
+        assert!(parse_batch(&out(o, e, 0), b, 3).is_none());
+        assert!(parse_batch(&out(&o[..o.len() - 3], e, 0), b, 2).is_none());
+        assert!(parse_batch(&out(o, &e[..4], 0), b, 2).is_none());
+        assert!(parse_batch(&out(&[b"motd\n", o].concat(), e, 0), b, 2).is_none());
+    }
+
+    #[tokio::test]
+    async fn answers_are_kept_until_the_host_may_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn Transport> = Arc::new(LocalTransport::new("here"));
+        // A probe whose every real run answers something new.
+        let random = "od -An -N8 -tx8 /dev/urandom";
+        let step = |i: usize, c: &str| StepProbes {
+            node: NodeIndex::new(i),
+            become_: Become::No,
+            probes: vec![Probe::command(c)],
+        };
+        let ra = ReadAhead::new(local, vec![step(0, "true"), step(1, random)]);
+        let run = |command: &str| ExecRequest {
+            command: command.to_string(),
+            ..ExecRequest::default()
+        };
+        ra.prefetch(NodeIndex::new(0)).await;
+        // Step 1's probe was read ahead with step 0's: answered twice the same.
+        let first = ra.exec(&run(random)).await.unwrap();
+        assert_eq!(first.status, 0);
+        assert_eq!(ra.exec(&run(random)).await.unwrap(), first);
+        // A write drops every answer: the next one is read from the host again.
+        let path = dir.path().join("f").display().to_string();
+        ra.write_file(&path, b"x", &FileAttrs::default(), &Become::No)
+            .await
+            .unwrap();
+        let fresh = ra.exec(&run(random)).await.unwrap();
+        assert_ne!(fresh, first);
+        // So does any command that is not a kept probe.
+        ra.prefetch(NodeIndex::new(1)).await;
+        let kept = ra.exec(&run(random)).await.unwrap();
+        assert_eq!(ra.exec(&run(random)).await.unwrap(), kept);
+        ra.exec(&run("true")).await.unwrap();
+        assert_ne!(ra.exec(&run(random)).await.unwrap(), kept);
+    }
+}
