@@ -1,6 +1,7 @@
 //! `certificates` + `etcd` on real hosts: one lab (`etcdt`) driven through every check in
 //! order, from fresh hosts to a healthy 3-member cluster with mutual TLS, an idempotent second
-//! apply, a restart that keeps the member and cluster IDs, and a fourth host that joins.
+//! apply, a restart that keeps the member and cluster IDs, a fourth and a fifth host that join
+//! one at a time, and a SAN change that restarts the members one at a time.
 //!
 //! The checks report by name and all run even when one fails.
 
@@ -255,49 +256,72 @@ fn lab_etcd() {
         let again = pgdeploy("apply", &inventory, &playbook);
         assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0]);
     });
-    c.run("fourth_host_joins", || {
+    c.run("fourth_and_fifth_hosts_join_one_at_a_time", || {
         let info = lab::up(&UpOptions {
             name: NAME.into(),
-            nodes: 4,
+            nodes: 5,
             balancers: 0,
             subnet: SUBNET.parse().unwrap(),
             inventory: inventory.clone(),
         })
-        .expect("lab grows to 4 hosts");
+        .expect("lab grows to 5 hosts");
         lab.info = info;
-        let ip4 = lab.ip("pg4");
+        let (ip4, ip5) = (lab.ip("pg4"), lab.ip("pg5"));
         let ids_before = ids(&lab, "pg1");
+        // The dry run shows both additions, before either host has a certificate.
         let plan = pgdeploy("plan", &inventory, &playbook);
         let p = text(&plan);
-        assert!(p.contains("ask the cluster whether `pg4` joins it"), "{p}");
+        for (h, ip) in [("pg4", ip4), ("pg5", ip5)] {
+            assert!(
+                p.contains(&format!(
+                    "add etcd member `{h}` (`https://{ip}:2380`) to the cluster through `https://{}:2379`",
+                    ips[0]
+                )),
+                "{p}"
+            );
+        }
+        assert_eq!(p.matches("start `etcd` to join the existing cluster").count(), 2, "{p}");
         let out = pgdeploy("apply", &inventory, &playbook);
         let o = text(&out);
-        assert!(!o.contains("failed=1"), "{o}");
-        assert!(
-            o.contains(&format!(
-                "add etcd member `pg4` (`https://{ip4}:2380`) to the cluster"
-            )),
-            "{o}"
+        assert!(out.status.success(), "{o}");
+        for (h, ip) in [("pg4", ip4), ("pg5", ip5)] {
+            assert!(
+                o.contains(&format!(
+                    "add etcd member `{h}` (`https://{ip}:2380`) to the cluster"
+                )),
+                "{o}"
+            );
+        }
+        // One at a time: the second was added and started only once the first had joined
+        // and was healthy (either may go first).
+        let (start4, start5): (u64, u64) = (
+            start_time(&lab, "pg4").parse().unwrap(),
+            start_time(&lab, "pg5").parse().unwrap(),
         );
-        assert!(o.contains("even count"), "{o}");
+        assert!(
+            start4.abs_diff(start5) > 500_000,
+            "pg4 started at {start4} µs, pg5 at {start5} µs"
+        );
         let mut all = ips.clone();
-        all.push(ip4);
-        let health = lab.ssh_ok(ip4, &etcdctl("pg4", &all, "endpoint health"));
-        assert_eq!(health.matches("is healthy").count(), 4, "{health}");
+        all.extend([ip4, ip5]);
+        let health = lab.ssh_ok(ip5, &etcdctl("pg5", &all, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 5, "{health}");
         let list = lab.ssh_ok(ips[0], &etcdctl("pg1", &ips, "member list"));
-        assert_eq!(list.lines().count(), 4, "{list}");
-        assert!(list.contains(", started, pg4, https://"), "{list}");
-        assert_eq!(ids(&lab, "pg4").0, ids_before.0, "same cluster");
+        assert_eq!(list.lines().count(), 5, "{list}");
+        for h in ["pg4", "pg5"] {
+            assert!(list.contains(&format!(", started, {h}, https://")), "{list}");
+            assert_eq!(ids(&lab, h).0, ids_before.0, "{h} joined the same cluster");
+        }
         assert_eq!(ids(&lab, "pg1"), ids_before, "pg1 untouched");
         let again = pgdeploy("apply", &inventory, &playbook);
         let a = text(&again);
-        assert_eq!(changed_counts(&a), vec![0, 0, 0, 0], "{a}");
+        assert_eq!(changed_counts(&a), vec![0; 5], "{a}");
     });
 
     c.run(
         "san_change_reissues_and_restarts_one_member_at_a_time",
         || {
-            let names = ["pg1", "pg2", "pg3", "pg4"];
+            let names = ["pg1", "pg2", "pg3", "pg4", "pg5"];
             let ids_before = ids(&lab, "pg1");
             let before: Vec<String> = names.iter().map(|h| start_time(&lab, h)).collect();
             let variant = lab.dir.path().join("etcd-sans.yml");
@@ -310,8 +334,8 @@ fn lab_etcd() {
             let out = pgdeploy("apply", &inventory, &variant);
             let o = text(&out);
             assert!(out.status.success(), "{o}");
-            assert_eq!(o.matches("SANs change: add `etcd.lab`").count(), 4, "{o}");
-            assert_eq!(o.matches("restart `etcd`").count(), 4, "{o}");
+            assert_eq!(o.matches("SANs change: add `etcd.lab`").count(), 5, "{o}");
+            assert_eq!(o.matches("restart `etcd`").count(), 5, "{o}");
             let mut after: Vec<u64> = names
                 .iter()
                 .map(|h| start_time(&lab, h).parse().unwrap())
@@ -330,7 +354,7 @@ fn lab_etcd() {
             );
             assert!(out.contains("DNS:etcd.lab"), "{out}");
             let again = pgdeploy("apply", &inventory, &variant);
-            assert_eq!(changed_counts(&text(&again)), vec![0, 0, 0, 0]);
+            assert_eq!(changed_counts(&text(&again)), vec![0; 5]);
         },
     );
 

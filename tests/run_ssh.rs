@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::sshd::Sshd;
+use support::sshd::{Sshd, SshdOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run_ssh")
@@ -207,6 +207,14 @@ fn changed_tasks(out: &Out) -> Vec<String> {
         .collect()
 }
 
+/// How many command sessions the server has started so far (needs `LogLevel=VERBOSE`).
+fn command_sessions(sshd: &Sshd) -> usize {
+    std::fs::read_to_string(&sshd.log)
+        .unwrap_or_default()
+        .matches("Starting session: command")
+        .count()
+}
+
 fn uid_of(name: &str) -> u32 {
     let out = Command::new("id").args(["-u", name]).output().expect("id");
     String::from_utf8_lossy(&out.stdout)
@@ -258,7 +266,10 @@ fn converge_one(lab: &Lab, sshd: &Sshd) {
 
 #[test]
 fn apply_creates_everything_then_changes_nothing() {
-    let sshd = Sshd::start();
+    // VERBOSE: sshd logs every command session, so the test can count them.
+    let sshd = Sshd::start_with(&SshdOptions {
+        options: vec!["LogLevel=VERBOSE".into()],
+    });
     let lab = Lab::new(&sshd);
     lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
 
@@ -312,6 +323,7 @@ fn apply_creates_everything_then_changes_nothing() {
     );
 
     // The second run changes nothing and runs no state-changing command.
+    let sessions_before = command_sessions(&sshd);
     let second = lab.run("apply", "site.yml", &["--json"]);
     assert_eq!(second.code, 0, "{second:?}");
     let recap = json_recap(&second);
@@ -325,6 +337,11 @@ fn apply_creates_everything_then_changes_nothing() {
         std::fs::read_to_string(dir.join("unless.log")).unwrap(),
         "once\n"
     );
+    // Reads are batched: the facts; one batch with every step's probes (the eight path states
+    // in one `stat`, the guards, the package query); the symbolic link, which the batch leaves
+    // to its own probe; the read-only query, which `changed_when: false` runs in apply; and
+    // the package query again, since that run may have changed the host.
+    assert_eq!(command_sessions(&sshd) - sessions_before, 5, "{second:?}");
     // The human recap says so too.
     let third = lab.run("apply", "site.yml", &[]);
     assert_eq!(third.code, 0, "{third:?}");

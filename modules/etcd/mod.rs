@@ -342,6 +342,11 @@ struct ConfigWork {
     file: Option<ContentWork>,
     /// Start etcd now (a host joining an existing cluster).
     join: bool,
+    /// Planned without the member list (no client certificate on the host yet).
+    guessed: bool,
+    /// After joining, the file with every inventory member in `ETCD_INITIAL_CLUSTER`, when
+    /// that differs from the list the join needed (another host joins after this one).
+    settle: Option<String>,
 }
 
 /// Members restart one at a time (steps of one run share this process).
@@ -414,7 +419,25 @@ impl Etcd {
             .filter_map(|i| members.get(i))
             .map(|m| self.client_url(m))
             .collect();
-        let listed = if certs && !endpoints.is_empty() {
+        // Without its client certificate (a dry run before the certificates task has installed
+        // it) the host cannot ask the cluster: the members that answer on their client port
+        // stand in for the member list, and apply asks the real one.
+        let guessed = !certs && !local_member && !endpoints.is_empty();
+        let listed = if guessed {
+            let listening = members
+                .iter()
+                .filter(|m| m.name != me.name && endpoints.contains(&self.client_url(m)));
+            Some(
+                listening
+                    .map(|m| Listed {
+                        id: 0,
+                        name: m.name.clone(),
+                        peer_urls: vec![self.peer_url(m)],
+                        client_urls: vec![self.client_url(m)],
+                    })
+                    .collect(),
+            )
+        } else if certs && !endpoints.is_empty() {
             let out = exec::run(
                 cx,
                 &self.etcdctl(cx.host, &endpoints, "member list -w json"),
@@ -440,14 +463,12 @@ impl Etcd {
             ));
         }
         let mut changes = Vec::new();
-        if !certs && !local_member {
-            // Only a dry run gets here with a running cluster: the certificates task has not
-            // installed this host's client certificate, so the cluster cannot be asked.
-            changes.push(Change::new(format!(
-                "ask the cluster whether `{}` joins it (`member add`) once `{}` is installed",
-                me.name,
-                self.cert(cx.host)
-            )));
+        if guessed {
+            notes.push(format!(
+                "`{}` is not installed yet: the member addition is planned from the members that answer ({}); apply checks `etcdctl member list` first and never adds a member twice",
+                self.cert(cx.host),
+                endpoints.join(", ")
+            ));
         }
         let add = if decision.add {
             let through: Vec<String> = listed
@@ -480,11 +501,25 @@ impl Etcd {
             }
             None => None,
         };
+        let mut settle = None;
         if decision.join {
             changes.push(Change::new(format!(
                 "start `{}` to join the existing cluster and wait until it is healthy",
                 self.service
             )));
+            // etcd reads ETCD_INITIAL_CLUSTER only at a member's first start; afterwards the
+            // file lists the inventory's members, as every later run renders it.
+            let inventory: Vec<(String, String)> = members
+                .iter()
+                .map(|m| (m.name.clone(), self.peer_url(m)))
+                .collect();
+            if decision.initial_cluster != inventory {
+                changes.push(Change::new(format!(
+                    "then list every inventory member in `ETCD_INITIAL_CLUSTER` of `{}`",
+                    self.config
+                )));
+                settle = Some(self.render(&me, &inventory, ClusterState::Existing));
+            }
         }
         if changes.is_empty() {
             return Ok(Plan::unchanged().with_notes(notes));
@@ -495,6 +530,8 @@ impl Etcd {
                 add,
                 file,
                 join: decision.join,
+                guessed,
+                settle,
             },
         )
         .with_notes(notes))
@@ -509,6 +546,20 @@ impl Etcd {
         let me = members.iter().find(|m| m.name == cx.host).ok_or_else(|| {
             ModuleError::Failed(format!("host `{}` is not in `members`", cx.host))
         })?;
+        if w.guessed {
+            // Never add a member on a guess: plan again, now that the certificates task of
+            // this run may have installed the certificate, and apply that plan.
+            let plan = self.plan_configured(cx).await?;
+            return match plan.work::<ConfigWork>() {
+                Some(work) if work.guessed => Err(ModuleError::Failed(format!(
+                    "`{}` is missing: cannot ask the running cluster whether `{}` is a member (run the certificates task first)",
+                    self.cert(cx.host),
+                    cx.host
+                ))),
+                Some(work) => Box::pin(self.apply_configured(cx, work)).await,
+                None => Ok(()),
+            };
+        }
         if let Some(through) = &w.add {
             let args = format!(
                 "member add {} --peer-urls={}",
@@ -516,7 +567,22 @@ impl Etcd {
                 quote(&self.peer_url(me))
             );
             let cmd = self.etcdctl(cx.host, through, &args);
-            exec::check(cx, &cmd, &format!("etcdctl {args}")).await?;
+            // etcd refuses to add a voting member ("unhealthy cluster") unless every member
+            // has been connected for the last 5 s: after a member restarted, wait it out.
+            self.wait_healthy(cx, through).await?;
+            let deadline = Instant::now() + Duration::from_secs(self.timeout);
+            loop {
+                let out = exec::run(cx, &cmd).await?;
+                if out.status == 0 {
+                    break;
+                }
+                let unhealthy = String::from_utf8_lossy(&out.stderr).contains("unhealthy cluster")
+                    || String::from_utf8_lossy(&out.stdout).contains("unhealthy cluster");
+                if !unhealthy || Instant::now() >= deadline {
+                    return Err(exec::failure(&format!("etcdctl {args}"), &out));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
         if let Some(file) = &w.file {
             content::apply(cx, file).await?;
@@ -524,6 +590,16 @@ impl Etcd {
         if w.join {
             self.start(cx, "start", true).await?;
             self.wait_healthy(cx, &[self.client_url(me)]).await?;
+            if let Some(text) = &w.settle {
+                cx.transport
+                    .write_file(
+                        &self.config,
+                        text.as_bytes(),
+                        &self.file_attrs().for_write(None),
+                        &cx.become_,
+                    )
+                    .await?;
+            }
         }
         Ok(())
     }

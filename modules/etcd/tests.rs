@@ -211,6 +211,64 @@ mod with_a_fake_host {
     }
 
     #[test]
+    fn dry_run_without_certificate_plans_the_addition_from_the_members_that_answer() {
+        // No member data, no certificates yet; h2, h3 (and h1 itself) answer on the client port.
+        let fake = FakeTransport::default()
+            .answer("/member ]", output(0, "open=0\nopen=1\nopen=2\n"))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("state: configured\nmembers: [h2, h3, h1]");
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert!(
+            s[0].starts_with("add etcd member `h1` (`https://h1:2380`) to the cluster through `https://h2:2379`, `https://h3:2379`"),
+            "{s:?}"
+        );
+        assert!(
+            s.last().unwrap().starts_with("start `etcd` to join"),
+            "{s:?}"
+        );
+        let after = plan.changes[1]
+            .diff
+            .as_ref()
+            .unwrap()
+            .after
+            .clone()
+            .unwrap();
+        assert!(
+            after.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+            "{after}"
+        );
+        assert!(
+            plan.notes[0].contains("is not installed yet"),
+            "{:?}",
+            plan.notes
+        );
+        // The cluster was not asked (no certificate to ask with).
+        assert!(h
+            .transport
+            .commands()
+            .iter()
+            .all(|c| !c.contains("etcdctl")));
+    }
+
+    #[test]
+    fn an_even_member_count_is_noted_once_on_the_first_member() {
+        let fake = FakeTransport::default()
+            .answer("/member ]", output(0, ""))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("state: configured\nmembers: [h1, h2, h3, h4]");
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        assert_eq!(
+            plan.notes,
+            ["etcd has 4 members: an even count tolerates no more failures than 3"]
+        );
+        let p = params("state: configured\nmembers: [h2, h1, h3, h4]");
+        assert!(block_on(p.plan(&h.cx())).unwrap().notes.is_empty());
+    }
+
+    #[test]
     fn host_outside_members_is_an_error() {
         let h = Harness::new(FakeTransport::default(), Facts::new());
         let p = params("state: configured\nmembers: [a, b, c]");

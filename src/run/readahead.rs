@@ -97,27 +97,48 @@ pub struct ReadAhead {
     inner: Arc<dyn Transport>,
     /// The host's steps that declare probes, in the order they run.
     steps: Vec<StepProbes>,
-    answers: Mutex<HashMap<Key, ExecOutput>>,
+    /// Every probe those steps declared: read-only, so running one changes nothing.
+    declared: HashSet<Key>,
+    kept: Mutex<Kept>,
+}
+
+/// What the batches found out.
+#[derive(Default)]
+struct Kept {
+    answers: HashMap<Key, ExecOutput>,
+    /// Probes a batcher could not answer: left to the step, not batched again.
+    alone: HashSet<Key>,
 }
 
 impl ReadAhead {
     pub fn new(inner: Arc<dyn Transport>, steps: Vec<StepProbes>) -> Self {
+        let declared = steps
+            .iter()
+            .flat_map(|s| {
+                s.probes
+                    .iter()
+                    .map(|p| (s.become_.clone(), p.command.clone()))
+            })
+            .collect();
         ReadAhead {
             inner,
             steps,
-            answers: Mutex::new(HashMap::new()),
+            declared,
+            kept: Mutex::new(Kept::default()),
         }
     }
 
-    /// The kept answers. A panic while the lock was held left at worst a partial map of
-    /// correct answers, so a poisoned lock is still usable.
-    fn answers(&self) -> MutexGuard<'_, HashMap<Key, ExecOutput>> {
-        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    /// What is kept. A panic while the lock was held left at worst a partial map of correct
+    /// answers, so a poisoned lock is still usable.
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops every kept answer: the host may be about to change.
     pub fn forget(&self) {
-        self.answers().clear();
+        let mut kept = self.kept();
+        kept.answers.clear();
+        kept.alone.clear();
     }
 
     /// Makes sure the probes of step `node` are answered, running them with those of the
@@ -127,11 +148,14 @@ impl ReadAhead {
             return;
         };
         let wanted: Vec<(Become, Probe)> = {
-            let answers = self.answers();
+            let kept = self.kept();
             let missing = |s: &StepProbes| {
                 s.probes
                     .iter()
-                    .filter(|p| !answers.contains_key(&(s.become_.clone(), p.command.clone())))
+                    .filter(|p| {
+                        let key = (s.become_.clone(), p.command.clone());
+                        !kept.answers.contains_key(&key) && !kept.alone.contains(&key)
+                    })
                     .map(|p| (s.become_.clone(), p.clone()))
                     .collect::<Vec<_>>()
             };
@@ -173,11 +197,11 @@ impl ReadAhead {
                 tracing::debug!(host = self.inner.host(), "probe batch output did not parse");
                 continue;
             };
-            let mut answers = self.answers();
+            let mut kept = self.kept();
             for (unit, output) in units.into_iter().zip(outputs) {
                 match unit {
                     Unit::Alone(command) => {
-                        answers.insert((become_.clone(), command), output);
+                        kept.answers.insert((become_.clone(), command), output);
                     }
                     Unit::Together {
                         batcher,
@@ -186,8 +210,11 @@ impl ReadAhead {
                     } => {
                         let split = batcher.split(&items, &output);
                         for (command, answer) in commands.into_iter().zip(split) {
+                            let key = (become_.clone(), command);
                             if let Some(answer) = answer {
-                                answers.insert((become_.clone(), command), answer);
+                                kept.answers.insert(key, answer);
+                            } else {
+                                kept.alone.insert(key);
                             }
                         }
                     }
@@ -206,8 +233,15 @@ impl Transport for ReadAhead {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
         if req.stdin.is_none() && req.timeout.is_none() {
             let key = (req.become_.clone(), req.command.clone());
-            if let Some(out) = self.answers().get(&key) {
+            if let Some(out) = self.kept().answers.get(&key) {
                 return Ok(out.clone());
+            }
+            // A declared probe that the batch could not answer (a batcher leaves symbolic
+            // links to their own probe): it only reads, so the other answers stay true.
+            if self.declared.contains(&key) {
+                let out = self.inner.exec(req).await?;
+                self.kept().answers.insert(key, out.clone());
+                return Ok(out);
             }
         }
         self.forget();
@@ -402,11 +436,13 @@ mod tests {
             .unwrap();
         let fresh = ra.exec(&run(random)).await.unwrap();
         assert_ne!(fresh, first);
-        // So does any command that is not a kept probe.
-        ra.prefetch(NodeIndex::new(1)).await;
-        let kept = ra.exec(&run(random)).await.unwrap();
-        assert_eq!(ra.exec(&run(random)).await.unwrap(), kept);
+        // A declared probe run on its own (here `true`, dropped by the write) only reads:
+        // the other answers stay.
+        assert_eq!(ra.exec(&run(random)).await.unwrap(), fresh);
         ra.exec(&run("true")).await.unwrap();
-        assert_ne!(ra.exec(&run(random)).await.unwrap(), kept);
+        assert_eq!(ra.exec(&run(random)).await.unwrap(), fresh);
+        // Any other command drops them.
+        ra.exec(&run("echo something else")).await.unwrap();
+        assert_ne!(ra.exec(&run(random)).await.unwrap(), fresh);
     }
 }
