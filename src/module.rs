@@ -91,10 +91,20 @@ pub trait Action: Debug + Send + Sync {
     /// the default timeout), known before it runs. The engine may run those of several steps
     /// in one round trip ahead of time and answer `plan`'s identical requests from that batch
     /// (see `run::readahead`), so a no-op step costs no round trip of its own. A command
-    /// listed here must change nothing on the host.
-    fn probes(&self, _facts: &Facts) -> Vec<Probe> {
+    /// listed here must change nothing on the host, and its answer may be read a few steps
+    /// early: leave out what changes on its own within seconds (which peers answer on a port,
+    /// a cluster's health); a daemon's unit state is fine.
+    fn probes(&self, _cx: &ProbeContext<'_>) -> Vec<Probe> {
         Vec::new()
     }
+}
+
+/// What a module may use to say which probes its `plan` will run on a host.
+pub struct ProbeContext<'a> {
+    /// The inventory name of the host.
+    pub host: &'a str,
+    /// The host's gathered facts.
+    pub facts: &'a Facts,
 }
 
 /// A read-only command that a module's `plan` runs, declared ahead ([`Action::probes`]).

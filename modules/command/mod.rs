@@ -178,7 +178,7 @@ impl Action for Command {
     }
 
     /// The guards (`creates`, `removes`, `unless`): like `plan`, they must only read.
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         self.guard_script()
             .into_iter()
             .map(crate::module::Probe::command)

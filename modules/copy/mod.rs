@@ -57,7 +57,7 @@ impl Action for Copy {
         };
         content::plan(cx, &desired).await
     }
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         content::probes(&self.dest)
     }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {

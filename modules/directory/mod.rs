@@ -97,7 +97,7 @@ impl Action for Directory {
             None => Plan::unchanged(),
         })
     }
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         vec![stat::probe_of(&self.path, false)]
     }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {

@@ -23,10 +23,11 @@ use serde::Deserialize;
 
 use crate::module::{
     Action, Change, Diff, HostContext, HostOrdering, ModuleError, OrderingContext, Params,
-    ParseContext, Plan, Problem,
+    ParseContext, Plan, Probe, ProbeContext, Problem,
 };
 use crate::params::Mode;
 
+use super::certificates::pki;
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
 use super::common::exec;
@@ -279,6 +280,15 @@ impl Etcd {
         verb: &str,
         enable: bool,
     ) -> Result<(), ModuleError> {
+        let members = self.resolve(cx)?;
+        if let Some(me) = members.iter().find(|m| m.name == cx.host) {
+            if let Some(problem) = self.certificate_problem(cx, me).await? {
+                return Err(ModuleError::Failed(format!(
+                    "{problem}: not starting `{}` (reissue it with the certificates task)",
+                    self.service
+                )));
+            }
+        }
         let unit = quote(&self.service);
         let mut cmd = String::new();
         if enable {
@@ -462,6 +472,13 @@ impl Etcd {
                 stale.id
             ));
         }
+        if certs {
+            if let Some(problem) = self.certificate_problem(cx, &me).await? {
+                notes.push(format!(
+                    "{problem}: etcd will not be started with it; the certificates task must reissue it"
+                ));
+            }
+        }
         let mut changes = Vec::new();
         if guessed {
             notes.push(format!(
@@ -604,16 +621,50 @@ impl Etcd {
         Ok(())
     }
 
-    async fn plan_started(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+    /// What the `started` step reads: unit state, fingerprints, whether the file says `new`.
+    fn started_probe(&self, host: &str) -> String {
         let unit = quote(&self.service);
-        let probe = format!(
+        format!(
             "echo \"active=$(systemctl is-active {unit})\"; echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"; \
              echo \"fingerprint=$({})\"; echo \"stamp=$(cat {STAMP} 2>/dev/null)\"; \
              if grep -qx {} {} 2>/dev/null; then echo fresh=yes; fi",
-            self.fingerprint_script(cx.host),
+            self.fingerprint_script(host),
             quote(FLIP_FROM),
             quote(&self.config)
-        );
+        )
+    }
+
+    /// Why this host's installed certificate cannot serve etcd: it does not cover the address
+    /// etcd advertises for the host (peers and clients would refuse it), or it is not a
+    /// certificate. `None` when it is fine or not installed.
+    async fn certificate_problem(
+        &self,
+        cx: &HostContext<'_>,
+        me: &Member,
+    ) -> Result<Option<String>, ModuleError> {
+        let cert = self.cert(cx.host);
+        let Some(pem) = stat::probe(cx, &cert, true).await?.content else {
+            return Ok(None);
+        };
+        let info = match pki::inspect(&pem) {
+            Ok(info) => info,
+            Err(e) => return Ok(Some(format!("`{cert}` is not a certificate ({e})"))),
+        };
+        let address = pki::normalise_sans(std::slice::from_ref(&me.address));
+        if address.is_subset(&info.sans) {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "`{cert}` does not cover `{}`, the address etcd advertises for `{}` (its SANs: {})",
+            me.address,
+            me.name,
+            info.sans.iter().cloned().collect::<Vec<_>>().join(", ")
+        )))
+    }
+
+    async fn plan_started(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let unit = quote(&self.service);
+        let probe = self.started_probe(cx.host);
         let out = exec::check(cx, &probe, &format!("systemctl show {unit}")).await?;
         let text = String::from_utf8_lossy(&out.stdout);
         let get = |k: &str| {
@@ -816,6 +867,16 @@ pub fn decide(
 
 #[async_trait::async_trait]
 impl Action for Etcd {
+    fn probes(&self, cx: &ProbeContext<'_>) -> Vec<Probe> {
+        match self.state {
+            EtcdState::Configured => vec![
+                stat::probe_of(&self.config, true),
+                stat::probe_of(&self.cert(cx.host), true),
+            ],
+            EtcdState::Started => vec![Probe::command(self.started_probe(cx.host))],
+        }
+    }
+
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
         match self.state {
             EtcdState::Configured => self.plan_configured(cx).await,

@@ -149,6 +149,7 @@ mod with_a_fake_host {
     use super::*;
     use crate::catalogue::common::fake::*;
     use crate::template::Facts;
+    use crate::transport::ExecOutput;
 
     fn started(probe: &str) -> Plan {
         let fake = FakeTransport::default().answer("systemctl is-active", output(0, probe));
@@ -266,6 +267,43 @@ mod with_a_fake_host {
         );
         let p = params("state: configured\nmembers: [h2, h1, h3, h4]");
         assert!(block_on(p.plan(&h.cx())).unwrap().notes.is_empty());
+    }
+
+    /// A certificate from a throw-away CA with these SANs, as the stat probe prints it.
+    fn installed_certificate(sans: &[&str]) -> ExecOutput {
+        use crate::catalogue::certificates::pki;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = pki::CaPaths {
+            cert: dir.path().join("ca.crt"),
+            key: dir.path().join("ca.key"),
+            generated: true,
+        };
+        let ca = pki::create_ca(&paths, "test CA", 30).unwrap();
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let leaf = pki::issue(&ca, "h1", &sans, 30).unwrap();
+        output(0, &probe_file("644", &leaf.cert_pem))
+    }
+
+    fn configured_with_certificate(sans: &[&str]) -> Plan {
+        let fake = FakeTransport::default()
+            .answer("/member ]", output(0, "certs\n"))
+            .answer("/etc/etcd/pki/h1.crt ]", installed_certificate(sans))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, Facts::new());
+        let p = params("state: configured\nmembers: [h1, h2, h3]");
+        block_on(p.plan(&h.cx())).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_without_the_advertised_address_is_reported() {
+        let plan = configured_with_certificate(&["h9", "10.1.1.1"]);
+        assert_eq!(
+            plan.notes,
+            ["`/etc/etcd/pki/h1.crt` does not cover `h1`, the address etcd advertises for `h1` (its SANs: 10.1.1.1, h9): etcd will not be started with it; the certificates task must reissue it"]
+        );
+        assert!(configured_with_certificate(&["h1", "localhost"])
+            .notes
+            .is_empty());
     }
 
     #[test]

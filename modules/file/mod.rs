@@ -167,7 +167,7 @@ impl Action for File {
         })
     }
 
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         vec![stat::probe_of(&self.path, false)]
     }
 

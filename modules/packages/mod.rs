@@ -181,8 +181,8 @@ impl Action for Packages {
         })
     }
 
-    fn probes(&self, facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
-        vec![crate::module::Probe::command(self.query(facts))]
+    fn probes(&self, cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+        vec![crate::module::Probe::command(self.query(cx.facts))]
     }
 
     /// One round trip: the index refresh (if asked), installs, upgrades and removals chained.

@@ -191,7 +191,7 @@ impl Action for Service {
         })
     }
 
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         vec![crate::module::Probe::command(probe_script(&self.name))]
     }
 

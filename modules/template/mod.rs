@@ -79,7 +79,7 @@ impl Action for Template {
         };
         content::plan(cx, &desired).await
     }
-    fn probes(&self, _facts: &crate::template::Facts) -> Vec<crate::module::Probe> {
+    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
         content::probes(&self.dest)
     }
     /// Writes what was rendered at plan time: the applied file is exactly the planned one.

@@ -23,7 +23,7 @@ use super::readahead::{ReadAhead, StepProbes};
 use crate::change::Change;
 use crate::compile::{Compiled, Edge, StepKind};
 use crate::inventory::Inventory;
-use crate::module::{Action, HostContext, ModuleError};
+use crate::module::{Action, HostContext, ModuleError, ProbeContext};
 use crate::playbook::{Playbook, Task};
 use crate::template::{Facts, Scope, ScopeShared};
 use crate::transport::{Become, Transport, TransportError};
@@ -94,16 +94,15 @@ fn resolve_become(
     }
 }
 
-/// Wraps each host's connection in a [`ReadAhead`] that knows the probes of the host's task
-/// steps, in the order they run.
-pub fn with_read_ahead(
+/// The probes of each host's task steps, in the order they run (see [`ReadAhead`]). With
+/// the compile made before facts, steps whose parameters need facts are left out.
+pub fn step_probes(
     playbook: &Playbook,
     compiled: &Compiled,
     inventory: &Inventory,
-    transports: HashMap<String, Arc<dyn Transport>>,
     facts: &HashMap<String, Arc<Facts>>,
-) -> HashMap<String, Arc<ReadAhead>> {
-    let mut steps: HashMap<&str, Vec<StepProbes>> = HashMap::new();
+) -> HashMap<String, Vec<StepProbes>> {
+    let mut steps: HashMap<String, Vec<StepProbes>> = HashMap::new();
     let empty = Facts::new();
     for &n in &compiled.order {
         let StepKind::Task {
@@ -116,22 +115,43 @@ pub fn with_read_ahead(
         else {
             continue;
         };
-        let probes = action.probes(facts.get(host).map_or(&empty, |f| f));
+        let probes = action.probes(&ProbeContext {
+            host,
+            facts: facts.get(host).map_or(&empty, |f| f),
+        });
         if probes.is_empty() {
             continue;
         }
         let p = &playbook.plays[*play];
-        steps.entry(host).or_default().push(StepProbes {
+        steps.entry(host.clone()).or_default().push(StepProbes {
             node: n,
             become_: resolve_become(&p.tasks[*task], p, inventory, host),
             probes,
         });
     }
+    steps
+}
+
+/// Wraps each host's connection in a [`ReadAhead`] that knows the probes of the host's task
+/// steps, keeping what `early` already found (probes run with the facts).
+pub fn with_read_ahead(
+    playbook: &Playbook,
+    compiled: &Compiled,
+    inventory: &Inventory,
+    transports: HashMap<String, Arc<dyn Transport>>,
+    facts: &HashMap<String, Arc<Facts>>,
+    mut early: HashMap<String, Vec<super::readahead::Found>>,
+) -> HashMap<String, Arc<ReadAhead>> {
+    let mut steps = step_probes(playbook, compiled, inventory, facts);
     transports
         .into_iter()
         .map(|(host, t)| {
-            let probes = steps.remove(host.as_str()).unwrap_or_default();
-            (host, Arc::new(ReadAhead::new(t, probes)))
+            let probes = steps.remove(&host).unwrap_or_default();
+            let ra = ReadAhead::new(t, probes);
+            if let Some(found) = early.remove(&host) {
+                ra.keep(found);
+            }
+            (host, Arc::new(ra))
         })
         .collect()
 }

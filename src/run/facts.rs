@@ -3,8 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::readahead::{Batch, Found};
 use crate::template::Facts;
-use crate::transport::{Become, ExecRequest, Transport, TransportError};
+use crate::transport::{Become, ExecOutput, ExecRequest, Transport, TransportError};
 
 /// One POSIX shell script printing every section the parser reads; a missing tool leaves
 /// its section empty rather than failing the whole gathering. Files are read with the shell's
@@ -27,15 +28,50 @@ echo '==user'; id -un 2>/dev/null
 
 /// Gathers the facts of one host.
 pub async fn gather(transport: &dyn Transport) -> Result<Facts, TransportError> {
-    let out = transport
-        .exec(&ExecRequest {
-            command: SCRIPT.to_string(),
-            stdin: None,
-            become_: Become::No,
-            timeout: None,
-        })
-        .await?;
-    Ok(parse(&String::from_utf8_lossy(&out.stdout)))
+    Ok(gather_with(transport, None).await?.0)
+}
+
+/// Gathers the facts of one host and, in the same round trip, runs `probes` (probes of the
+/// steps known before the facts are: they run as the login user, as the facts do). What the
+/// probes found is `None` when their output does not parse; the facts are there anyway.
+pub async fn gather_with(
+    transport: &dyn Transport,
+    probes: Option<Batch>,
+) -> Result<(Facts, Option<Vec<Found>>), TransportError> {
+    let Some(batch) = probes.filter(|b| !b.is_empty()) else {
+        let out = transport.exec(&request(SCRIPT.to_string())).await?;
+        return Ok((parse(&String::from_utf8_lossy(&out.stdout)), None));
+    };
+    // The facts' own errors go to /dev/null: stderr carries only the batch's frames.
+    let marker = format!("--{}-end-of-facts\n", batch.boundary());
+    let command = format!(
+        "{{\n{SCRIPT}\n}} </dev/null 2>/dev/null\nprintf '%s' '{marker}'\n{}",
+        batch.script()
+    );
+    let out = transport.exec(&request(command)).await?;
+    let split = out
+        .stdout
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes());
+    let Some(at) = split else {
+        return Ok((parse(&String::from_utf8_lossy(&out.stdout)), None));
+    };
+    let facts = parse(&String::from_utf8_lossy(&out.stdout[..at]));
+    let rest = ExecOutput {
+        status: out.status,
+        stdout: out.stdout[at + marker.len()..].to_vec(),
+        stderr: out.stderr,
+    };
+    Ok((facts, batch.read(&rest)))
+}
+
+fn request(command: String) -> ExecRequest {
+    ExecRequest {
+        command,
+        stdin: None,
+        become_: Become::No,
+        timeout: None,
+    }
 }
 
 fn sections(text: &str) -> std::collections::HashMap<&str, String> {
@@ -297,6 +333,31 @@ fn interfaces(f: &mut Facts, addr_json: &str, route4: &str, route6: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn probes_run_in_the_facts_round_trip_answer_as_alone() {
+        use crate::module::Probe;
+        use crate::transport::LocalTransport;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f").display().to_string();
+        std::fs::write(&file, "==addr\ncontent\n").unwrap();
+        let local = LocalTransport::new("here");
+        let probes = vec![
+            Probe::command("echo out; echo err >&2; exit 4"),
+            crate::catalogue::common::stat::probe_of(&file, true),
+        ];
+        let commands: Vec<String> = probes.iter().map(|p| p.command.clone()).collect();
+        let batch = Batch::new(Become::No, probes);
+        let (facts, found) = gather_with(&local, Some(batch)).await.unwrap();
+        assert!(facts.get("ansible_hostname").is_some(), "{facts:?}");
+        let found = found.expect("the probes' output parses");
+        assert_eq!(found.len(), 2);
+        for ((key, answer), command) in found.into_iter().zip(commands) {
+            assert_eq!(key, (Become::No, command.clone()));
+            let alone = local.exec(&request(command)).await.unwrap();
+            assert_eq!(answer, Some(alone));
+        }
+    }
 
     const SAMPLE: &str = r#"==os-release
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"

@@ -24,7 +24,7 @@ use crate::compile::{compile, CompileOptions};
 use crate::exit::Exit;
 use crate::secrets::Redactor;
 use crate::template::Facts;
-use crate::transport::TransportError;
+use crate::transport::{Become, TransportError};
 use events::{Event, Reporter};
 use executor::RunContext;
 
@@ -43,8 +43,12 @@ pub struct RunOptions {
     pub color: bool,
 }
 
-/// A host's open connection and its facts.
-type Connected = (Arc<dyn crate::transport::Transport>, Facts);
+/// A host's open connection, its facts, and what the probes run with them found.
+type Connected = (
+    Arc<dyn crate::transport::Transport>,
+    Facts,
+    Option<Vec<readahead::Found>>,
+);
 
 /// Default `--forks`: every host at once, capped.
 const MAX_DEFAULT_FORKS: usize = 64;
@@ -83,10 +87,20 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         None => None,
     };
     let targets = connect::resolve_targets(&loaded.inventory, &hosts, &opts.connect)?;
+    // Probes of the steps whose parameters need no facts run in the facts' round trip.
+    let mut early = executor::step_probes(
+        &loaded.playbook,
+        &loaded.compiled,
+        &loaded.inventory,
+        &HashMap::new(),
+    );
     let results: Vec<(String, Result<Connected, String>)> = stream::iter(hosts.iter().cloned())
         .map(|host| {
             let target = targets.get(&host).cloned();
             let given = given_facts.as_ref().and_then(|f| f.get(&host).cloned());
+            let probes = early
+                .remove(&host)
+                .map(|steps| readahead::Batch::ahead(&Become::No, &steps));
             async move {
                 let r = async {
                     let target = target.ok_or_else(|| TransportError::Unreachable {
@@ -94,11 +108,11 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
                         reason: "not in the inventory".to_string(),
                     })?;
                     let t = connect::connect(&target).await?;
-                    let f = match given {
-                        Some(f) => f,
-                        None => facts::gather(t.as_ref()).await?,
+                    let (f, found) = match given {
+                        Some(f) => (f, None),
+                        None => facts::gather_with(t.as_ref(), probes).await?,
                     };
-                    Ok::<_, TransportError>((t, f))
+                    Ok::<_, TransportError>((t, f, found))
                 }
                 .await
                 .map_err(|e| e.to_string());
@@ -110,12 +124,16 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         .await;
     let mut transports = HashMap::new();
     let mut all_facts = HashMap::new();
+    let mut found_early = HashMap::new();
     let mut unreachable = HashSet::new();
     for (host, r) in results {
         match r {
-            Ok((t, f)) => {
+            Ok((t, f, found)) => {
                 reporter.event(&Event::FactsGathered { host: host.clone() });
                 transports.insert(host.clone(), t);
+                if let Some(found) = found {
+                    found_early.insert(host.clone(), found);
+                }
                 all_facts.insert(host, f);
             }
             Err(error) => {
@@ -174,6 +192,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         &loaded.inventory,
         transports,
         &facts,
+        found_early,
     );
     let cx = Arc::new(RunContext {
         playbook: loaded.playbook,

@@ -40,7 +40,8 @@ pub struct StepProbes {
     pub probes: Vec<Probe>,
 }
 
-type Key = (Become, String);
+/// A probe as the host runs it: privilege and command.
+pub type Key = (Become, String);
 
 /// One command of a batch: a probe run as it is, or probes of one kind answered together.
 enum Unit {
@@ -181,46 +182,113 @@ impl ReadAhead {
             }
         }
         for (become_, probes) in by_become {
-            let units = units(probes);
-            let commands: Vec<String> = units.iter().map(Unit::command).collect();
-            let boundary = format!("{}{}", new_tag(), new_tag());
+            let batch = Batch::new(become_.clone(), probes);
             let req = ExecRequest {
-                command: batch_script(&commands, &boundary),
+                command: batch.script(),
                 stdin: None,
-                become_: become_.clone(),
+                become_,
                 timeout: None,
             };
             let Ok(out) = self.inner.exec(&req).await else {
                 continue;
             };
-            let Some(outputs) = parse_batch(&out, &boundary, commands.len()) else {
-                tracing::debug!(host = self.inner.host(), "probe batch output did not parse");
-                continue;
-            };
-            let mut kept = self.kept();
-            for (unit, output) in units.into_iter().zip(outputs) {
-                match unit {
-                    Unit::Alone(command) => {
-                        kept.answers.insert((become_.clone(), command), output);
-                    }
-                    Unit::Together {
-                        batcher,
-                        items,
-                        commands,
-                    } => {
-                        let split = batcher.split(&items, &output);
-                        for (command, answer) in commands.into_iter().zip(split) {
-                            let key = (become_.clone(), command);
-                            if let Some(answer) = answer {
-                                kept.answers.insert(key, answer);
-                            } else {
-                                kept.alone.insert(key);
-                            }
-                        }
+            match batch.read(&out) {
+                Some(found) => self.keep(found),
+                None => {
+                    tracing::debug!(host = self.inner.host(), "probe batch output did not parse")
+                }
+            }
+        }
+    }
+
+    /// Keeps what a batch found: answers, and probes left to their step.
+    pub fn keep(&self, found: Vec<Found>) {
+        let mut kept = self.kept();
+        for (key, answer) in found {
+            match answer {
+                Some(answer) => {
+                    kept.answers.insert(key, answer);
+                }
+                None => {
+                    kept.alone.insert(key);
+                }
+            }
+        }
+    }
+}
+
+/// What a batch found for one probe: its answer, or `None` when its batcher left it to the
+/// step.
+pub type Found = (Key, Option<ExecOutput>);
+
+/// Probes to run in one command with one privilege.
+pub struct Batch {
+    become_: Become,
+    units: Vec<Unit>,
+    boundary: String,
+}
+
+impl Batch {
+    pub fn new(become_: Become, probes: Vec<Probe>) -> Self {
+        Batch {
+            become_,
+            units: units(probes),
+            boundary: format!("{}{}", new_tag(), new_tag()),
+        }
+    }
+
+    /// The first probes of `steps` (in order, at most [`MAX_AHEAD`], each once) that run
+    /// with `become_`.
+    pub fn ahead(become_: &Become, steps: &[StepProbes]) -> Self {
+        let mut seen = HashSet::new();
+        let probes: Vec<Probe> = steps
+            .iter()
+            .filter(|s| s.become_ == *become_)
+            .flat_map(|s| s.probes.iter())
+            .filter(|p| seen.insert(p.command.clone()))
+            .take(MAX_AHEAD)
+            .cloned()
+            .collect();
+        Batch::new(become_.clone(), probes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// The shell script that runs every probe (see [`batch_script`]).
+    pub fn script(&self) -> String {
+        let commands: Vec<String> = self.units.iter().map(Unit::command).collect();
+        batch_script(&commands, &self.boundary)
+    }
+
+    /// What the script's output says of each probe; `None` when it does not parse.
+    pub fn read(self, out: &ExecOutput) -> Option<Vec<Found>> {
+        let outputs = parse_batch(out, &self.boundary, self.units.len())?;
+        let become_ = self.become_;
+        let mut found = Vec::new();
+        for (unit, output) in self.units.into_iter().zip(outputs) {
+            match unit {
+                Unit::Alone(command) => found.push(((become_.clone(), command), Some(output))),
+                Unit::Together {
+                    batcher,
+                    items,
+                    commands,
+                } => {
+                    let split = batcher.split(&items, &output);
+                    for (command, answer) in commands.into_iter().zip(split) {
+                        found.push(((become_.clone(), command), answer));
                     }
                 }
             }
         }
+        Some(found)
+    }
+
+    /// A marker no output of this batch contains, for a caller that runs something else
+    /// before the batch in the same command.
+    pub fn boundary(&self) -> &str {
+        &self.boundary
     }
 }
 
