@@ -1,18 +1,9 @@
 //! Quoting for `/bin/sh` command lines: every path or name a module puts in a command goes
-//! through [`quote`], so spaces, quotes and `$` in values never change the command.
+//! through [`quote`], so spaces, quotes and `$` in values never change the command. The
+//! quoting itself is the transport's ([`crate::transport::shell::quote`]): one rule for every
+//! command line the engine builds.
 
-/// `s` as one shell word: bare when it only holds safe characters, else single-quoted (with
-/// `'` written as `'\''`).
-pub fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use crate::transport::shell::quote;
 
 /// Several words, quoted and joined by spaces.
 pub fn quote_all<S: AsRef<str>>(words: &[S]) -> String {
