@@ -161,6 +161,8 @@ pub struct Problem {
     /// The parameter it is about (a key of the module's mapping), if any.
     pub field: Option<&'static str>,
     pub message: String,
+    /// A warning is shown but does not stop the run.
+    pub warning: bool,
 }
 
 impl Problem {
@@ -168,14 +170,30 @@ impl Problem {
         Problem {
             field: Some(field),
             message: message.into(),
+            warning: false,
         }
     }
     pub fn general(message: impl Into<String>) -> Self {
         Problem {
             field: None,
             message: message.into(),
+            warning: false,
         }
     }
+    /// A warning about `field`: shown by `validate`, `plan` and `apply` before any host is
+    /// touched, without stopping them.
+    pub fn field_warning(field: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            warning: true,
+            ..Problem::field(field, message)
+        }
+    }
+}
+
+/// A task's parameters read for one host: the action, and warnings about the parameters.
+pub struct Parsed {
+    pub action: Arc<dyn Action>,
+    pub warnings: Vec<DeError>,
 }
 
 /// One task of a module in a playbook, as written (before templating), for checks that look
@@ -192,13 +210,14 @@ pub trait Module: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// One line saying what the module manages.
     fn summary(&self) -> &'static str;
-    /// Reads and checks the parameters for one host, after templating.
+    /// Reads and checks the parameters for one host, after templating. Errors stop the run;
+    /// warnings (in [`Parsed`]) are reported with their place.
     fn parse(
         &self,
         params: &Node,
         path: &FieldPath,
         cx: &ParseContext<'_>,
-    ) -> Result<Arc<dyn Action>, Vec<DeError>>;
+    ) -> Result<Parsed, Vec<DeError>>;
     /// How the hosts of one task of this module are ordered.
     fn ordering(&self, _cx: &OrderingContext<'_>) -> HostOrdering {
         HostOrdering::Independent
@@ -254,22 +273,29 @@ impl<P: Params> Module for Typed<P> {
         params: &Node,
         path: &FieldPath,
         cx: &ParseContext<'_>,
-    ) -> Result<Arc<dyn Action>, Vec<DeError>> {
+    ) -> Result<Parsed, Vec<DeError>> {
         let typed: P = from_node(params, path).map_err(|e| vec![e])?;
-        let problems = typed.check(cx);
-        if problems.is_empty() {
-            return Ok(Arc::new(typed));
+        let (warnings, errors): (Vec<Problem>, Vec<Problem>) =
+            typed.check(cx).into_iter().partition(|p| p.warning);
+        let placed = |problems: Vec<Problem>| -> Vec<DeError> {
+            problems
+                .into_iter()
+                .map(|p| {
+                    let (mark, path) = match p.field.and_then(|f| params.get(f).map(|n| (f, n))) {
+                        Some((f, node)) => (node.mark, path.key(f)),
+                        None => (params.mark, path.clone()),
+                    };
+                    DeError::new(p.message).at(mark, &path)
+                })
+                .collect()
+        };
+        if !errors.is_empty() {
+            return Err(placed(errors));
         }
-        Err(problems
-            .into_iter()
-            .map(|p| {
-                let (mark, path) = match p.field.and_then(|f| params.get(f).map(|n| (f, n))) {
-                    Some((f, node)) => (node.mark, path.key(f)),
-                    None => (params.mark, path.clone()),
-                };
-                DeError::new(p.message).at(mark, &path)
-            })
-            .collect())
+        Ok(Parsed {
+            action: Arc::new(typed),
+            warnings: placed(warnings),
+        })
     }
     fn ordering(&self, cx: &OrderingContext<'_>) -> HostOrdering {
         P::ordering(cx)

@@ -129,3 +129,40 @@ fn graph_dot_renders_with_graphviz() {
     let svg = std::fs::read_to_string(Path::new(&svg)).expect("svg written");
     assert!(svg.contains("postgres&#45;01") || svg.contains("postgres-01"));
 }
+
+/// A module's warning (here: an even etcd member count) is shown once, with its place, and
+/// does not fail `validate`.
+#[test]
+fn an_even_etcd_member_count_is_a_placed_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(
+        &inventory,
+        "postgres:\n  hosts:\n    pg1: {ansible_host: 10.0.0.11}\n    pg2: {ansible_host: 10.0.0.12}\n    \
+         pg3: {ansible_host: 10.0.0.13}\n    pg4: {ansible_host: 10.0.0.14}\n",
+    )
+    .unwrap();
+    let playbook = dir.path().join("etcd.yml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/etcd.yml"),
+        &playbook,
+    )
+    .unwrap();
+    let out = pgdeploy(&[
+        "validate",
+        "-i",
+        inventory.to_str().unwrap(),
+        playbook.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(text.starts_with("ok: "), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let wanted = "etcd has 4 members: an even count tolerates no more failures than 3 (quorum is 3); an odd count is better";
+    assert_eq!(stderr.matches(wanted).count(), 1, "{stderr}");
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(stderr.contains("etcd.yml:14:"), "{stderr}");
+    assert!(
+        stderr.contains("plays[0].tasks[1].etcd.members"),
+        "{stderr}"
+    );
+}

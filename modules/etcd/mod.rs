@@ -395,13 +395,6 @@ impl Etcd {
         // Things to tell the user that are not changes: shown in the output and the JSON
         // events (plan and apply), never counted as changed.
         let mut notes = Vec::new();
-        if members.len() % 2 == 0 && members.first() == Some(&me) {
-            notes.push(format!(
-                "etcd has {} members: an even count tolerates no more failures than {}",
-                members.len(),
-                members.len() - 1
-            ));
-        }
         // Which members accept connections on their client port (a quick TCP connect), so
         // that `etcdctl` is not left waiting for members that do not run yet.
         let mut probe = format!(
@@ -904,6 +897,17 @@ impl Params for Etcd {
         let mut problems = Vec::new();
         if self.members.is_empty() {
             problems.push(Problem::field("members", "at least one member is needed"));
+        }
+        let n = self.members.len();
+        if n % 2 == 0 && n > 0 && self.state == EtcdState::Configured {
+            problems.push(Problem::field_warning(
+                "members",
+                format!(
+                    "etcd has {n} members: an even count tolerates no more failures than {} (quorum is {}); an odd count is better",
+                    n - 1,
+                    n / 2 + 1
+                ),
+            ));
         }
         for (i, m) in self.members.iter().enumerate() {
             if self.members[..i].contains(m) {

@@ -253,22 +253,6 @@ mod with_a_fake_host {
             .all(|c| !c.contains("etcdctl")));
     }
 
-    #[test]
-    fn an_even_member_count_is_noted_once_on_the_first_member() {
-        let fake = FakeTransport::default()
-            .answer("/member ]", output(0, ""))
-            .answer("if [ -e", output(0, "missing\nnolink\n"));
-        let h = Harness::new(fake, Facts::new());
-        let p = params("state: configured\nmembers: [h1, h2, h3, h4]");
-        let plan = block_on(p.plan(&h.cx())).unwrap();
-        assert_eq!(
-            plan.notes,
-            ["etcd has 4 members: an even count tolerates no more failures than 3"]
-        );
-        let p = params("state: configured\nmembers: [h2, h1, h3, h4]");
-        assert!(block_on(p.plan(&h.cx())).unwrap().notes.is_empty());
-    }
-
     /// A certificate from a throw-away CA with these SANs, as the stat probe prints it.
     fn installed_certificate(sans: &[&str]) -> ExecOutput {
         use crate::catalogue::certificates::pki;

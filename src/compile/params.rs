@@ -76,7 +76,13 @@ fn resolve_task(
                     Ok(rendered) => {
                         let path = task.path.key(task.module.name());
                         match task.module.parse(&rendered, &path, cx) {
-                            Ok(action) => Some(action),
+                            Ok(parsed) => {
+                                // The same warning for every host is shown once.
+                                for w in parsed.warnings {
+                                    diags.push(w.into_warning(file));
+                                }
+                                Some(parsed.action)
+                            }
                             Err(es) => {
                                 errors.extend(es.into_iter().map(|e| {
                                     let mut d = e.into_diagnostic(file);

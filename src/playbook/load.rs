@@ -327,7 +327,12 @@ fn load_task(
         TaskParams::Templated(params.clone())
     } else {
         match module.parse(&params, &params_path, cx) {
-            Ok(action) => TaskParams::Static(action),
+            Ok(parsed) => {
+                for w in parsed.warnings {
+                    diags.push(w.into_warning(file));
+                }
+                TaskParams::Static(parsed.action)
+            }
             Err(errors) => {
                 for e in errors {
                     diags.push(e.into_diagnostic(file));

@@ -38,12 +38,25 @@ impl DeError {
         self
     }
     pub fn into_diagnostic(self, file: &SourceFile) -> Diagnostic {
+        self.into_diagnostic_as(file, Diagnostic::error)
+    }
+
+    /// The same, as a warning.
+    pub fn into_warning(self, file: &SourceFile) -> Diagnostic {
+        self.into_diagnostic_as(file, Diagnostic::warning)
+    }
+
+    fn into_diagnostic_as(
+        self,
+        file: &SourceFile,
+        make: impl FnOnce(Option<Location>, String, String) -> Diagnostic,
+    ) -> Diagnostic {
         let location = match self.mark {
             Some(m) => Location::new(file, m),
             None => Location::file(file),
         };
         let path = self.path.map(|p| p.to_string()).unwrap_or_default();
-        let d = Diagnostic::error(Some(location), path, self.message);
+        let d = make(Some(location), path, self.message);
         match self.help {
             Some(h) => d.with_help(h),
             None => d,
