@@ -157,7 +157,7 @@ fn an_even_etcd_member_count_is_a_placed_warning() {
     let text = stdout(&out);
     assert!(text.starts_with("ok: "), "{text}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let wanted = "etcd has 4 members: an even count tolerates no more failures than 3 (quorum is 3); an odd count is better";
+    let wanted = "etcd has 4 members: quorum is 3, so it tolerates 1 failure(s), no more than 3 members would; an odd count is better";
     assert_eq!(stderr.matches(wanted).count(), 1, "{stderr}");
     assert!(stderr.contains("warning"), "{stderr}");
     assert!(stderr.contains("etcd.yml:14:"), "{stderr}");

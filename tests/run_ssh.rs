@@ -338,10 +338,11 @@ fn apply_creates_everything_then_changes_nothing() {
         "once\n"
     );
     // Reads are batched: the facts, with the probes of every step whose parameters need no
-    // facts (the path states in one `stat`, the guards); the symbolic link, which the batch
-    // leaves to its own probe; the read-only query, which `changed_when: false` runs in
-    // apply; and the package query, which depends on the facts' package manager.
-    assert_eq!(command_sessions(&sshd) - sessions_before, 4, "{second:?}");
+    // facts (the path states in one `stat`, the `creates` guard); the symbolic link, which
+    // the batch leaves to its own probe; the `unless` guard, a user command never read
+    // ahead; the read-only query, which `changed_when: false` runs in apply; and the package
+    // query, which depends on the facts' package manager.
+    assert_eq!(command_sessions(&sshd) - sessions_before, 5, "{second:?}");
     // The human recap says so too.
     let third = lab.run("apply", "site.yml", &[]);
     assert_eq!(third.code, 0, "{third:?}");

@@ -177,8 +177,13 @@ impl Action for Command {
         })
     }
 
-    /// The guards (`creates`, `removes`, `unless`): like `plan`, they must only read.
+    /// The guards `creates` and `removes` (paths). An `unless` command may ask anything (a
+    /// cluster, another host) whose answer changes on its own: such guards run when their
+    /// step does, never ahead.
     fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+        if self.unless.is_some() {
+            return Vec::new();
+        }
         self.guard_script()
             .into_iter()
             .map(crate::module::Probe::command)

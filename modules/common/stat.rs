@@ -138,7 +138,8 @@ impl Batcher for PathStates {
 
     /// Prints a line per path (`link`, `exists` or `missing`), a line `--`, then a `stat` line
     /// (the probe's fields and the size) per existing path, then the existing regular files'
-    /// bytes one after the other.
+    /// bytes one after the other, then their sizes again (a file whose size changed meanwhile
+    /// would hand bytes to its neighbour: nothing is answered then).
     fn script(&self, items: &[String]) -> String {
         let paths: Vec<String> = items.iter().map(|p| quote(p)).collect();
         let mut s = format!(
@@ -151,7 +152,8 @@ impl Batcher for PathStates {
         if self.content {
             s.push_str(&format!(
                 "n=$#; i=0; while [ $i -lt $n ]; do p=$1; shift; if [ -f \"$p\" ]; then set -- \"$@\" \"$p\"; fi; i=$((i+1)); done\n\
-                 if [ $# -gt 0 ]; then cat -- \"$@\" || exit {PROBE_FAILED}; fi\n"
+                 if [ $# -gt 0 ]; then cat -- \"$@\" || exit {PROBE_FAILED}; \
+                 LC_ALL=C stat -L --printf '%s\\n' -- \"$@\" || exit {PROBE_FAILED}; fi\n"
             ));
         }
         s
@@ -205,7 +207,8 @@ impl PathStates {
                 _ => return None,
             }
         }
-        for (i, size) in contents {
+        let mut sizes_after = String::new();
+        for &(i, size) in &contents {
             if rest.len() < size {
                 return None;
             }
@@ -214,9 +217,10 @@ impl PathStates {
                 out.stdout.extend_from_slice(bytes);
             }
             rest = tail;
+            sizes_after.push_str(&format!("{size}\n"));
         }
-        // Bytes left over: a file grew between `stat` and `cat`; let each probe read again.
-        rest.is_empty().then_some(outputs)
+        // The sizes `stat` gives after `cat` must be those it gave before.
+        (rest == sizes_after.as_bytes()).then_some(outputs)
     }
 }
 
@@ -398,9 +402,18 @@ mod tests {
                 assert_eq!(answer.as_ref(), Some(&alone), "{} {path}", batcher.name());
             }
         }
-        // Output that does not add up answers nothing.
-        let mut out = run(PATH_STATES_WITH_CONTENT.script(&paths)).await;
+        // Output that does not add up answers nothing: bytes left over, or a file whose size
+        // `stat` gives differently after `cat`.
+        let good = run(PATH_STATES_WITH_CONTENT.script(&paths)).await;
+        let mut out = good.clone();
         out.stdout.push(b'!');
+        let answers = PATH_STATES_WITH_CONTENT.split(&paths, &out);
+        assert!(answers.iter().all(Option::is_none));
+        let mut out = good.clone();
+        // The last path is `file`, 14 bytes.
+        assert!(out.stdout.ends_with(b"\n14\n"), "{:?}", out.stdout);
+        out.stdout.truncate(out.stdout.len() - 3);
+        out.stdout.extend_from_slice(b"15\n");
         let answers = PATH_STATES_WITH_CONTENT.split(&paths, &out);
         assert!(answers.iter().all(Option::is_none));
     }

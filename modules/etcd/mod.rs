@@ -446,11 +446,22 @@ impl Etcd {
                 &self.etcdctl(cx.host, &endpoints, "member list -w json"),
             )
             .await?;
-            if out.status == 0 {
+            let listed = if out.status == 0 {
                 parse_member_list(&out.stdout)
             } else {
                 None
+            };
+            if listed.is_none() && !local_member {
+                // Members answer but cannot say who they are: deciding `new` here could start
+                // a second cluster, so stop.
+                return Err(ModuleError::Failed(format!(
+                    "members answer on their client port ({}) but `etcdctl member list` failed: cannot tell whether `{}` must join the running cluster; {}",
+                    endpoints.join(", "),
+                    me.name,
+                    exec::failure("etcdctl member list", &out)
+                )));
             }
+            listed
         } else {
             None
         };
@@ -579,7 +590,16 @@ impl Etcd {
             let cmd = self.etcdctl(cx.host, through, &args);
             // etcd refuses to add a voting member ("unhealthy cluster") unless every member
             // has been connected for the last 5 s: after a member restarted, wait it out.
-            self.wait_healthy(cx, through).await?;
+            // Only the inventory's members are waited for (a stale member may be down).
+            let inventory: Vec<String> = members.iter().map(|m| self.client_url(m)).collect();
+            let healthy: Vec<String> = through
+                .iter()
+                .filter(|u| inventory.contains(u))
+                .cloned()
+                .collect();
+            if !healthy.is_empty() {
+                self.wait_healthy(cx, &healthy).await?;
+            }
             let deadline = Instant::now() + Duration::from_secs(self.timeout);
             loop {
                 let out = exec::run(cx, &cmd).await?;
@@ -643,8 +663,7 @@ impl Etcd {
             Ok(info) => info,
             Err(e) => return Ok(Some(format!("`{cert}` is not a certificate ({e})"))),
         };
-        let address = pki::normalise_sans(std::slice::from_ref(&me.address));
-        if address.is_subset(&info.sans) {
+        if covers(&info.sans, &me.address) {
             return Ok(None);
         }
         Ok(Some(format!(
@@ -767,6 +786,25 @@ impl Etcd {
     }
 }
 
+/// Whether a certificate with `sans` is valid for `address`: the same IP address, or a DNS
+/// name equal to it (case aside) or matched by a `*.` wildcard for one label, as TLS clients
+/// check it.
+pub fn covers(sans: &std::collections::BTreeSet<String>, address: &str) -> bool {
+    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        return sans.iter().any(|s| s.parse::<std::net::IpAddr>() == Ok(ip));
+    }
+    let address = address.trim_end_matches('.').to_ascii_lowercase();
+    sans.iter().any(|s| {
+        let s = s.trim_end_matches('.').to_ascii_lowercase();
+        match s.strip_prefix("*.") {
+            Some(suffix) => address
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            None => s == address,
+        }
+    })
+}
+
 /// What the `configured` step decides from the host and the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -862,10 +900,9 @@ pub fn decide(
 impl Action for Etcd {
     fn probes(&self, cx: &ProbeContext<'_>) -> Vec<Probe> {
         match self.state {
-            EtcdState::Configured => vec![
-                stat::probe_of(&self.config, true),
-                stat::probe_of(&self.cert(cx.host), true),
-            ],
+            // `configured` first asks which members answer (not a probe: it changes on its
+            // own), which drops kept answers anyway.
+            EtcdState::Configured => Vec::new(),
             EtcdState::Started => vec![Probe::command(self.started_probe(cx.host))],
         }
     }
@@ -903,9 +940,10 @@ impl Params for Etcd {
             problems.push(Problem::field_warning(
                 "members",
                 format!(
-                    "etcd has {n} members: an even count tolerates no more failures than {} (quorum is {}); an odd count is better",
-                    n - 1,
-                    n / 2 + 1
+                    "etcd has {n} members: quorum is {}, so it tolerates {} failure(s), no more than {} members would; an odd count is better",
+                    n / 2 + 1,
+                    (n - 1) / 2,
+                    n - 1
                 ),
             ));
         }

@@ -140,6 +140,27 @@ fn checks_name_the_field() {
 }
 
 #[test]
+fn certificate_coverage_is_checked_as_tls_clients_do() {
+    let sans: std::collections::BTreeSet<String> =
+        ["*.db.example", "Pg1.Lab", "10.0.0.1", "fd00::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for covered in [
+        "10.0.0.1",
+        "fd00:0::1",
+        "pg1.lab",
+        "PG1.LAB.",
+        "pg2.db.example",
+    ] {
+        assert!(covers(&sans, covered), "{covered}");
+    }
+    for not in ["10.0.0.2", "pg2.lab", "db.example", "a.b.db.example", "pg1"] {
+        assert!(!covers(&sans, not), "{not}");
+    }
+}
+
+#[test]
 fn urls_bracket_ipv6() {
     assert_eq!(url("fd00::1", 2379), "https://[fd00::1]:2379");
     assert_eq!(url("pg1", 2380), "https://pg1:2380");

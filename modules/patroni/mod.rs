@@ -366,14 +366,22 @@ impl Action for Patroni {
         if let Some(planned) = &work.restart {
             let timeout = Duration::from_secs(self.wait_timeout);
             let mut members = planned.clone();
-            if members.is_empty() {
-                // After a patch: Patroni applies it within `loop_wait` and then flags the
-                // members that need a restart.
-                let until =
-                    std::time::Instant::now() + Duration::from_secs(2 * self.dcs.loop_wait + 5);
-                while members.is_empty() && std::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    members = rest.pending_restarts(cx).await?;
+            // Each member's Patroni applies a changed setting and flags its own pending
+            // restart in its HA loop, and `/cluster` shows it one loop later: a setting
+            // changed a moment ago (by this run's patch or the previous run) may be flagged
+            // on some members only. Restart once the flags have settled: every member
+            // flagged, or no new flag for a whole loop (two after a patch in this run).
+            let total = rest.member_count(cx).await?;
+            let quiet = Duration::from_secs(
+                self.dcs.loop_wait * if members.is_empty() { 2 } else { 1 } + 3,
+            );
+            let mut since_change = std::time::Instant::now();
+            while members.len() < total && since_change.elapsed() < quiet {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = rest.pending_restarts(cx).await?;
+                if now.len() > members.len() {
+                    members = now;
+                    since_change = std::time::Instant::now();
                 }
             }
             rest.rolling_restart(cx, &members, timeout).await?;

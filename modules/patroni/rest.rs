@@ -89,6 +89,12 @@ impl Rest {
         self.wait_url(cx, &self.base, cx.host, timeout).await
     }
 
+    /// How many members `GET /cluster` lists.
+    pub async fn member_count(&self, cx: &HostContext<'_>) -> Result<usize, ModuleError> {
+        let cluster = self.get(cx, "cluster").await?;
+        Ok(cluster["members"].as_array().map_or(0, Vec::len))
+    }
+
     /// The members waiting for a restart (`pending_restart` in `GET /cluster`): replicas
     /// first, the leader last, each with its REST API base URL.
     pub async fn pending_restarts(

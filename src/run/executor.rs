@@ -103,16 +103,24 @@ pub fn step_probes(
     facts: &HashMap<String, Arc<Facts>>,
 ) -> HashMap<String, Vec<StepProbes>> {
     let mut steps: HashMap<String, Vec<StepProbes>> = HashMap::new();
+    // Hosts with a step that waited for other hosts since their last step with probes.
+    let mut fenced: HashSet<&str> = HashSet::new();
     let empty = Facts::new();
     for &n in &compiled.order {
         let StepKind::Task {
             play,
             task,
             host,
-            action: Some(action),
+            action,
             ..
         } = &compiled.graph[n].kind
         else {
+            continue;
+        };
+        if waits_for_other_hosts(&compiled.graph, n) {
+            fenced.insert(host);
+        }
+        let Some(action) = action else {
             continue;
         };
         let probes = action.probes(&ProbeContext {
@@ -127,9 +135,20 @@ pub fn step_probes(
             node: n,
             become_: resolve_become(&p.tasks[*task], p, inventory, host),
             probes,
+            fence: fenced.remove(host.as_str()),
         });
     }
     steps
+}
+
+/// Whether step `n` waits for something else than the host's own previous step: a barrier,
+/// a `wait_for`, a first host, the end of the previous play.
+fn waits_for_other_hosts(
+    g: &petgraph::graph::DiGraph<crate::compile::Step, Edge>,
+    n: NodeIndex,
+) -> bool {
+    g.edges_directed(n, Direction::Incoming)
+        .any(|e| !matches!(e.weight(), Edge::HostOrder | Edge::Handler))
 }
 
 /// Wraps each host's connection in a [`ReadAhead`] that knows the probes of the host's task
@@ -445,6 +464,10 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<StepResult
         .ok_or_else(|| ModuleError::Failed(format!("no connection to host `{}`", spec.host)))?;
     let empty = Arc::new(Facts::new());
     let facts = cx.facts.get(&spec.host).unwrap_or(&empty);
+    // Other hosts may have changed shared state while this step waited for them.
+    if waits_for_other_hosts(&cx.compiled.graph, spec.node) {
+        transport.forget();
+    }
     transport.prefetch(spec.node).await;
     let hcx = HostContext {
         host: &spec.host,

@@ -42,10 +42,11 @@ pub async fn gather_with(
         let out = transport.exec(&request(SCRIPT.to_string())).await?;
         return Ok((parse(&String::from_utf8_lossy(&out.stdout)), None));
     };
-    // The facts' own errors go to /dev/null: stderr carries only the batch's frames.
+    // The facts run in a subshell (their variables do not reach the probes), their errors
+    // go to /dev/null: stderr carries only the batch's frames.
     let marker = format!("--{}-end-of-facts\n", batch.boundary());
     let command = format!(
-        "{{\n{SCRIPT}\n}} </dev/null 2>/dev/null\nprintf '%s' '{marker}'\n{}",
+        "(\n{SCRIPT}\n) </dev/null 2>/dev/null\nprintf '%s' '{marker}'\n{}",
         batch.script()
     );
     let out = transport.exec(&request(command)).await?;

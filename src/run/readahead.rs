@@ -9,16 +9,22 @@
 //! [`ReadAhead`] (a [`Transport`]), which answers a request identical to a probe from what it
 //! kept.
 //!
-//! Why the answers stay true: a host's steps run one after the other, and the only ways a
-//! run changes a host go through its transport. Every exec that is not a kept probe, and every
-//! write, first drops all answers; so does the executor before a step applies. What a step
-//! sees is then what it would have read itself, unless something outside the run changed the
-//! host in between (the same race a single read has).
+//! Why the answers stay true: a host's steps run one after the other, and what this run does
+//! to the host goes through its transport. Every exec that is not a declared probe, and every
+//! write, first drops all answers; so does the executor before a step applies. Other hosts
+//! can change shared state too (a cluster, a shared disk), so answers never cross a wait on
+//! other hosts: a read-ahead stops before the first step that waits for another host (a
+//! barrier, `wait_for`, a first-host order, the next play: [`StepProbes::fence`]), and the
+//! executor drops the answers when such a step starts. Between two such waits, what a step
+//! sees is what it would have read itself, unless something outside the run changed the host
+//! in between; modules leave reads that change on their own out of their probes.
 //!
-//! Should the batch itself fail (a `sudo` refused, a lost link, output that does not parse),
-//! nothing is kept and each step runs its probes itself, reporting its own errors.
+//! Should a batch fail (a `sudo` refused, a lost link, output that does not parse), nothing
+//! is kept, read-ahead stops for that host, and each step runs its probes itself, reporting
+//! its own errors.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -28,8 +34,9 @@ use crate::module::{Batcher, Probe};
 use crate::transport::shell::new_tag;
 use crate::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
 
-/// At most this many probes go in one batch (beyond those of the step that asked): enough for
-/// a long play, few enough that one batch never makes a step wait long.
+/// A batch takes following steps' probes while it holds fewer than this many (the asking
+/// step's always go in): enough for a long play, few enough that one batch never makes a step
+/// wait long.
 const MAX_AHEAD: usize = 200;
 
 /// One step's probes, as the engine will run them.
@@ -38,6 +45,9 @@ pub struct StepProbes {
     pub node: NodeIndex,
     pub become_: Become,
     pub probes: Vec<Probe>,
+    /// This step, or a step of the host since the previous one with probes, waits for other
+    /// hosts: no read-ahead from before that wait reaches it.
+    pub fence: bool,
 }
 
 /// A probe as the host runs it: privilege and command.
@@ -101,6 +111,8 @@ pub struct ReadAhead {
     /// Every probe those steps declared: read-only, so running one changes nothing.
     declared: HashSet<Key>,
     kept: Mutex<Kept>,
+    /// Set when a batch failed: no more batches for this host.
+    off: AtomicBool,
 }
 
 /// What the batches found out.
@@ -126,6 +138,7 @@ impl ReadAhead {
             steps,
             declared,
             kept: Mutex::new(Kept::default()),
+            off: AtomicBool::new(false),
         }
     }
 
@@ -145,6 +158,9 @@ impl ReadAhead {
     /// Makes sure the probes of step `node` are answered, running them with those of the
     /// following steps in one round trip per privilege when some are not.
     pub async fn prefetch(&self, node: NodeIndex) {
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(at) = self.steps.iter().position(|s| s.node == node) else {
             return;
         };
@@ -165,7 +181,7 @@ impl ReadAhead {
                 return;
             }
             for s in &self.steps[at + 1..] {
-                if wanted.len() >= MAX_AHEAD {
+                if wanted.len() >= MAX_AHEAD || s.fence {
                     break;
                 }
                 wanted.extend(missing(s));
@@ -189,13 +205,20 @@ impl ReadAhead {
                 become_,
                 timeout: None,
             };
-            let Ok(out) = self.inner.exec(&req).await else {
-                continue;
+            let found = match self.inner.exec(&req).await {
+                Ok(out) => batch.read(&out),
+                Err(_) => None,
             };
-            match batch.read(&out) {
+            match found {
                 Some(found) => self.keep(found),
                 None => {
-                    tracing::debug!(host = self.inner.host(), "probe batch output did not parse")
+                    // The next batch would fail the same way: the steps read for themselves.
+                    tracing::debug!(
+                        host = self.inner.host(),
+                        "probe batch failed: read-ahead off"
+                    );
+                    self.off.store(true, Ordering::Relaxed);
+                    return;
                 }
             }
         }
@@ -238,11 +261,12 @@ impl Batch {
     }
 
     /// The first probes of `steps` (in order, at most [`MAX_AHEAD`], each once) that run
-    /// with `become_`.
+    /// with `become_`, up to the first step that waits for other hosts.
     pub fn ahead(become_: &Become, steps: &[StepProbes]) -> Self {
         let mut seen = HashSet::new();
         let probes: Vec<Probe> = steps
             .iter()
+            .take_while(|s| !s.fence)
             .filter(|s| s.become_ == *become_)
             .flat_map(|s| s.probes.iter())
             .filter(|p| seen.insert(p.command.clone()))
@@ -357,14 +381,15 @@ pub fn batch_script(commands: &[String], boundary: &str) -> String {
         ));
         s.push_str(command);
         s.push_str(&format!(
-            "\n) </dev/null\ns=$?; echo; echo \"--{boundary} $s\"; echo >&2\n"
+            "\n) </dev/null\npgdeploy_rc=$?; echo; echo \"--{boundary} $pgdeploy_rc\"; echo >&2\n"
         ));
     }
     s
 }
 
 /// The outputs of a [`batch_script`] run, in order; `None` unless the batch ran to the end and
-/// printed exactly `count` well-formed frames on both streams.
+/// printed exactly `count` well-formed frames on both streams. What the login shell printed
+/// before the first frame (a locale warning, a banner) is skipped.
 pub fn parse_batch(out: &ExecOutput, boundary: &str, count: usize) -> Option<Vec<ExecOutput>> {
     if out.status != 0 {
         return None;
@@ -374,6 +399,10 @@ pub fn parse_batch(out: &ExecOutput, boundary: &str, count: usize) -> Option<Vec
     let next = format!("\n--{boundary}\n");
     let mut stdout: &[u8] = &out.stdout;
     let mut stderr: &[u8] = &out.stderr;
+    if count > 0 {
+        stdout = &stdout[find(stdout, open.as_bytes())?..];
+        stderr = &stderr[find(stderr, open.as_bytes())?..];
+    }
     let mut outputs = Vec::with_capacity(count);
     for i in 0..count {
         stdout = stdout.strip_prefix(open.as_bytes())?;
@@ -473,7 +502,15 @@ mod tests {
         assert!(parse_batch(&out(o, e, 0), b, 3).is_none());
         assert!(parse_batch(&out(&o[..o.len() - 3], e, 0), b, 2).is_none());
         assert!(parse_batch(&out(o, &e[..4], 0), b, 2).is_none());
-        assert!(parse_batch(&out(&[b"motd\n", o].concat(), e, 0), b, 2).is_none());
+        // Noise of the login shell before the first frame is skipped; inside, it is refused.
+        let noisy = out(
+            &[b"motd\n", o].concat(),
+            &[b"setlocale: no\n", e].concat(),
+            0,
+        );
+        assert_eq!(parse_batch(&noisy, b, 2).unwrap(), parsed);
+        let inside = out(&[&o[..9], b"junk", &o[9..]].concat(), e, 0);
+        assert!(parse_batch(&inside, b, 2).is_none());
     }
 
     #[tokio::test]
@@ -486,13 +523,24 @@ mod tests {
             node: NodeIndex::new(i),
             become_: Become::No,
             probes: vec![Probe::command(c)],
+            fence: i == 2,
         };
-        let ra = ReadAhead::new(local, vec![step(0, "true"), step(1, random)]);
+        let ra = ReadAhead::new(
+            local,
+            vec![
+                step(0, "true"),
+                step(1, random),
+                step(2, "echo after a wait"),
+            ],
+        );
         let run = |command: &str| ExecRequest {
             command: command.to_string(),
             ..ExecRequest::default()
         };
         ra.prefetch(NodeIndex::new(0)).await;
+        // Step 2 waits for other hosts first: its probe is not read before that wait.
+        let after_wait = (Become::No, "echo after a wait".to_string());
+        assert!(!ra.kept().answers.contains_key(&after_wait));
         // Step 1's probe was read ahead with step 0's: answered twice the same.
         let first = ra.exec(&run(random)).await.unwrap();
         assert_eq!(first.status, 0);
