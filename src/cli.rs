@@ -85,6 +85,13 @@ pub struct ConnectArgs {
     /// At most this many hosts worked on at once (default: all hosts, at most 64).
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: Option<u16>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// How hosts are reached over SSH: the same options for every command that connects.
+#[derive(Debug, Args)]
+pub struct SshArgs {
     /// Record the keys of hosts missing from known_hosts instead of refusing them
     /// (OpenSSH's `accept-new`). A changed key is always refused.
     #[arg(long)]
@@ -92,6 +99,15 @@ pub struct ConnectArgs {
     /// The OpenSSH client config to read instead of `~/.ssh/config` (like `ssh -F`).
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+}
+
+impl SshArgs {
+    pub fn settings(&self) -> crate::run::connect::ConnectSettings {
+        crate::run::connect::ConnectSettings {
+            accept_new_host_keys: self.accept_new_host_keys,
+            ssh_config: self.ssh_config.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -141,9 +157,8 @@ pub struct StatusArgs {
     /// Patroni's configuration file on the hosts.
     #[arg(long, default_value = "/etc/patroni/config.yml")]
     pub config_file: String,
-    /// The OpenSSH client config to read instead of `~/.ssh/config`.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
-//! The generic modules against this machine: plan → apply → plan through a transport that
-//! runs `/bin/sh -c` locally, in a temporary directory. File ownership tests need root.
+//! The generic modules against this machine: plan → apply → plan through the engine's local
+//! transport, in a temporary directory. File ownership tests need root.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,79 +12,50 @@ use pgdeploy::diag::{Location, SourceFile};
 use pgdeploy::inventory::{Connection, ConnectionKind, Host, Inventory};
 use pgdeploy::module::{Action, HostContext, ModuleError, Plan};
 use pgdeploy::template::{Facts, Scope, ScopeShared};
-use pgdeploy::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+use pgdeploy::transport::{
+    Become, ExecOutput, ExecRequest, FileAttrs, LocalTransport, Transport, TransportError,
+};
 use serde::de::DeserializeOwned;
 
-/// Runs commands with `/bin/sh -c` on this machine and counts round trips.
-#[derive(Default)]
+/// The engine's local transport (`/bin/sh -c` on this machine), counting round trips.
 struct Local {
+    inner: LocalTransport,
     execs: AtomicUsize,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            inner: LocalTransport::new("local"),
+            execs: AtomicUsize::new(0),
+        }
+    }
 }
 
 #[async_trait]
 impl Transport for Local {
     fn host(&self) -> &str {
-        "local"
+        self.inner.host()
     }
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
         self.execs.fetch_add(1, Ordering::SeqCst);
-        let out = tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&req.command)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .map_err(|e| remote(e.to_string()))?;
-        Ok(ExecOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        self.inner.exec(req).await
     }
-    async fn read_file(&self, path: &str, _: &Become) -> Result<Option<Vec<u8>>, TransportError> {
-        match std::fs::read(path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(remote(e.to_string())),
-        }
+    async fn read_file(
+        &self,
+        path: &str,
+        become_: &Become,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        self.inner.read_file(path, become_).await
     }
     async fn write_file(
         &self,
         path: &str,
         content: &[u8],
         attrs: &FileAttrs,
-        _: &Become,
+        become_: &Become,
     ) -> Result<(), TransportError> {
-        let temp = format!("{path}.tmp-test");
-        std::fs::write(&temp, content).map_err(|e| remote(e.to_string()))?;
-        if let Some(mode) = attrs.mode {
-            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| remote(e.to_string()))?;
-        }
-        let owner = match (&attrs.owner, &attrs.group) {
-            (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-            (Some(o), None) => Some(o.clone()),
-            (None, Some(g)) => Some(format!(":{g}")),
-            (None, None) => None,
-        };
-        if let Some(owner) = owner {
-            let ok = std::process::Command::new("chown")
-                .args([&owner, &temp])
-                .status()
-                .map_err(|e| remote(e.to_string()))?
-                .success();
-            if !ok {
-                return Err(remote(format!("chown {owner} failed")));
-            }
-        }
-        std::fs::rename(&temp, path).map_err(|e| remote(e.to_string()))
-    }
-}
-
-fn remote(message: String) -> TransportError {
-    TransportError::Remote {
-        host: "local".into(),
-        message,
+        self.inner.write_file(path, content, attrs, become_).await
     }
 }
 

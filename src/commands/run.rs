@@ -2,7 +2,6 @@
 
 use crate::cli::{ApplyArgs, ConnectArgs, PlanArgs};
 use crate::exit::Exit;
-use crate::run::connect::ConnectSettings;
 use crate::run::{run, RunMode, RunOptions};
 
 fn options(
@@ -17,10 +16,7 @@ fn options(
         mode,
         detailed_exitcode: detailed,
         forks: connect.forks.map(usize::from),
-        connect: ConnectSettings {
-            accept_new_host_keys: connect.accept_new_host_keys,
-            ssh_config: connect.ssh_config.clone(),
-        },
+        connect: connect.ssh.settings(),
         diff,
         json,
         color,

@@ -5,7 +5,7 @@
 use crate::cli::StatusArgs;
 use crate::exit::Exit;
 use crate::inventory::pattern;
-use crate::run::connect::{connect, resolve_targets, ConnectSettings};
+use crate::run::connect::{connect, resolve_targets};
 use crate::transport::Become;
 
 pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
@@ -26,10 +26,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
             anyhow::bail!("--hosts: {e}{help}");
         }
     };
-    let settings = ConnectSettings {
-        accept_new_host_keys: false,
-        ssh_config: args.ssh_config.clone(),
-    };
+    let settings = args.ssh.settings();
     let targets = resolve_targets(&inventory, &hosts, &settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
