@@ -107,67 +107,79 @@ pub fn probe_of(path: &str, content: bool) -> Probe {
     Probe {
         command: probe_script(path, content),
         group: Some(ProbeGroup {
-            batcher: if content {
-                &PATH_STATES_WITH_CONTENT
-            } else {
-                &PATH_STATES
-            },
-            item: path.to_string(),
+            batcher: &PATH_STATES,
+            item: format!("{}{path}", if content { WITH_CONTENT } else { STATE_ONLY }),
         }),
     }
 }
 
-/// Answers many [`probe_script`]s at once: one `stat` for every path that exists, and one
-/// `cat` for the regular files when contents are wanted, where each probe alone runs a
-/// subshell, a `stat` and a `cat`. A path that is a symbolic link is left to its own probe.
-pub struct PathStates {
-    content: bool,
-}
+/// How a [`PathStates`] item says whether the probe wants the file's bytes.
+const WITH_CONTENT: &str = "content:";
+const STATE_ONLY: &str = "state:";
 
-pub static PATH_STATES: PathStates = PathStates { content: false };
-pub static PATH_STATES_WITH_CONTENT: PathStates = PathStates { content: true };
+/// Answers many [`probe_script`]s at once: one `stat` for every path that exists, and one
+/// `cat` for the regular files whose contents are wanted, where each probe alone runs a
+/// subshell, a `stat` and a `cat`. A path that is a symbolic link is left to its own probe.
+pub struct PathStates;
+
+pub static PATH_STATES: PathStates = PathStates;
+
+/// An item's path and whether its contents are wanted.
+fn item(item: &str) -> (&str, bool) {
+    match item.strip_prefix(WITH_CONTENT) {
+        Some(path) => (path, true),
+        None => (item.strip_prefix(STATE_ONLY).unwrap_or(item), false),
+    }
+}
 
 impl Batcher for PathStates {
     fn name(&self) -> &'static str {
-        if self.content {
-            "path states with contents"
-        } else {
-            "path states"
-        }
+        "path states"
     }
 
     /// Prints a line per path (`link`, `exists` or `missing`), a line `--`, then a `stat` line
-    /// (the probe's fields and the size) per existing path, then the existing regular files'
-    /// bytes one after the other, then their sizes again (a file whose size changed meanwhile
-    /// would hand bytes to its neighbour: nothing is answered then).
+    /// (the probe's fields and the size) per existing path, then the bytes of the regular
+    /// files whose contents are wanted, one after the other, then their sizes again (a file
+    /// whose size changed meanwhile would hand bytes to its neighbour: nothing is answered
+    /// then).
     fn script(&self, items: &[String]) -> String {
-        let paths: Vec<String> = items.iter().map(|p| quote(p)).collect();
+        let items: Vec<(&str, bool)> = items.iter().map(|i| item(i)).collect();
+        let all: Vec<String> = items.iter().map(|(p, _)| quote(p)).collect();
         let mut s = format!(
             "set --\nfor p in {}; do if [ -L \"$p\" ]; then echo link; \
              elif [ -e \"$p\" ]; then echo exists; set -- \"$@\" \"$p\"; else echo missing; fi; done\n\
              echo --\n\
              if [ $# -gt 0 ]; then LC_ALL=C stat -L --printf '%F\\t%U\\t%G\\t%u\\t%g\\t%a\\t%s\\n' -- \"$@\" || exit {PROBE_FAILED}; fi\n",
-            paths.join(" ")
+            all.join(" ")
         );
-        if self.content {
+        let contents: Vec<String> = items
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(p, _)| quote(p))
+            .collect();
+        if !contents.is_empty() {
             s.push_str(&format!(
-                "n=$#; i=0; while [ $i -lt $n ]; do p=$1; shift; if [ -f \"$p\" ]; then set -- \"$@\" \"$p\"; fi; i=$((i+1)); done\n\
+                "set --\nfor p in {}; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done\n\
                  if [ $# -gt 0 ]; then cat -- \"$@\" || exit {PROBE_FAILED}; \
-                 LC_ALL=C stat -L --printf '%s\\n' -- \"$@\" || exit {PROBE_FAILED}; fi\n"
+                 LC_ALL=C stat -L --printf '%s\\n' -- \"$@\" || exit {PROBE_FAILED}; fi\n",
+                contents.join(" ")
             ));
         }
         s
     }
 
     fn split(&self, items: &[String], out: &ExecOutput) -> Vec<Option<ExecOutput>> {
-        self.try_split(items.len(), &out.stdout)
+        let wants: Vec<bool> = items.iter().map(|i| item(i).1).collect();
+        Self::try_split(&wants, &out.stdout)
             .filter(|_| out.status == 0)
             .unwrap_or_else(|| vec![None; items.len()])
     }
 }
 
 impl PathStates {
-    fn try_split(&self, count: usize, stdout: &[u8]) -> Option<Vec<Option<ExecOutput>>> {
+    /// `wants[i]`: whether item `i` wants its file's bytes.
+    fn try_split(wants: &[bool], stdout: &[u8]) -> Option<Vec<Option<ExecOutput>>> {
+        let count = wants.len();
         let answer = |stdout: Vec<u8>| ExecOutput {
             status: 0,
             stdout,
@@ -188,7 +200,7 @@ impl PathStates {
         let mut outputs = Vec::with_capacity(count);
         // (index of the output, size) of each regular file whose bytes follow the lines.
         let mut contents = Vec::new();
-        for class in classes {
+        for (class, wants) in classes.into_iter().zip(wants) {
             match class {
                 b"link" => outputs.push(None),
                 b"missing" => outputs.push(Some(answer(b"missing\nnolink\n".to_vec()))),
@@ -198,7 +210,7 @@ impl PathStates {
                     let (fields, size) = line.rsplit_once_tab()?;
                     let mut text = fields.to_vec();
                     text.extend_from_slice(b"\nnolink\n");
-                    if self.content && fields.starts_with(b"regular ") {
+                    if *wants && fields.starts_with(b"regular ") {
                         let size: usize = std::str::from_utf8(size).ok()?.parse().ok()?;
                         contents.push((outputs.len(), size));
                     }
@@ -389,32 +401,39 @@ mod tests {
                     .unwrap()
             }
         };
-        for batcher in [&PATH_STATES, &PATH_STATES_WITH_CONTENT] {
-            let out = run(batcher.script(&paths)).await;
-            let answers = batcher.split(&paths, &out);
-            assert_eq!(answers.len(), paths.len());
-            for (path, answer) in paths.iter().zip(answers) {
-                if path.ends_with("link") {
-                    assert!(answer.is_none(), "links are probed alone");
-                    continue;
-                }
-                let alone = run(probe_script(path, batcher.content)).await;
-                assert_eq!(answer.as_ref(), Some(&alone), "{} {path}", batcher.name());
+        // Every path twice: its state alone, and its state with its bytes.
+        let probes: Vec<Probe> = [false, true]
+            .iter()
+            .flat_map(|&content| paths.iter().map(move |p| probe_of(p, content)))
+            .collect();
+        let items: Vec<String> = probes
+            .iter()
+            .map(|p| p.group.as_ref().unwrap().item.clone())
+            .collect();
+        let out = run(PATH_STATES.script(&items)).await;
+        let answers = PATH_STATES.split(&items, &out);
+        assert_eq!(answers.len(), probes.len());
+        for (probe, answer) in probes.iter().zip(answers) {
+            if probe.command.contains("/link ]") {
+                assert!(answer.is_none(), "links are probed alone");
+                continue;
             }
+            let alone = run(probe.command.clone()).await;
+            assert_eq!(answer.as_ref(), Some(&alone), "{}", probe.command);
         }
         // Output that does not add up answers nothing: bytes left over, or a file whose size
         // `stat` gives differently after `cat`.
-        let good = run(PATH_STATES_WITH_CONTENT.script(&paths)).await;
+        let good = run(PATH_STATES.script(&items)).await;
         let mut out = good.clone();
         out.stdout.push(b'!');
-        let answers = PATH_STATES_WITH_CONTENT.split(&paths, &out);
+        let answers = PATH_STATES.split(&items, &out);
         assert!(answers.iter().all(Option::is_none));
         let mut out = good.clone();
         // The last path is `file`, 14 bytes.
         assert!(out.stdout.ends_with(b"\n14\n"), "{:?}", out.stdout);
         out.stdout.truncate(out.stdout.len() - 3);
         out.stdout.extend_from_slice(b"15\n");
-        let answers = PATH_STATES_WITH_CONTENT.split(&paths, &out);
+        let answers = PATH_STATES.split(&items, &out);
         assert!(answers.iter().all(Option::is_none));
     }
 

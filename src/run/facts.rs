@@ -20,7 +20,7 @@ echo '==route4'; ip -j -4 route show default 2>/dev/null
 echo '==route6'; ip -j -6 route show default 2>/dev/null
 echo '==pkg'; for m in apt-get dnf yum zypper; do if command -v $m >/dev/null 2>&1; then echo $m; break; fi; done
 echo '==service'; if [ -d /run/systemd/system ]; then echo systemd; else read -r c </proc/1/comm 2>/dev/null && printf '%s\n' "$c"; fi
-echo '==arch'; uname -m 2>/dev/null
+echo '==arch'; read -r a </proc/sys/kernel/arch 2>/dev/null && printf '%s\n' "$a" || uname -m 2>/dev/null
 echo '==nproc'; nproc 2>/dev/null
 echo '==mem'; while read -r k v u; do if [ "$k" = MemTotal: ]; then printf '%s\n' "$v"; break; fi; done </proc/meminfo 2>/dev/null
 echo '==user'; id -un 2>/dev/null
