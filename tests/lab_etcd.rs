@@ -1,7 +1,8 @@
 //! `certificates` + `etcd` on real hosts: one lab (`etcdt`) driven through every check in
 //! order, from fresh hosts to a healthy 3-member cluster with mutual TLS, an idempotent second
 //! apply, a restart that keeps the member and cluster IDs, a fourth and a fifth host that join
-//! one at a time, and a SAN change that restarts the members one at a time.
+//! one at a time, an address added to one host's certificate (only that member restarts), and
+//! a SAN change on every host that restarts the members one at a time.
 //!
 //! The checks report by name and all run even when one fails.
 
@@ -316,6 +317,53 @@ fn lab_etcd() {
         let again = pgdeploy("apply", &inventory, &playbook);
         let a = text(&again);
         assert_eq!(changed_counts(&a), vec![0; 5], "{a}");
+    });
+
+    c.run("an_address_added_to_one_hosts_sans_restarts_only_that_member", || {
+        let names = ["pg1", "pg2", "pg3", "pg4", "pg5"];
+        let ids_before = ids(&lab, "pg1");
+        let before: Vec<String> = names.iter().map(|h| start_time(&lab, h)).collect();
+        // An extra IP address in pg2's certificate only (a second address it may get).
+        let extra = "10.213.21.222";
+        let variant = lab.dir.path().join("etcd-one-san.yml");
+        let yaml = std::fs::read_to_string(&playbook).unwrap().replace(
+            "      certificates:\n",
+            &format!(
+                "      certificates:\n        extra_sans: \"{{{{ ['{extra}'] if inventory_hostname == 'pg2' else [] }}}}\"\n"
+            ),
+        );
+        assert!(yaml.contains("extra_sans"), "{yaml}");
+        std::fs::write(&variant, yaml).unwrap();
+        let out = pgdeploy("apply", &inventory, &variant);
+        let o = text(&out);
+        assert!(out.status.success(), "{o}");
+        assert_eq!(
+            o.matches(&format!("SANs change: add `{extra}`")).count(),
+            1,
+            "{o}"
+        );
+        assert_eq!(o.matches("restart `etcd`").count(), 1, "{o}");
+        // pg2: its certificate, then its etcd restarted; nothing anywhere else.
+        assert_eq!(changed_counts(&o), vec![0, 2, 0, 0, 0], "{o}");
+        let after: Vec<String> = names.iter().map(|h| start_time(&lab, h)).collect();
+        for (i, h) in names.iter().enumerate() {
+            if *h == "pg2" {
+                assert_ne!(before[i], after[i], "pg2 restarted");
+            } else {
+                assert_eq!(before[i], after[i], "{h} not restarted");
+            }
+        }
+        let cert = lab.ssh_ok(
+            lab.ip("pg2"),
+            "openssl x509 -in /etc/etcd/pki/pg2.crt -noout -ext subjectAltName",
+        );
+        assert!(cert.contains(&format!("IP Address:{extra}")), "{cert}");
+        let all: Vec<Ipv4Addr> = names.iter().map(|h| lab.ip(h)).collect();
+        let health = lab.ssh_ok(all[0], &etcdctl("pg1", &all, "endpoint health"));
+        assert_eq!(health.matches("is healthy").count(), 5, "{health}");
+        assert_eq!(ids(&lab, "pg1"), ids_before);
+        let again = pgdeploy("apply", &inventory, &variant);
+        assert_eq!(changed_counts(&text(&again)), vec![0; 5]);
     });
 
     c.run(
