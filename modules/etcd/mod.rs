@@ -262,6 +262,20 @@ impl Etcd {
         }
     }
 
+    /// Replaces the environment file with `text` (atomically, with its owner and mode), for
+    /// the rewrites after a start: the list after a join, `new` turned into `existing`.
+    async fn write_config(&self, cx: &HostContext<'_>, text: &str) -> Result<(), ModuleError> {
+        cx.transport
+            .write_file(
+                &self.config,
+                text.as_bytes(),
+                &self.file_attrs().for_write(None),
+                &cx.become_,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Shell that prints the fingerprint of what etcd runs with.
     fn fingerprint_script(&self, host: &str) -> String {
         format!(
@@ -621,14 +635,7 @@ impl Etcd {
             self.start(cx, "start", true).await?;
             self.wait_healthy(cx, &[self.client_url(me)]).await?;
             if let Some(text) = &w.settle {
-                cx.transport
-                    .write_file(
-                        &self.config,
-                        text.as_bytes(),
-                        &self.file_attrs().for_write(None),
-                        &cx.become_,
-                    )
-                    .await?;
+                self.write_config(cx, text).await?;
             }
         }
         Ok(())
@@ -773,14 +780,7 @@ impl Etcd {
                 .map(|l| if l == FLIP_FROM { FLIP_TO } else { l })
                 .flat_map(|l| [l, "\n"])
                 .collect();
-            cx.transport
-                .write_file(
-                    &self.config,
-                    flipped.as_bytes(),
-                    &self.file_attrs().for_write(None),
-                    &cx.become_,
-                )
-                .await?;
+            self.write_config(cx, &flipped).await?;
         }
         Ok(())
     }

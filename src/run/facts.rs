@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::readahead::{Batch, Found};
+use super::readahead::{find, Batch, Found};
 use crate::template::Facts;
 use crate::transport::{Become, ExecOutput, ExecRequest, Transport, TransportError};
 
@@ -50,11 +50,7 @@ pub async fn gather_with(
         batch.script()
     );
     let out = transport.exec(&request(command)).await?;
-    let split = out
-        .stdout
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes());
-    let Some(at) = split else {
+    let Some(at) = find(&out.stdout, marker.as_bytes()) else {
         return Ok((parse(&String::from_utf8_lossy(&out.stdout)), None));
     };
     let facts = parse(&String::from_utf8_lossy(&out.stdout[..at]));

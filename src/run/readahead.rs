@@ -431,7 +431,8 @@ pub fn parse_batch(out: &ExecOutput, boundary: &str, count: usize) -> Option<Vec
     (stdout.is_empty() && stderr.is_empty()).then_some(outputs)
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `haystack`.
+pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
