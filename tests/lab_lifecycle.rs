@@ -91,36 +91,68 @@ fn lab_lifecycle() {
         );
         assert_eq!(banner, "SSH-");
     });
-    c.run("daemons_installed_disabled_and_stopped", || {
+    c.run("hosts_start_bare_and_air_gapped", || {
+        for n in names {
+            let ip = lab.ip(n);
+            // a freshly provisioned server: none of the stack, no apt source
+            lab.ssh_ok(
+                ip,
+                "test ! -e /usr/lib/postgresql && ! command -v etcd && ! command -v patroni \
+                 && ! command -v haproxy && ! command -v keepalived && ! command -v pgbackrest \
+                 && ! command -v pglift && test ! -e /opt/patroni \
+                 && ! grep -rqs '^[^#]' /etc/apt/sources.list /etc/apt/sources.list.d",
+            );
+            let versions = lab.ssh_ok(ip, "python3 --version && curl --version | head -1");
+            assert!(versions.contains("Python 3.11"), "{versions}");
+        }
+    });
+    c.run("the_mirror_serves_a_signed_repository_and_wheels", || {
+        let urls = &lab.info.mirror_urls;
+        let server = lab::mirror_status(NAME).unwrap().expect("the mirror runs");
+        assert_eq!(server.url, urls.base);
+        let inv = std::fs::read_to_string(lab.inventory()).unwrap();
+        for url in [&urls.apt, &urls.apt_key, &urls.python] {
+            assert!(inv.contains(url.as_str()), "{url} not in the inventory:\n{inv}");
+        }
+        // from a host: the key and the repository over HTTP
         let ip = lab.ip("pg1");
-        let enabled = lab.ssh(
+        let key = lab.ssh_ok(ip, &format!("curl -fsS {}", urls.apt_key));
+        assert!(key.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"), "{key}");
+        let release = lab.ssh_ok(
             ip,
-            "systemctl is-enabled postgresql etcd haproxy keepalived",
+            &format!("curl -fsS {}/dists/bookworm-pgdg/InRelease", urls.apt),
         );
-        assert_eq!(
-            String::from_utf8_lossy(&enabled.stdout)
-                .split_whitespace()
-                .collect::<Vec<_>>(),
-            ["disabled"; 4]
+        assert!(release.contains("\nCodename: bookworm-pgdg\n"), "{release}");
+        // signed by that key (checked here with gpgv: the bare hosts have no gpg to dearmor)
+        let dir = lab.dir.path();
+        std::fs::write(dir.join("InRelease"), format!("{release}\n")).unwrap();
+        std::fs::write(dir.join("key.asc"), format!("{key}\n")).unwrap();
+        let verify = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("gpg --batch --yes --dearmor -o key.gpg key.asc && gpgv --keyring ./key.gpg InRelease")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
         );
-        let active = lab.ssh(ip, "systemctl is-active postgresql etcd haproxy keepalived");
-        assert_eq!(
-            String::from_utf8_lossy(&active.stdout)
-                .split_whitespace()
-                .collect::<Vec<_>>(),
-            ["inactive"; 4]
+        let wheels = lab.ssh_ok(ip, &format!("curl -fsS {}", urls.python));
+        assert!(wheels.contains("patroni-4."), "{wheels}");
+        assert!(wheels.contains("pglift"), "{wheels}");
+        // nothing but the bridge: the server listens on the bridge address only
+        let listen = std::process::Command::new("ss")
+            .args(["-Hltn", "sport = :8480"])
+            .output()
+            .unwrap();
+        let listen = String::from_utf8_lossy(&listen.stdout);
+        assert!(
+            listen
+                .lines()
+                .all(|l| l.contains(&format!("{}:8480", lab.info.subnet.gateway()))),
+            "{listen}"
         );
-        lab.ssh_ok(
-            ip,
-            "! pgrep -x postgres && test ! -e /etc/postgresql/15/main",
-        );
-        let versions = lab.ssh_ok(
-            ip,
-            "patroni --version && pglift --version && etcd --version | head -1 \
-             && haproxy -v | head -1 && keepalived --version 2>&1 | head -1 && pgbackrest version",
-        );
-        assert!(versions.contains("patroni 4."), "{versions}");
-        assert!(versions.contains("pglift"), "{versions}");
     });
     c.run("vip_can_be_added_inside", || {
         let vip = lab.info.vip;
@@ -300,7 +332,13 @@ fn lab_lifecycle() {
         let namespaces: Vec<u64> = namespaces_of(NAME);
         assert_eq!(namespaces.len(), 3);
         let inventory = lab.inventory();
+        let server = lab::mirror_status(NAME).unwrap().expect("the mirror runs");
         lab.down();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", server.pid)).exists(),
+            "the mirror server {} is still running",
+            server.pid
+        );
         let links = String::from_utf8(
             std::process::Command::new("ip")
                 .args(["-o", "link"])

@@ -7,6 +7,8 @@
 
 #[path = "support/checks.rs"]
 mod checks;
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
 
@@ -14,6 +16,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use checks::Checks;
+use cluster::{
+    apt_activity, assert_bare, changed, eventually, holder_of, inventory_var, sql, sql_ok,
+};
 use lab_support::LabFixture;
 use serde_json::Value;
 
@@ -21,8 +26,8 @@ const NAME: &str = "pgdst";
 const SUBNET: &str = "10.213.23.0/24";
 const NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
 
-fn playbook() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.yml")
+fn playbook() -> String {
+    cluster::playbook("site.yml")
 }
 
 /// Cluster-wide settings the playbook reads, in group_vars beside the lab inventory.
@@ -36,9 +41,8 @@ fn write_settings_restart(lab: &LabFixture, sync_mode: bool, parameters: &str, r
     std::fs::write(
         dir.join("all.yml"),
         format!(
-            "pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\nleader_vip: {}\n\
-             pg_allow_restart: {restart}\n",
-            leader_vip(lab)
+            "pg_synchronous_mode: {sync_mode}\npg_parameters: {parameters}\n\
+             pg_allow_restart: {restart}\n"
         ),
     )
     .unwrap();
@@ -46,13 +50,12 @@ fn write_settings_restart(lab: &LabFixture, sync_mode: bool, parameters: &str, r
 
 /// Seed 004's VIP on the Patroni leader: `.101` of the lab subnet (the balancers have `.100`).
 fn leader_vip(lab: &LabFixture) -> String {
-    let [a, b, c, _] = lab.info.vip.octets();
-    format!("{a}.{b}.{c}.101")
+    inventory_var(lab, "leader_vip")
 }
 
 /// `pgdeploy MODE ARGS -i INVENTORY site.yml`: exit code, stdout, stderr.
 fn pgdeploy(mode: &str, args: &[&str], inventory: &Path) -> (i32, String, String) {
-    pgdeploy_with(mode, args, inventory, playbook())
+    cluster::pgdeploy(mode, args, inventory, &playbook())
 }
 
 fn pgdeploy_with(
@@ -61,67 +64,12 @@ fn pgdeploy_with(
     inventory: &Path,
     playbook: &str,
 ) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
-        .arg(mode)
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .arg(playbook)
-        .output()
-        .expect("pgdeploy runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Changed plus failed steps of a `--json` run.
-fn changed(stdout: &str) -> u64 {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "recap")
-        .flat_map(|e| e["hosts"].as_array().cloned().unwrap_or_default())
-        .map(|h| h["changed"].as_u64().unwrap_or(0) + h["failed"].as_u64().unwrap_or(0))
-        .sum()
-}
-
-fn inventory_var(lab: &LabFixture, name: &str) -> String {
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let inv: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    inv["all"]["vars"][name].as_str().unwrap().to_string()
+    cluster::pgdeploy(mode, args, inventory, playbook)
 }
 
 /// `patronictl list` as JSON rows.
 fn members(lab: &LabFixture) -> Vec<Value> {
-    let text = lab.ssh_ok(
-        lab.ip("pg1"),
-        "patronictl -c /etc/patroni/config.yml list -f json",
-    );
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Runs SQL as `postgres` over TLS from host `from` to `host:port`.
-fn sql(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> std::process::Output {
-    let password = inventory_var(lab, "pg_superuser_password");
-    lab.ssh(
-        lab.ip(from),
-        &format!(
-            "PGPASSWORD={password} psql 'host={host} port={port} user=postgres dbname=postgres \
-             sslmode=require connect_timeout=5' -XAtc \"{query}\""
-        ),
-    )
-}
-
-fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
-    let out = sql(lab, from, host, port, query);
-    assert!(
-        out.status.success(),
-        "psql to {host}:{port}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    cluster::members_on(lab, "pg1")
 }
 
 fn postmaster_pids(lab: &LabFixture) -> Vec<String> {
@@ -136,34 +84,9 @@ fn postmaster_pids(lab: &LabFixture) -> Vec<String> {
         .collect()
 }
 
-/// Which of `hosts` holds `vip`.
-fn holder_of(lab: &LabFixture, vip: &str, hosts: [&'static str; 3]) -> Option<&'static str> {
-    hosts.into_iter().find(|h| {
-        lab.ssh(lab.ip(h), &format!("ip -4 -o addr | grep -qw {vip}"))
-            .status
-            .success()
-    })
-}
-
 /// Which balancer holds the VIP.
 fn vip_holder(lab: &LabFixture, vip: &str) -> Option<&'static str> {
-    ["lb1", "lb2"].into_iter().find(|lb| {
-        lab.ssh(lab.ip(lb), &format!("ip -4 -o addr | grep -qw {vip}"))
-            .status
-            .success()
-    })
-}
-
-/// Polls `f` until it returns true or `timeout` passes.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    f()
+    holder_of(lab, vip, &["lb1", "lb2"])
 }
 
 #[test]
@@ -186,6 +109,11 @@ fn site_playbook_on_the_lab() {
     write_settings(&lab, false, "{max_connections: 100}");
     let mut c = Checks::new();
 
+    c.run("hosts_start_bare", || {
+        for h in ["pg1", "pg2", "pg3", "pg4", "lb1", "lb2"] {
+            assert_bare(&lab, h);
+        }
+    });
     c.run("one_apply_deploys_the_whole_architecture", || {
         let started = Instant::now();
         let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &inventory);
@@ -208,9 +136,22 @@ fn site_playbook_on_the_lab() {
             "the intended primary bootstraps"
         );
         assert!(rows.iter().all(|r| r["TL"] == 1), "{rows:?}");
-        // `pgdg_repo` with `source: distro`: Debian's own packages, no PGDG source written
+        // everything came from the lab mirror, through `pgdg_repo`, `packages` and `patroni`
+        let mirror = inventory_var(&lab, "pgdg_mirror");
+        for n in ["pg1", "pg2", "pg3", "lb1", "lb2"] {
+            let source = lab.ssh_ok(lab.ip(n), "cat /etc/apt/sources.list.d/pgdg.sources");
+            assert!(source.contains(&format!("URIs: {mirror}\n")), "{n}: {source}");
+        }
         for n in NODES {
-            lab.ssh_ok(lab.ip(n), "test ! -e /etc/apt/sources.list.d/pgdg.sources");
+            let v = lab.ssh_ok(
+                lab.ip(n),
+                "/opt/patroni/bin/patroni --version && /usr/lib/postgresql/15/bin/postgres --version \
+                 && systemctl show -p ExecStart --value patroni",
+            );
+            assert!(v.contains("patroni 4."), "{n}: {v}");
+            assert!(v.contains("/opt/patroni/bin/patroni"), "{n}: {v}");
+            // the packages created no cluster of their own, and started nothing
+            lab.ssh_ok(lab.ip(n), "test ! -e /etc/postgresql/15/main");
         }
         assert!(
             rows.iter()
@@ -296,12 +237,16 @@ fn site_playbook_on_the_lab() {
     );
     c.run("second_apply_changes_nothing_and_restarts_nothing", || {
         let before = postmaster_pids(&lab);
+        let hosts = ["pg1", "pg2", "pg3", "lb1", "lb2"];
+        let apt_before: Vec<String> = hosts.iter().map(|h| apt_activity(&lab, h)).collect();
         let started = Instant::now();
         let (code, stdout, stderr) = pgdeploy("apply", &["--json"], &inventory);
         eprintln!("  no-op re-apply: {:.2} s", started.elapsed().as_secs_f64());
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(changed(&stdout), 0, "{stdout}");
         assert_eq!(postmaster_pids(&lab), before);
+        let apt_after: Vec<String> = hosts.iter().map(|h| apt_activity(&lab, h)).collect();
+        assert_eq!(apt_before, apt_after, "apt ran during a no-op apply");
         let (code, _, stderr) = pgdeploy("check", &[], &inventory);
         assert_eq!(code, 0, "{stderr}");
     });
@@ -406,7 +351,7 @@ fn site_playbook_on_the_lab() {
         let (code, _, stderr) = pgdeploy_with("apply", &[], &inventory, on_leader);
         assert_eq!(code, 0, "{stderr}");
         assert!(
-            eventually(Duration::from_secs(20), || holder_of(&lab, &vip, NODES)
+            eventually(Duration::from_secs(20), || holder_of(&lab, &vip, &NODES)
                 == Some("pg1")),
             "the VIP is not on the leader pg1"
         );
@@ -439,7 +384,7 @@ fn site_playbook_on_the_lab() {
         );
         assert!(answer.contains("switched over"), "{answer}");
         assert!(
-            eventually(Duration::from_secs(30), || holder_of(&lab, &vip, NODES)
+            eventually(Duration::from_secs(30), || holder_of(&lab, &vip, &NODES)
                 == Some(candidate)),
             "the VIP did not follow the new leader {candidate}"
         );

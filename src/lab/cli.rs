@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::image;
 use super::ops::{self, HostRunState, UpOptions};
 use super::subnet::Subnet;
+use super::{image, mirror};
 
 /// The lab to act on
 #[derive(Debug, Clone, clap::Args)]
@@ -82,6 +82,12 @@ pub enum LabCommand {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Build the package mirror (APT repository + Python wheels) if its recipe or the image
+    /// changed (CI calls this), or always with `--rebuild`
+    Mirror {
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 /// Runs a lab command; blocking (call it from `spawn_blocking` inside an async runtime)
@@ -118,6 +124,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             if booted > 0 {
                 println!("{booted} hosts ready for SSH in {:.1} s", info.boot_seconds);
             }
+            println!(
+                "package mirror: {} (APT `{}`, wheels `{}`)",
+                info.mirror_urls.base, info.mirror_urls.apt, info.mirror_urls.python
+            );
             println!("inventory: {}", info.inventory.display());
             println!("known_hosts: {}", info.known_hosts.display());
             println!(
@@ -135,11 +145,17 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Status { lab, json } => {
             let rows = ops::status(&lab.name)?;
+            let server = ops::mirror_status(&lab.name)?;
             let mut out = std::io::stdout().lock();
             if json {
                 for r in &rows {
                     writeln!(out, "{}", serde_json::to_string(r)?)?;
                 }
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"mirror": server, "running": server.is_some()})
+                )?;
             } else {
                 writeln!(
                     out,
@@ -165,6 +181,20 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                             .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
                             .unwrap_or_else(|| "-".into())
                     )?;
+                }
+                match &server {
+                    Some(m) => writeln!(
+                        out,
+                        "mirror {} running (nginx, PID {}), serving `{}`",
+                        m.url,
+                        m.pid,
+                        m.root.display()
+                    )?,
+                    None => writeln!(
+                        out,
+                        "mirror not running (`pgdeploy lab up --name {}` starts it)",
+                        lab.name
+                    )?,
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -197,6 +227,19 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 if info.built { "built" } else { "cached" },
                 info.seconds,
                 info.rootfs.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Mirror { rebuild } => {
+            super::prereq::check_runtime()?;
+            let image = image::ensure(false)?;
+            let info = mirror::ensure(&image, rebuild)?;
+            println!(
+                "package mirror {} {} ({:.1} s): {}",
+                info.hash,
+                if info.built { "built" } else { "cached" },
+                info.seconds,
+                info.root.display()
             );
             Ok(ExitCode::SUCCESS)
         }

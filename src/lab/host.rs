@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::image::tail;
+use super::recipe::tail;
 use super::state::HostPaths;
 use super::{cmd, mounts, procs};
 

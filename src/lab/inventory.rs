@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use super::mirror::MirrorUrls;
 use super::state::HostState;
 use super::subnet::{Role, Subnet};
 
@@ -40,11 +41,14 @@ pub fn passwords(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
 /// The secret variables the lab inventory defines (their names mark them secret in output).
 const PASSWORD_VARS: &[&str] = &["pg_superuser_password", "pg_replication_password"];
 
-/// The inventory text: connection variables for the lab, `postgres` and `balancers` groups
+/// The inventory text: connection variables for the lab, the lab mirror's URLs as the
+/// variables the shipped playbooks read, and the `postgres` and `balancers` groups (both always
+/// present, so every shipped playbook loads whatever the lab's shape)
 pub fn render(
     key: &Path,
     known_hosts: &Path,
     subnet: &Subnet,
+    mirror: &MirrorUrls,
     hosts: &[HostState],
     passwords: &[(String, String)],
 ) -> String {
@@ -53,11 +57,21 @@ pub fn render(
         out,
         "# written by `pgdeploy lab up`; rewritten on every `up`\n\
          all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    \
-         pgdeploy_known_hosts_file: {}\n    lab_subnet: {}\n    lab_vip: {}\n",
+         pgdeploy_known_hosts_file: {}\n    lab_subnet: {}\n    lab_vip: {}\n    \
+         leader_vip: {}\n\
+         \x20   # the lab's package mirror (air-gapped: the hosts reach nothing else)\n    \
+         lab_mirror: {}\n    pg_packages_source: pgdg\n    pgdg_mirror: {}\n    \
+         pgdg_key_url: {}\n    pip_find_links: {}\n    pg_version: 15\n    \
+         patroni_install: pip\n",
         key.display(),
         known_hosts.display(),
         subnet,
-        subnet.vip()
+        subnet.vip(),
+        subnet.leader_vip(),
+        mirror.base,
+        mirror.apt,
+        mirror.apt_key,
+        mirror.python,
     );
     for (name, value) in passwords {
         let _ = writeln!(out, "    {name}: {value}");
@@ -66,6 +80,7 @@ pub fn render(
     for (group, role) in [("postgres", Role::Postgres), ("balancers", Role::Balancer)] {
         let members: Vec<&HostState> = hosts.iter().filter(|h| h.role == role).collect();
         if members.is_empty() {
+            let _ = writeln!(out, "    {group}:");
             continue;
         }
         let _ = writeln!(out, "    {group}:\n      hosts:");
@@ -107,6 +122,7 @@ mod tests {
             Path::new("/l/id_ed25519"),
             Path::new("/l/known_hosts"),
             &subnet,
+            &MirrorUrls::new(subnet.gateway()),
             &[
                 host("pg1", Role::Postgres, 11),
                 host("lb1", Role::Balancer, 21),
@@ -120,11 +136,38 @@ mod tests {
             "    balancers:\n      hosts:\n        lb1: { ansible_host: 10.213.7.21 }\n"
         ));
         assert!(text.contains("    lab_vip: 10.213.7.100\n"));
+        assert!(text.contains("    leader_vip: 10.213.7.101\n"));
+        assert!(text.contains("    pgdg_mirror: http://10.213.7.1:8480/apt\n"));
+        assert!(text.contains("    pip_find_links: http://10.213.7.1:8480/python/\n"));
         let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(
             parsed["all"]["children"]["postgres"]["hosts"]["pg1"]["ansible_host"].as_str(),
             Some("10.213.7.11")
         );
+    }
+
+    #[test]
+    fn an_empty_role_is_an_empty_group() {
+        let subnet: Subnet = "10.213.7.0/24".parse().unwrap();
+        let pg1 = HostState {
+            name: "pg1".into(),
+            role: Role::Postgres,
+            ip: Ipv4Addr::new(10, 213, 7, 11),
+            nspawn_pid: None,
+            init_pid: None,
+            pid_ns: None,
+        };
+        let text = render(
+            Path::new("/l/k"),
+            Path::new("/l/kh"),
+            &subnet,
+            &MirrorUrls::new(subnet.gateway()),
+            &[pg1],
+            &[],
+        );
+        assert!(text.ends_with("    balancers:\n"), "{text}");
+        let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert!(parsed["all"]["children"]["balancers"].is_null());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! its own systemd (PID 1), sshd, host name, address and process tree, reached over real SSH.
 //!
 //! The image is built once with debootstrap ([`image`]) and never modified: every host runs on
-//! its own overlay of it. Hosts sit on a bridge the lab creates; see [`subnet`] for the address
+//! its own overlay of it. It is bare, like a freshly provisioned server: the playbooks install
+//! the software from the lab's package mirror ([`mirror`]: a signed APT repository and Python
+//! wheels, built once and cached), which each lab serves on its bridge address ([`http`]). Hosts sit on a bridge the lab creates; see [`subnet`] for the address
 //! layout. [`ops`] is the library API (used by the CLI in [`cli`] and by tests); tests that need
 //! hosts use `tests/support/lab.rs` (`LabFixture::up(name, subnet, nodes, balancers)`).
 //!
@@ -14,21 +16,24 @@
 pub mod cli;
 mod cmd;
 mod host;
+pub mod http;
 mod identity;
 pub mod image;
 mod inventory;
 mod lock;
+pub mod mirror;
 mod mounts;
 pub mod network;
 pub mod ops;
 pub mod prereq;
 mod procs;
+mod recipe;
 pub mod state;
 pub mod subnet;
 
 pub use cli::{run, LabCommand};
 pub use ops::{
-    down, exec, exec_output, kill, partition, start, status, up, HostInfo, HostRunState,
-    HostStatus, LabInfo, UpOptions,
+    down, exec, exec_output, kill, mirror_status, partition, start, status, up, HostInfo,
+    HostRunState, HostStatus, LabInfo, UpOptions,
 };
 pub use subnet::{Role, Subnet};

@@ -13,10 +13,11 @@ use anyhow::{bail, Context};
 
 use super::host::{self, Running};
 use super::image::{self, ImageInfo};
+use super::mirror::{self, MirrorInfo, MirrorUrls};
 use super::network::{self, Attachment};
 use super::state::{self, HostPaths, HostState, LabPaths, LabState};
 use super::subnet::{Role, Subnet, MAX_PER_ROLE};
-use super::{identity, inventory, lock, mounts, prereq, procs};
+use super::{http, identity, inventory, lock, mounts, prereq, procs};
 
 /// Default lab name
 pub const DEFAULT_NAME: &str = "pgd";
@@ -66,6 +67,9 @@ pub struct LabInfo {
     pub inventory: PathBuf,
     pub hosts: Vec<HostInfo>,
     pub image: ImageInfo,
+    /// The package mirror the lab serves, and where
+    pub mirror: MirrorInfo,
+    pub mirror_urls: MirrorUrls,
     /// Seconds from the first nspawn start to the last sshd answering (0 when all were running)
     pub boot_seconds: f64,
 }
@@ -122,6 +126,7 @@ fn check_counts(opts: &UpOptions) -> anyhow::Result<()> {
 /// their sshd, and writes known_hosts and the inventory. Idempotent: running hosts are kept
 pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
     prereq::check_runtime()?;
+    prereq::check_mirror_server()?;
     state::check_name(&opts.name)?;
     check_counts(opts)?;
     let paths = LabPaths::new(&opts.name);
@@ -153,6 +158,19 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
         },
         _ => image::ensure(false)?,
     };
+    let mirror = match existing.as_ref().and_then(|st| st.mirror.clone()) {
+        Some(root) if root.is_dir() => MirrorInfo {
+            hash: root
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            root,
+            built: false,
+            seconds: 0.0,
+        },
+        _ => mirror::ensure(&image, false)?,
+    };
     std::fs::create_dir_all(&paths.dir)
         .with_context(|| format!("cannot create `{}`", paths.dir.display()))?;
     let public_key = identity::ensure_lab_key(&paths.key())?;
@@ -164,7 +182,9 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
         image: image.rootfs.clone(),
         hosts: Vec::new(),
         inventory: None,
+        mirror: None,
     });
+    st.mirror = Some(mirror.root.clone());
     let before = st.hosts.len();
     for (role, count) in [
         (Role::Postgres, opts.nodes),
@@ -191,6 +211,8 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
     // recorded first, so that `down` cleans up after a failed `up`
     state::save(&paths, &st)?;
     network::ensure_bridge(&st.bridge, &opts.subnet)?;
+    http::start(&paths, opts.subnet.gateway(), &mirror.root)?;
+    let mirror_urls = MirrorUrls::new(opts.subnet.gateway());
 
     let table: Vec<(String, Ipv4Addr)> = st.hosts.iter().map(|h| (h.name.clone(), h.ip)).collect();
     let mut todo = Vec::new();
@@ -256,6 +278,7 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
         &paths.key(),
         &paths.known_hosts(),
         &opts.subnet,
+        &mirror_urls,
         &st.hosts,
         &passwords,
     );
@@ -289,6 +312,8 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
         inventory,
         hosts,
         image,
+        mirror,
+        mirror_urls,
         boot_seconds,
     })
 }
@@ -420,6 +445,7 @@ pub fn down(name: &str) -> anyhow::Result<()> {
         host::wait_gone(v, Duration::from_secs(5))?;
     }
 
+    http::stop(&paths)?;
     mounts::unmount_under(&paths.dir)?;
     for veth in network::links_with_prefix(&format!("vb-{prefix}"))? {
         network::delete_link(&veth)?;
@@ -487,6 +513,15 @@ pub fn status(name: &str) -> anyhow::Result<Vec<HostStatus>> {
             })
         })
         .collect()
+}
+
+/// The lab's package mirror server: `None` when it does not run
+pub fn mirror_status(name: &str) -> anyhow::Result<Option<http::Server>> {
+    state::check_name(name)?;
+    let paths = LabPaths::new(name);
+    let st = state::load_existing(&paths)?;
+    let subnet: Subnet = st.subnet.parse()?;
+    Ok(http::status(&paths, subnet.gateway()))
 }
 
 /// Abrupt power loss of one host: SIGKILL of its init. Its disk (overlay) stays as it was

@@ -34,6 +34,18 @@ const BUILD: &[(&str, &str)] = &[
     ("chroot", "coreutils"),
 ];
 
+/// Tools only the package mirror's build uses
+const MIRROR_BUILD: &[(&str, &str)] = &[
+    ("reprepro", "reprepro"),
+    ("gpg", "gnupg"),
+    ("gpgv", "gpgv"),
+    ("python3", "python3"),
+    ("chroot", "coreutils"),
+];
+
+/// What serves the mirror to the hosts
+const MIRROR_SERVER: &[(&str, &str)] = &[("nginx", "nginx-light")];
+
 /// Root, the runtime tools and overlayfs
 pub fn check_runtime() -> Result<(), PrereqError> {
     // SAFETY: geteuid(2) cannot fail
@@ -54,6 +66,16 @@ pub fn check_runtime() -> Result<(), PrereqError> {
 /// What the image build needs on top of the runtime
 pub fn check_build() -> Result<(), PrereqError> {
     check_tools(BUILD)
+}
+
+/// What the package mirror's build needs on top of the runtime
+pub fn check_mirror_build() -> Result<(), PrereqError> {
+    check_tools(MIRROR_BUILD)
+}
+
+/// What `lab up` needs to serve the mirror
+pub fn check_mirror_server() -> Result<(), PrereqError> {
+    check_tools(MIRROR_SERVER)
 }
 
 fn check_tools(tools: &[(&'static str, &'static str)]) -> Result<(), PrereqError> {

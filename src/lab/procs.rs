@@ -37,6 +37,14 @@ fn stat(pid: i32) -> Option<(char, i32)> {
     Some((state, ppid))
 }
 
+/// The processes whose parent is `pid`
+pub fn children(pid: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&c| stat(c).is_some_and(|(_, ppid)| ppid == pid))
+        .collect()
+}
+
 /// True when the process exists and is not a zombie
 pub fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')

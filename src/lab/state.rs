@@ -4,7 +4,9 @@
 //! - `images/HASH/rootfs` the cached image, see [`super::image`]
 //! - `lab/NAME/state.json` this file's [`LabState`]
 //! - `lab/NAME/id_ed25519{,.pub}` the lab's SSH key, `lab/NAME/known_hosts` the hosts' keys
+//! - `mirrors/HASH/www` the cached package mirror, see [`super::mirror`]
 //! - `lab/NAME/hosts/HOST/{upper,work,merged}` the host's overlay, `console.log` its boot output
+//! - `lab/NAME/mirror/` the configuration, PID file and logs of the lab's mirror server
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -133,6 +135,9 @@ pub struct LabState {
     pub hosts: Vec<HostState>,
     /// The inventory the last `lab up` wrote
     pub inventory: Option<PathBuf>,
+    /// The package mirror the lab serves (`www/` of a cached mirror)
+    #[serde(default)]
+    pub mirror: Option<PathBuf>,
 }
 
 impl LabState {

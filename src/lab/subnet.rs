@@ -110,6 +110,11 @@ impl Subnet {
         self.at(100)
     }
 
+    /// Where a second VIP goes (seed 004's VIP on the Patroni leader); never assigned either
+    pub fn leader_vip(&self) -> Ipv4Addr {
+        self.at(101)
+    }
+
     /// Address of host number `index` (1-based) of `role`, see the module doc for the layout
     pub fn host(&self, role: Role, index: u32) -> Option<Ipv4Addr> {
         let offset = match (role, index) {

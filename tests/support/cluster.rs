@@ -1,0 +1,150 @@
+//! Test support for lab tests that deploy a Patroni cluster with the shipped playbooks: running
+//! `pgdeploy` on the lab inventory, reading the cluster (`patronictl` where the `patroni`
+//! module put it), SQL over TLS from a lab host, and waiting for a condition.
+//!
+//! Include it with `#[path = "support/cluster.rs"] mod cluster;` next to `support/lab.rs`
+//! (as `lab_support`).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::lab_support::LabFixture;
+
+/// A shipped playbook, by file name
+pub fn playbook(name: &str) -> String {
+    format!("{}/playbooks/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `pgdeploy MODE ARGS -i INVENTORY PLAYBOOK`: exit code, stdout, stderr
+pub fn pgdeploy(
+    mode: &str,
+    args: &[&str],
+    inventory: &Path,
+    playbook: &str,
+) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .arg(mode)
+        .args(args)
+        .arg("-i")
+        .arg(inventory)
+        .arg(playbook)
+        .output()
+        .expect("pgdeploy runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Changed plus failed steps of a `--json` run
+pub fn changed(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "recap")
+        .flat_map(|e| e["hosts"].as_array().cloned().unwrap_or_default())
+        .map(|h| h["changed"].as_u64().unwrap_or(0) + h["failed"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// A variable of the lab inventory's `all:vars`
+pub fn inventory_var(lab: &LabFixture, name: &str) -> String {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let inv: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    match &inv["all"]["vars"][name] {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        other => panic!("inventory variable `{name}` is {other:?}"),
+    }
+}
+
+/// `patronictl list` on `host` as JSON rows, with the `patronictl` and configuration the
+/// `patroni` module recorded in its locator file
+pub fn members_on(lab: &LabFixture, host: &str) -> Vec<Value> {
+    let text = lab.ssh_ok(
+        lab.ip(host),
+        ". /var/lib/pgdeploy/patroni.env && \"$PATRONICTL\" -c \"$PATRONI_CONFIG\" list -f json",
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// True when `rows` show one leader and every other member streaming on timeline `tl`
+pub fn settled(rows: &[Value], tl: u64) -> bool {
+    rows.iter().filter(|r| r["Role"] == "Leader").count() == 1
+        && rows
+            .iter()
+            .all(|r| r["TL"] == tl && (r["Role"] == "Leader" || r["State"] == "streaming"))
+}
+
+/// Runs SQL as `postgres` over TLS from host `from` to `host:port`
+pub fn sql(
+    lab: &LabFixture,
+    from: &str,
+    host: &str,
+    port: u16,
+    query: &str,
+) -> std::process::Output {
+    let password = inventory_var(lab, "pg_superuser_password");
+    lab.ssh(
+        lab.ip(from),
+        &format!(
+            "PGPASSWORD={password} psql 'host={host} port={port} user=postgres dbname=postgres \
+             sslmode=require connect_timeout=5' -XAtc \"{query}\""
+        ),
+    )
+}
+
+pub fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
+    let out = sql(lab, from, host, port, query);
+    assert!(
+        out.status.success(),
+        "psql to {host}:{port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Which of `hosts` holds `vip`
+pub fn holder_of<'a>(lab: &LabFixture, vip: &str, hosts: &[&'a str]) -> Option<&'a str> {
+    hosts.iter().copied().find(|h| {
+        lab.ssh(lab.ip(h), &format!("ip -4 -o addr | grep -qw {vip}"))
+            .status
+            .success()
+    })
+}
+
+/// Polls `f` until it returns true or `timeout` passes
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    f()
+}
+
+/// What apt and dpkg have done on a host so far: the lines of dpkg's and apt's logs and the
+/// time of the last package index refresh. Equal before and after a run: it ran no
+/// `apt-get install`/`remove` and no `apt-get update`
+pub fn apt_activity(lab: &LabFixture, host: &str) -> String {
+    lab.ssh_ok(
+        lab.ip(host),
+        "cat /var/log/dpkg.log /var/log/apt/history.log 2>/dev/null | wc -l; \
+         stat -c %Y /var/cache/apt/pkgcache.bin /var/lib/apt/lists/partial 2>/dev/null",
+    )
+}
+
+/// Asserts that none of the stack is on `host`: a freshly provisioned server
+pub fn assert_bare(lab: &LabFixture, host: &str) {
+    lab.ssh_ok(
+        lab.ip(host),
+        "test ! -e /usr/lib/postgresql && ! command -v etcd && ! command -v patroni \
+         && ! command -v haproxy && ! command -v keepalived && test ! -e /opt/patroni",
+    );
+}
