@@ -39,6 +39,8 @@ pub struct FakeTransport {
     rules: Vec<(String, ExecOutput)>,
     pub commands: Mutex<Vec<String>>,
     pub written: Mutex<HashMap<String, (Vec<u8>, FileAttrs)>>,
+    /// Every command and every write, in order, for transcripts.
+    pub log: Mutex<Vec<String>>,
 }
 
 impl FakeTransport {
@@ -48,6 +50,11 @@ impl FakeTransport {
     }
     pub fn commands(&self) -> Vec<String> {
         self.commands.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+    /// What the host was asked, in order: `$ COMMAND` lines, and `> PATH (owner:group
+    /// mode)` followed by the content for writes.
+    pub fn transcript(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 }
 
@@ -59,6 +66,9 @@ impl Transport for FakeTransport {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
         if let Ok(mut c) = self.commands.lock() {
             c.push(req.command.clone());
+        }
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("$ {}", req.command));
         }
         Ok(self
             .rules
@@ -83,6 +93,15 @@ impl Transport for FakeTransport {
     ) -> Result<(), TransportError> {
         if let Ok(mut w) = self.written.lock() {
             w.insert(path.to_string(), (content.to_vec(), attrs.clone()));
+        }
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!(
+                "> {path} ({}:{} {:04o})\n{}",
+                attrs.owner.as_deref().unwrap_or("-"),
+                attrs.group.as_deref().unwrap_or("-"),
+                attrs.mode.unwrap_or(0),
+                String::from_utf8_lossy(content).trim_end()
+            ));
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! privilege, reading a path's state in one round trip, fixing owner/group/mode, and planning
 //! a file's content (`copy`, `template`).
 
+pub mod apt;
 pub mod attrs;
 pub mod content;
 pub mod exec;

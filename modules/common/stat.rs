@@ -325,6 +325,26 @@ pub async fn probe(
     parse_probe(path, &out.stdout, content)
 }
 
+/// The states of several files with their bytes in one round trip ([`PATH_STATES`]'s batch),
+/// for a module that reads them after a command of its own (so the engine's read-ahead has
+/// none kept); a path the batch cannot answer (a symbolic link) is probed alone.
+pub async fn probe_files(
+    cx: &crate::module::HostContext<'_>,
+    paths: &[&str],
+) -> Result<Vec<PathState>, ModuleError> {
+    let items: Vec<String> = paths.iter().map(|p| format!("{WITH_CONTENT}{p}")).collect();
+    let out = super::exec::run(cx, &PATH_STATES.script(&items)).await?;
+    let answers = PATH_STATES.split(&items, &out);
+    let mut states = Vec::with_capacity(paths.len());
+    for (path, answer) in paths.iter().zip(answers) {
+        states.push(match answer {
+            Some(out) => parse_probe(path, &out.stdout, true)?,
+            None => probe(cx, path, true).await?,
+        });
+    }
+    Ok(states)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

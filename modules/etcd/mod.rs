@@ -1,7 +1,10 @@
-//! `etcd`: an etcd cluster with peer and client mutual TLS, configured through Debian's
-//! environment file (`/etc/default/etcd`), in two tasks of the same module:
+//! `etcd`: an etcd cluster with peer and client mutual TLS, configured through the
+//! environment file its unit reads (`/etc/default/etcd` on Debian, `/etc/etcd/etcd.conf` on
+//! RedHat), with the package's unit or, when no package ships one (upstream release
+//! tarballs), a unit of its own, in two tasks of the same module:
 //!
-//! - `state: configured` writes the environment file. Hosts run it one at a time (the first
+//! - `state: configured` writes the environment file (and the unit, the user and the data
+//!   directory when missing, and the locator `pgdeploy status` reads). Hosts run it one at a time (the first
 //!   member first), so that a host added to the inventory joins alone: it is added with
 //!   `etcdctl member add` through a healthy member, then started, then waited for, before the
 //!   next host is looked at. `ETCD_INITIAL_CLUSTER_STATE` is computed, never set by hand: `new`
@@ -34,6 +37,10 @@ use super::common::exec;
 use super::common::shell::quote;
 use super::common::stat;
 
+mod host;
+pub mod unit;
+use unit::LOCATOR;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum EtcdState {
@@ -55,9 +62,19 @@ pub struct Etcd {
     pub cluster_token: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
-    /// The environment file the etcd unit reads.
-    #[serde(default = "default_config")]
-    pub config: String,
+    /// The environment file the etcd unit reads; by default from the OS family
+    /// ([`config_for`]).
+    #[serde(default)]
+    pub config: Option<String>,
+    /// The etcd binary, for the unit the module writes when no package ships one.
+    #[serde(default = "default_executable")]
+    pub executable: String,
+    /// The `etcdctl` the module (and `pgdeploy status`) runs.
+    #[serde(default = "default_etcdctl")]
+    pub etcdctl: String,
+    /// The system user etcd runs as, created (with its group) when missing.
+    #[serde(default = "default_user")]
+    pub user: String,
     /// Where `certificates` installed `NAME.crt`, `NAME.key` and `ca.crt`.
     #[serde(default = "default_pki_dir")]
     pub pki_dir: String,
@@ -78,8 +95,29 @@ fn default_token() -> String {
 fn default_data_dir() -> String {
     "/var/lib/etcd/default".into()
 }
-fn default_config() -> String {
-    "/etc/default/etcd".into()
+fn default_executable() -> String {
+    "/usr/bin/etcd".into()
+}
+fn default_etcdctl() -> String {
+    "/usr/bin/etcdctl".into()
+}
+fn default_user() -> String {
+    "etcd".into()
+}
+
+/// The environment file of `host` when `config` is not set: where the OS family's packages
+/// have their unit read it.
+pub fn config_for(facts: &crate::template::Facts, host: &str) -> Result<String, ModuleError> {
+    match facts.get("ansible_os_family").and_then(|v| v.as_str()) {
+        Some("Debian") => Ok("/etc/default/etcd".into()),
+        Some("RedHat") => Ok("/etc/etcd/etcd.conf".into()),
+        Some(other) => Err(ModuleError::Failed(format!(
+            "`{host}` is of OS family `{other}`: set `config` (the environment file etcd's unit reads)"
+        ))),
+        None => Err(ModuleError::Failed(format!(
+            "`{host}` has no `ansible_os_family` fact: set `config` (the environment file etcd's unit reads)"
+        ))),
+    }
 }
 fn default_pki_dir() -> String {
     "/etc/etcd/pki".into()
@@ -200,11 +238,25 @@ impl Etcd {
         Ok(members)
     }
 
-    /// `etcdctl` over https with this host's client certificate.
-    fn etcdctl(&self, host: &str, endpoints: &[String], args: &str) -> String {
+    /// The environment file of this host: `config`, else the OS family's.
+    fn config_path(
+        &self,
+        facts: &crate::template::Facts,
+        host: &str,
+    ) -> Result<String, ModuleError> {
+        match &self.config {
+            Some(c) => Ok(c.clone()),
+            None => config_for(facts, host),
+        }
+    }
+
+    /// `etcdctl` (the v3 API, which etcd 3.4 and 3.5 both default to, said anyway) over https
+    /// with this host's client certificate.
+    fn ctl(&self, host: &str, endpoints: &[String], args: &str) -> String {
         format!(
-            "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={} \
+            "ETCDCTL_API=3 {} --endpoints={} --cacert={} --cert={} --key={} \
              --dial-timeout=2s --command-timeout=5s {args}",
+            quote(&self.etcdctl),
             quote(&endpoints.join(",")),
             quote(&self.ca()),
             quote(&self.cert(host)),
@@ -264,10 +316,15 @@ impl Etcd {
 
     /// Replaces the environment file with `text` (atomically, with its owner and mode), for
     /// the rewrites after a start: the list after a join, `new` turned into `existing`.
-    async fn write_config(&self, cx: &HostContext<'_>, text: &str) -> Result<(), ModuleError> {
+    async fn write_config(
+        &self,
+        cx: &HostContext<'_>,
+        config: &str,
+        text: &str,
+    ) -> Result<(), ModuleError> {
         cx.transport
             .write_file(
-                &self.config,
+                config,
                 text.as_bytes(),
                 &self.file_attrs().for_write(None),
                 &cx.become_,
@@ -276,14 +333,17 @@ impl Etcd {
         Ok(())
     }
 
-    /// Shell that prints the fingerprint of what etcd runs with.
-    fn fingerprint_script(&self, host: &str) -> String {
+    /// Shell that prints the fingerprint of what etcd runs with: the environment file, the
+    /// certificates, and the unit when the module wrote it (absent otherwise, so a host
+    /// with the package's unit keeps the fingerprint it had before units were written).
+    fn fingerprint_script(&self, host: &str, config: &str) -> String {
         format!(
-            "{{ grep -v '^ETCD_INITIAL_CLUSTER' {}; cat {} {} {}; }} 2>/dev/null | sha256sum | cut -c1-64",
-            quote(&self.config),
+            "{{ grep -v '^ETCD_INITIAL_CLUSTER' {}; cat {} {} {} {}; }} 2>/dev/null | sha256sum | cut -c1-64",
+            quote(config),
             quote(&self.cert(host)),
             quote(&self.key(host)),
-            quote(&self.ca())
+            quote(&self.ca()),
+            quote(&unit::unit_path(&self.service))
         )
     }
 
@@ -291,6 +351,7 @@ impl Etcd {
     async fn start(
         &self,
         cx: &HostContext<'_>,
+        config: &str,
         verb: &str,
         enable: bool,
     ) -> Result<(), ModuleError> {
@@ -310,7 +371,7 @@ impl Etcd {
         }
         cmd.push_str(&format!(
             "mkdir -p /var/lib/pgdeploy && {} > {STAMP} && systemctl {verb} --no-block {unit}",
-            self.fingerprint_script(cx.host)
+            self.fingerprint_script(cx.host, config)
         ));
         exec::check(cx, &cmd, &format!("systemctl {verb} {unit}")).await?;
         Ok(())
@@ -328,7 +389,7 @@ impl Etcd {
         let cmd = format!(
             "{}; rc=$?; if [ $rc -ne 0 ] && systemctl is-failed -q {unit}; then echo {UNIT_FAILED}; \
              journalctl -u {unit} -n 5 --no-pager -o cat 2>/dev/null; fi; exit $rc",
-            self.etcdctl(cx.host, endpoints, "endpoint health")
+            self.ctl(cx.host, endpoints, "endpoint health")
         );
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         loop {
@@ -361,6 +422,15 @@ impl Etcd {
 /// What the `configured` step found and will do.
 #[derive(Debug)]
 struct ConfigWork {
+    /// The environment file of this host.
+    config: String,
+    /// Creates what is missing before anything is written: user, data directory, the
+    /// directories of the files.
+    prepare: Option<String>,
+    /// The module's own unit, then `systemctl daemon-reload`.
+    unit: Option<ContentWork>,
+    /// `/var/lib/pgdeploy/etcd.env`.
+    locator: Option<ContentWork>,
     /// `member add` through these client URLs.
     add: Option<Vec<String>>,
     file: Option<ContentWork>,
@@ -373,12 +443,31 @@ struct ConfigWork {
     settle: Option<String>,
 }
 
+/// Whose unit runs etcd on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Install {
+    /// A unit the module did not write (the package's, or the administrator's): used as is.
+    Package,
+    /// No other unit: the module writes (and keeps) its own.
+    Own,
+}
+
+/// The directory of an absolute path.
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
 /// Members restart one at a time (steps of one run share this process).
 static RESTART_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What the `started` step will do.
 #[derive(Debug)]
 struct StartWork {
+    /// The environment file of this host.
+    config: String,
     enable: bool,
     /// `start` or `restart`.
     verb: Option<&'static str>,
@@ -406,6 +495,7 @@ impl Etcd {
                 ))
             })?
             .clone();
+        let config = self.config_path(cx.facts, cx.host)?;
         // Things to tell the user that are not changes: shown in the output and the JSON
         // events (plan and apply), never counted as changed.
         let mut notes = Vec::new();
@@ -418,6 +508,15 @@ impl Etcd {
             quote(&self.key(cx.host)),
             quote(&self.ca())
         );
+        probe.push_str("; ");
+        probe.push_str(&host::probe_lines(
+            &self.executable,
+            &self.etcdctl,
+            &self.user,
+            &self.data_dir,
+            STAMP,
+            &self.service,
+        ));
         for (i, m) in members.iter().enumerate() {
             let tcp = format!("exec 3<>/dev/tcp/{}/{}", m.address, self.client_port);
             probe.push_str(&format!(
@@ -429,6 +528,21 @@ impl Etcd {
         let text = String::from_utf8_lossy(&out.stdout);
         let local_member = text.lines().any(|l| l == "member");
         let certs = text.lines().any(|l| l == "certs");
+        let provided = host::parse(&text);
+        let unit_path = unit::unit_path(&self.service);
+        let [config_state, unit_state, locator_state]: [stat::PathState; 3] =
+            stat::probe_files(cx, &[&config, &unit_path, LOCATOR])
+                .await?
+                .try_into()
+                .map_err(|_| ModuleError::Failed("unexpected answer of the path probe".into()))?;
+        let installs = self.check_install(
+            cx,
+            &config,
+            &provided,
+            &unit_state,
+            local_member,
+            &config_state,
+        )?;
         let endpoints: Vec<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("open="))
@@ -455,11 +569,7 @@ impl Etcd {
                     .collect(),
             )
         } else if certs && !endpoints.is_empty() {
-            let out = exec::run(
-                cx,
-                &self.etcdctl(cx.host, &endpoints, "member list -w json"),
-            )
-            .await?;
+            let out = exec::run(cx, &self.ctl(cx.host, &endpoints, "member list -w json")).await?;
             let listed = if out.status == 0 {
                 parse_member_list(&out.stdout)
             } else {
@@ -521,20 +631,44 @@ impl Etcd {
         } else {
             None
         };
+        let prepare = self.prepare(&provided, &mut changes);
         let content_text = self.render(&me, &decision.initial_cluster, decision.state);
-        let state = stat::probe(cx, &self.config, true).await?;
-        let desired = Desired {
-            dest: &self.config,
-            content: content_text.into_bytes(),
-            wanted: self.file_attrs(),
-            validate: None,
-        };
-        let file = match content::decide(&desired, &state)? {
-            Some((c, work)) => {
-                changes.extend(c);
-                Some(work)
+        let file = self.decide_file(&config, content_text, &config_state, &mut changes)?;
+        let unit = match installs {
+            Install::Package => None,
+            Install::Own => {
+                let text = unit::render_unit(&self.executable, &config, &self.user);
+                let work = self.decide_file(&unit_path, text, &unit_state, &mut changes)?;
+                if matches!(work, Some(ContentWork::Write { .. })) {
+                    changes.push(Change::new(
+                        "reload systemd's units (`systemctl daemon-reload`)",
+                    ));
+                }
+                work
             }
-            None => None,
+        };
+        let locator_text = unit::render_locator(&config, &self.etcdctl);
+        let locator = self.decide_file(LOCATOR, locator_text, &locator_state, &mut changes)?;
+        let mut dirs: Vec<&str> = Vec::new();
+        if file.is_some() {
+            dirs.push(parent(&config));
+        }
+        if locator.is_some() {
+            dirs.push(parent(LOCATOR));
+        }
+        let prepare = match (prepare, dirs.is_empty()) {
+            (None, true) => None,
+            (p, _) => {
+                let mut cmds: Vec<String> = Vec::new();
+                if !dirs.is_empty() {
+                    cmds.push(format!(
+                        "mkdir -p -- {}",
+                        super::common::shell::quote_all(&dirs)
+                    ));
+                }
+                cmds.extend(p);
+                Some(cmds.join(" && "))
+            }
         };
         let mut settle = None;
         if decision.join {
@@ -550,8 +684,7 @@ impl Etcd {
                 .collect();
             if decision.initial_cluster != inventory {
                 changes.push(Change::new(format!(
-                    "then list every inventory member in `ETCD_INITIAL_CLUSTER` of `{}`",
-                    self.config
+                    "then list every inventory member in `ETCD_INITIAL_CLUSTER` of `{config}`"
                 )));
                 settle = Some(self.render(&me, &inventory, ClusterState::Existing));
             }
@@ -562,6 +695,10 @@ impl Etcd {
         Ok(Plan::changes(
             changes,
             ConfigWork {
+                config,
+                prepare,
+                unit,
+                locator,
                 add,
                 file,
                 join: decision.join,
@@ -595,13 +732,23 @@ impl Etcd {
                 None => Ok(()),
             };
         }
+        if let Some(cmd) = &w.prepare {
+            exec::check(cx, cmd, cmd).await?;
+        }
+        if let Some(unit) = &w.unit {
+            content::apply(cx, unit).await?;
+            if matches!(unit, ContentWork::Write { .. }) {
+                let cmd = "systemctl daemon-reload";
+                exec::check(cx, cmd, cmd).await?;
+            }
+        }
         if let Some(through) = &w.add {
             let args = format!(
                 "member add {} --peer-urls={}",
                 quote(&me.name),
                 quote(&self.peer_url(me))
             );
-            let cmd = self.etcdctl(cx.host, through, &args);
+            let cmd = self.ctl(cx.host, through, &args);
             // etcd refuses to add a voting member ("unhealthy cluster") unless every member
             // has been connected for the last 5 s: after a member restarted, wait it out.
             // Only the inventory's members are waited for (a stale member may be down).
@@ -631,26 +778,125 @@ impl Etcd {
         if let Some(file) = &w.file {
             content::apply(cx, file).await?;
         }
+        if let Some(locator) = &w.locator {
+            content::apply(cx, locator).await?;
+        }
         if w.join {
-            self.start(cx, "start", true).await?;
+            self.start(cx, &w.config, "start", true).await?;
             self.wait_healthy(cx, &[self.client_url(me)]).await?;
             if let Some(text) = &w.settle {
-                self.write_config(cx, text).await?;
+                self.write_config(cx, &w.config, text).await?;
             }
         }
         Ok(())
     }
 
+    /// Whether this host runs etcd with the package's unit or the module's, and the errors
+    /// that stop the step before it writes anything: a binary missing, or member data that
+    /// the package's own start left (see [`host::package_default_data`]).
+    fn check_install(
+        &self,
+        cx: &HostContext<'_>,
+        config: &str,
+        provided: &host::Provided,
+        unit_state: &stat::PathState,
+        local_member: bool,
+        config_state: &stat::PathState,
+    ) -> Result<Install, ModuleError> {
+        let unit_path = unit::unit_path(&self.service);
+        let ours = unit_state.link.is_none()
+            && unit_state
+                .content
+                .as_deref()
+                .is_some_and(|c| c.starts_with(unit::UNIT_HEADER.as_bytes()));
+        let none_other = unit_state.kind == stat::Kind::Missing
+            && provided.units.iter().all(|u| *u == unit_path);
+        let install = if ours || none_other {
+            Install::Own
+        } else {
+            Install::Package
+        };
+        if install == Install::Own && !provided.executable {
+            return Err(ModuleError::Failed(format!(
+                "`{}` is not an executable on `{}` and no unit `{}` is installed: install `etcd-server` or set `executable`",
+                self.executable,
+                cx.host,
+                unit::unit_name(&self.service)
+            )));
+        }
+        if !provided.etcdctl {
+            return Err(ModuleError::Failed(format!(
+                "`{}` is not an executable on `{}`: install `etcd-client` or set `etcdctl`",
+                self.etcdctl, cx.host
+            )));
+        }
+        if host::package_default_data(
+            local_member,
+            provided.stamped,
+            config_state.content.as_deref(),
+        ) {
+            let member = format!("{}/member", self.data_dir.trim_end_matches('/'));
+            return Err(ModuleError::Failed(format!(
+                "`{member}` on `{}` was not made by pgdeploy: etcd was started with the package's defaults (`{config}` has no `ETCD_INITIAL_CLUSTER` and pgdeploy never started etcd here, no `{STAMP}`), which makes a lone single-member cluster, not a member of this one; pgdeploy never deletes data: if the host holds nothing of value, run `systemctl stop {} && rm -rf {}` on it and apply again, and install etcd with `packages: {{start_services: false}}`",
+                cx.host,
+                quote(&self.service),
+                quote(&member)
+            )));
+        }
+        Ok(install)
+    }
+
+    /// The system user and the data directory, when missing: their changes, and the command
+    /// creating them.
+    fn prepare(&self, provided: &host::Provided, changes: &mut Vec<Change>) -> Option<String> {
+        let mut cmds = Vec::new();
+        if !provided.user {
+            changes.push(Change::new(format!(
+                "create the system user `{}` (group `{}`, no login)",
+                self.user, self.user
+            )));
+            cmds.push(unit::user_script(&self.user, &self.data_dir));
+        }
+        if !provided.data_dir {
+            changes.push(Change::new(format!(
+                "create `{}` (owner `{}`, mode `0700`)",
+                self.data_dir, self.user
+            )));
+            cmds.push(unit::data_dir_script(&self.user, &self.data_dir));
+        }
+        (!cmds.is_empty()).then(|| cmds.join(" && "))
+    }
+
+    /// A root-owned 0644 file with `text`: its changes (with the diff) and work.
+    fn decide_file(
+        &self,
+        dest: &str,
+        text: String,
+        state: &stat::PathState,
+        changes: &mut Vec<Change>,
+    ) -> Result<Option<ContentWork>, ModuleError> {
+        let desired = Desired {
+            dest,
+            content: text.into_bytes(),
+            wanted: self.file_attrs(),
+            validate: None,
+        };
+        Ok(content::decide(&desired, state)?.map(|(c, work)| {
+            changes.extend(c);
+            work
+        }))
+    }
+
     /// What the `started` step reads: unit state, fingerprints, whether the file says `new`.
-    fn started_probe(&self, host: &str) -> String {
+    fn started_probe(&self, host: &str, config: &str) -> String {
         let unit = quote(&self.service);
         format!(
             "echo \"active=$(systemctl is-active {unit})\"; echo \"enabled=$(systemctl is-enabled {unit} 2>/dev/null)\"; \
              echo \"fingerprint=$({})\"; echo \"stamp=$(cat {STAMP} 2>/dev/null)\"; \
              if grep -qx {} {} 2>/dev/null; then echo fresh=yes; fi",
-            self.fingerprint_script(host),
+            self.fingerprint_script(host, config),
             quote(FLIP_FROM),
-            quote(&self.config)
+            quote(config)
         )
     }
 
@@ -683,7 +929,8 @@ impl Etcd {
 
     async fn plan_started(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
         let unit = quote(&self.service);
-        let probe = self.started_probe(cx.host);
+        let config = self.config_path(cx.facts, cx.host)?;
+        let probe = self.started_probe(cx.host, &config);
         let out = exec::check(cx, &probe, &format!("systemctl show {unit}")).await?;
         let text = String::from_utf8_lossy(&out.stdout);
         let get = |k: &str| {
@@ -710,8 +957,7 @@ impl Etcd {
             Some("start")
         } else if changed_since {
             changes.push(Change::new(format!(
-                "restart `{name}`: `{}` or its certificates changed since it started",
-                self.config
+                "restart `{name}`: `{config}` or its certificates changed since it started"
             )));
             Some("restart")
         } else {
@@ -720,17 +966,17 @@ impl Etcd {
         if fresh {
             changes.push(
                 Change::new(format!(
-                    "set `ETCD_INITIAL_CLUSTER_STATE` to `existing` in `{}` once the cluster is healthy",
-                    self.config
+                    "set `ETCD_INITIAL_CLUSTER_STATE` to `existing` in `{config}` once the cluster is healthy"
                 ))
                 .with_diff(Diff {
-                    path: self.config.clone(),
+                    path: config.clone(),
                     before: Some(format!("{FLIP_FROM}\n")),
                     after: Some(format!("{FLIP_TO}\n")),
                 }),
             );
         }
         let work = StartWork {
+            config,
             enable: !enabled,
             verb,
             flip: fresh,
@@ -759,10 +1005,10 @@ impl Etcd {
             if !others.is_empty() {
                 self.wait_healthy(cx, &others).await?;
             }
-            self.start(cx, "restart", w.enable).await?;
+            self.start(cx, &w.config, "restart", w.enable).await?;
             self.wait_healthy(cx, &endpoints).await?;
         } else if let Some(verb) = w.verb {
-            self.start(cx, verb, w.enable).await?;
+            self.start(cx, &w.config, verb, w.enable).await?;
         } else if w.enable {
             let cmd = format!("systemctl enable {}", quote(&self.service));
             exec::check(cx, &cmd, &cmd).await?;
@@ -771,7 +1017,7 @@ impl Etcd {
         if w.flip {
             let current = cx
                 .transport
-                .read_file(&self.config, &cx.become_)
+                .read_file(&w.config, &cx.become_)
                 .await?
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&current);
@@ -780,7 +1026,7 @@ impl Etcd {
                 .map(|l| if l == FLIP_FROM { FLIP_TO } else { l })
                 .flat_map(|l| [l, "\n"])
                 .collect();
-            self.write_config(cx, &flipped).await?;
+            self.write_config(cx, &w.config, &flipped).await?;
         }
         Ok(())
     }
@@ -903,7 +1149,11 @@ impl Action for Etcd {
             // `configured` first asks which members answer (not a probe: it changes on its
             // own), which drops kept answers anyway.
             EtcdState::Configured => Vec::new(),
-            EtcdState::Started => vec![Probe::command(self.started_probe(cx.host))],
+            EtcdState::Started => match self.config_path(cx.facts, cx.host) {
+                Ok(config) => vec![Probe::command(self.started_probe(cx.host, &config))],
+                // `plan` says why.
+                Err(_) => Vec::new(),
+            },
         }
     }
 
@@ -971,11 +1221,29 @@ impl Params for Etcd {
             ));
         }
         for (field, path) in [
-            ("data_dir", &self.data_dir),
-            ("config", &self.config),
-            ("pki_dir", &self.pki_dir),
+            ("data_dir", Some(&self.data_dir)),
+            ("config", self.config.as_ref()),
+            ("pki_dir", Some(&self.pki_dir)),
+            ("executable", Some(&self.executable)),
+            ("etcdctl", Some(&self.etcdctl)),
         ] {
-            problems.extend(super::check_absolute(field, path));
+            if let Some(path) = path {
+                problems.extend(super::check_absolute(field, path));
+            }
+        }
+        let user_ok = self
+            .user
+            .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && self
+                .user
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+            && self.user.len() <= 32;
+        if !user_ok {
+            problems.push(Problem::field(
+                "user",
+                format!("`{}` is not a system user name", self.user),
+            ));
         }
         if self.cluster_token.is_empty() || self.cluster_token.contains(['"', '\n']) {
             problems.push(Problem::field(

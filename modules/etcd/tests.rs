@@ -172,9 +172,24 @@ mod with_a_fake_host {
     use crate::template::Facts;
     use crate::transport::ExecOutput;
 
+    fn family(name: &str) -> Facts {
+        let mut f = Facts::new();
+        f.insert("ansible_os_family".into(), serde_json::json!(name));
+        f
+    }
+
+    /// What the `configured` probe prints on a host with etcd's package installed and
+    /// started once by pgdeploy, beside `extra` lines.
+    fn installed(extra: &str) -> ExecOutput {
+        output(
+            0,
+            &format!("{extra}executable\netcdctl\nuser\ndata_dir\nstamped\nunit=/lib/systemd/system/etcd.service\n"),
+        )
+    }
+
     fn started(probe: &str) -> Plan {
         let fake = FakeTransport::default().answer("systemctl is-active", output(0, probe));
-        let h = Harness::new(fake, Facts::new());
+        let h = Harness::new(fake, family("Debian"));
         let p = params("members: [h1, h2, h3]");
         block_on(p.plan(&h.cx())).unwrap()
     }
@@ -204,9 +219,9 @@ mod with_a_fake_host {
     #[test]
     fn configured_host_with_member_data_is_existing_and_not_added() {
         let fake = FakeTransport::default()
-            .answer("/member ]", output(0, "member\ncerts\n"))
+            .answer("/member ]", installed("member\ncerts\n"))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
-        let h = Harness::new(fake, Facts::new());
+        let h = Harness::new(fake, family("Debian"));
         let p = params("state: configured\nmembers: [h1, h2, h3]");
         let plan = block_on(p.plan(&h.cx())).unwrap();
         let diff = plan.changes[0]
@@ -229,16 +244,16 @@ mod with_a_fake_host {
             .transport
             .commands()
             .iter()
-            .all(|c| !c.contains("etcdctl")));
+            .all(|c| !c.contains("ETCDCTL_API=3")));
     }
 
     #[test]
     fn dry_run_without_certificate_plans_the_addition_from_the_members_that_answer() {
         // No member data, no certificates yet; h2, h3 (and h1 itself) answer on the client port.
         let fake = FakeTransport::default()
-            .answer("/member ]", output(0, "open=0\nopen=1\nopen=2\n"))
+            .answer("/member ]", installed("open=0\nopen=1\nopen=2\n"))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
-        let h = Harness::new(fake, Facts::new());
+        let h = Harness::new(fake, family("Debian"));
         let p = params("state: configured\nmembers: [h2, h3, h1]");
         let plan = block_on(p.plan(&h.cx())).unwrap();
         let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
@@ -271,7 +286,7 @@ mod with_a_fake_host {
             .transport
             .commands()
             .iter()
-            .all(|c| !c.contains("etcdctl")));
+            .all(|c| !c.contains("ETCDCTL_API=3")));
     }
 
     /// A certificate from a throw-away CA with these SANs, as the stat probe prints it.
@@ -291,10 +306,10 @@ mod with_a_fake_host {
 
     fn configured_with_certificate(sans: &[&str]) -> Plan {
         let fake = FakeTransport::default()
-            .answer("/member ]", output(0, "certs\n"))
+            .answer("/member ]", installed("certs\n"))
             .answer("/etc/etcd/pki/h1.crt ]", installed_certificate(sans))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
-        let h = Harness::new(fake, Facts::new());
+        let h = Harness::new(fake, family("Debian"));
         let p = params("state: configured\nmembers: [h1, h2, h3]");
         block_on(p.plan(&h.cx())).unwrap()
     }
@@ -317,5 +332,208 @@ mod with_a_fake_host {
         let p = params("state: configured\nmembers: [a, b, c]");
         let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
         assert_eq!(e, "host `h1` is not in `members` (a, b, c)");
+    }
+}
+
+/// Fresh hosts of each OS family: `configured` then `started` applied on a new 3-member
+/// cluster, the host asked nothing but the probes' answers below.
+mod fresh_apply {
+    use super::*;
+    use crate::catalogue::common::fake::*;
+    use crate::template::Facts;
+
+    fn facts(family: &str, dist: &str, major: &str) -> Facts {
+        let mut f = Facts::new();
+        f.insert("ansible_os_family".into(), serde_json::json!(family));
+        f.insert("ansible_distribution".into(), serde_json::json!(dist));
+        f.insert(
+            "ansible_distribution_major_version".into(),
+            serde_json::json!(major),
+        );
+        f
+    }
+
+    /// A host where `probe` is what the `configured` probe prints (the files it reads are
+    /// missing) and etcd is stopped and disabled.
+    fn fake(probe: &str) -> FakeTransport {
+        FakeTransport::default()
+            .answer("/member ]", output(0, probe))
+            .answer("for p in", output(0, "missing\nmissing\nmissing\n--\n"))
+            .answer(
+                "systemctl is-active",
+                output(
+                    0,
+                    "active=inactive\nenabled=disabled\nfingerprint=ab\nstamp=\nfresh=yes\n",
+                ),
+            )
+            .answer("if [ -e", output(0, "missing\nnolink\n"))
+    }
+
+    fn scope(facts: &Facts) -> std::sync::Arc<crate::template::Scope> {
+        let hosts: &[(&str, &str, &[&str])] = &[
+            ("pg1", "10.0.0.1", &["postgres"]),
+            ("pg2", "10.0.0.2", &["postgres"]),
+            ("pg3", "10.0.0.3", &["postgres"]),
+        ];
+        let all = ["pg1", "pg2", "pg3"]
+            .iter()
+            .map(|h| (h.to_string(), facts.clone()))
+            .collect();
+        cluster_scope(hosts, all, "pg1", &["pg1", "pg2", "pg3"])
+    }
+
+    /// Plans and applies `configured` then `started` on `pg1`; the transcript and the plans'
+    /// change summaries.
+    fn apply(facts: Facts, probe: &str, extra: &str) -> (String, Vec<String>) {
+        let t = fake(probe);
+        let scope = scope(&facts);
+        let cx = context("pg1", &t, &facts, &scope);
+        let mut summaries = Vec::new();
+        for state in ["configured", "started"] {
+            let p = params(&format!(
+                "state: {state}\nmembers: [pg1, pg2, pg3]\n{extra}"
+            ));
+            let plan = block_on(p.plan(&cx)).unwrap();
+            summaries.extend(plan.changes.iter().map(|c| c.summary.clone()));
+            block_on(p.apply(&cx, &plan)).unwrap();
+        }
+        (t.transcript(), summaries)
+    }
+
+    #[test]
+    fn debian_12_with_the_packages_unit() {
+        let (transcript, summaries) = apply(
+            facts("Debian", "Debian", "12"),
+            "executable\netcdctl\nuser\nunit=/lib/systemd/system/etcd.service\n",
+            "",
+        );
+        assert!(!transcript.contains("daemon-reload"), "{transcript}");
+        assert!(!transcript.contains("> /etc/systemd/system/etcd.service"));
+        insta::assert_snapshot!("fresh_debian12_summaries", summaries.join("\n"));
+        insta::assert_snapshot!("fresh_debian12", transcript);
+    }
+
+    #[test]
+    fn ubuntu_24_04_from_a_release_tarball() {
+        let (transcript, summaries) = apply(
+            facts("Debian", "Ubuntu", "24"),
+            "executable\netcdctl\n",
+            "executable: /usr/local/bin/etcd\netcdctl: /usr/local/bin/etcdctl\n",
+        );
+        assert!(
+            transcript.contains("$ systemctl daemon-reload"),
+            "{transcript}"
+        );
+        insta::assert_snapshot!("fresh_ubuntu2404_summaries", summaries.join("\n"));
+        insta::assert_snapshot!("fresh_ubuntu2404", transcript);
+    }
+
+    #[test]
+    fn rocky_9_from_a_release_tarball() {
+        let (transcript, summaries) =
+            apply(facts("RedHat", "Rocky", "9"), "executable\netcdctl\n", "");
+        assert!(
+            transcript.contains("> /etc/etcd/etcd.conf (root:root 0644)"),
+            "{transcript}"
+        );
+        insta::assert_snapshot!("fresh_rocky9_summaries", summaries.join("\n"));
+        insta::assert_snapshot!("fresh_rocky9", transcript);
+    }
+
+    #[test]
+    fn the_unit_is_written_once_and_a_converged_host_changes_nothing() {
+        let f = facts("RedHat", "Rocky", "9");
+        let scope = scope(&f);
+        let p = params("state: configured\nmembers: [pg1, pg2, pg3]");
+        // What the module wrote on the first run, read back.
+        let cluster: Vec<(String, String)> = (1..=3)
+            .map(|i| (format!("pg{i}"), format!("https://10.0.0.{i}:2380")))
+            .collect();
+        let me = Member {
+            name: "pg1".into(),
+            address: "10.0.0.1".into(),
+        };
+        let files = [
+            p.render(&me, &cluster, ClusterState::Existing),
+            unit::render_unit("/usr/bin/etcd", "/etc/etcd/etcd.conf", "etcd"),
+            unit::render_locator("/etc/etcd/etcd.conf", "/usr/bin/etcdctl"),
+        ];
+        let batch = {
+            let mut s = String::from("exists\nexists\nexists\n--\n");
+            for f in &files {
+                s.push_str(&format!(
+                    "regular file\troot\troot\t0\t0\t644\t{}\n",
+                    f.len()
+                ));
+            }
+            for f in &files {
+                s.push_str(f);
+            }
+            for f in &files {
+                s.push_str(&format!("{}\n", f.len()));
+            }
+            s
+        };
+        let t = FakeTransport::default()
+            .answer(
+                "/member ]",
+                output(0, "member\nexecutable\netcdctl\nuser\ndata_dir\nstamped\nunit=/etc/systemd/system/etcd.service\n"),
+            )
+            .answer("for p in", output(0, &batch));
+        let cx = context("pg1", &t, &f, &scope);
+        let plan = block_on(p.plan(&cx)).unwrap();
+        assert!(!plan.needs_apply(), "{:?}", plan.changes);
+        assert_eq!(t.commands().len(), 2, "the probe and the files' batch");
+    }
+
+    #[test]
+    fn a_missing_executable_without_a_unit_names_host_and_path() {
+        let f = facts("RedHat", "Rocky", "9");
+        let t = fake("etcdctl\n");
+        let scope = scope(&f);
+        let cx = context("pg1", &t, &f, &scope);
+        let p = params("state: configured\nmembers: [pg1, pg2, pg3]");
+        let e = block_on(p.plan(&cx)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`/usr/bin/etcd` is not an executable on `pg1` and no unit `etcd.service` is installed: install `etcd-server` or set `executable`"
+        );
+        // With the package's unit, its `ExecStart` is what counts.
+        let t = fake("etcdctl\nunit=/usr/lib/systemd/system/etcd.service\n");
+        let cx = context("pg1", &t, &f, &scope);
+        assert!(block_on(p.plan(&cx)).is_ok());
+        let t = fake("executable\n");
+        let cx = context("pg1", &t, &f, &scope);
+        let e = block_on(p.plan(&cx)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`/usr/bin/etcdctl` is not an executable on `pg1`: install `etcd-client` or set `etcdctl`"
+        );
+    }
+
+    #[test]
+    fn data_left_by_the_packages_own_start_stops_the_step() {
+        let f = facts("Debian", "Debian", "12");
+        let scope = scope(&f);
+        let p = params("state: configured\nmembers: [pg1, pg2, pg3]");
+        let debian_default =
+            "# ETCD_NAME=\"hostname\"\n#ETCD_INITIAL_CLUSTER=\"default=http://localhost:2380\"\n";
+        let batch = format!(
+            "exists\nmissing\nmissing\n--\nregular file\troot\troot\t0\t0\t644\t{n}\n{debian_default}{n}\n",
+            n = debian_default.len()
+        );
+        let t = FakeTransport::default()
+            .answer(
+                "/member ]",
+                output(0, "member\nexecutable\netcdctl\nuser\ndata_dir\nunit=/lib/systemd/system/etcd.service\n"),
+            )
+            .answer("for p in", output(0, &batch));
+        let cx = context("pg1", &t, &f, &scope);
+        let e = block_on(p.plan(&cx)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`/var/lib/etcd/default/member` on `pg1` was not made by pgdeploy: etcd was started with the package's defaults (`/etc/default/etcd` has no `ETCD_INITIAL_CLUSTER` and pgdeploy never started etcd here, no `/var/lib/pgdeploy/etcd.started`), which makes a lone single-member cluster, not a member of this one; pgdeploy never deletes data: if the host holds nothing of value, run `systemctl stop etcd && rm -rf /var/lib/etcd/default/member` on it and apply again, and install etcd with `packages: {start_services: false}`"
+        );
+        assert!(t.written.lock().unwrap().is_empty());
     }
 }

@@ -9,6 +9,7 @@ use crate::module::{
 use crate::params::OneOrMany;
 use crate::transport::ExecRequest;
 
+mod errors;
 mod query;
 use query::{parse_query, query_script, Installed};
 pub use query::{Manager, PackagesWork};
@@ -33,6 +34,20 @@ pub struct Packages {
     /// Refresh the package index first (`apt-get update`), only when something is to install.
     #[serde(default)]
     pub update_cache: bool,
+    /// Let the packages' maintainer scripts start (and restart) their services, as apt does
+    /// by default. `false` (apt): none is started, so that a daemon is first started by the
+    /// module that configures it (etcd's package would otherwise start a lone default
+    /// member). dnf never starts services.
+    #[serde(default = "yes")]
+    pub start_services: bool,
+    /// Install recommended (apt) or weak (dnf) dependencies. Unset: apt without (as always),
+    /// dnf with its own default.
+    #[serde(default)]
+    pub install_recommends: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A requested package: its name and, with apt, an optional `=VERSION` pin (a trailing `*`
@@ -82,6 +97,9 @@ impl Packages {
         let mut work = PackagesWork {
             manager,
             update_cache: self.update_cache,
+            finish_interrupted: found.interrupted,
+            start_services: self.start_services,
+            install_recommends: self.install_recommends,
             install: Vec::new(),
             upgrade: Vec::new(),
             remove: Vec::new(),
@@ -112,6 +130,11 @@ impl Packages {
             }
         }
         let mut changes = Vec::new();
+        if found.interrupted {
+            changes.push(Change::new(
+                "finish the interrupted package installation (`dpkg --configure -a`)",
+            ));
+        }
         let needs_index = !work.install.is_empty() || !work.upgrade.is_empty();
         if self.update_cache && needs_index {
             changes.push(Change::new("refresh the package index"));
@@ -198,7 +221,7 @@ impl Action for Packages {
                 };
                 let out = cx.transport.exec(&req).await?;
                 if out.status != 0 {
-                    return Err(exec::failure(&command, &out));
+                    return Err(errors::failure(cx.host, work, &out));
                 }
             }
         }
@@ -244,6 +267,8 @@ mod tests {
             name: OneOrMany(names.iter().map(|s| s.to_string()).collect()),
             state,
             update_cache,
+            start_services: true,
+            install_recommends: None,
         }
     }
 
@@ -271,8 +296,87 @@ mod tests {
         block_on(p.apply(&h.cx(), &plan)).unwrap();
         let cmds = h.transport.commands();
         assert_eq!(cmds.len(), 2);
-        assert!(cmds[0].starts_with("echo apt; dpkg-query"));
-        assert!(cmds[1].starts_with("apt-get -q update && ") && cmds[1].ends_with("-- acl jq"));
+        assert!(cmds[0].starts_with("echo apt; a=$(dpkg --audit"));
+        assert!(cmds[1].contains("Error-Mode=any update && ") && cmds[1].ends_with("-- acl jq; }"));
+    }
+
+    #[test]
+    fn an_interrupted_installation_is_finished_first() {
+        let p = packages(&["curl"], PackageState::Present, false);
+        let interrupted =
+            "apt\n--interrupted--\ncurl\tinstall ok installed\t7.88\n--candidates--\n";
+        let h = Harness::new(
+            FakeTransport::default().answer("dpkg-query", output(0, interrupted)),
+            facts("apt"),
+        );
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let summaries: Vec<_> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            ["finish the interrupted package installation (`dpkg --configure -a`)"]
+        );
+        block_on(p.apply(&h.cx(), &plan)).unwrap();
+        let cmds = h.transport.commands();
+        assert_eq!(cmds.len(), 2, "one query, one apply: {cmds:?}");
+        assert!(cmds[1].contains("dpkg --force-confdef --force-confold --configure -a"));
+        assert!(!cmds[1].contains("apt-get"), "{}", cmds[1]);
+    }
+
+    #[test]
+    fn start_services_false_installs_under_a_policy_that_forbids_starts() {
+        let mut p = packages(&["etcd-server"], PackageState::Present, false);
+        p.start_services = false;
+        let h = Harness::new(
+            FakeTransport::default().answer("dpkg-query", output(0, "apt\n--candidates--\n")),
+            facts("apt"),
+        );
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        block_on(p.apply(&h.cx(), &plan)).unwrap();
+        let cmd = &h.transport.commands()[1];
+        assert!(
+            cmd.starts_with("( p=/usr/sbin/policy-rc.d; if [ ! -e $p ]"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("trap 'rm -f -- /usr/sbin/policy-rc.d' EXIT"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.ends_with("install --no-install-recommends -- etcd-server )"),
+            "{cmd}"
+        );
+        // dnf starts nothing: no policy.
+        let h = Harness::new(
+            FakeTransport::default().answer("rpm -q", output(0, "dnf\n--candidates--\n")),
+            facts("dnf"),
+        );
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        block_on(p.apply(&h.cx(), &plan)).unwrap();
+        assert_eq!(h.transport.commands()[1], "dnf -y install -- etcd-server");
+    }
+
+    #[test]
+    fn a_missing_package_fails_naming_it_and_the_host() {
+        let p = packages(&["pgdeploy-nope"], PackageState::Present, false);
+        let h = Harness::new(
+            FakeTransport::default()
+                .answer("dpkg-query", output(0, "apt\n--candidates--\n"))
+                .answer(
+                    "install --no-install-recommends",
+                    crate::transport::ExecOutput {
+                        status: 100,
+                        stdout: b"Reading package lists...\n".to_vec(),
+                        stderr: b"E: Unable to locate package pgdeploy-nope\n".to_vec(),
+                    },
+                ),
+            facts("apt"),
+        );
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let e = block_on(p.apply(&h.cx(), &plan)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "package `pgdeploy-nope` is not in the repositories apt knows on `h1` (is the package index up to date? `update_cache: true`)"
+        );
     }
 
     #[test]
@@ -290,6 +394,7 @@ mod tests {
         let found = Installed {
             versions: [("curl".into(), "1.0".into()), ("nano".into(), "2".into())].into(),
             upgrades: [("curl".into(), "1.1".into())].into(),
+            interrupted: false,
         };
         let (changes, work) =
             packages(&["curl"], PackageState::Latest, false).decide(Manager::Dnf, &found);

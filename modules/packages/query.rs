@@ -27,12 +27,22 @@ impl Manager {
 /// Separates the installed list from the candidates in the query's output.
 const CANDIDATES: &str = "--candidates--";
 
+/// Printed (apt) when dpkg was interrupted: packages left unpacked or half-configured
+/// (`dpkg --audit` says so) or updates of its database not merged (`/var/lib/dpkg/updates/`).
+/// Not while another dpkg holds the lock: then the work is in progress, not interrupted.
+const INTERRUPTED: &str = "--interrupted--";
+
+/// The shell that prints [`INTERRUPTED`]: one `dpkg --audit` (a read of dpkg's database,
+/// some 30 ms) in the query's own command, so a converged host pays no round trip for it.
+const INTERRUPTED_CHECK: &str = "a=$(dpkg --audit 2>&1); case \"$a\" in *'locked the database'*) ;; \
+     *) if [ -n \"$a\" ] || [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then echo --interrupted--; fi ;; esac";
+
 /// The query script for `names` (package names without version pins). Its first line names
 /// the manager, so a host without the fact is probed in the same round trip.
 pub fn query_script(manager: Option<Manager>, names: &[&str], latest: bool) -> String {
     let list = quote_all(names);
     let apt = format!(
-        "echo apt; dpkg-query -W -f='${{Package}}\\t${{Status}}\\t${{Version}}\\n' -- {list} 2>/dev/null; \
+        "echo apt; {INTERRUPTED_CHECK}; dpkg-query -W -f='${{Package}}\\t${{Status}}\\t${{Version}}\\n' -- {list} 2>/dev/null; \
          echo {CANDIDATES}{}",
         if latest {
             format!("; LC_ALL=C apt-cache policy -- {list} 2>/dev/null")
@@ -66,6 +76,8 @@ pub struct Installed {
     pub versions: HashMap<String, String>,
     /// Packages with a newer version available, and that version (only for `latest`).
     pub upgrades: HashMap<String, String>,
+    /// dpkg was interrupted: `dpkg --configure -a` must finish its work first.
+    pub interrupted: bool,
 }
 
 /// Reads the query's output: the manager (`None` when neither apt nor dnf was found) and
@@ -83,6 +95,8 @@ pub fn parse_query(stdout: &str) -> (Option<Manager>, Installed) {
     for line in lines {
         if line == CANDIDATES {
             installed_part = false;
+        } else if line == INTERRUPTED {
+            out.interrupted = true;
         } else if installed_part {
             let f: Vec<&str> = line.split('\t').collect();
             match (manager, f.as_slice()) {
@@ -148,6 +162,12 @@ fn parse_dnf_upgrades(lines: &[&str]) -> HashMap<String, String> {
 pub struct PackagesWork {
     pub manager: Manager,
     pub update_cache: bool,
+    /// `dpkg --configure -a` first: an earlier run was interrupted.
+    pub finish_interrupted: bool,
+    /// `false`: maintainer scripts start no service (apt; see [`NO_START`]).
+    pub start_services: bool,
+    /// Recommended (apt) or weak (dnf) dependencies; `None`: apt without, dnf its default.
+    pub install_recommends: Option<bool>,
     /// Missing packages, and, with apt, the ones to upgrade (`apt-get install` upgrades).
     pub install: Vec<String>,
     /// With dnf, installed packages to upgrade.
@@ -161,16 +181,37 @@ impl PackagesWork {
         let mut cmds = Vec::new();
         match self.manager {
             Manager::Apt => {
-                let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y";
+                let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300";
+                // Maintainer scripts run by both: with `start_services: false`, under the
+                // policy that forbids starting services.
+                let mut configure = Vec::new();
+                if self.finish_interrupted {
+                    configure.push(
+                        "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a"
+                            .to_string(),
+                    );
+                }
                 if !self.install.is_empty() {
                     if self.update_cache {
-                        cmds.push("apt-get -q update".to_string());
+                        cmds.push(super::super::common::apt::UPDATE.to_string());
                     }
-                    cmds.push(format!(
+                    let recommends = match self.install_recommends {
+                        Some(true) => "--install-recommends",
+                        _ => "--no-install-recommends",
+                    };
+                    configure.push(format!(
                         "{apt} -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-                         install --no-install-recommends -- {}",
+                         install {recommends} -- {}",
                         quote_all(&self.install)
                     ));
+                }
+                if !configure.is_empty() {
+                    let configure = configure.join(" && ");
+                    cmds.push(if self.start_services {
+                        format!("{{ {LEFTOVER_CLEANUP}; {configure}; }}")
+                    } else {
+                        format!("( {NO_START}; {configure} )")
+                    });
                 }
                 if !self.remove.is_empty() {
                     cmds.push(format!("{apt} remove -- {}", quote_all(&self.remove)));
@@ -178,9 +219,14 @@ impl PackagesWork {
             }
             Manager::Dnf => {
                 let refresh = if self.update_cache { " --refresh" } else { "" };
+                let weak = match self.install_recommends {
+                    Some(true) => " --setopt=install_weak_deps=True",
+                    Some(false) => " --setopt=install_weak_deps=False",
+                    None => "",
+                };
                 if !self.install.is_empty() {
                     cmds.push(format!(
-                        "dnf -y{refresh} install -- {}",
+                        "dnf -y{refresh}{weak} install -- {}",
                         quote_all(&self.install)
                     ));
                 }
@@ -198,6 +244,21 @@ impl PackagesWork {
         cmds.join(" && ")
     }
 }
+
+/// Forbids maintainer scripts to start, restart or stop services for the rest of the
+/// (sub)shell, the Debian way: `invoke-rc.d` and `deb-systemd-invoke` run
+/// `/usr/sbin/policy-rc.d` first and do nothing when it exits 101. In Debian 12
+/// (init-system-helpers 1.65.2) both read only that path (neither honours a `POLICYRCD`
+/// variable), so the file is written, only when there is none (an existing one is the
+/// administrator's policy and stays in force), and removed when the shell exits, however it
+/// exits. Its marker lets a later install remove one that a killed run left
+/// ([`LEFTOVER_CLEANUP`]).
+pub const NO_START: &str = "p=/usr/sbin/policy-rc.d; if [ ! -e $p ] || grep -qs '^# pgdeploy start_services=false' $p; then \
+     trap 'rm -f -- /usr/sbin/policy-rc.d' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
+     printf '#!/bin/sh\\n# pgdeploy start_services=false: no service starts during this install\\nexit 101\\n' > $p && chmod 0755 $p || exit 1; fi";
+
+/// Removes a `policy-rc.d` that a killed `start_services: false` install left (and only that).
+pub const LEFTOVER_CLEANUP: &str = "if grep -qs '^# pgdeploy start_services=false' /usr/sbin/policy-rc.d; then rm -f -- /usr/sbin/policy-rc.d; fi";
 
 #[cfg(test)]
 mod tests {
@@ -248,20 +309,43 @@ mod tests {
         let w = PackagesWork {
             manager: Manager::Apt,
             update_cache: true,
+            finish_interrupted: false,
+            start_services: true,
+            install_recommends: None,
             install: vec!["curl".into(), "acl".into()],
             upgrade: vec![],
             remove: vec!["nano".into()],
         };
         assert_eq!(
             w.command(),
-            "apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+            "LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -q -o APT::Update::Error-Mode=any update && \
+             { if grep -qs '^# pgdeploy start_services=false' /usr/sbin/policy-rc.d; then rm -f -- /usr/sbin/policy-rc.d; fi; \
+             DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
              -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-             install --no-install-recommends -- curl acl && \
-             DEBIAN_FRONTEND=noninteractive apt-get -q -y remove -- nano"
+             install --no-install-recommends -- curl acl; } && \
+             DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 remove -- nano"
+        );
+        // Interrupted before, services not started: both under the policy, in a subshell.
+        let w = PackagesWork {
+            update_cache: false,
+            finish_interrupted: true,
+            start_services: false,
+            install_recommends: Some(true),
+            remove: vec![],
+            ..w
+        };
+        let c = w.command();
+        assert!(c.starts_with(&format!("( {NO_START}; DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && ")), "{c}");
+        assert!(
+            c.ends_with("install --install-recommends -- curl acl )"),
+            "{c}"
         );
         let w = PackagesWork {
             manager: Manager::Dnf,
             update_cache: false,
+            finish_interrupted: false,
+            start_services: true,
+            install_recommends: None,
             install: vec![],
             upgrade: vec!["curl".into()],
             remove: vec![],

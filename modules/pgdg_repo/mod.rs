@@ -10,7 +10,9 @@ use crate::module::{
     Action, Change, Diff, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
 use crate::params::Mode;
+use crate::transport::ExecOutput;
 
+use super::common::apt;
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
 use super::common::exec;
@@ -361,21 +363,62 @@ impl PgdgRepo {
     }
 }
 
+/// Exit status of [`key_script`] when `curl` failed (its message is on stderr).
+const KEY_DOWNLOAD_FAILED: i32 = 2;
+/// Exit status of [`key_script`] when what was downloaded is not an armored PGP key.
+const KEY_NOT_A_KEY: i32 = 3;
+
 /// The script that downloads the key at `url` to `path` on the host: into a temporary file
-/// beside it, checked to be an armored PGP key, then renamed.
+/// beside it, checked to be an armored PGP key, then renamed. Its exit status says which
+/// part failed ([`KEY_DOWNLOAD_FAILED`], [`KEY_NOT_A_KEY`]), so the error can say it.
 pub fn key_script(url: &str, path: &str) -> String {
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
     let dir = if dir.is_empty() { "/" } else { dir };
     format!(
         "install -d -m 0755 -- {d} && tmp=$(mktemp {d}/.pgdg-key.XXXXXX) || exit 1; \
-         if curl -fsSL --retry 3 -o \"$tmp\" -- {u} && grep -q 'BEGIN PGP PUBLIC KEY BLOCK' \"$tmp\" \
-         && chmod 0644 \"$tmp\" && mv -f -- \"$tmp\" {p}; then exit 0; fi; \
-         rm -f -- \"$tmp\"; echo 'no armored PGP key downloaded from {shown}' >&2; exit 1",
+         if ! curl -fsSL --retry 3 -o \"$tmp\" -- {u}; then rm -f -- \"$tmp\"; exit {KEY_DOWNLOAD_FAILED}; fi; \
+         if ! grep -q 'BEGIN PGP PUBLIC KEY BLOCK' \"$tmp\"; then rm -f -- \"$tmp\"; exit {KEY_NOT_A_KEY}; fi; \
+         chmod 0644 \"$tmp\" && mv -f -- \"$tmp\" {p}",
         d = quote(dir),
         u = quote(url),
         p = quote(path),
-        shown = url.replace('\'', ""),
     )
+}
+
+/// The error for a failed [`key_script`] on `host`.
+pub fn key_failure(host: &str, url: &str, out: &ExecOutput) -> ModuleError {
+    let said = apt::last_lines(String::from_utf8_lossy(&out.stderr).trim(), 3);
+    ModuleError::Failed(match out.status {
+        KEY_DOWNLOAD_FAILED => format!(
+            "downloading the signing key from `{url}` on `{host}` failed: {}",
+            if said.is_empty() { "no message from curl".to_string() } else { said }
+        ),
+        KEY_NOT_A_KEY => format!(
+            "`{url}` (downloaded on `{host}`) is not an armored PGP public key: check `key_url`"
+        ),
+        status => format!(
+            "installing the signing key from `{url}` on `{host}` failed with exit status {status}: {said}"
+        ),
+    })
+}
+
+/// The error for a failed `apt-get update` on `host` after the repository changed: which
+/// sources failed and why, and, when the repository is not signed by the installed key,
+/// where that key came from.
+pub fn update_failure(host: &str, key: &str, key_url: &str, problems: &[String]) -> ModuleError {
+    let mut msg = format!(
+        "`apt-get update` on `{host}` failed: {}",
+        problems.join("; ")
+    );
+    let unsigned = problems
+        .iter()
+        .any(|p| p.contains("NO_PUBKEY") || p.contains("is not signed"));
+    if unsigned {
+        msg.push_str(&format!(
+            " (the repository must be signed by the key in `{key}`, downloaded from `{key_url}`; to replace that key, remove the file)"
+        ));
+    }
+    ModuleError::Failed(msg)
 }
 
 #[async_trait::async_trait]
@@ -397,8 +440,10 @@ impl Action for PgdgRepo {
             return Ok(());
         };
         if let Some((url, path)) = &work.key {
-            let script = key_script(url, path);
-            exec::check(cx, &script, &format!("curl -fsSL {url}")).await?;
+            let out = exec::run(cx, &key_script(url, path)).await?;
+            if out.status != 0 {
+                return Err(key_failure(cx.host, url, &out));
+            }
         }
         if let Some(file) = &work.file {
             content::apply(cx, file).await?;
@@ -408,8 +453,12 @@ impl Action for PgdgRepo {
             exec::check(cx, &rm, &rm).await?;
         }
         if work.apt_update {
-            let cmd = "DEBIAN_FRONTEND=noninteractive apt-get update -q";
-            exec::check(cx, cmd, "apt-get update").await?;
+            let out = exec::run(cx, apt::UPDATE).await?;
+            let problems = apt::update_problems(&out);
+            if !problems.is_empty() {
+                let url = self.key_url(Family::Apt);
+                return Err(update_failure(cx.host, APT_KEY, &url, &problems));
+            }
         }
         if work.module_disable {
             let cmd = "dnf -qy module disable postgresql";

@@ -122,7 +122,7 @@ fn a_fresh_debian_host_gets_key_source_and_update() {
         "curl -fsSL --retry 3 -o \"$tmp\" -- https://www.postgresql.org/media/keys/ACCC4CF8.asc"
     ));
     assert!(commands[1].contains("BEGIN PGP PUBLIC KEY BLOCK"));
-    assert!(commands[2].contains("apt-get update"));
+    assert!(commands[2].contains("apt-get -q -o APT::Update::Error-Mode=any update"));
     assert_eq!(commands.len(), 3);
     let written = h.transport.written.lock().unwrap();
     let (bytes, attrs) = &written[APT_SOURCE];
@@ -168,7 +168,7 @@ fn a_changed_mirror_updates_the_file_and_runs_apt_get_update() {
     block_on(p.apply(&h.cx(), &plan)).unwrap();
     let commands = h.transport.commands();
     assert_eq!(commands.len(), 2, "{commands:?}");
-    assert!(commands[1].contains("apt-get update"));
+    assert!(commands[1].contains("Error-Mode=any update"));
     assert!(!commands.iter().any(|c| c.contains("curl")));
 }
 
@@ -227,7 +227,7 @@ fn distro_removes_a_pgdg_file_and_nothing_else() {
     block_on(p.apply(&h.cx(), &plan)).unwrap();
     let commands = h.transport.commands();
     assert_eq!(commands[1], "rm -f -- /etc/apt/sources.list.d/pgdg.sources");
-    assert!(commands[2].contains("apt-get update"));
+    assert!(commands[2].contains("apt-get -q -o APT::Update::Error-Mode=any update"));
     assert!(h.transport.written.lock().unwrap().is_empty());
 }
 
@@ -311,5 +311,97 @@ fn the_key_script_quotes_and_checks_the_download() {
     assert!(s.contains("-- 'https://m.lan/k ey.asc'"));
     assert!(
         s.contains("mv -f -- \"$tmp\" /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc")
+    );
+}
+
+/// A fresh Debian host whose apply answers `needle` with `out`.
+fn failing_apply(needle: &str, out: crate::transport::ExecOutput) -> String {
+    let p = params("{mirror: 'http://127.0.0.1:9/pgdg', key_url: 'http://127.0.0.1:9/key.asc'}");
+    let h = Harness::new(
+        FakeTransport::default()
+            .answer("key=present", output(0, &probe(false, "", None)))
+            .answer(needle, out),
+        debian12(),
+    );
+    let plan = block_on(p.plan(&h.cx())).unwrap();
+    block_on(p.apply(&h.cx(), &plan)).unwrap_err().to_string()
+}
+
+fn failed(status: i32, stdout: &str, stderr: &str) -> crate::transport::ExecOutput {
+    crate::transport::ExecOutput {
+        status,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+    }
+}
+
+#[test]
+fn a_key_that_cannot_be_downloaded_names_the_url_and_curls_message() {
+    let e = failing_apply(
+        "curl -fsSL",
+        failed(
+            2,
+            "",
+            "curl: (7) Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server\n",
+        ),
+    );
+    assert_eq!(
+        e,
+        "downloading the signing key from `http://127.0.0.1:9/key.asc` on `h1` failed: curl: (7) Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server"
+    );
+    let e = failing_apply("curl -fsSL", failed(3, "", ""));
+    assert_eq!(
+        e,
+        "`http://127.0.0.1:9/key.asc` (downloaded on `h1`) is not an armored PGP public key: check `key_url`"
+    );
+}
+
+#[test]
+fn an_unreachable_mirror_fails_with_its_url() {
+    let e = failing_apply(
+        "Error-Mode=any update",
+        failed(
+            100,
+            "Err:1 http://127.0.0.1:9/pgdg bookworm-pgdg InRelease\n  Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)\n",
+            "E: Failed to fetch http://127.0.0.1:9/pgdg/dists/bookworm-pgdg/InRelease  Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)\n\
+             E: Some index files failed to download. They have been ignored, or old ones used instead.\n",
+        ),
+    );
+    assert_eq!(
+        e,
+        "`apt-get update` on `h1` failed: `http://127.0.0.1:9/pgdg/dists/bookworm-pgdg/InRelease`: Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)"
+    );
+}
+
+#[test]
+fn an_unreachable_mirror_fails_even_when_apt_exits_0() {
+    let e = failing_apply(
+        "Error-Mode=any update",
+        failed(
+            0,
+            "Err:1 http://127.0.0.1:9/pgdg bookworm-pgdg InRelease\n  Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)\n",
+            "",
+        ),
+    );
+    assert!(
+        e.starts_with("`apt-get update` on `h1` failed: `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease`: Could not connect"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_repository_signed_by_another_key_says_where_the_key_came_from() {
+    let e = failing_apply(
+        "Error-Mode=any update",
+        failed(
+            100,
+            "",
+            "W: GPG error: http://127.0.0.1:9/pgdg bookworm-pgdg InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 479EA7AC8F021082\n\
+             E: The repository 'http://127.0.0.1:9/pgdg bookworm-pgdg InRelease' is not signed.\n",
+        ),
+    );
+    assert_eq!(
+        e,
+        "`apt-get update` on `h1` failed: `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease`: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 479EA7AC8F021082; `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease` is not signed (the repository must be signed by the key in `/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc`, downloaded from `http://127.0.0.1:9/key.asc`; to replace that key, remove the file)"
     );
 }
