@@ -24,7 +24,11 @@ pub const DNF_MIRROR: &str = "https://download.postgresql.org/pub/repos/yum";
 pub const APT_KEY_URL: &str = "https://www.postgresql.org/media/keys/ACCC4CF8.asc";
 pub const DNF_KEY_URL: &str =
     "https://download.postgresql.org/pub/repos/yum/keys/PGDG-RPM-GPG-KEY-RHEL";
-pub const APT_KEY: &str = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc";
+/// Not PGDG's documented `/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc`: the
+/// `postgresql-common` package ships a file there (PGDG's own key) and replaces the one we put,
+/// which breaks every later `apt-get update` of a mirror signed with its own key. Debian's
+/// place for local keys is `/etc/apt/keyrings`, which no package owns.
+pub const APT_KEY: &str = "/etc/apt/keyrings/pgdg.asc";
 pub const DNF_KEY: &str = "/etc/pki/rpm-gpg/PGDG-RPM-GPG-KEY-RHEL";
 pub const APT_SOURCE: &str = "/etc/apt/sources.list.d/pgdg.sources";
 pub const DNF_REPO: &str = "/etc/yum.repos.d/pgdg.repo";

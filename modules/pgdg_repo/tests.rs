@@ -110,7 +110,7 @@ fn a_fresh_debian_host_gets_key_source_and_update() {
     assert_eq!(
         summaries(&plan),
         [
-            "download the signing key `/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc` from `https://www.postgresql.org/media/keys/ACCC4CF8.asc`",
+            "download the signing key `/etc/apt/keyrings/pgdg.asc` from `https://www.postgresql.org/media/keys/ACCC4CF8.asc`",
             "create `/etc/apt/sources.list.d/pgdg.sources` (owner `root`, group `root`, mode `0644`)",
             "refresh the package index (`apt-get update`)",
         ]
@@ -307,10 +307,10 @@ fn bad_params_are_refused_with_the_field_named() {
 #[test]
 fn the_key_script_quotes_and_checks_the_download() {
     let s = key_script("https://m.lan/k ey.asc", APT_KEY);
-    assert!(s.starts_with("install -d -m 0755 -- /usr/share/postgresql-common/pgdg && "));
+    assert!(s.starts_with("install -d -m 0755 -- /etc/apt/keyrings && "));
     assert!(s.contains("-- 'https://m.lan/k ey.asc'"));
     assert!(
-        s.contains("mv -f -- \"$tmp\" /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc")
+        s.contains("mv -f -- \"$tmp\" /etc/apt/keyrings/pgdg.asc")
     );
 }
 
@@ -402,6 +402,6 @@ fn a_repository_signed_by_another_key_says_where_the_key_came_from() {
     );
     assert_eq!(
         e,
-        "`apt-get update` on `h1` failed: `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease`: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 479EA7AC8F021082; `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease` is not signed (the repository must be signed by the key in `/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc`, downloaded from `http://127.0.0.1:9/key.asc`; to replace that key, remove the file)"
+        "`apt-get update` on `h1` failed: `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease`: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 479EA7AC8F021082; `http://127.0.0.1:9/pgdg bookworm-pgdg InRelease` is not signed (the repository must be signed by the key in `/etc/apt/keyrings/pgdg.asc`, downloaded from `http://127.0.0.1:9/key.asc`; to replace that key, remove the file)"
     );
 }
