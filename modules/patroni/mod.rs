@@ -549,3 +549,6 @@ impl Params for Patroni {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod install_tests;
