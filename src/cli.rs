@@ -154,9 +154,10 @@ pub struct StatusArgs {
     /// The cluster's hosts (a pattern); the first that answers is asked.
     #[arg(long, default_value = "postgres")]
     pub hosts: String,
-    /// Patroni's configuration file on the hosts.
-    #[arg(long, default_value = "/etc/patroni/config.yml")]
-    pub config_file: String,
+    /// Patroni's configuration file on the hosts; default: the one the `patroni` module
+    /// recorded in `/var/lib/pgdeploy/patroni.env`.
+    #[arg(long)]
+    pub config_file: Option<String>,
     #[command(flatten)]
     pub ssh: SshArgs,
 }

@@ -1,6 +1,11 @@
 //! `pgdeploy status`: the cluster as Patroni and etcd see it, read from one member over SSH
 //! (`patronictl list` and `etcdctl endpoint health` run on the host, with its own
-//! configuration and certificates, so no port needs to be open to the workstation).
+//! configuration and certificates, so no port needs to be open to the workstation), and
+//! which host holds the VIP.
+//!
+//! Nothing is looked for at a fixed path: the modules leave locator files in
+//! `/var/lib/pgdeploy` (`patroni.env`: `PATRONI_CONFIG`, `PATRONICTL`; `etcd.env`:
+//! `ETCD_CONFIG`, `ETCDCTL`; `keepalived.env`: `VIP`), which the scripts here source.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -28,6 +33,14 @@ pub struct EtcdRow {
     pub error: Option<String>,
 }
 
+/// A VIP (from a `keepalived.env`) and the hosts that have it among their addresses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VipRow {
+    pub address: String,
+    /// Exactly one when healthy.
+    pub hosts: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     /// The member the status was read from.
@@ -35,6 +48,19 @@ pub struct Status {
     pub scope: Option<String>,
     pub members: Vec<MemberRow>,
     pub etcd: Vec<EtcdRow>,
+    /// The VIPs the hosts' locators name; empty without keepalived.
+    pub vips: Vec<VipRow>,
+}
+
+pub const PATRONI_LOCATOR: &str = "/var/lib/pgdeploy/patroni.env";
+pub const ETCD_LOCATOR: &str = "/var/lib/pgdeploy/etcd.env";
+pub const KEEPALIVED_LOCATOR: &str = "/var/lib/pgdeploy/keepalived.env";
+
+/// What a host has of the VIP: the one its locator names, and its IPv4 addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostAddresses {
+    pub vip: Option<String>,
+    pub addresses: Vec<String>,
 }
 
 impl Status {
@@ -52,28 +78,120 @@ impl Status {
                 .all(|m| m.role.contains("Leader") || m.state == "streaming")
             && !self.etcd.is_empty()
             && self.etcd.iter().all(|e| e.health)
+            && self.vips.iter().all(|v| v.hosts.len() == 1)
     }
 }
 
-/// The script run on the member: both JSON documents, separated by a marker line.
-fn script(config_file: &str) -> String {
-    let config = crate::transport::shell::quote(config_file);
+/// The part every host runs: its VIP locator and its addresses (one command per host).
+pub fn addresses_script() -> String {
     format!(
-        "patronictl -c {config} list -f json; echo; echo '==etcd'; \
-         . /etc/default/etcd 2>/dev/null; \
-         ETCDCTL_API=3 etcdctl --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
-         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
-         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
-         endpoint health --cluster -w json 2>&1"
+        "echo '==vip'; cat {KEEPALIVED_LOCATOR} 2>/dev/null; echo; echo '==addresses'; \
+         ip -o -4 addr show 2>/dev/null; echo '==end-addresses'"
     )
 }
 
-/// Reads the status through one member's transport.
+/// Reads [`addresses_script`]'s output; returns it and what followed it.
+pub fn parse_addresses(text: &str) -> (HostAddresses, &str) {
+    let mut h = HostAddresses::default();
+    let Some(start) = text.find("==vip\n") else {
+        return (h, text);
+    };
+    let body = &text[start + "==vip\n".len()..];
+    let (vip_part, rest) = body.split_once("==addresses\n").unwrap_or((body, ""));
+    let (addr_part, after) = rest.split_once("==end-addresses\n").unwrap_or((rest, ""));
+    h.vip = vip_part.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("VIP=")?;
+        let v = v.trim_matches(|c| c == '\'' || c == '"');
+        let v = v.split('/').next().unwrap_or(v);
+        (!v.is_empty()).then(|| v.to_string())
+    });
+    // `2: host0    inet 10.213.7.11/24 brd 10.213.7.255 scope global host0 …`
+    h.addresses = addr_part
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next()?.split('/').next().map(str::to_string)
+        })
+        .collect();
+    (h, after)
+}
+
+/// Every VIP a host's locator names, with the hosts holding it (in the order given).
+pub fn vips(hosts: &[(String, HostAddresses)]) -> Vec<VipRow> {
+    let mut rows: Vec<VipRow> = Vec::new();
+    for (_, h) in hosts {
+        if let Some(v) = &h.vip {
+            if !rows.iter().any(|r| &r.address == v) {
+                rows.push(VipRow {
+                    address: v.clone(),
+                    hosts: Vec::new(),
+                });
+            }
+        }
+    }
+    for row in &mut rows {
+        row.hosts = hosts
+            .iter()
+            .filter(|(_, h)| h.addresses.contains(&row.address))
+            .map(|(n, _)| n.clone())
+            .collect();
+    }
+    rows
+}
+
+/// Runs [`addresses_script`] on a host.
+pub async fn read_addresses(
+    transport: &dyn Transport,
+    become_: Become,
+) -> Result<HostAddresses, TransportError> {
+    let out = transport
+        .exec(&ExecRequest {
+            command: addresses_script(),
+            stdin: None,
+            become_,
+            timeout: Some(std::time::Duration::from_secs(30)),
+        })
+        .await?;
+    Ok(parse_addresses(&String::from_utf8_lossy(&out.stdout)).0)
+}
+
+/// Printed instead of a document when a locator file is missing.
+const NO_PATRONI: &str = "==no-patroni-locator";
+const NO_ETCD: &str = "==no-etcd-locator";
+
+/// The script run on the member: its addresses, then both JSON documents, separated by a
+/// marker line. `config_file` overrides the locator's `PATRONI_CONFIG`.
+fn script(config_file: Option<&str>) -> String {
+    let q = crate::transport::shell::quote;
+    let set = config_file
+        .map(|c| format!("PATRONI_CONFIG={}; ", q(c)))
+        .unwrap_or_default();
+    let missing = if config_file.is_some() {
+        set.clone()
+    } else {
+        format!("echo '{NO_PATRONI}'; exit 0; ")
+    };
+    format!(
+        "{addresses}; PATRONI_CONFIG=; PATRONICTL=; \
+         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
+         \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
+         if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
+         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
+         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
+         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
+         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
+         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi",
+        addresses = addresses_script(),
+    )
+}
+
+/// Reads the status through one member's transport; also returns the member's addresses.
 pub async fn read(
     transport: &dyn Transport,
-    config_file: &str,
+    config_file: Option<&str>,
     become_: Become,
-) -> Result<Status, TransportError> {
+) -> Result<(Status, HostAddresses), TransportError> {
     let out = transport
         .exec(&ExecRequest {
             command: script(config_file),
@@ -83,16 +201,27 @@ pub async fn read(
         })
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    parse(transport.host(), &text).map_err(|message| TransportError::Remote {
+    let (addresses, rest) = parse_addresses(&text);
+    let status = parse(transport.host(), rest).map_err(|message| TransportError::Remote {
         host: transport.host().to_string(),
-        message: format!(
-            "{message}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    })
+        message: if rest.trim() == NO_PATRONI {
+            message
+        } else {
+            format!(
+                "{message}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        },
+    })?;
+    Ok((status, addresses))
 }
 
 pub fn parse(host: &str, text: &str) -> Result<Status, String> {
+    if text.trim() == NO_PATRONI {
+        return Err(format!(
+            "`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?"
+        ));
+    }
     let (patroni, etcd) = text.split_once("\n==etcd\n").unwrap_or((text, ""));
     let rows: Vec<Value> = serde_json::from_str(patroni.trim())
         .map_err(|_| format!("`patronictl list` gave no JSON on `{host}`"))?;
@@ -115,6 +244,13 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         .and_then(|r| r["Cluster"].as_str())
         .map(str::to_string);
     let etcd = match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
+        _ if etcd.trim() == NO_ETCD => vec![EtcdRow {
+            endpoint: "(etcd)".into(),
+            health: false,
+            error: Some(format!(
+                "`{host}` has no `{ETCD_LOCATOR}`: was `playbooks/site.yml` applied?"
+            )),
+        }],
         Ok(eps) => eps
             .iter()
             .map(|e| EtcdRow {
@@ -140,6 +276,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         scope,
         members,
         etcd,
+        vips: Vec::new(),
     })
 }
 
@@ -189,6 +326,17 @@ pub fn to_text(s: &Status) -> String {
         }
         out.push('\n');
     }
+    if !s.vips.is_empty() {
+        out.push('\n');
+    }
+    for v in &s.vips {
+        let on = match v.hosts.as_slice() {
+            [] => "no host (UNHEALTHY)".to_string(),
+            [one] => one.clone(),
+            many => format!("{} (UNHEALTHY: more than one host)", many.join(", ")),
+        };
+        out.push_str(&format!("VIP {} on {on}\n", v.address));
+    }
     out
 }
 
@@ -226,5 +374,124 @@ mod tests {
         let s = parse("pg1", &text).unwrap();
         assert!(!s.healthy());
         assert_eq!(s.etcd[0].error.as_deref(), Some("Error: unhealthy cluster"));
+    }
+
+    const ADDRESSES: &str = "==vip\n# Managed by pgdeploy\nVIP=10.213.7.100\n\n==addresses\n\
+        1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
+        2: host0    inet 10.213.7.21/24 brd 10.213.7.255 scope global host0\\       valid_lft forever\n\
+        2: host0    inet 10.213.7.100/24 scope global secondary host0\\       valid_lft forever\n\
+        ==end-addresses\n";
+
+    #[test]
+    fn the_vip_is_found_among_a_hosts_addresses() {
+        let (lb1, rest) = parse_addresses(ADDRESSES);
+        assert_eq!(rest, "");
+        assert_eq!(lb1.vip.as_deref(), Some("10.213.7.100"));
+        assert_eq!(lb1.addresses, ["127.0.0.1", "10.213.7.21", "10.213.7.100"]);
+        let (lb2, _) =
+            parse_addresses(&ADDRESSES.replace("    inet 10.213.7.100/24", "    inet6 x"));
+        let (pg1, _) = parse_addresses(
+            "==vip\n\n==addresses\n2: host0 inet 10.213.7.11/24\n==end-addresses\n",
+        );
+        let hosts = [
+            ("lb1".to_string(), lb1),
+            ("lb2".to_string(), lb2.clone()),
+            ("pg1".to_string(), pg1),
+        ];
+        let rows = vips(&hosts);
+        assert_eq!(
+            rows,
+            [VipRow {
+                address: "10.213.7.100".into(),
+                hosts: vec!["lb1".into()]
+            }]
+        );
+        let mut s = parse("pg1", OUT).unwrap();
+        s.vips = rows;
+        assert!(s.healthy());
+        assert!(
+            to_text(&s).ends_with("\nVIP 10.213.7.100 on lb1\n"),
+            "{}",
+            to_text(&s)
+        );
+        assert!(serde_json::to_string(&s)
+            .unwrap()
+            .contains(r#""vips":[{"address":"10.213.7.100","hosts":["lb1"]}]"#));
+        s.vips = vips(&[("lb2".to_string(), lb2)]);
+        assert!(!s.healthy());
+        assert!(to_text(&s).ends_with("VIP 10.213.7.100 on no host (UNHEALTHY)\n"));
+    }
+
+    #[test]
+    fn a_host_without_locators_says_so() {
+        let e = parse("pg1", "==no-patroni-locator\n").unwrap_err();
+        assert_eq!(
+            e,
+            "`pg1` has no `/var/lib/pgdeploy/patroni.env`: was `playbooks/site.yml` applied?"
+        );
+        let text = OUT.split("==etcd").next().unwrap().to_string() + "==etcd\n==no-etcd-locator\n";
+        let s = parse("pg1", &text).unwrap();
+        assert!(!s.healthy());
+        assert_eq!(
+            s.etcd[0].error.as_deref(),
+            Some("`pg1` has no `/var/lib/pgdeploy/etcd.env`: was `playbooks/site.yml` applied?")
+        );
+    }
+
+    /// The member script in a real shell, with stand-ins for `patronictl` and `etcdctl`
+    /// found through the locator files (here in a temporary directory).
+    #[test]
+    fn the_script_sources_the_locators() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let write = |name: &str, text: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write(
+            "patronictl",
+            "#!/bin/sh\necho \"[{\\\"ctl\\\": \\\"$2\\\"}]\"\n",
+        );
+        write(
+            "etcdctl",
+            "#!/bin/sh\necho \"[{\\\"args\\\": \\\"$*\\\"}]\"\n",
+        );
+        write(
+            "etcd.conf",
+            "ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.11:2379\nETCD_TRUSTED_CA_FILE=/ca.crt\n",
+        );
+        write(
+            "patroni.env",
+            &format!("PATRONI_CONFIG=/etc/p.yml\nPATRONICTL={d}/patronictl\n"),
+        );
+        write(
+            "etcd.env",
+            &format!("ETCD_CONFIG={d}/etcd.conf\nETCDCTL={d}/etcdctl\n"),
+        );
+        let run = |over: Option<&str>| {
+            let s = script(over)
+                .replace(PATRONI_LOCATOR, &format!("{d}/patroni.env"))
+                .replace(ETCD_LOCATOR, &format!("{d}/etcd.env"));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(s)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let out = run(None);
+        let (_, rest) = parse_addresses(&out);
+        let (patroni, etcd) = rest.split_once("\n==etcd\n").unwrap();
+        assert_eq!(patroni.trim(), r#"[{"ctl": "/etc/p.yml"}]"#);
+        assert_eq!(
+            etcd.trim(),
+            r#"[{"args": "--endpoints=https://10.0.0.11:2379 --cacert=/ca.crt endpoint health --cluster -w json"}]"#
+        );
+        assert!(run(Some("/other.yml")).contains(r#"[{"ctl": "/other.yml"}]"#));
+        std::fs::remove_file(dir.path().join("patroni.env")).unwrap();
+        let out = run(None);
+        assert_eq!(parse_addresses(&out).1.trim(), "==no-patroni-locator");
     }
 }

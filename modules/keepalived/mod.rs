@@ -35,6 +35,15 @@ const VALIDATE: &str = "setsid -w keepalived -t -f %s";
 const VALIDATE_AS_ROOT: &str = "t=$(mktemp) && sed 's/^    script_user .*$/    script_user root/' %s > \"$t\" && setsid -w keepalived -t -f \"$t\"; rc=$?; rm -f -- \"$t\"; exit $rc";
 /// Root-owned, not writable by anyone else: `enable_script_security` runs nothing else.
 const SCRIPT_DIR: &str = "/etc/keepalived/scripts";
+/// Where `pgdeploy status` finds the VIP to look for on the hosts (see `src/status.rs`).
+pub const LOCATOR: &str = "/var/lib/pgdeploy/keepalived.env";
+
+/// The locator's content: the VIP, shell-sourceable.
+pub fn locator(vip: Ipv4Addr) -> String {
+    format!(
+        "# Managed by pgdeploy (module `keepalived`): where `pgdeploy status` finds the VIP\nVIP={vip}\n"
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -380,6 +389,8 @@ struct KeepalivedWork {
     script_dir: Option<String>,
     script: Option<ContentWork>,
     config: Option<ContentWork>,
+    /// The locator, and whether its directory is to be created first.
+    locator: Option<(ContentWork, bool)>,
     service: Option<(Service, Plan)>,
 }
 
@@ -393,6 +404,7 @@ impl Action for Keepalived {
             script_dir: None,
             script: None,
             config: None,
+            locator: None,
             service: None,
         };
         let user = &self.script_user;
@@ -482,6 +494,21 @@ impl Action for Keepalived {
             changes.push(c);
         }
         work.config = config.work::<ContentWork>().cloned();
+        let state = stat::probe(cx, LOCATOR, true).await?;
+        let desired = Desired {
+            dest: LOCATOR,
+            content: locator(r.vip).into_bytes(),
+            wanted: Wanted {
+                owner: Some("root"),
+                group: Some("root"),
+                mode: Some(Mode(0o644)),
+            },
+            validate: None,
+        };
+        if let Some((c, w)) = content::decide(&desired, &state)? {
+            changes.extend(c);
+            work.locator = Some((w, state.kind == Kind::Missing));
+        }
         // keepalived re-reads its configuration on reload; a check script is run afresh each
         // time, so a new script needs no reload.
         let service = Service {
@@ -532,6 +559,17 @@ impl Action for Keepalived {
         }
         if let Some(c) = &work.config {
             content::apply(cx, c).await.map_err(mask)?;
+        }
+        if let Some((w, create_dir)) = &work.locator {
+            if *create_dir {
+                exec::check(
+                    cx,
+                    "mkdir -p -- /var/lib/pgdeploy",
+                    "mkdir -p -- /var/lib/pgdeploy",
+                )
+                .await?;
+            }
+            content::apply(cx, w).await?;
         }
         if let Some((service, p)) = &work.service {
             service.apply(cx, p).await?;

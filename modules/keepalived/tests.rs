@@ -239,6 +239,7 @@ fn fresh_balancer_in_order_with_masked_diff() {
             "create directory `/etc/keepalived/scripts` (owner `root`, group `root`, mode `0755`)",
             "create `/etc/keepalived/scripts/check_haproxy.sh` (owner `root`, group `root`, mode `0755`)",
             "create `/etc/keepalived/keepalived.conf` (owner `root`, group `root`, mode `0640`)",
+            "create `/var/lib/pgdeploy/keepalived.env` (owner `root`, group `root`, mode `0644`)",
             "enable `keepalived`",
             "start `keepalived` (not running, so not reloaded)",
         ]
@@ -246,7 +247,7 @@ fn fresh_balancer_in_order_with_masked_diff() {
     let shown = serde_json::to_string(&plan.changes).unwrap();
     assert!(!shown.contains(PASS) && shown.contains(MASK));
     let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
-    let applied_cmds = &cmds[cmds.len() - 4..];
+    let applied_cmds = &cmds[cmds.len() - 5..];
     assert_eq!(
         applied_cmds[0],
         "install -d -o root -g root -m 0755 -- /etc/keepalived/scripts"
@@ -254,14 +255,21 @@ fn fresh_balancer_in_order_with_masked_diff() {
     assert!(applied_cmds[1]
         .contains("setsid -w keepalived -t -f /etc/keepalived/.keepalived.conf.pgdeploy-"));
     assert!(applied_cmds[2].starts_with("mv -f -- /etc/keepalived/.keepalived.conf.pgdeploy-"));
+    assert_eq!(applied_cmds[3], "mkdir -p -- /var/lib/pgdeploy");
     assert_eq!(
-        applied_cmds[3],
+        applied_cmds[4],
         "systemctl enable -- keepalived && systemctl start -- keepalived"
     );
     let writes = t.writes();
     assert_eq!(writes[0], "/etc/keepalived/scripts/check_haproxy.sh");
     assert_eq!(t.file(&writes[0]).unwrap().attrs.mode, Some(0o755));
     assert_eq!(t.file(&writes[1]).unwrap().attrs.mode, Some(0o640));
+    assert_eq!(writes[2], LOCATOR);
+    let vip = &t.file(&writes[2]).unwrap().content;
+    assert!(
+        String::from_utf8_lossy(vip).ends_with("\nVIP=192.168.0.210\n"),
+        "{vip:?}"
+    );
 }
 
 #[test]
@@ -279,10 +287,11 @@ fn converged_balancer_plans_nothing_and_a_refused_config_is_masked() {
             ("-- /etc/keepalived/scripts ||", 0, dir.clone(), ""),
             ("check_haproxy.sh", 0, probe_file("755", &script), ""),
             ("keepalived.conf", 0, probe_file("640", &conf), ""),
+            ("keepalived.env", 0, probe_file("644", &locator(r.vip)), ""),
         ],
     );
     assert!(!plan.is_changed(), "{:?}", plan.changes);
-    assert_eq!(t.commands().len(), 4, "four probes");
+    assert_eq!(t.commands().len(), 5, "five probes");
     drop(facts);
     let (plan, applied, _) = run(
         &k,
@@ -297,6 +306,7 @@ fn converged_balancer_plans_nothing_and_a_refused_config_is_masked() {
             ),
             ("check_haproxy.sh", 0, probe_file("755", &script), ""),
             ("keepalived.conf", 0, probe_file("640", "old\n"), ""),
+            ("keepalived.env", 0, probe_file("644", &locator(r.vip)), ""),
         ],
     );
     let summaries: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();

@@ -11,7 +11,7 @@ use crate::transport::ExecRequest;
 
 mod errors;
 mod query;
-use query::{parse_query, query_script, Installed};
+pub(crate) use query::{parse_query, query_script, Installed};
 pub use query::{Manager, PackagesWork};
 
 use super::common::exec;
@@ -210,27 +210,42 @@ impl Action for Packages {
 
     /// One round trip: the index refresh (if asked), installs, upgrades and removals chained.
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
-        if let Some(work) = plan.work::<PackagesWork>() {
-            let command = work.command();
-            if !command.is_empty() {
-                let req = ExecRequest {
-                    command: command.clone(),
-                    become_: cx.become_.clone(),
-                    timeout: Some(INSTALL_TIMEOUT),
-                    ..ExecRequest::default()
-                };
-                let out = cx.transport.exec(&req).await?;
-                if out.status != 0 {
-                    return Err(errors::failure(cx.host, work, &out));
-                }
-            }
+        match plan.work::<PackagesWork>() {
+            Some(work) => run_work(cx, work).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
+/// Runs `work`'s command (nothing when it has none), with the long install timeout; other
+/// modules that install packages (`patroni`) go through here too.
+pub(crate) async fn run_work(cx: &HostContext<'_>, work: &PackagesWork) -> Result<(), ModuleError> {
+    let command = work.command();
+    if !command.is_empty() {
+        let out = exec_long(cx, &command).await?;
+        if out.status != 0 {
+            return Err(errors::failure(cx.host, work, &out));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `command` with [`INSTALL_TIMEOUT`] and returns its output, whatever its exit status.
+pub(crate) async fn exec_long(
+    cx: &HostContext<'_>,
+    command: &str,
+) -> Result<crate::transport::ExecOutput, ModuleError> {
+    let req = ExecRequest {
+        command: command.to_string(),
+        become_: cx.become_.clone(),
+        timeout: Some(INSTALL_TIMEOUT),
+        ..ExecRequest::default()
+    };
+    Ok(cx.transport.exec(&req).await?)
+}
+
 /// Installing can take much longer than the transport's default command timeout.
-const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
+pub(crate) const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 impl Params for Packages {
     const NAME: &'static str = "packages";

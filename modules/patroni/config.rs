@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::params::{Patroni, VerifyClient, ENFORCED_PARAMETERS};
+use super::platform::Family;
 use crate::secrets::MASK;
 
 /// What varies per host and is found on the host or in its facts.
@@ -11,6 +12,8 @@ pub struct Member {
     pub name: String,
     pub address: String,
     pub version: u32,
+    /// Where this host's PostgreSQL lives.
+    pub family: Family,
 }
 
 impl Patroni {
@@ -18,13 +21,13 @@ impl Patroni {
         self.postgresql
             .data_dir
             .clone()
-            .unwrap_or_else(|| format!("/var/lib/postgresql/{}/{}", m.version, self.scope))
+            .unwrap_or_else(|| m.family.data_dir(m.version, &self.scope))
     }
     pub fn bin_dir(&self, m: &Member) -> String {
         self.postgresql
             .bin_dir
             .clone()
-            .unwrap_or_else(|| format!("/usr/lib/postgresql/{}/bin", m.version))
+            .unwrap_or_else(|| m.family.bin_dir(m.version))
     }
     pub fn rest_tls(&self) -> bool {
         self.restapi.certfile.is_some()
@@ -133,7 +136,11 @@ impl Patroni {
         postgresql.insert("bin_dir".into(), json!(self.bin_dir(m)));
         postgresql.insert(
             "pgpass".into(),
-            json!(format!("/var/lib/postgresql/.pgpass_{}", self.scope)),
+            json!(format!(
+                "{}/.pgpass_{}",
+                m.family.postgres_home(),
+                self.scope
+            )),
         );
         postgresql.insert(
             "authentication".into(),
@@ -189,9 +196,10 @@ impl Patroni {
     }
 }
 
-/// The systemd unit running Patroni as `postgres`. Patroni restarts PostgreSQL itself; the
-/// unit only keeps Patroni alive and gives it time to stop PostgreSQL cleanly.
-pub fn unit(config_file: &str) -> String {
+/// The systemd unit running Patroni (`patroni`, the installed binary) as `postgres`. Patroni
+/// restarts PostgreSQL itself; the unit only keeps Patroni alive and gives it time to stop
+/// PostgreSQL cleanly. In `/etc/systemd/system`, it overrides a packaged `patroni.service`.
+pub fn unit(patroni: &str, config_file: &str) -> String {
     format!(
         "# Managed by pgdeploy (module `patroni`)\n\
          [Unit]\n\
@@ -203,7 +211,7 @@ pub fn unit(config_file: &str) -> String {
          Type=simple\n\
          User=postgres\n\
          Group=postgres\n\
-         ExecStart=/usr/local/bin/patroni {config_file}\n\
+         ExecStart={patroni} {config_file}\n\
          ExecReload=/bin/kill -s HUP $MAINPID\n\
          KillMode=process\n\
          TimeoutSec=60\n\
@@ -211,6 +219,18 @@ pub fn unit(config_file: &str) -> String {
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n"
+    )
+}
+
+/// The locator file `pgdeploy status` sources to find Patroni's config and `patronictl`.
+pub fn locator(config_file: &str, patronictl: &str) -> String {
+    use crate::transport::shell::quote;
+    format!(
+        "# Managed by pgdeploy (module `patroni`): where `pgdeploy status` finds Patroni\n\
+         PATRONI_CONFIG={}\n\
+         PATRONICTL={}\n",
+        quote(config_file),
+        quote(patronictl)
     )
 }
 

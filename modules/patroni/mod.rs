@@ -1,20 +1,26 @@
-//! `patroni`: a PostgreSQL cluster member run by Patroni. Config file and systemd unit,
-//! Debian's own `postgresql` service kept off, start primary first then replicas, and, on a
-//! running cluster, the DCS settings converged through the REST API (`PATCH /config`).
+//! `patroni`: a PostgreSQL cluster member run by Patroni. Patroni installed (packages, a pip
+//! venv, or already there), config file and systemd unit, the distribution's own PostgreSQL
+//! service kept off, start primary first then replicas, and, on a running cluster, the DCS
+//! settings converged through the REST API (`PATCH /config`). A locator file tells
+//! `pgdeploy status` where the config and `patronictl` are.
 //!
 //! pgdeploy never writes into the data directory: Patroni creates it at bootstrap (a config
 //! file written there first is what keeps `initdb` from running, seed 001).
 
 mod config;
+mod install;
 mod params;
+mod platform;
 mod rest;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-pub use config::{dcs_diff, mask_passwords, patch_body, unit, Member};
+pub use config::{dcs_diff, locator, mask_passwords, patch_body, unit, Member};
+pub use install::{Install, Method};
 pub use params::Patroni;
+pub use platform::Family;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -22,22 +28,30 @@ use super::common::shell::quote;
 use super::common::{exec, stat};
 use crate::module::{
     Action, Change, HostContext, HostOrdering, ModuleError, OrderingContext, Params, ParseContext,
-    Plan, Problem,
+    Plan, Probe as ReadAhead, ProbeContext, Problem,
 };
 use crate::params::Mode;
 use rest::Rest;
 
 const UNIT_PATH: &str = "/etc/systemd/system/patroni.service";
+/// Where `pgdeploy status` looks for the config file and `patronictl` (see `src/status.rs`).
+pub const LOCATOR: &str = "/var/lib/pgdeploy/patroni.env";
+const LOCATOR_DIR: &str = "/var/lib/pgdeploy";
 
 /// What `apply` does, in this order.
 #[derive(Debug, Default)]
 struct Work {
-    /// The configuration's directory, created first (owned by `postgres`, mode 0750).
+    /// Patroni installed first: the config is validated with the installed binary.
+    install: Option<install::InstallWork>,
+    /// The configuration's directory (owned by `postgres`, mode 0750).
     create_dir: Option<String>,
+    /// The locator's directory is created before the locator is (`/var/lib/pgdeploy`).
+    state_dir: bool,
     files: Vec<ContentWork>,
     unit_changed: bool,
     config_changed: bool,
-    disable_debian: bool,
+    /// The distribution's PostgreSQL service to stop and disable.
+    disable_dist: Option<String>,
     enable: bool,
     start: bool,
     reload: bool,
@@ -52,24 +66,32 @@ struct Probe {
     versions: Vec<u32>,
     patroni_active: bool,
     patroni_enabled: bool,
-    debian_active: bool,
-    debian_enabled: bool,
+    /// The distribution's PostgreSQL services: (active, enabled), by major version on EL
+    /// (`postgresql-N`), under `""` on Debian (one `postgresql` service).
+    dist: std::collections::BTreeMap<String, (bool, bool)>,
     config_dir_exists: bool,
+    install: install::Found,
 }
 
-fn probe_script(config_dir: &str) -> String {
-    format!(
-        "printf 'confdir=%s\\n' \"$(test -d {d} && echo yes)\"; ",
-        d = quote(config_dir)
-    ) + "printf 'versions=%s\\n' \"$(ls /usr/lib/postgresql 2>/dev/null | tr '\\n' ' ')\"; \
-     printf 'patroni_active=%s\\n' \"$(systemctl is-active patroni 2>/dev/null)\"; \
-     printf 'patroni_enabled=%s\\n' \"$(systemctl is-enabled patroni 2>/dev/null)\"; \
-     printf 'debian_active=%s\\n' \"$(systemctl is-active postgresql 2>/dev/null)\"; \
-     printf 'debian_enabled=%s\\n' \"$(systemctl is-enabled postgresql 2>/dev/null)\""
+impl Probe {
+    fn dist(&self, family: Family, version: u32) -> (bool, bool) {
+        let key = match family {
+            Family::Debian => String::new(),
+            Family::RedHat => version.to_string(),
+        };
+        self.dist.get(&key).copied().unwrap_or_default()
+    }
+}
+
+fn active(v: &str) -> bool {
+    matches!(v, "active" | "reloading" | "activating")
 }
 
 fn parse_probe(out: &str) -> Probe {
-    let mut p = Probe::default();
+    let mut p = Probe {
+        install: install::parse(out),
+        ..Probe::default()
+    };
     for line in out.lines() {
         let Some((k, v)) = line.split_once('=') else {
             continue;
@@ -83,14 +105,18 @@ fn parse_probe(out: &str) -> Probe {
                     .collect();
                 p.versions.sort_unstable();
             }
-            "patroni_active" => {
-                p.patroni_active = matches!(v, "active" | "reloading" | "activating")
-            }
+            "patroni_active" => p.patroni_active = active(v),
             "patroni_enabled" => p.patroni_enabled = v == "enabled",
-            "debian_active" => p.debian_active = matches!(v, "active" | "reloading" | "activating"),
-            "debian_enabled" => p.debian_enabled = v == "enabled",
             "confdir" => p.config_dir_exists = v == "yes",
-            _ => {}
+            _ => {
+                if let Some(n) = k.strip_prefix("dist_active") {
+                    let key = n.trim_start_matches('_').to_string();
+                    p.dist.entry(key).or_default().0 = active(v);
+                } else if let Some(n) = k.strip_prefix("dist_enabled") {
+                    let key = n.trim_start_matches('_').to_string();
+                    p.dist.entry(key).or_default().1 = v == "enabled";
+                }
+            }
         }
     }
     p
@@ -136,7 +162,49 @@ impl Patroni {
         }
     }
 
-    fn member(&self, cx: &HostContext<'_>, probe: &Probe) -> Result<Member, ModuleError> {
+    /// The directory of `config_file`.
+    fn config_dir(&self) -> String {
+        self.config_file
+            .rsplit_once('/')
+            .map(|(d, _)| if d.is_empty() { "/" } else { d })
+            .unwrap_or("/")
+            .to_string()
+    }
+
+    /// The one read-only script of `plan`: the config directory, PostgreSQL's versions, the
+    /// units, and what is installed of Patroni.
+    fn probe_script(&self, family: Family) -> String {
+        let mut s = format!(
+            "printf 'confdir=%s\\n' \"$(test -d {d} && echo yes)\"; \
+             printf 'versions=%s\\n' \"$({versions})\"; \
+             printf 'patroni_active=%s\\n' \"$(systemctl is-active patroni 2>/dev/null)\"; \
+             printf 'patroni_enabled=%s\\n' \"$(systemctl is-enabled patroni 2>/dev/null)\"; ",
+            d = quote(&self.config_dir()),
+            versions = family.versions_command(),
+        );
+        match family {
+            Family::Debian => s.push_str(
+                "printf 'dist_active=%s\\n' \"$(systemctl is-active postgresql 2>/dev/null)\"; \
+                 printf 'dist_enabled=%s\\n' \"$(systemctl is-enabled postgresql 2>/dev/null)\"; ",
+            ),
+            Family::RedHat => s.push_str(
+                "for v in $(cd /usr && ls -d pgsql-* 2>/dev/null | sed 's/^pgsql-//'); do \
+                 printf 'dist_active_%s=%s\\n' \"$v\" \"$(systemctl is-active postgresql-$v 2>/dev/null)\"; \
+                 printf 'dist_enabled_%s=%s\\n' \"$v\" \"$(systemctl is-enabled postgresql-$v 2>/dev/null)\"; \
+                 done; ",
+            ),
+        }
+        s.push_str(&self.install.probe_script(family));
+        s.push_str("echo ==done");
+        s
+    }
+
+    fn member(
+        &self,
+        cx: &HostContext<'_>,
+        family: Family,
+        probe: &Probe,
+    ) -> Result<Member, ModuleError> {
         let address = match &self.address {
             Some(a) => a.clone(),
             None => cx
@@ -157,16 +225,26 @@ impl Patroni {
             (None, Some(v)) => *v,
             (None, None) => {
                 return Err(ModuleError::Failed(format!(
-                    "no PostgreSQL under `/usr/lib/postgresql` on `{}`: install the server packages first",
-                    cx.host
+                    "no PostgreSQL under `{}` on `{}`: install the server package first (`{}`)",
+                    family.versions_path(),
+                    cx.host,
+                    family.server_package("N")
                 )))
             }
         };
         if let Some(v) = self.postgresql.version {
             if self.postgresql.bin_dir.is_none() && !probe.versions.contains(&v) {
+                let found: Vec<String> = probe.versions.iter().map(|v| format!("`{v}`")).collect();
                 return Err(ModuleError::Failed(format!(
-                    "PostgreSQL {v} is not installed on `{}` (found: {:?})",
-                    cx.host, probe.versions
+                    "PostgreSQL {v} is not installed on `{}` (under `{}`: {}): install `{}`",
+                    cx.host,
+                    family.versions_path(),
+                    if found.is_empty() {
+                        "none".to_string()
+                    } else {
+                        found.join(", ")
+                    },
+                    family.server_package(&v.to_string())
                 )));
             }
         }
@@ -174,6 +252,7 @@ impl Patroni {
             name: self.name.clone().unwrap_or_else(|| cx.host.to_string()),
             address,
             version,
+            family,
         })
     }
 
@@ -185,24 +264,27 @@ impl Patroni {
 #[async_trait::async_trait]
 impl Action for Patroni {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let family = Family::from_facts(cx)?;
         self.intended_primary(cx)?;
-        let config_dir = self
-            .config_file
-            .rsplit_once('/')
-            .map(|(d, _)| if d.is_empty() { "/" } else { d })
-            .unwrap_or("/")
-            .to_string();
-        let out = exec::check(
-            cx,
-            &probe_script(&config_dir),
-            "systemctl is-active patroni",
-        )
-        .await?;
+        let config_dir = self.config_dir();
+        let out = exec::check(cx, &self.probe_script(family), "the `patroni` probe").await?;
         let probe = parse_probe(&String::from_utf8_lossy(&out.stdout));
-        let member = self.member(cx, &probe)?;
+        let member = self.member(cx, family, &probe)?;
         let mut changes = Vec::new();
         let mut notes = Vec::new();
         let mut work = Work::default();
+        let (install_changes, install_work) =
+            self.install.decide(cx.host, family, &probe.install)?;
+        changes.extend(install_changes);
+        let binaries = self.install.binaries();
+        // Checked at apply time, after the install: a host without Patroni yet plans fine.
+        let validate = install::validate_command(
+            &binaries.patroni,
+            self.install
+                .version_after(&probe.install, install_work.as_ref())
+                .as_ref(),
+        );
+        work.install = install_work;
         if !probe.config_dir_exists {
             changes.push(Change::new(format!(
                 "create directory `{config_dir}` (owner `postgres`, mode `0750`)"
@@ -213,7 +295,7 @@ impl Action for Patroni {
         for (path, text, mode, owner, validate) in [
             (
                 UNIT_PATH.to_string(),
-                config::unit(&self.config_file),
+                config::unit(&binaries.patroni, &self.config_file),
                 "0644",
                 "root",
                 None,
@@ -223,7 +305,14 @@ impl Action for Patroni {
                 self.render(&member, false),
                 "0600",
                 "postgres",
-                Some("/usr/local/bin/patroni --validate-config --ignore-listen-port %s"),
+                Some(validate.as_str()),
+            ),
+            (
+                LOCATOR.to_string(),
+                config::locator(&self.config_file, &binaries.patronictl),
+                "0644",
+                "root",
+                None,
             ),
         ] {
             let mode: Mode =
@@ -238,7 +327,8 @@ impl Action for Patroni {
                 },
                 validate,
             };
-            let state = if probe.config_dir_exists || path == UNIT_PATH {
+            let is_config = path == self.config_file;
+            let state = if probe.config_dir_exists || !is_config {
                 stat::probe(cx, &path, true).await?
             } else {
                 stat::PathState::missing()
@@ -253,17 +343,21 @@ impl Action for Patroni {
                 }
                 if path == UNIT_PATH {
                     work.unit_changed = true;
-                } else {
+                } else if is_config {
                     work.config_changed = true;
+                } else if state.kind == stat::Kind::Missing {
+                    work.state_dir = true;
                 }
                 work.files.push(file_work);
             }
         }
-        if probe.debian_active || probe.debian_enabled {
-            changes.push(Change::new(
-                "stop and disable Debian's `postgresql` service (Patroni runs PostgreSQL)",
-            ));
-            work.disable_debian = true;
+        let (dist_active, dist_enabled) = probe.dist(family, member.version);
+        if dist_active || dist_enabled {
+            changes.push(Change::new(format!(
+                "stop and disable {} (Patroni runs PostgreSQL)",
+                family.dist_service_shown(member.version)
+            )));
+            work.disable_dist = Some(family.dist_service(member.version));
         }
         if !probe.patroni_enabled {
             changes.push(Change::new("enable `patroni`"));
@@ -324,15 +418,35 @@ impl Action for Patroni {
         .with_notes(notes))
     }
 
+    /// The probe script and the three files' states, read ahead (the REST API's answers are
+    /// cluster state, never declared).
+    fn probes(&self, cx: &ProbeContext<'_>) -> Vec<ReadAhead> {
+        let Some(family) = Family::of(cx.facts) else {
+            return Vec::new();
+        };
+        let mut p = vec![ReadAhead::command(self.probe_script(family))];
+        for path in [UNIT_PATH, self.config_file.as_str(), LOCATOR] {
+            p.extend(content::probes(path));
+        }
+        p
+    }
+
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         let Some(work) = plan.work::<Work>() else {
             return Ok(());
         };
+        if let Some(w) = &work.install {
+            install::apply(cx, &self.install, w).await?;
+        }
         if let Some(dir) = &work.create_dir {
             let cmd = format!(
                 "install -d -m 0750 -o postgres -g postgres -- {}",
                 quote(dir)
             );
+            exec::check(cx, &cmd, &cmd).await?;
+        }
+        if work.state_dir {
+            let cmd = format!("mkdir -p -- {}", quote(LOCATOR_DIR));
             exec::check(cx, &cmd, &cmd).await?;
         }
         for f in &work.files {
@@ -341,13 +455,9 @@ impl Action for Patroni {
         if work.unit_changed {
             exec::check(cx, "systemctl daemon-reload", "systemctl daemon-reload").await?;
         }
-        if work.disable_debian {
-            exec::check(
-                cx,
-                "systemctl disable --now postgresql",
-                "systemctl disable --now postgresql",
-            )
-            .await?;
+        if let Some(service) = &work.disable_dist {
+            let cmd = format!("systemctl disable --now {}", quote(service));
+            exec::check(cx, &cmd, &cmd).await?;
         }
         if work.enable {
             exec::check(cx, "systemctl enable patroni", "systemctl enable patroni").await?;
@@ -439,3 +549,6 @@ impl Params for Patroni {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod install_tests;

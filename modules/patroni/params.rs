@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::install::Install;
 use crate::module::Problem;
 use crate::params::OneOrMany;
 
@@ -74,6 +75,10 @@ pub struct Patroni {
     /// API. Without it, a pending restart is only reported.
     #[serde(default)]
     pub allow_restart: bool,
+    /// How Patroni gets onto the host (packages, a pip venv, or already there); the unit,
+    /// the config's validation and `pgdeploy status` use the binaries it puts there.
+    #[serde(default)]
+    pub install: Install,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,14 +141,15 @@ impl Default for RestApi {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Postgresql {
-    /// The major version; default: the highest installed under `/usr/lib/postgresql`.
+    /// The major version; default: the highest installed (`/usr/lib/postgresql/N` on
+    /// Debian/Ubuntu, `/usr/pgsql-N` on EL).
     pub version: Option<u32>,
     #[serde(default = "default_pg_port")]
     pub port: u16,
-    /// Default: `/var/lib/postgresql/VERSION/SCOPE`. Patroni creates it at bootstrap; pgdeploy
-    /// never writes into it.
+    /// Default: `/var/lib/postgresql/VERSION/SCOPE` (EL: `/var/lib/pgsql/VERSION/SCOPE`).
+    /// Patroni creates it at bootstrap; pgdeploy never writes into it.
     pub data_dir: Option<String>,
-    /// Default: `/usr/lib/postgresql/VERSION/bin`.
+    /// Default: `/usr/lib/postgresql/VERSION/bin` (EL: `/usr/pgsql-VERSION/bin`).
     pub bin_dir: Option<String>,
     /// Settings of this member only (the cluster-wide ones go in `dcs.parameters`).
     #[serde(default)]
@@ -351,6 +357,7 @@ impl Patroni {
                 "`verify_client` needs `cafile` to verify client certificates against",
             ));
         }
+        problems.extend(self.install.check());
         if self.replicas_at_once == 0 {
             problems.push(Problem::field("replicas_at_once", "must be at least 1"));
         }

@@ -40,6 +40,7 @@ fn member() -> Member {
         name: "pg1".into(),
         address: "10.213.7.11".into(),
         version: 15,
+        family: Family::Debian,
     }
 }
 
@@ -117,8 +118,12 @@ fn dcs_diff_compares_settings_as_postgres_shows_them() {
 
 #[test]
 fn probe_output_is_read() {
-    let p = parse_probe("confdir=yes\nversions=15 13 \npatroni_active=inactive\npatroni_enabled=disabled\ndebian_active=inactive\ndebian_enabled=enabled\n");
+    let p = parse_probe("confdir=yes\nversions=15 13 \npatroni_active=inactive\npatroni_enabled=disabled\ndist_active=inactive\ndist_enabled=enabled\n");
     assert_eq!(p.versions, [13, 15]);
-    assert!(!p.patroni_active && !p.patroni_enabled && !p.debian_active && p.debian_enabled);
+    assert!(!p.patroni_active && !p.patroni_enabled);
+    assert_eq!(p.dist(Family::Debian, 15), (false, true));
     assert!(p.config_dir_exists);
+    let p = parse_probe("dist_active_16=active\ndist_enabled_16=disabled\n");
+    assert_eq!(p.dist(Family::RedHat, 16), (true, false));
+    assert_eq!(p.dist(Family::RedHat, 15), (false, false));
 }

@@ -1,12 +1,32 @@
 //! `pgdeploy status`: the Patroni cluster and etcd health, read from the first member that
-//! answers. Exit 0 when healthy (one leader, replicas streaming, etcd healthy), 2 when
-//! degraded, 4 when no member could be reached.
+//! answers, and where the VIP is, checked on every host of the inventory. Exit 0 when
+//! healthy (one leader, replicas streaming, etcd healthy, each VIP on exactly one host), 2
+//! when degraded, 4 when no member could be reached.
+//!
+//! Every host is connected to at once and runs one command: the member asked for the
+//! cluster's status runs the status script (which includes its addresses), the others only
+//! list their addresses.
+
+use std::sync::Arc;
 
 use crate::cli::StatusArgs;
 use crate::exit::Exit;
-use crate::inventory::pattern;
+use crate::inventory::{pattern, Connection};
 use crate::run::connect::{connect, resolve_targets};
-use crate::transport::Become;
+use crate::status::{HostAddresses, Status};
+use crate::transport::{Become, Transport, TransportError};
+
+/// A host's connection, or why there is none.
+type Connected = Result<Arc<dyn Transport>, TransportError>;
+
+fn become_of(conn: &Connection) -> Become {
+    match (conn.become_, &conn.become_user) {
+        (false, _) => Become::No,
+        (true, None) => Become::Root,
+        (true, Some(u)) if u == "root" => Become::Root,
+        (true, Some(u)) => Become::User(u.clone()),
+    }
+}
 
 pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match crate::inventory::load(&args.inventory) {
@@ -16,7 +36,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Error);
         }
     };
-    let hosts: Vec<String> = match pattern::select(&inventory, &args.hosts) {
+    let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
         Ok(h) => h.into_iter().map(str::to_string).collect(),
         Err(e) => {
             let help = e
@@ -26,47 +46,111 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
             anyhow::bail!("--hosts: {e}{help}");
         }
     };
+    let all: Vec<String> = inventory.hosts.keys().cloned().collect();
     let settings = args.ssh.settings();
-    let targets = resolve_targets(&inventory, &hosts, &settings)?;
+    let targets = resolve_targets(&inventory, &all, &settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut problems = Vec::new();
-    for host in &hosts {
-        let conn = &inventory.hosts[host].connection;
-        let become_ = match (conn.become_, &conn.become_user) {
-            (false, _) => Become::No,
-            (true, None) => Become::Root,
-            (true, Some(u)) if u == "root" => Become::Root,
-            (true, Some(u)) => Become::User(u.clone()),
-        };
-        let result = runtime.block_on(async {
-            let t = connect(&targets[host]).await?;
-            let s = crate::status::read(t.as_ref(), &args.config_file, become_).await;
-            t.close().await;
-            s
-        });
-        match result {
-            Ok(status) => {
-                if json {
-                    println!("{}", serde_json::to_string(&status)?);
-                } else {
-                    print!("{}", crate::status::to_text(&status));
-                }
-                for p in problems {
-                    eprintln!("warning: {p}");
-                }
-                return Ok(if status.healthy() {
-                    Exit::Success
-                } else {
-                    Exit::Changes
-                });
+    let become_for = |h: &str| become_of(&inventory.hosts[h].connection);
+    let config_file = args.config_file.as_deref();
+    let (status, problems) = runtime.block_on(async {
+        let connected: Vec<(String, Connected)> = futures::future::join_all(
+            all.iter()
+                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
+        )
+        .await;
+        let mut problems = Vec::new();
+        let mut up: Vec<(String, Arc<dyn Transport>)> = Vec::new();
+        for (h, t) in connected {
+            match t {
+                Ok(t) => up.push((h, t)),
+                Err(e) => problems.push(e.to_string()),
             }
-            Err(e) => problems.push(e.to_string()),
+        }
+        let asked = members
+            .iter()
+            .find(|m| up.iter().any(|(h, _)| h == *m))
+            .cloned();
+        // One command per host, all at once.
+        let reads = futures::future::join_all(up.iter().map(|(h, t)| {
+            let asked = asked.as_deref() == Some(h.as_str());
+            let become_ = become_for(h);
+            async move {
+                if asked {
+                    match crate::status::read(t.as_ref(), config_file, become_).await {
+                        Ok((s, a)) => (Some(Ok(s)), Ok(a)),
+                        Err(e) => (Some(Err(e)), Ok(HostAddresses::default())),
+                    }
+                } else {
+                    (
+                        None,
+                        crate::status::read_addresses(t.as_ref(), become_).await,
+                    )
+                }
+            }
+        }))
+        .await;
+        let mut status: Option<Status> = None;
+        let mut addresses: Vec<(String, HostAddresses)> = Vec::new();
+        for ((h, _), (s, a)) in up.iter().zip(reads) {
+            match s {
+                Some(Ok(s)) => status = Some(s),
+                Some(Err(e)) => problems.push(e.to_string()),
+                None => {}
+            }
+            match a {
+                Ok(a) => addresses.push((h.clone(), a)),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        // The asked member failed (no locator, Patroni down): the next members, in turn.
+        if status.is_none() {
+            for m in members.iter().filter(|m| Some(*m) != asked.as_ref()) {
+                let Some((_, t)) = up.iter().find(|(h, _)| h == m) else {
+                    continue;
+                };
+                match crate::status::read(t.as_ref(), config_file, become_for(m)).await {
+                    Ok((s, a)) => {
+                        addresses.retain(|(h, _)| h != m);
+                        addresses.push((m.clone(), a));
+                        status = Some(s);
+                        break;
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+        if let Some(s) = status.as_mut() {
+            addresses.sort_by(|a, b| a.0.cmp(&b.0));
+            s.vips = crate::status::vips(&addresses);
+        }
+        for (_, t) in &up {
+            t.close().await;
+        }
+        (status, problems)
+    });
+    match status {
+        Some(status) => {
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{}", crate::status::to_text(&status));
+            }
+            for p in problems {
+                eprintln!("warning: {p}");
+            }
+            Ok(if status.healthy() {
+                Exit::Success
+            } else {
+                Exit::Changes
+            })
+        }
+        None => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            Ok(Exit::Unreachable)
         }
     }
-    for p in &problems {
-        eprintln!("error: {p}");
-    }
-    Ok(Exit::Unreachable)
 }
