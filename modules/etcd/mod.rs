@@ -441,6 +441,16 @@ struct ConfigWork {
     /// After joining, the file with every inventory member in `ETCD_INITIAL_CLUSTER`, when
     /// that differs from the list the join needed (another host joins after this one).
     settle: Option<String>,
+    /// Binaries missing at plan time, checked again before anything is written.
+    missing: Vec<Missing>,
+}
+
+/// A binary the step needs that the host lacked when it planned.
+#[derive(Debug, Clone)]
+struct Missing {
+    path: String,
+    /// What to do about it, for the error.
+    hint: String,
 }
 
 /// Whose unit runs etcd on a host.
@@ -535,7 +545,7 @@ impl Etcd {
                 .await?
                 .try_into()
                 .map_err(|_| ModuleError::Failed("unexpected answer of the path probe".into()))?;
-        let installs = self.check_install(
+        let (installs, missing) = self.check_install(
             cx,
             &config,
             &provided,
@@ -543,6 +553,16 @@ impl Etcd {
             local_member,
             &config_state,
         )?;
+        if !missing.is_empty() {
+            // A dry run on a bare host, before the packages task has run: say so and plan the
+            // rest; apply stops before writing anything if they are still missing by then.
+            let paths: Vec<String> = missing.iter().map(|m| format!("`{}`", m.path)).collect();
+            notes.push(format!(
+                "etcd is not installed on `{}` yet ({} missing): an earlier task must install it; apply stops here if it has not",
+                cx.host,
+                paths.join(", ")
+            ));
+        }
         let endpoints: Vec<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("open="))
@@ -704,6 +724,7 @@ impl Etcd {
                 join: decision.join,
                 guessed,
                 settle,
+                missing,
             },
         )
         .with_notes(notes))
@@ -731,6 +752,15 @@ impl Etcd {
                 Some(work) => Box::pin(self.apply_configured(cx, work)).await,
                 None => Ok(()),
             };
+        }
+        for m in &w.missing {
+            let test = format!("test -x {}", quote(&m.path));
+            if exec::run(cx, &test).await?.status != 0 {
+                return Err(ModuleError::Failed(format!(
+                    "`{}` is not an executable on `{}`: {}",
+                    m.path, cx.host, m.hint
+                )));
+            }
         }
         if let Some(cmd) = &w.prepare {
             exec::check(cx, cmd, cmd).await?;
@@ -802,7 +832,7 @@ impl Etcd {
         unit_state: &stat::PathState,
         local_member: bool,
         config_state: &stat::PathState,
-    ) -> Result<Install, ModuleError> {
+    ) -> Result<(Install, Vec<Missing>), ModuleError> {
         let unit_path = unit::unit_path(&self.service);
         let ours = unit_state.link.is_none()
             && unit_state
@@ -816,19 +846,21 @@ impl Etcd {
         } else {
             Install::Package
         };
+        let mut missing = Vec::new();
         if install == Install::Own && !provided.executable {
-            return Err(ModuleError::Failed(format!(
-                "`{}` is not an executable on `{}` and no unit `{}` is installed: install `etcd-server` or set `executable`",
-                self.executable,
-                cx.host,
-                unit::unit_name(&self.service)
-            )));
+            missing.push(Missing {
+                path: self.executable.clone(),
+                hint: format!(
+                    "no unit `{}` is installed either: install `etcd-server` or set `executable`",
+                    unit::unit_name(&self.service)
+                ),
+            });
         }
         if !provided.etcdctl {
-            return Err(ModuleError::Failed(format!(
-                "`{}` is not an executable on `{}`: install `etcd-client` or set `etcdctl`",
-                self.etcdctl, cx.host
-            )));
+            missing.push(Missing {
+                path: self.etcdctl.clone(),
+                hint: "install `etcd-client` or set `etcdctl`".into(),
+            });
         }
         if host::package_default_data(
             local_member,
@@ -843,7 +875,7 @@ impl Etcd {
                 quote(&member)
             )));
         }
-        Ok(install)
+        Ok((install, missing))
     }
 
     /// The system user and the data directory, when missing: their changes, and the command

@@ -41,6 +41,9 @@ const LOCATOR_DIR: &str = "/var/lib/pgdeploy";
 /// What `apply` does, in this order.
 #[derive(Debug, Default)]
 struct Work {
+    /// PostgreSQL's server binary, missing when the step planned (a dry run on a bare host),
+    /// and the error if it still is at apply time.
+    require_postgres: Option<(String, String)>,
     /// Patroni installed first: the config is validated with the installed binary.
     install: Option<install::InstallWork>,
     /// The configuration's directory (owned by `postgres`, mode 0750).
@@ -204,7 +207,7 @@ impl Patroni {
         cx: &HostContext<'_>,
         family: Family,
         probe: &Probe,
-    ) -> Result<Member, ModuleError> {
+    ) -> Result<(Member, Option<String>), ModuleError> {
         let address = match &self.address {
             Some(a) => a.clone(),
             None => cx
@@ -232,10 +235,13 @@ impl Patroni {
                 )))
             }
         };
+        let mut missing = None;
         if let Some(v) = self.postgresql.version {
             if self.postgresql.bin_dir.is_none() && !probe.versions.contains(&v) {
                 let found: Vec<String> = probe.versions.iter().map(|v| format!("`{v}`")).collect();
-                return Err(ModuleError::Failed(format!(
+                // Not an error yet: on a bare host a dry run plans before the packages task
+                // has run. Apply checks again before it changes anything.
+                missing = Some(format!(
                     "PostgreSQL {v} is not installed on `{}` (under `{}`: {}): install `{}`",
                     cx.host,
                     family.versions_path(),
@@ -245,15 +251,18 @@ impl Patroni {
                         found.join(", ")
                     },
                     family.server_package(&v.to_string())
-                )));
+                ));
             }
         }
-        Ok(Member {
-            name: self.name.clone().unwrap_or_else(|| cx.host.to_string()),
-            address,
-            version,
-            family,
-        })
+        Ok((
+            Member {
+                name: self.name.clone().unwrap_or_else(|| cx.host.to_string()),
+                address,
+                version,
+                family,
+            },
+            missing,
+        ))
     }
 
     fn rest(&self) -> Rest {
@@ -269,10 +278,16 @@ impl Action for Patroni {
         let config_dir = self.config_dir();
         let out = exec::check(cx, &self.probe_script(family), "the `patroni` probe").await?;
         let probe = parse_probe(&String::from_utf8_lossy(&out.stdout));
-        let member = self.member(cx, family, &probe)?;
+        let (member, missing) = self.member(cx, family, &probe)?;
         let mut changes = Vec::new();
         let mut notes = Vec::new();
         let mut work = Work::default();
+        if let Some(problem) = missing {
+            notes.push(format!(
+                "{problem} (an earlier task is expected to; apply stops here if it has not)"
+            ));
+            work.require_postgres = Some((format!("{}/postgres", self.bin_dir(&member)), problem));
+        }
         let (install_changes, install_work) =
             self.install.decide(cx.host, family, &probe.install)?;
         changes.extend(install_changes);
@@ -435,6 +450,12 @@ impl Action for Patroni {
         let Some(work) = plan.work::<Work>() else {
             return Ok(());
         };
+        if let Some((postgres, problem)) = &work.require_postgres {
+            let test = format!("test -x {}", quote(postgres));
+            if exec::run(cx, &test).await?.status != 0 {
+                return Err(ModuleError::Failed(problem.clone()));
+            }
+        }
         if let Some(w) = &work.install {
             install::apply(cx, &self.install, w).await?;
         }

@@ -309,9 +309,7 @@ fn the_key_script_quotes_and_checks_the_download() {
     let s = key_script("https://m.lan/k ey.asc", APT_KEY);
     assert!(s.starts_with("install -d -m 0755 -- /etc/apt/keyrings && "));
     assert!(s.contains("-- 'https://m.lan/k ey.asc'"));
-    assert!(
-        s.contains("mv -f -- \"$tmp\" /etc/apt/keyrings/pgdg.asc")
-    );
+    assert!(s.contains("mv -f -- \"$tmp\" /etc/apt/keyrings/pgdg.asc"));
 }
 
 /// A fresh Debian host whose apply answers `needle` with `out`.
