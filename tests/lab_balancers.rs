@@ -406,7 +406,10 @@ fn lab_balancers() {
             &lab,
             "pg_vip.yml",
             &format!(
-                "- hosts: postgres\n  tasks:\n    - keepalived:\n        mode: patroni\n        \
+                "- hosts: postgres\n  tasks:\n    \
+                 - pgdg_repo: {{mirror: \"{{{{ pgdg_mirror }}}}\", key_url: \"{{{{ pgdg_key_url }}}}\"}}\n    \
+                 - packages: {{name: keepalived, start_services: false}}\n    \
+                 - keepalived:\n        mode: patroni\n        \
                  group: postgres\n        vip: {PG_VIP}\n        virtual_router_id: 52\n        \
                  auth_pass: pgvip123\n"
             ),

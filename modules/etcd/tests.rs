@@ -487,24 +487,38 @@ mod fresh_apply {
     }
 
     #[test]
-    fn a_missing_executable_without_a_unit_names_host_and_path() {
+    fn a_missing_executable_is_a_note_at_plan_and_an_error_at_apply() {
         let f = facts("RedHat", "Rocky", "9");
-        let t = fake("etcdctl\n");
         let scope = scope(&f);
-        let cx = context("pg1", &t, &f, &scope);
         let p = params("state: configured\nmembers: [pg1, pg2, pg3]");
-        let e = block_on(p.plan(&cx)).unwrap_err().to_string();
+        // A dry run on a bare host, before the packages task: planned, with a note.
+        let t = fake("etcdctl\n");
+        let cx = context("pg1", &t, &f, &scope);
+        let plan = block_on(p.plan(&cx)).unwrap();
+        assert!(
+            plan.notes.iter().any(|n| n.contains("etcd is not installed on `pg1` yet (`/usr/bin/etcd` missing)")),
+            "{:?}",
+            plan.notes
+        );
+        // Still missing when the step applies: an error naming host, path and the fix,
+        // before anything is written.
+        let t = fake("etcdctl\n").answer("test -x", output(1, ""));
+        let cx = context("pg1", &t, &f, &scope);
+        let plan = block_on(p.plan(&cx)).unwrap();
+        let e = block_on(p.apply(&cx, &plan)).unwrap_err().to_string();
         assert_eq!(
             e,
-            "`/usr/bin/etcd` is not an executable on `pg1` and no unit `etcd.service` is installed: install `etcd-server` or set `executable`"
+            "`/usr/bin/etcd` is not an executable on `pg1`: no unit `etcd.service` is installed either: install `etcd-server` or set `executable`"
         );
+        assert!(t.written.lock().unwrap().is_empty());
         // With the package's unit, its `ExecStart` is what counts.
         let t = fake("etcdctl\nunit=/usr/lib/systemd/system/etcd.service\n");
         let cx = context("pg1", &t, &f, &scope);
-        assert!(block_on(p.plan(&cx)).is_ok());
-        let t = fake("executable\n");
+        assert!(block_on(p.plan(&cx)).unwrap().notes.is_empty());
+        let t = fake("executable\n").answer("test -x", output(1, ""));
         let cx = context("pg1", &t, &f, &scope);
-        let e = block_on(p.plan(&cx)).unwrap_err().to_string();
+        let plan = block_on(p.plan(&cx)).unwrap();
+        let e = block_on(p.apply(&cx, &plan)).unwrap_err().to_string();
         assert_eq!(
             e,
             "`/usr/bin/etcdctl` is not an executable on `pg1`: install `etcd-client` or set `etcdctl`"

@@ -180,13 +180,17 @@ impl Patroni {
         if !ctl.is_empty() {
             doc.insert("ctl".into(), Value::Object(ctl));
         }
-        doc.insert(
-            "bootstrap".into(),
-            json!({
-                "dcs": self.dcs(),
-                "initdb": [{"encoding": "UTF8"}, "data-checksums"],
-            }),
-        );
+        let mut bootstrap = json!({
+            "dcs": self.dcs(),
+            "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+        });
+        if !self.dcs.pg_hba.is_empty() {
+            // The same lines as `bootstrap.dcs.postgresql.pg_hba`, which rules once the
+            // cluster runs: Patroni 3's `--validate-config` refuses a file without
+            // `bootstrap.pg_hba` (checked with Debian 12's 3.0.2); Patroni 4 accepts both.
+            bootstrap["pg_hba"] = json!(self.dcs.pg_hba);
+        }
+        doc.insert("bootstrap".into(), bootstrap);
         doc.insert("postgresql".into(), Value::Object(postgresql));
         if !self.tags.is_empty() {
             doc.insert("tags".into(), json!(self.tags));

@@ -510,16 +510,24 @@ fn no_postgresql_says_where_it_looked_and_what_to_install() {
             format!("no PostgreSQL under `{looked}` on `h1`: install the server package first (`{package}`)")
         );
     }
+    // A version asked for but not installed: a note at plan (a dry run on a bare host plans
+    // before the packages task), an error at apply if it is still missing.
     let p = params("postgresql: {version: 16}\n");
-    let h = Harness::new(transport(&fresh_probe(Family::RedHat, 15, false)), rocky9());
-    let e = block_on(p.plan(&h.cx()))
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        e,
-        "PostgreSQL 16 is not installed on `h1` (under `/usr/pgsql-*`: `15`): install `postgresql16-server`"
+    let problem =
+        "PostgreSQL 16 is not installed on `h1` (under `/usr/pgsql-*`: `15`): install `postgresql16-server`";
+    let h = Harness::new(
+        transport(&fresh_probe(Family::RedHat, 15, false)).answer("test -x", output(1, "")),
+        rocky9(),
     );
+    let plan = block_on(p.plan(&h.cx())).unwrap();
+    assert!(
+        plan.notes.iter().any(|n| n.starts_with(problem)),
+        "{:?}",
+        plan.notes
+    );
+    let e = block_on(p.apply(&h.cx(), &plan)).unwrap_err().to_string();
+    assert_eq!(e, problem);
+    assert!(h.transport.written.lock().unwrap().is_empty());
 }
 
 #[test]
