@@ -50,6 +50,8 @@ pub struct Status {
     pub etcd: Vec<EtcdRow>,
     /// The VIPs the hosts' locators name; empty without keepalived.
     pub vips: Vec<VipRow>,
+    /// `patroni --version` of the member read from (`3.0.2`), when it said.
+    pub patroni_version: Option<String>,
 }
 
 pub const PATRONI_LOCATOR: &str = "/var/lib/pgdeploy/patroni.env";
@@ -71,16 +73,41 @@ impl Status {
             .iter()
             .filter(|m| m.role == "Leader" || m.role == "Standby Leader")
             .count();
+        // Before Patroni 3.0.4 a replica's state is `running` whether it streams or not:
+        // there, `running` with a known lag is as far as `patronictl` tells.
+        let old = self
+            .patroni_version
+            .as_deref()
+            .is_some_and(|v| version_before(v, [3, 0, 4]));
         leaders == 1
-            && self
-                .members
-                .iter()
-                .all(|m| m.role.contains("Leader") || m.state == "streaming")
+            && self.members.iter().all(|m| {
+                m.role.contains("Leader")
+                    || m.state == "streaming"
+                    || (old && m.state == "running" && m.lag_mb.is_some())
+            })
             && !self.etcd.is_empty()
             && self.etcd.iter().all(|e| e.health)
             && self.vips.iter().all(|v| v.hosts.len() == 1)
     }
 }
+
+/// Whether a dotted version (`3.0.2`) is older than `than`.
+fn version_before(version: &str, than: [u64; 3]) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let v = [
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    ];
+    v < than
+}
+
+/// The line of the status script that gives Patroni's version (`patroni` is beside
+/// `patronictl`, as every install method puts them).
+const VERSION_MARK: &str = "==patroni-version ";
 
 /// The part every host runs: its VIP locator and its addresses (one command per host).
 pub fn addresses_script() -> String {
@@ -175,6 +202,7 @@ fn script(config_file: Option<&str>) -> String {
     format!(
         "{addresses}; PATRONI_CONFIG=; PATRONICTL=; \
          if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
+         p=\"${{PATRONICTL:-patronictl}}\"; echo \"{VERSION_MARK}$(\"${{p%ctl}}\" --version 2>/dev/null)\"; \
          \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
          if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
          if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
@@ -222,6 +250,14 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
             "`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?"
         ));
     }
+    let (patroni_version, text) = match text.strip_prefix(VERSION_MARK) {
+        Some(rest) => {
+            let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
+            let v = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+            ((!v.is_empty()).then_some(v), rest)
+        }
+        None => (None, text),
+    };
     let (patroni, etcd) = text.split_once("\n==etcd\n").unwrap_or((text, ""));
     let rows: Vec<Value> = serde_json::from_str(patroni.trim())
         .map_err(|_| format!("`patronictl list` gave no JSON on `{host}`"))?;
@@ -277,6 +313,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         members,
         etcd,
         vips: Vec::new(),
+        patroni_version,
     })
 }
 
@@ -365,6 +402,20 @@ mod tests {
         http://10.0.0.11:2379  healthy
         http://10.0.0.12:2379  healthy
         ");
+    }
+
+    #[test]
+    fn replicas_of_patroni_before_3_0_4_are_running() {
+        let old = OUT.replace("\"State\": \"streaming\"", "\"State\": \"running\"");
+        let s = parse("pg1", &old).unwrap();
+        assert!(!s.healthy(), "a running replica of an unknown Patroni");
+        let s = parse("pg1", &format!("{VERSION_MARK}patroni 3.0.2\n{old}")).unwrap();
+        assert_eq!(s.patroni_version.as_deref(), Some("3.0.2"));
+        assert!(s.healthy());
+        let s = parse("pg1", &format!("{VERSION_MARK}patroni 4.1.5\n{old}")).unwrap();
+        assert!(!s.healthy(), "Patroni 4 says `streaming` when it streams");
+        assert!(version_before("3.0.2", [3, 0, 4]) && !version_before("3.0.4", [3, 0, 4]));
+        assert!(!version_before("10.0", [3, 0, 4]));
     }
 
     #[test]

@@ -154,6 +154,33 @@ impl Rest {
         Ok(())
     }
 
+    /// Whether the cluster's leader (found through `base`'s `/cluster`) lists `member` among
+    /// its streaming replication connections (the `replication` of its `/patroni`).
+    async fn leader_streams_to(
+        &self,
+        cx: &HostContext<'_>,
+        base: &str,
+        member: &str,
+    ) -> Result<bool, ModuleError> {
+        let out = exec::run(cx, &format!("{} {base}/cluster", self.curl)).await?;
+        let cluster: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let leader = cluster["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|m| {
+                matches!(m["role"].as_str(), Some("leader" | "master" | "primary"))
+                    .then(|| m["api_url"].as_str())
+                    .flatten()
+            });
+        let Some(leader) = leader else {
+            return Ok(false);
+        };
+        let out = exec::run(cx, &format!("{} {}", self.curl, quote(leader))).await?;
+        let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        Ok(streams_to(&state, member))
+    }
+
     /// Waits until the member at `base` leads or streams.
     async fn wait_url(
         &self,
@@ -172,9 +199,18 @@ impl Rest {
                     let role = v["role"].as_str().unwrap_or("");
                     let state = v["state"].as_str().unwrap_or("");
                     let replication = v["replication_state"].as_str().unwrap_or("");
-                    if state == "running"
-                        && (role == "primary" || role == "master" || replication == "streaming")
-                    {
+                    let member = v["name"].as_str().unwrap_or(name);
+                    let ready = match (role, state) {
+                        ("primary" | "master", "running") => true,
+                        (_, "running" | "streaming") if replication == "streaming" => true,
+                        // Patroni before 3.0.4 says neither: the leader's own view of its
+                        // replication connections (pg_stat_replication) tells.
+                        ("replica", "running") if v.get("replication_state").is_none() => {
+                            self.leader_streams_to(cx, base, member).await?
+                        }
+                        _ => false,
+                    };
+                    if ready {
                         return Ok(());
                     }
                     last = format!("role `{role}`, state `{state}`, replication `{replication}`");
@@ -189,5 +225,34 @@ impl Rest {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// Whether a leader's `/patroni` lists `member` as a streaming replication connection.
+fn streams_to(leader: &Value, member: &str) -> bool {
+    leader["replication"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["application_name"] == member && r["state"] == "streaming")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_streaming_to_a_member() {
+        let leader: Value = serde_json::from_str(
+            r#"{"role": "master", "replication": [
+                {"usename": "replicator", "application_name": "pg2", "client_addr": "10.0.0.12",
+                 "state": "streaming", "sync_state": "async", "sync_priority": 0},
+                {"application_name": "pg3", "state": "startup"}]}"#,
+        )
+        .unwrap();
+        assert!(streams_to(&leader, "pg2"));
+        assert!(!streams_to(&leader, "pg3"));
+        assert!(!streams_to(&leader, "pg4"));
+        assert!(!streams_to(&Value::Null, "pg2"));
     }
 }
