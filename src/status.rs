@@ -505,6 +505,8 @@ mod tests {
             "patronictl",
             "#!/bin/sh\necho \"[{\\\"ctl\\\": \\\"$2\\\"}]\"\n",
         );
+        // `patroni` beside `patronictl`, as every install method puts them
+        write("patroni", "#!/bin/sh\necho patroni 3.0.2\n");
         write(
             "etcdctl",
             "#!/bin/sh\necho \"[{\\\"args\\\": \\\"$*\\\"}]\"\n",
@@ -535,7 +537,14 @@ mod tests {
         let out = run(None);
         let (_, rest) = parse_addresses(&out);
         let (patroni, etcd) = rest.split_once("\n==etcd\n").unwrap();
-        assert_eq!(patroni.trim(), r#"[{"ctl": "/etc/p.yml"}]"#);
+        assert_eq!(
+            patroni.trim(),
+            format!("{VERSION_MARK}patroni 3.0.2\n[{{\"ctl\": \"/etc/p.yml\"}}]")
+        );
+        assert_eq!(
+            parse("pg1", rest).unwrap().patroni_version.as_deref(),
+            Some("3.0.2")
+        );
         assert_eq!(
             etcd.trim(),
             r#"[{"args": "--endpoints=https://10.0.0.11:2379 --cacert=/ca.crt endpoint health --cluster -w json"}]"#
