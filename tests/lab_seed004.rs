@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use checks::Checks;
 use cluster::{
     apt_activity, assert_bare, changed, eventually, holder_of, inventory_var, members_on, pgdeploy,
-    playbook, settled, sql, sql_ok,
+    playbook, sql, sql_ok,
 };
 use lab_support::LabFixture;
 
@@ -129,13 +129,27 @@ fn seed_004_from_bare_hosts() {
                 "  bare hosts to seed 004 behind its leader VIP: {:.1} s",
                 started.elapsed().as_secs_f64()
             );
+            // Patroni 3.0.2 calls a streaming replica `running` (`streaming` came with 3.0.4):
+            // the leader's pg_stat_replication says whether both stream.
             let mut rows = Vec::new();
+            let mut streaming = String::new();
             assert!(
                 eventually(Duration::from_secs(60), || {
                     rows = members_on(&lab, "pg1");
-                    rows.len() == 3 && settled(&rows, 1)
+                    streaming = sql_ok(
+                        &lab,
+                        "pg1",
+                        "127.0.0.1",
+                        5432,
+                        "SELECT string_agg(application_name, ',' ORDER BY application_name) \
+                         FROM pg_stat_replication WHERE state = 'streaming'",
+                    );
+                    rows.len() == 3
+                        && rows.iter().filter(|r| r["Role"] == "Leader").count() == 1
+                        && rows.iter().all(|r| r["TL"] == 1)
+                        && streaming == "pg2,pg3"
                 }),
-                "{rows:?}"
+                "{rows:?}; streaming: {streaming}"
             );
             for n in NODES {
                 let v = lab.ssh_ok(
