@@ -471,7 +471,7 @@ fn lab_balancers() {
                  crt: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}-both.pem\"\n\
                  - hosts: postgres\n  tasks:\n    - keepalived:\n        mode: patroni\n        \
                  group: postgres\n        vip: {PG_VIP}\n        virtual_router_id: 52\n        \
-                 auth_pass: pgvip123\n        patroni_tls:\n          ca_file: /etc/lbt-tls/{ca}\n          \
+                 auth_pass: pgvip123\n        wait_timeout: 10\n        patroni_tls:\n          ca_file: /etc/lbt-tls/{ca}\n          \
                  cert_file: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}.pem\"\n          \
                  key_file: \"/etc/lbt-tls/{{{{ inventory_hostname }}}}.key\"\n"
             )
@@ -495,7 +495,13 @@ fn lab_balancers() {
         let pid_before = main_pid("lb1");
         let bad = write_playbook(&lab, "tls-bad.yml", &playbook("other-ca.pem"));
         let (code, out) = apply(&lab, &bad);
-        assert_eq!(code, 0, "{out}");
+        // HAProxy is reloaded; keepalived too, and then no host may hold the VIP: the apply
+        // that would leave clients without it fails, naming it
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains(&format!("VIP `{PG_VIP}` does not answer from `pg")),
+            "{out}"
+        );
         assert!(out.contains("reload `haproxy`"), "{out}");
         assert_eq!(main_pid("lb1"), pid_before, "reloaded, not restarted");
         wait_states(&[

@@ -182,12 +182,13 @@ fn site_playbook_on_the_lab() {
     c.run(
         "the_vip_reaches_the_primary_on_5432_and_a_replica_on_5433",
         || {
+            // (from the database hosts: the balancers carry no PostgreSQL client)
             assert_eq!(
-                sql_ok(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()"),
+                sql_ok(&lab, "pg3", &vip, 5432, "SELECT pg_is_in_recovery()"),
                 "f"
             );
             assert_eq!(
-                sql_ok(&lab, "lb2", &vip, 5433, "SELECT pg_is_in_recovery()"),
+                sql_ok(&lab, "pg2", &vip, 5433, "SELECT pg_is_in_recovery()"),
                 "t"
             );
         },
@@ -356,7 +357,7 @@ fn site_playbook_on_the_lab() {
             "the VIP is not on the leader pg1"
         );
         assert_eq!(
-            sql_ok(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()"),
+            sql_ok(&lab, "pg2", &vip, 5432, "SELECT pg_is_in_recovery()"),
             "f"
         );
         // In synchronous mode (set above) the candidate must be the sync standby.
@@ -391,7 +392,7 @@ fn site_playbook_on_the_lab() {
         let moved = started.elapsed();
         assert!(
             eventually(Duration::from_secs(30), || {
-                sql(&lab, "lb1", &vip, 5432, "SELECT pg_is_in_recovery()").stdout == b"f\n"
+                sql(&lab, "pg2", &vip, 5432, "SELECT pg_is_in_recovery()").stdout == b"f\n"
             }),
             "no primary through the leader VIP"
         );

@@ -79,6 +79,9 @@ fn d_script_user() -> String {
 fn d_config() -> String {
     CONFIG.into()
 }
+fn d_wait() -> u64 {
+    30
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +128,11 @@ pub struct Keepalived {
     pub patroni_tls: Option<PatroniTls>,
     #[serde(default = "d_config")]
     pub config: String,
+    /// Seconds `apply` waits, after it started or reloaded keepalived, until the VIP answers
+    /// from this host (held here, or answering ping/ARP from another host of the group);
+    /// `0`: do not wait. An `apply` that returns has a VIP clients can use.
+    #[serde(default = "d_wait")]
+    pub wait_timeout: u64,
 }
 
 /// Everything per host the files are made of, resolved from facts and the inventory.
@@ -573,9 +581,47 @@ impl Action for Keepalived {
         }
         if let Some((service, p)) = &work.service {
             service.apply(cx, p).await?;
+            if self.wait_timeout > 0 {
+                self.wait_for_vip(cx).await?;
+            }
         }
         Ok(())
     }
+}
+
+impl Keepalived {
+    /// Waits until the VIP answers from this host (see [`vip_answers_script`]).
+    async fn wait_for_vip(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
+        let r = self.resolve(cx)?;
+        let script = vip_answers_script(r.vip, self.wait_timeout);
+        let out = exec::run(cx, &script).await?;
+        if out.status == 0 {
+            return Ok(());
+        }
+        let why = match self.mode {
+            KeepalivedMode::Haproxy => "only a host whose HAProxy runs and listens may hold it",
+            KeepalivedMode::Patroni => "only the host whose Patroni answers `/primary` may hold it",
+        };
+        Err(ModuleError::Failed(format!(
+            "VIP `{}` does not answer from `{}` {} s after keepalived was started or reloaded: no host of group `{}` holds it ({why}); see `journalctl -u keepalived` on the group's hosts",
+            r.vip, cx.host, self.wait_timeout, self.group
+        )))
+    }
+}
+
+/// Exits 0 as soon as `vip` answers from this host, 1 after `timeout` seconds: the VIP is
+/// one of the host's addresses, or another host answers for it — to `ping` where there is
+/// one, else to a TCP connection to its SSH port (connected or refused both prove a holder:
+/// without one the connection times out, ARP unanswered).
+pub fn vip_answers_script(vip: Ipv4Addr, timeout: u64) -> String {
+    format!(
+        "end=$(( $(date +%s) + {timeout} )); while :; do \
+         ip -4 -o addr show | grep -qw -- {vip} && exit 0; \
+         if command -v ping >/dev/null 2>&1; then ping -n -c 1 -W 1 {vip} >/dev/null 2>&1 && exit 0; \
+         else out=$(timeout 2 bash -c 'exec 3<>/dev/tcp/{vip}/22' 2>&1) && exit 0; \
+         case $out in *refused*) exit 0;; esac; fi; \
+         [ $(date +%s) -ge $end ] && exit 1; sleep 0.5; done"
+    )
 }
 
 impl Params for Keepalived {

@@ -247,7 +247,12 @@ fn fresh_balancer_in_order_with_masked_diff() {
     let shown = serde_json::to_string(&plan.changes).unwrap();
     assert!(!shown.contains(PASS) && shown.contains(MASK));
     let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
-    let applied_cmds = &cmds[cmds.len() - 5..];
+    // the last command waits for the VIP to answer
+    assert!(
+        cmds[cmds.len() - 1].contains("grep -qw -- 192.168.0.210"),
+        "{cmds:?}"
+    );
+    let applied_cmds = &cmds[cmds.len() - 6..cmds.len() - 1];
     assert_eq!(
         applied_cmds[0],
         "install -d -o root -g root -m 0755 -- /etc/keepalived/scripts"
@@ -384,4 +389,21 @@ fn validate_as_root_rewrites_only_a_copy() {
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .contains("script_user nobody"));
+}
+
+#[test]
+fn the_vip_wait_ends_at_once_on_a_host_holding_it() {
+    // 127.0.0.1 is an address of this machine's `lo`: found by `ip addr`, no packet sent.
+    let script = super::vip_answers_script(std::net::Ipv4Addr::LOCALHOST, 1);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(script.contains("grep -qw -- 127.0.0.1"));
 }
