@@ -160,9 +160,9 @@ fn an_even_etcd_member_count_is_a_placed_warning() {
     let wanted = "etcd has 4 members: quorum is 3, so it tolerates 1 failure(s), no more than 3 members would; an odd count is better";
     assert_eq!(stderr.matches(wanted).count(), 1, "{stderr}");
     assert!(stderr.contains("warning"), "{stderr}");
-    assert!(stderr.contains("etcd.yml:14:"), "{stderr}");
+    assert!(stderr.contains("etcd.yml:28:"), "{stderr}");
     assert!(
-        stderr.contains("plays[0].tasks[1].etcd.members"),
+        stderr.contains("plays[0].tasks[3].etcd.members"),
         "{stderr}"
     );
 }
