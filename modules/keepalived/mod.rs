@@ -581,9 +581,12 @@ impl Action for Keepalived {
         }
         if let Some((service, p)) = &work.service {
             service.apply(cx, p).await?;
-            if self.wait_timeout > 0 {
-                self.wait_for_vip(cx).await?;
-            }
+        }
+        // A new check script or configuration, or a start, may move the VIP (or leave no
+        // host fit to hold it): wait until it answers again.
+        let moved = work.script.is_some() || work.config.is_some() || work.service.is_some();
+        if moved && self.wait_timeout > 0 {
+            self.wait_for_vip(cx).await?;
         }
         Ok(())
     }
@@ -593,7 +596,11 @@ impl Keepalived {
     /// Waits until the VIP answers from this host (see [`vip_answers_script`]).
     async fn wait_for_vip(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
         let r = self.resolve(cx)?;
-        let script = vip_answers_script(r.vip, self.wait_timeout);
+        // Long enough for a holder whose check now fails to give the VIP up (the check's
+        // interval × fall) and for a backup to take it over (one advertisement later).
+        let (interval, fall, _) = self.rhythm();
+        let settle = u64::from(interval * fall + self.advert_int);
+        let script = vip_answers_script(r.vip, settle, self.wait_timeout);
         let out = exec::run(cx, &script).await?;
         if out.status == 0 {
             return Ok(());
@@ -609,13 +616,13 @@ impl Keepalived {
     }
 }
 
-/// Exits 0 as soon as `vip` answers from this host, 1 after `timeout` seconds: the VIP is
-/// one of the host's addresses, or another host answers for it — to `ping` where there is
-/// one, else to a TCP connection to its SSH port (connected or refused both prove a holder:
-/// without one the connection times out, ARP unanswered).
-pub fn vip_answers_script(vip: Ipv4Addr, timeout: u64) -> String {
+/// After `settle` seconds, exits 0 as soon as `vip` answers from this host, 1 after `timeout`
+/// more seconds: the VIP is one of the host's addresses, or another host answers for it — to
+/// `ping` where there is one, else to a TCP connection to its SSH port (connected or refused
+/// both prove a holder: without one the connection times out, ARP unanswered).
+pub fn vip_answers_script(vip: Ipv4Addr, settle: u64, timeout: u64) -> String {
     format!(
-        "end=$(( $(date +%s) + {timeout} )); while :; do \
+        "sleep {settle}; end=$(( $(date +%s) + {timeout} )); while :; do \
          ip -4 -o addr show | grep -qw -- {vip} && exit 0; \
          if command -v ping >/dev/null 2>&1; then ping -n -c 1 -W 1 {vip} >/dev/null 2>&1 && exit 0; \
          else out=$(timeout 2 bash -c 'exec 3<>/dev/tcp/{vip}/22' 2>&1) && exit 0; \

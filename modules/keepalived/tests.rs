@@ -394,7 +394,7 @@ fn validate_as_root_rewrites_only_a_copy() {
 #[test]
 fn the_vip_wait_ends_at_once_on_a_host_holding_it() {
     // 127.0.0.1 is an address of this machine's `lo`: found by `ip addr`, no packet sent.
-    let script = super::vip_answers_script(std::net::Ipv4Addr::LOCALHOST, 1);
+    let script = super::vip_answers_script(std::net::Ipv4Addr::LOCALHOST, 0, 1);
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(&script)
