@@ -585,3 +585,42 @@ fn install_checks_refuse_fields_of_another_method() {
     let node = load_str(&format!("{BASE}install: {{methd: pip}}\n"), &file).expect("YAML");
     assert!(from_node::<Patroni>(&node, &FieldPath::root().key("patroni")).is_err());
 }
+
+#[test]
+fn the_version_is_read_from_version_py_without_starting_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    let site = venv.join("lib/python3.11/site-packages/patroni");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(
+        site.join("version.py"),
+        "\"\"\"doc\"\"\"\n__version__ = '4.1.5'\n",
+    )
+    .unwrap();
+    // a `patroni` that would say otherwise if it were run
+    let bin = venv.join("bin/patroni");
+    std::fs::write(&bin, "#!/bin/sh\necho patroni 9.9.9\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let install = |yaml: &str| -> Install { serde_yaml_ng::from_str(yaml).unwrap() };
+    let i = install(&format!("method: pip\nvenv: {}\n", venv.display()));
+    let run = |script: String| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(i.probe_script(Family::RedHat));
+    assert!(out.contains("patroni_version=patroni 4.1.5\n"), "{out}");
+    // no version.py where the method puts it: the binary is asked
+    std::fs::remove_file(site.join("version.py")).unwrap();
+    let out = run(i.probe_script(Family::RedHat));
+    assert!(out.contains("patroni_version=patroni 9.9.9\n"), "{out}");
+    // no binary: no version
+    std::fs::remove_file(&bin).unwrap();
+    let out = run(i.probe_script(Family::RedHat));
+    assert!(out.contains("patroni_version=\n"), "{out}");
+}
