@@ -110,6 +110,22 @@ impl SshArgs {
     }
 }
 
+/// The Ansible Vault password, for every command that reads an inventory or a playbook.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    /// The Ansible Vault password: this file's content, or its output when it is executable
+    /// (as `ansible --vault-password-file`).
+    #[arg(long, value_name = "FILE", env = "PGDEPLOY_VAULT_PASSWORD_FILE")]
+    pub vault_password_file: Option<PathBuf>,
+}
+
+impl VaultArgs {
+    /// Reads the password for the rest of the process (see [`crate::vault`]).
+    pub fn install(&self) -> Result<(), crate::diag::Diagnostics> {
+        crate::vault::use_password_file(self.vault_password_file.as_deref())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -145,6 +161,8 @@ pub struct PlaybookArgs {
     /// offline checks of templates that use facts.
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +178,8 @@ pub struct StatusArgs {
     pub config_file: Option<String>,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +195,8 @@ pub struct InventoryArgs {
     /// One host's merged variables, as JSON.
     #[arg(long)]
     pub host: Option<String>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]

@@ -17,4 +17,5 @@ pub mod secrets;
 pub mod status;
 pub mod template;
 pub mod transport;
+pub mod vault;
 pub mod yaml;

@@ -38,36 +38,77 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    pub fn new(mut secrets: Vec<String>) -> Self {
+    pub fn new(secrets: Vec<String>) -> Self {
+        // Each secret is also masked as JSON writes it (`\"`, `\\`, `\n` escaped, in JSON
+        // events and `inventory --list`), and line by line when it has several lines (output
+        // is often masked a line at a time, and diffs split it).
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .flat_map(|s| {
+                let mut forms = vec![s.clone()];
+                if let Ok(json) = serde_json::to_string(&s) {
+                    forms.push(json[1..json.len() - 1].to_string());
+                }
+                if s.contains('\n') {
+                    forms.extend(s.lines().map(str::to_string));
+                }
+                forms
+            })
+            .collect();
         // Very short values would mask ordinary words; a password that short is refused
         // elsewhere anyway.
         secrets.retain(|s| s.chars().count() >= 4);
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Redactor {
             secrets: Arc::new(secrets),
         }
     }
 
-    /// The secret values of an inventory: every variable with a secret name, on any host.
+    /// The secret values of an inventory: every variable with a secret name, on any host,
+    /// the string values of files decrypted with Ansible Vault, and every value decrypted so
+    /// far (inline `!vault` values, of the inventory and of playbooks).
     pub fn from_inventory(inv: &Inventory) -> Self {
-        let mut values = Vec::new();
-        let mut collect = |name: &str, v: &serde_json::Value| {
+        let mut values = crate::vault::revealed();
+        let mut collect = |name: &str, v: &crate::inventory::Var| {
             if is_secret_name(name) {
-                collect_strings(v, &mut values);
+                collect_strings(&v.value, &mut values);
+            } else if crate::vault::is_decrypted_file(&v.origin.file) {
+                collect_only_strings(&v.value, &mut values);
             }
         };
         for host in inv.hosts.values() {
             for (k, v) in &host.vars {
-                collect(k, &v.value);
+                collect(k, v);
             }
         }
         for group in inv.groups.values() {
             for (k, v) in &group.vars {
-                collect(k, &v.value);
+                collect(k, v);
             }
         }
         Redactor::new(values)
+    }
+
+    /// The secrets decrypted with Ansible Vault so far, for output before an inventory is
+    /// loaded (errors about the input).
+    pub fn from_vault() -> Self {
+        Redactor::new(crate::vault::revealed())
+    }
+
+    /// `value` with every string masked (by value, like [`Redactor::mask`]); keys are kept.
+    pub fn mask_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.mask(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.mask_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
     }
 
     pub fn mask(&self, text: &str) -> String {
@@ -159,12 +200,13 @@ pub fn mask_logs_with(redactor: &Redactor) {
     *slot = Some(redactor.clone());
 }
 
-/// `text` masked with the redactor given to [`mask_logs_with`], if any.
+/// `text` masked with the redactor given to [`mask_logs_with`], or before there is one, with
+/// the values decrypted with Ansible Vault so far.
 pub fn mask_logged(text: &str) -> String {
     let slot = LOG_REDACTOR.read().unwrap_or_else(|e| e.into_inner());
     match slot.as_ref() {
         Some(r) => r.mask(text),
-        None => text.to_owned(),
+        None => Redactor::from_vault().mask(text),
     }
 }
 
@@ -188,6 +230,16 @@ impl<W: Write> Write for LogWriter<W> {
 /// Standard error through [`LogWriter`], for `tracing_subscriber`'s `with_writer`.
 pub fn log_to_stderr() -> LogWriter<std::io::Stderr> {
     LogWriter(std::io::stderr())
+}
+
+/// Strings only: a decrypted file's numbers and booleans (`5432`, `true`) are not masked.
+fn collect_only_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_only_strings(i, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|i| collect_only_strings(i, out)),
+        _ => {}
+    }
 }
 
 fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
@@ -255,6 +307,21 @@ mod tests {
         assert!(!unified.contains("OldSecret1"), "{unified}");
         assert!(unified.contains("-password = ********"), "{unified}");
         assert!(unified.contains("+password = ********"), "{unified}");
+    }
+
+    #[test]
+    fn secrets_are_masked_as_json_writes_them_and_line_by_line() {
+        let r = Redactor::new(vec!["q\"uo\\te\nsecond-line".into()]);
+        assert_eq!(
+            r.mask(r#"{"v":"q\"uo\\te\nsecond-line"}"#),
+            r#"{"v":"********"}"#
+        );
+        assert_eq!(
+            r.mask("+ second-line\n- q\"uo\\te\n"),
+            "+ ********\n- ********\n"
+        );
+        let json = r.mask_json(&serde_json::json!({"a": ["x q\"uo\\te\nsecond-line"], "n": 1}));
+        assert_eq!(json, serde_json::json!({"a": ["x ********"], "n": 1}));
     }
 
     #[test]

@@ -166,3 +166,170 @@ fn an_even_etcd_member_count_is_a_placed_warning() {
         "{stderr}"
     );
 }
+
+/// Runs pgdeploy with `PGDEPLOY_VAULT_PASSWORD_FILE` set to `env_password` (or unset).
+fn pgdeploy_vault(args: &[&str], env_password: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdeploy"));
+    cmd.args(args)
+        .arg("--no-color")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env_remove("PGDEPLOY_VAULT_PASSWORD_FILE");
+    if let Some(p) = env_password {
+        cmd.env("PGDEPLOY_VAULT_PASSWORD_FILE", p);
+    }
+    cmd.output().expect("pgdeploy runs")
+}
+
+const VAULT_INVENTORY: &str = "tests/fixtures/vault/inventory.yml";
+const VAULT_PLAYBOOK: &str = "tests/fixtures/vault/playbook.yml";
+const VAULT_PASSWORD: &str = "tests/fixtures/vault/password";
+
+/// Every value the vault fixtures decrypt to, as printed raw and as JSON escapes it.
+const VAULT_PLAINTEXTS: &[&str] = &[
+    "Vault11-Admin-Word",
+    "Vault12-Labelled-Note",
+    "Vault-Inline-Token",
+    "Vault-Play-Var",
+    "q\"uo\\te",
+    "q\\\"uo\\\\te",
+    "second-line",
+];
+
+fn assert_no_plaintext(out: &Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        for plain in VAULT_PLAINTEXTS {
+            assert!(!text.contains(plain), "`{plain}` printed:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn vault_values_load_and_are_masked_in_every_output() {
+    let out = pgdeploy_vault(
+        &[
+            "inventory",
+            "-i",
+            VAULT_INVENTORY,
+            "--list",
+            "--vault-password-file",
+            VAULT_PASSWORD,
+        ],
+        None,
+    );
+    assert_no_plaintext(&out);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let pg1 = &json["_meta"]["hostvars"]["pg1"];
+    for name in ["admin_word", "cluster_note", "app_word", "odd_word"] {
+        assert_eq!(pg1[name], "********", "{name}: {pg1}");
+    }
+    assert_eq!(pg1["pg_port"], 5432);
+    assert_eq!(pg1["ansible_host"], "10.0.0.11");
+
+    // The environment variable is the same as the flag.
+    let out = pgdeploy_vault(
+        &["inventory", "-i", VAULT_INVENTORY, "--host", "pg2"],
+        Some(VAULT_PASSWORD),
+    );
+    assert_no_plaintext(&out);
+    assert!(stdout(&out).contains("\"app_word\": \"********\""));
+
+    for args in [
+        vec!["validate", "-i", VAULT_INVENTORY, VAULT_PLAYBOOK],
+        vec!["graph", "-i", VAULT_INVENTORY, VAULT_PLAYBOOK],
+        vec![
+            "graph",
+            "-i",
+            VAULT_INVENTORY,
+            VAULT_PLAYBOOK,
+            "--format",
+            "dot",
+        ],
+    ] {
+        let mut args = args;
+        args.extend(["--vault-password-file", VAULT_PASSWORD]);
+        let out = pgdeploy_vault(&args, None);
+        assert_no_plaintext(&out);
+        stdout(&out);
+    }
+}
+
+#[test]
+fn an_executable_vault_password_file_is_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("vault-pass.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'pgdeploy-vault-fixture\\n'\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = pgdeploy_vault(
+        &[
+            "validate",
+            "-i",
+            VAULT_INVENTORY,
+            VAULT_PLAYBOOK,
+            "--vault-password-file",
+            script.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_no_plaintext(&out);
+    assert!(stdout(&out).starts_with("ok: "));
+}
+
+#[test]
+fn vault_without_a_password_or_with_a_wrong_one_is_a_located_error() {
+    let out = pgdeploy_vault(&["validate", "-i", VAULT_INVENTORY, VAULT_PLAYBOOK], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_plaintext(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "error: tests/fixtures/vault/group_vars/all.yml: this file is encrypted with Ansible Vault: give `--vault-password-file` (or `PGDEPLOY_VAULT_PASSWORD_FILE`)",
+        "error: tests/fixtures/vault/inventory.yml:5:15: this `!vault` value is encrypted with Ansible Vault",
+        "error: tests/fixtures/vault/playbook.yml:7:15: this `!vault` value is encrypted with Ansible Vault",
+    ] {
+        assert!(err.contains(expected), "{expected}\nnot in:\n{err}");
+    }
+
+    let out = pgdeploy_vault(
+        &[
+            "inventory",
+            "-i",
+            VAULT_INVENTORY,
+            "--list",
+            "--vault-password-file",
+            "tests/fixtures/vault/wrong-password",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_plaintext(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: tests/fixtures/vault/group_vars/all.yml: cannot decrypt this file: wrong vault password, or the data was altered (HMAC mismatch)"),
+        "{err}"
+    );
+    let ciphertext = std::fs::read_to_string("tests/fixtures/vault/group_vars/all.yml").unwrap();
+    assert!(
+        !err.contains(&ciphertext.lines().nth(1).unwrap()[..12]),
+        "{err}"
+    );
+
+    let out = pgdeploy_vault(
+        &[
+            "inventory",
+            "-i",
+            VAULT_INVENTORY,
+            "--list",
+            "--vault-password-file",
+            "tests/fixtures/vault/none",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the vault password file `tests/fixtures/vault/none`"),
+        "{err}"
+    );
+}

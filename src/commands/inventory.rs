@@ -3,17 +3,25 @@
 use crate::cli::InventoryArgs;
 use crate::exit::Exit;
 use crate::inventory::list;
+use crate::secrets::Redactor;
 
 pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
-    let inventory = match crate::inventory::load(&args.inventory) {
+    let inventory = match args
+        .vault
+        .install()
+        .and_then(|()| crate::inventory::load(&args.inventory))
+    {
         Ok(i) => i,
         Err(diags) => {
             super::report(&diags.sorted());
             return Ok(Exit::Error);
         }
     };
+    // Secret names are masked by `list`; values decrypted with Ansible Vault (and secrets
+    // copied into other variables) by value here.
+    let redactor = Redactor::from_inventory(&inventory);
     if args.graph {
-        print!("{}", list::to_graph_text(&inventory));
+        print!("{}", redactor.mask(&list::to_graph_text(&inventory)));
     } else if let Some(host) = &args.host {
         let Some(value) = list::to_ansible_list_json(&inventory)
             .pointer(&format!(
@@ -24,12 +32,13 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
         else {
             anyhow::bail!("host `{host}` is not in the inventory");
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
         println!(
             "{}",
-            serde_json::to_string_pretty(&list::to_ansible_list_json(&inventory))?
+            serde_json::to_string_pretty(&redactor.mask_json(&value))?
         );
+    } else {
+        let value = redactor.mask_json(&list::to_ansible_list_json(&inventory));
+        println!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(Exit::Success)
 }

@@ -28,6 +28,7 @@ pub struct Loaded {
 
 /// Loads and compiles; inventory and playbook errors are reported together.
 pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
+    args.vault.install()?;
     let inventory = crate::inventory::load(&args.inventory);
     let playbook = crate::playbook::load(&args.playbook);
     let facts = args.facts.as_deref().map(load_facts).transpose();
@@ -92,10 +93,11 @@ fn bad_facts(file: &SourceFile, mark: Option<crate::diag::Mark>) -> Diagnostics 
     .into()
 }
 
-/// Prints diagnostics on stderr, errors and warnings alike.
+/// Prints diagnostics on stderr, errors and warnings alike, secrets masked (a message may
+/// quote a value).
 pub fn report(diags: &Diagnostics) {
     for d in diags.iter() {
-        eprintln!("{d}");
+        eprintln!("{}", crate::secrets::mask_logged(&d.to_string()));
     }
     let errors = diags.errors().count();
     if errors > 0 {

@@ -29,7 +29,11 @@ fn become_of(conn: &Connection) -> Become {
 }
 
 pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
-    let inventory = match crate::inventory::load(&args.inventory) {
+    let inventory = match args
+        .vault
+        .install()
+        .and_then(|()| crate::inventory::load(&args.inventory))
+    {
         Ok(i) => i,
         Err(diags) => {
             super::report(&diags.sorted());

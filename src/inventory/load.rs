@@ -115,9 +115,23 @@ fn read_file(path: &Path, b: &mut Builder) {
             return;
         }
     };
+    // An inventory encrypted whole is decrypted before its format is told.
+    let (text, encrypted) = match crate::vault::open_file(&text, &file) {
+        Ok(None) => (text, false),
+        Ok(Some(plain)) => (plain, true),
+        Err(e) => {
+            b.diags.extend(e);
+            return;
+        }
+    };
     if is_yaml(path, &text) {
         match crate::yaml::load_str(&text, &file) {
-            Ok(node) => yaml::parse(&file, &node, b),
+            Ok(node) => {
+                if encrypted {
+                    crate::vault::reveal_strings(&node.to_json());
+                }
+                yaml::parse(&file, &node, b)
+            }
             Err(e) => b.diags.extend(e),
         }
     } else {

@@ -208,21 +208,13 @@ fn read_vars_file(path: &Path, target: &mut Vars, diags: &mut Diagnostics) {
         return;
     }
     let Some(entries) = node.as_map() else {
-        let vault = node
-            .as_str()
-            .is_some_and(|s| s.starts_with("$ANSIBLE_VAULT"));
-        let message = if vault {
-            "vault-encrypted variable files are not supported".to_string()
-        } else {
-            format!(
-                "a variables file must be a mapping of variable names, found {}",
-                node.describe()
-            )
-        };
         diags.push(Diagnostic::error(
             Some(Location::new(&file, node.mark)),
             "",
-            message,
+            format!(
+                "a variables file must be a mapping of variable names, found {}",
+                node.describe()
+            ),
         ));
         return;
     };

@@ -9,7 +9,8 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use super::node::{Node, NodeKind};
 use crate::diag::{Diagnostic, Diagnostics, Location, Mark, SourceFile};
 
-/// Reads and parses a YAML file. An empty file gives a null node.
+/// Reads and parses a YAML file. An empty file gives a null node. A file encrypted whole with
+/// Ansible Vault is decrypted first (positions in errors are then in the plaintext).
 pub fn load_file(path: &Path) -> Result<(SourceFile, Node), Diagnostics> {
     let file = SourceFile::new(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -19,8 +20,21 @@ pub fn load_file(path: &Path) -> Result<(SourceFile, Node), Diagnostics> {
             format!("cannot read file: {e}"),
         )
     })?;
-    let node = load_str(&text, &file)?;
+    let node = load_text(&text, &file)?;
     Ok((file, node))
+}
+
+/// Parses a file's content, decrypting it first if it is an Ansible Vault; the string values
+/// of a decrypted file are recorded as secrets.
+pub fn load_text(text: &str, file: &SourceFile) -> Result<Node, Diagnostics> {
+    match crate::vault::open_file(text, file)? {
+        None => load_str(text, file),
+        Some(plain) => {
+            let node = load_str(&plain, file)?;
+            crate::vault::reveal_strings(&node.to_json());
+            Ok(node)
+        }
+    }
 }
 
 /// Parses one YAML document held in memory; `file` names it in errors.
@@ -156,6 +170,16 @@ impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, marker: Marker) {
         let mark = to_mark(marker);
         match ev {
+            Event::Scalar(text, _, anchor, Some(tag))
+                if tag.handle == "!" && tag.suffix == "vault" =>
+            {
+                // Inline `!vault |` value: the decrypted text is the value, a string.
+                let value = crate::vault::open_value(&text).unwrap_or_else(|e| {
+                    self.error(mark, e.to_string());
+                    String::new()
+                });
+                self.push_node(Node::scalar(value, false, mark), anchor);
+            }
             Event::Scalar(text, style, anchor, tag) => {
                 let plain = style == TScalarStyle::Plain && tag.is_none();
                 let plain = plain

@@ -11,5 +11,5 @@ mod load;
 mod node;
 
 pub use de::{from_node, DeError};
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, load_text};
 pub use node::{Node, NodeKind, Scalar};
