@@ -13,7 +13,7 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
         }
     };
     if args.graph {
-        print!("{}", list::to_graph_text(&inventory));
+        crate::out!("{}", list::to_graph_text(&inventory));
     } else if let Some(host) = &args.host {
         let Some(value) = list::to_ansible_list_json(&inventory)
             .pointer(&format!(
@@ -24,9 +24,9 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
         else {
             anyhow::bail!("host `{host}` is not in the inventory");
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&list::to_ansible_list_json(&inventory))?
         );
