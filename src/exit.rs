@@ -1,4 +1,6 @@
-//! Exit codes, as documented: 0 success, 1 error, 2 changes or drift, 4 host unreachable.
+//! Exit codes, as documented: 0 success, 1 error, 2 changes or drift, 4 host unreachable,
+//! 64 command-line usage error (`EX_USAGE` of sysexits.h: never 2, which a CI job reads as
+//! drift), 141 stdout closed early (what a shell reports for a process ended by `SIGPIPE`).
 
 use std::process::ExitCode;
 
@@ -11,6 +13,11 @@ pub enum Exit {
     Changes = 2,
     /// At least one host could not be reached.
     Unreachable = 4,
+    /// The command line could not be parsed: an unknown flag, a missing argument.
+    Usage = 64,
+    /// The reader of stdout went away (`| head`): the command ended quietly, as if killed by
+    /// `SIGPIPE` (128 + 13), without printing the rest; a run starts no new step.
+    StdoutClosed = 141,
 }
 
 impl From<Exit> for ExitCode {

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod inventory;
 pub mod lab;
 pub mod module;
+pub mod output;
 pub mod params;
 pub mod playbook;
 pub mod run;

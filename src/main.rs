@@ -7,9 +7,13 @@ use clap::Parser;
 use pgdeploy::cli::{Cli, Command};
 use pgdeploy::commands;
 use pgdeploy::exit::Exit;
+use pgdeploy::output::{self, Stream};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e).into(),
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "debug",
@@ -22,38 +26,58 @@ fn main() -> ExitCode {
         )
         // Log lines may hold command lines with secrets: masked once the inventory is loaded.
         .with_writer(pgdeploy::secrets::log_to_stderr)
-        .with_ansi(!cli.no_color && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(output::color(Stream::Stderr, cli.no_color))
         .init();
-    let color = !cli.no_color
-        && std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let color = output::color(Stream::Stdout, cli.no_color);
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args),
-        Command::Inventory(args) => commands::inventory::run(args),
-        Command::Graph(args) => commands::graph::run(args),
-        Command::Apply(args) => commands::run::apply(args, cli.json, color),
-        Command::Plan(args) => commands::run::plan(args, cli.json, color),
-        Command::Check(args) => commands::run::check(args, cli.json, color),
-        Command::Bench(cmd) => commands::bench::run(cmd),
-        Command::Status(args) => commands::status::run(args, cli.json),
-        Command::Lab(cmd) => {
-            return match pgdeploy::lab::run(cmd.clone()) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    Exit::Error.into()
-                }
-            }
-        }
+        Command::Validate(args) => commands::validate::run(args).map(ExitCode::from),
+        Command::Inventory(args) => commands::inventory::run(args).map(ExitCode::from),
+        Command::Graph(args) => commands::graph::run(args).map(ExitCode::from),
+        Command::Apply(args) => commands::run::apply(args, cli.json, color).map(ExitCode::from),
+        Command::Plan(args) => commands::run::plan(args, cli.json, color).map(ExitCode::from),
+        Command::Check(args) => commands::run::check(args, cli.json, color).map(ExitCode::from),
+        Command::Bench(cmd) => commands::bench::run(cmd).map(ExitCode::from),
+        Command::Status(args) => commands::status::run(args, cli.json).map(ExitCode::from),
+        Command::Lab(cmd) => pgdeploy::lab::run(cmd.clone()),
     };
-    match result {
-        Ok(exit) => exit.into(),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!(
                 "error: {}",
                 pgdeploy::secrets::mask_logged(&format!("{e:#}"))
             );
             Exit::Error.into()
+        }
+    };
+    if output::stdout_closed() {
+        return Exit::StdoutClosed.into();
+    }
+    if let Some(e) = output::stdout_error() {
+        eprintln!("error: cannot write the output to stdout: {e}");
+        return Exit::Error.into();
+    }
+    code
+}
+
+/// A command line clap refused: its message, and exit 64 (`--help` and `--version` are no
+/// error: their text on stdout, exit 0).
+fn usage(e: &clap::Error) -> Exit {
+    if e.use_stderr() {
+        let _ = e.print();
+        Exit::Usage
+    } else {
+        // `--help` through stdout, which may be a closed pipe (`--help | head`).
+        let text = e.render();
+        if output::color(Stream::Stdout, false) {
+            output::write(&text.ansi().to_string());
+        } else {
+            output::write(&text.to_string());
+        }
+        if output::stdout_closed() {
+            Exit::StdoutClosed
+        } else {
+            Exit::Success
         }
     }
 }

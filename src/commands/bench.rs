@@ -7,7 +7,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
     match cmd {
         BenchCommand::Compile { hosts, tasks, runs } => {
             let r = crate::bench::compile::run(*hosts, *tasks, *runs)?;
-            println!(
+            crate::outln!(
                 "compile: {} hosts, {} tasks, {} steps: median {:.1} ms, min {:.1} ms over {runs} runs, peak memory {}",
                 r.hosts,
                 r.tasks,
@@ -22,7 +22,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
         BenchCommand::Noop { hosts, runs, user } => {
             for &n in hosts {
                 let r = crate::bench::noop::run(usize::from(n), *runs, user)?;
-                println!(
+                crate::outln!(
                     "noop re-apply: {} hosts, login `{user}`: median {:.0} ms, min {:.0} ms over {} runs, peak memory {:.1} MiB, CPU {:.0} ms in pgdeploy, {:.0} ms on the whole machine",
                     r.hosts,
                     r.median.as_secs_f64() * 1000.0,

@@ -14,8 +14,8 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<Exit> {
     };
     super::report(&loaded.compiled.warnings);
     match args.format {
-        GraphFormat::Text => print!("{}", to_text(&loaded.compiled)),
-        GraphFormat::Dot => print!("{}", to_dot(&loaded.compiled.graph)),
+        GraphFormat::Text => crate::out!("{}", to_text(&loaded.compiled)),
+        GraphFormat::Dot => crate::out!("{}", to_dot(&loaded.compiled.graph)),
     }
     Ok(Exit::Success)
 }

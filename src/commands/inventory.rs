@@ -21,7 +21,7 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
     // copied into other variables) by value here.
     let redactor = Redactor::from_inventory(&inventory);
     if args.graph {
-        print!("{}", redactor.mask(&list::to_graph_text(&inventory)));
+        crate::out!("{}", redactor.mask(&list::to_graph_text(&inventory)));
     } else if let Some(host) = &args.host {
         let Some(value) = list::to_ansible_list_json(&inventory)
             .pointer(&format!(
@@ -32,13 +32,13 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
         else {
             anyhow::bail!("host `{host}` is not in the inventory");
         };
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&redactor.mask_json(&value))?
         );
     } else {
         let value = redactor.mask_json(&list::to_ansible_list_json(&inventory));
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(Exit::Success)
 }

@@ -137,9 +137,9 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     match status {
         Some(status) => {
             if json {
-                println!("{}", serde_json::to_string(&status)?);
+                crate::outln!("{}", serde_json::to_string(&status)?);
             } else {
-                print!("{}", crate::status::to_text(&status));
+                crate::out!("{}", crate::status::to_text(&status));
             }
             for p in problems {
                 eprintln!("warning: {p}");

@@ -13,7 +13,7 @@ pub fn run(args: &PlaybookArgs) -> anyhow::Result<Exit> {
             super::report(&loaded.compiled.warnings);
             let plays = loaded.playbook.plays.len();
             let tasks: usize = loaded.playbook.plays.iter().map(|p| p.tasks.len()).sum();
-            println!(
+            crate::outln!(
                 "ok: {} is valid against {}: {plays} play{}, {tasks} task{}, {} host{}, {} steps",
                 args.playbook.display(),
                 args.inventory.display(),

@@ -110,7 +110,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             })?;
             let booted = info.hosts.iter().filter(|h| h.booted).count();
             for h in &info.hosts {
-                println!(
+                crate::outln!(
                     "{:<5} {:<15} {}",
                     h.name,
                     h.ip,
@@ -122,15 +122,17 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             if booted > 0 {
-                println!("{booted} hosts ready for SSH in {:.1} s", info.boot_seconds);
+                crate::outln!("{booted} hosts ready for SSH in {:.1} s", info.boot_seconds);
             }
-            println!(
+            crate::outln!(
                 "package mirror: {} (APT `{}`, wheels `{}`)",
-                info.mirror_urls.base, info.mirror_urls.apt, info.mirror_urls.python
+                info.mirror_urls.base,
+                info.mirror_urls.apt,
+                info.mirror_urls.python
             );
-            println!("inventory: {}", info.inventory.display());
-            println!("known_hosts: {}", info.known_hosts.display());
-            println!(
+            crate::outln!("inventory: {}", info.inventory.display());
+            crate::outln!("known_hosts: {}", info.known_hosts.display());
+            crate::outln!(
                 "ssh: ssh -i {} -o UserKnownHostsFile={} root@{}",
                 info.key.display(),
                 info.known_hosts.display(),
@@ -140,7 +142,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Down { lab } => {
             ops::down(&lab.name)?;
-            println!("lab `{}` is down", lab.name);
+            crate::outln!("lab `{}` is down", lab.name);
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status { lab, json } => {
@@ -201,17 +203,17 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Kill { lab, node } => {
             ops::kill(&lab.name, &node)?;
-            println!("{node}: powered off");
+            crate::outln!("{node}: powered off");
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Start { lab, node } => {
             ops::start(&lab.name, &node)?;
-            println!("{node}: running");
+            crate::outln!("{node}: running");
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Partition { lab, node, heal } => {
             ops::partition(&lab.name, &node, heal)?;
-            println!("{node}: {}", if heal { "healed" } else { "partitioned" });
+            crate::outln!("{node}: {}", if heal { "healed" } else { "partitioned" });
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec { lab, node, command } => {
@@ -221,7 +223,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Image { rebuild } => {
             super::prereq::check_runtime()?;
             let info = image::ensure(rebuild)?;
-            println!(
+            crate::outln!(
                 "image {} {} ({:.1} s): {}",
                 info.hash,
                 if info.built { "built" } else { "cached" },
@@ -234,7 +236,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             super::prereq::check_runtime()?;
             let image = image::ensure(false)?;
             let info = mirror::ensure(&image, rebuild)?;
-            println!(
+            crate::outln!(
                 "package mirror {} {} ({:.1} s): {}",
                 info.hash,
                 if info.built { "built" } else { "cached" },

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::order::StepKey;
 use crate::change::Change;
 
 /// How one step ended on one host.
@@ -27,6 +28,9 @@ pub enum Event {
         mode: &'static str,
         hosts: usize,
         steps: usize,
+        /// Every step of the run, for the text report's order (not in the JSON event).
+        #[serde(skip)]
+        order: Vec<StepKey>,
     },
     HostUnreachable {
         host: String,
@@ -52,6 +56,9 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         duration_ms: u64,
+        /// Where the result stands in the text report (not in the JSON event).
+        #[serde(skip)]
+        key: StepKey,
     },
     Recap {
         hosts: Vec<HostRecap>,
@@ -72,4 +79,7 @@ pub struct HostRecap {
 /// Receives the events of a run (printing them, collecting them in tests).
 pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);
+    /// A step ended without running (its host went down, its handler was not notified, the
+    /// run was stopped): the text report need not wait for its result.
+    fn step_passed(&self, _key: StepKey) {}
 }

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::events::{Event, HostRecap, Reporter, Status};
+use super::order::StepKey;
 use super::readahead::{ReadAhead, StepProbes};
 use crate::change::Change;
 use crate::compile::{Compiled, Edge, StepKind};
@@ -48,6 +49,8 @@ pub struct RunContext {
     pub reporter: Arc<dyn Reporter>,
     /// Set on Ctrl-C: no new step starts.
     pub stop: Arc<AtomicBool>,
+    /// Each step's place in the text report, by node index ([`super::order::step_keys`]).
+    pub keys: Vec<Option<StepKey>>,
 }
 
 /// How one step ended (its details went to the reporter).
@@ -59,6 +62,7 @@ struct Outcome {
 /// The per-step facts a running step needs, copied out of the playbook.
 struct StepSpec {
     node: NodeIndex,
+    key: StepKey,
     host: String,
     task: String,
     module: &'static str,
@@ -213,7 +217,9 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
 
     loop {
         while let Some(n) = ready.pop_front() {
-            let stopping = abort || cx.stop.load(Ordering::SeqCst);
+            // Nobody reads the results any more (`| head`): stop as on Ctrl-C.
+            let stopping =
+                abort || cx.stop.load(Ordering::SeqCst) || crate::output::stdout_closed();
             let start = match &g[n].kind {
                 StepKind::Barrier { .. } => None,
                 StepKind::Task { host, .. } | StepKind::Handler { host, .. }
@@ -240,6 +246,9 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 if matches!(g[n].kind, StepKind::Task { .. }) {
                     not_ok.insert(n);
                 }
+                if let Some(key) = cx.keys[n.index()] {
+                    cx.reporter.step_passed(key);
+                }
                 complete(n, g, &mut indegree, &mut ready);
                 continue;
             };
@@ -258,6 +267,7 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 .clone();
             let spec = StepSpec {
                 node: n,
+                key: cx.keys[n.index()].unwrap_or_default(),
                 host: host.clone(),
                 task: task.display_name().to_string(),
                 module: task.module.name(),
@@ -390,6 +400,7 @@ fn blocked_step(cx: &RunContext, spec: StepSpec, first: &str) -> Outcome {
             spec.task
         )),
         duration_ms: 0,
+        key: spec.key,
     });
     Outcome {
         node: spec.node,
@@ -422,6 +433,7 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         notes,
         error,
         duration_ms: started.elapsed().as_millis() as u64,
+        key: spec.key,
     });
     Outcome {
         node: spec.node,

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod events;
 mod executor;
 pub mod facts;
+pub mod order;
 mod readahead;
 pub mod report;
 
@@ -40,6 +41,7 @@ pub struct RunOptions {
     /// Show diffs of file contents.
     pub diff: bool,
     pub json: bool,
+    /// Colour on stdout (decided for stdout alone: [`crate::output::color`]).
     pub color: bool,
 }
 
@@ -74,6 +76,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
             opts.color,
             opts.diff || opts.mode == RunMode::Plan,
             opts.mode == RunMode::Plan,
+            crate::output::progress_on_stderr(),
         ))
     };
     let hosts = loaded.compiled.hosts.clone();
@@ -94,7 +97,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         &loaded.inventory,
         &HashMap::new(),
     );
-    let results: Vec<(String, Result<Connected, String>)> = stream::iter(hosts.iter().cloned())
+    let mut results: Vec<(String, Result<Connected, String>)> = stream::iter(hosts.iter().cloned())
         .map(|host| {
             let target = targets.get(&host).cloned();
             let given = given_facts.as_ref().and_then(|f| f.get(&host).cloned());
@@ -122,6 +125,13 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         .buffer_unordered(forks)
         .collect()
         .await;
+    // Hosts answer in any order; their events follow the inventory's.
+    let place: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    results.sort_by_key(|(h, _)| place.get(h.as_str()).copied());
     let mut transports = HashMap::new();
     let mut all_facts = HashMap::new();
     let mut found_early = HashMap::new();
@@ -166,6 +176,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         loaded.inventory.clone(),
         Some(all_facts.clone()),
     );
+    let keys = order::step_keys(&compiled);
     reporter.event(&Event::RunStarted {
         mode: match opts.mode {
             RunMode::Plan => "plan",
@@ -173,6 +184,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         },
         hosts: hosts.len(),
         steps: compiled.graph.node_count(),
+        order: keys.iter().flatten().copied().collect(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let stop_on_signal = stop.clone();
@@ -204,6 +216,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         forks,
         reporter: reporter.clone(),
         stop: stop.clone(),
+        keys,
     });
     let recap = executor::execute(cx, &unreachable).await;
     signal.abort();

@@ -1,12 +1,17 @@
-//! Printing events: plain lines for people (progress bars on a terminal), or JSON lines.
-//! Every string goes through the [`Redactor`] first.
+//! Printing events: plain lines for people, or JSON lines. Every string goes through the
+//! [`Redactor`] first, and every result goes to stdout ([`crate::output::write`]).
+//!
+//! The text report is in a fixed order ([`super::order`]): a step's lines appear once every
+//! step before it in that order has finished, so stdout is the same bytes from run to run.
+//! JSON events are written as they happen, one per line. The progress bar is on stderr only,
+//! drawn only where it can be ([`crate::output::progress_on_stderr`]).
 
-use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::events::{Event, HostRecap, Reporter, Status};
+use super::order::{InOrder, StepKey};
 use crate::secrets::Redactor;
 
 /// One JSON object per line on stdout.
@@ -32,8 +37,7 @@ impl Reporter for JsonReporter {
             _ => event,
         };
         if let Ok(line) = serde_json::to_string(event) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", self.redactor.mask(&line));
+            crate::output::write(&format!("{}\n", self.redactor.mask(&line)));
         }
     }
 }
@@ -46,26 +50,29 @@ pub struct HumanReporter {
     diff: bool,
     /// Plan mode says "would change".
     planning: bool,
-    progress: Option<Progress>,
-    /// Keeps the output of concurrent steps from interleaving inside one block.
-    lock: Mutex<()>,
-}
-
-struct Progress {
-    multi: MultiProgress,
-    total: ProgressBar,
+    /// Steps done, on stderr; `None` where it cannot be drawn.
+    progress: Option<ProgressBar>,
+    /// Finished steps' text waiting for their turn; the lock also keeps the output of
+    /// concurrent steps from interleaving inside one block.
+    pending: Mutex<InOrder<String>>,
 }
 
 impl HumanReporter {
-    pub fn new(redactor: Redactor, color: bool, diff: bool, planning: bool) -> Self {
-        let progress = std::io::stderr().is_terminal().then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let total = multi.add(ProgressBar::new(0));
-            total.set_style(
+    /// `color`: for stdout; `progress`: whether to draw a progress bar on stderr.
+    pub fn new(
+        redactor: Redactor,
+        color: bool,
+        diff: bool,
+        planning: bool,
+        progress: bool,
+    ) -> Self {
+        let progress = progress.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
                 ProgressStyle::with_template("{spinner} {pos}/{len} steps {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            Progress { multi, total }
+            bar
         });
         HumanReporter {
             redactor,
@@ -73,7 +80,7 @@ impl HumanReporter {
             diff,
             planning,
             progress,
-            lock: Mutex::new(()),
+            pending: Mutex::new(InOrder::default()),
         }
     }
 
@@ -85,19 +92,24 @@ impl HumanReporter {
         }
     }
 
+    /// Writes on stdout, the progress bar cleared meanwhile (stdout may be the same terminal).
     fn emit(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
         let text = self.redactor.mask(text);
         match &self.progress {
-            Some(p) => {
-                for line in text.lines() {
-                    let _ = p.multi.println(line);
-                }
-            }
-            None => {
-                let mut out = std::io::stdout().lock();
-                let _ = write!(out, "{text}");
-            }
+            Some(bar) => bar.suspend(|| crate::output::write(&text)),
+            None => crate::output::write(&text),
         }
+    }
+
+    fn emit_all(&self, texts: Vec<String>) {
+        self.emit(&texts.concat());
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, InOrder<String>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn diff_text(&self, unified: &str) -> String {
@@ -149,13 +161,20 @@ impl HumanReporter {
 }
 
 impl Reporter for HumanReporter {
+    fn step_passed(&self, key: StepKey) {
+        let mut pending = self.pending();
+        let ready = pending.passed(key);
+        self.emit_all(ready);
+    }
+
     fn event(&self, event: &Event) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending();
         match event {
-            Event::RunStarted { steps, .. } => {
-                if let Some(p) = &self.progress {
-                    p.total.set_length(*steps as u64);
+            Event::RunStarted { order, .. } => {
+                if let Some(bar) = &self.progress {
+                    bar.set_length(order.len() as u64);
                 }
+                *pending = InOrder::new(order.clone());
             }
             Event::HostUnreachable { host, error } => {
                 let tag = self.paint("31", "unreachable");
@@ -163,8 +182,8 @@ impl Reporter for HumanReporter {
             }
             Event::FactsGathered { .. } => {}
             Event::StepStarted { host, task, .. } => {
-                if let Some(p) = &self.progress {
-                    p.total.set_message(format!("[{host}] {task}"));
+                if let Some(bar) = &self.progress {
+                    bar.set_message(self.redactor.mask(&format!("[{host}] {task}")));
                 }
             }
             Event::StepFinished {
@@ -174,10 +193,11 @@ impl Reporter for HumanReporter {
                 changes,
                 notes,
                 error,
+                key,
                 ..
             } => {
-                if let Some(p) = &self.progress {
-                    p.total.inc(1);
+                if let Some(bar) = &self.progress {
+                    bar.inc(1);
                 }
                 let tag = match status {
                     Status::Ok => self.paint("32", "ok     "),
@@ -202,13 +222,16 @@ impl Reporter for HumanReporter {
                 for n in notes {
                     text.push_str(&format!("    {} {}\n", self.paint("35", "note:"), n));
                 }
-                self.emit(&text);
+                let ready = pending.finished(*key, text);
+                self.emit_all(ready);
             }
             Event::Recap { hosts } => {
-                if let Some(p) = &self.progress {
-                    p.total.finish_and_clear();
+                if let Some(bar) = &self.progress {
+                    bar.finish_and_clear();
                 }
-                self.emit(&self.recap_text(hosts));
+                let mut rest = pending.rest();
+                rest.push(self.recap_text(hosts));
+                self.emit_all(rest);
             }
         }
     }

@@ -1,0 +1,28 @@
+//! Where output goes (PRODUCT.md §1): results on stdout, written through [`stdout`] so a
+//! reader that went away (`| head`) ends the command quietly instead of a panic; errors,
+//! warnings, logs and progress on stderr. Colour is decided per stream ([`color`]).
+
+pub mod color;
+pub mod stdout;
+
+pub use color::{color, progress_on_stderr, Stream};
+pub use stdout::{stdout_closed, stdout_error, write};
+
+/// `print!` through [`write`]: never panics on a closed stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!($($arg)*))
+    };
+}
+
+/// `println!` through [`write`]: never panics on a closed stdout.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!("{}\n", format!($($arg)*)))
+    };
+}
