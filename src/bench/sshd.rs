@@ -165,15 +165,25 @@ pub fn require_sshd() -> Result<(), SshdError> {
     std::fs::create_dir_all("/run/sshd").map_err(io_error(Path::new("/run/sshd")))
 }
 
-/// Waits until the child accepts TCP connections on `port` (true) or exits (false).
+/// Waits until the child serves SSH on `port` (true) or exits (false). A TCP connection
+/// alone proves nothing: between `free_port` releasing the port and sshd binding it, another
+/// process (a parallel test probing for a free port) may hold it, and its listen backlog
+/// accepts the connection while our sshd failed to bind and exits. So the server must send
+/// an SSH banner, and the child must still run.
 pub fn wait_listening(child: &mut Child, port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut banner = [0u8; 4];
+            let ssh = std::io::Read::read_exact(&mut stream, &mut banner).is_ok()
+                && &banner == b"SSH-";
+            if ssh && matches!(child.try_wait(), Ok(None)) {
+                return true;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
