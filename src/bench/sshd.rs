@@ -179,8 +179,8 @@ pub fn wait_listening(child: &mut Child, port: u16) -> bool {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
             let mut banner = [0u8; 4];
-            let ssh = std::io::Read::read_exact(&mut stream, &mut banner).is_ok()
-                && &banner == b"SSH-";
+            let ssh =
+                std::io::Read::read_exact(&mut stream, &mut banner).is_ok() && &banner == b"SSH-";
             if ssh && matches!(child.try_wait(), Ok(None)) {
                 return true;
             }
