@@ -9,6 +9,7 @@ pub mod diag;
 pub mod exit;
 pub mod inventory;
 pub mod lab;
+pub mod locator;
 pub mod module;
 pub mod output;
 pub mod params;

@@ -54,9 +54,9 @@ pub struct Status {
     pub patroni_version: Option<String>,
 }
 
-pub const PATRONI_LOCATOR: &str = "/var/lib/pgdeploy/patroni.env";
-pub const ETCD_LOCATOR: &str = "/var/lib/pgdeploy/etcd.env";
-pub const KEEPALIVED_LOCATOR: &str = "/var/lib/pgdeploy/keepalived.env";
+use crate::locator::{
+    ETCD as ETCD_LOCATOR, KEEPALIVED as KEEPALIVED_LOCATOR, PATRONI as PATRONI_LOCATOR,
+};
 
 /// What a host has of the VIP: the one its locator names, and its IPv4 addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

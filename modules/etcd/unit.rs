@@ -4,7 +4,7 @@
 use super::super::common::shell::quote;
 
 /// Where `pgdeploy status` finds the environment file and `etcdctl` of a member.
-pub const LOCATOR: &str = "/var/lib/pgdeploy/etcd.env";
+pub use crate::locator::ETCD as LOCATOR;
 
 /// The first line of a unit the module wrote: a unit with it is the module's to rewrite; any
 /// other unit is left as it is.
@@ -64,12 +64,10 @@ pub fn render_unit(executable: &str, config: &str, user: &str) -> String {
 
 /// The locator: shell-sourceable, one variable a line.
 pub fn render_locator(config: &str, etcdctl: &str) -> String {
-    format!(
-        "# Managed by pgdeploy (module `etcd`): where `pgdeploy status` finds etcd\n\
-         ETCD_CONFIG={}\n\
-         ETCDCTL={}\n",
-        quote(config),
-        quote(etcdctl)
+    crate::locator::render(
+        "etcd",
+        "etcd",
+        &[("ETCD_CONFIG", config), ("ETCDCTL", etcdctl)],
     )
 }
 

@@ -36,13 +36,11 @@ const VALIDATE_AS_ROOT: &str = "t=$(mktemp) && sed 's/^    script_user .*$/    s
 /// Root-owned, not writable by anyone else: `enable_script_security` runs nothing else.
 const SCRIPT_DIR: &str = "/etc/keepalived/scripts";
 /// Where `pgdeploy status` finds the VIP to look for on the hosts (see `src/status.rs`).
-pub const LOCATOR: &str = "/var/lib/pgdeploy/keepalived.env";
+pub use crate::locator::KEEPALIVED as LOCATOR;
 
 /// The locator's content: the VIP, shell-sourceable.
 pub fn locator(vip: Ipv4Addr) -> String {
-    format!(
-        "# Managed by pgdeploy (module `keepalived`): where `pgdeploy status` finds the VIP\nVIP={vip}\n"
-    )
+    crate::locator::render("keepalived", "the VIP", &[("VIP", &vip.to_string())])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -570,12 +568,8 @@ impl Action for Keepalived {
         }
         if let Some((w, create_dir)) = &work.locator {
             if *create_dir {
-                exec::check(
-                    cx,
-                    "mkdir -p -- /var/lib/pgdeploy",
-                    "mkdir -p -- /var/lib/pgdeploy",
-                )
-                .await?;
+                let cmd = format!("mkdir -p -- {}", crate::locator::DIR);
+                exec::check(cx, &cmd, &cmd).await?;
             }
             content::apply(cx, w).await?;
         }

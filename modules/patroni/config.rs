@@ -228,13 +228,10 @@ pub fn unit(patroni: &str, config_file: &str) -> String {
 
 /// The locator file `pgdeploy status` sources to find Patroni's config and `patronictl`.
 pub fn locator(config_file: &str, patronictl: &str) -> String {
-    use crate::transport::shell::quote;
-    format!(
-        "# Managed by pgdeploy (module `patroni`): where `pgdeploy status` finds Patroni\n\
-         PATRONI_CONFIG={}\n\
-         PATRONICTL={}\n",
-        quote(config_file),
-        quote(patronictl)
+    crate::locator::render(
+        "patroni",
+        "Patroni",
+        &[("PATRONI_CONFIG", config_file), ("PATRONICTL", patronictl)],
     )
 }
 

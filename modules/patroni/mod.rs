@@ -35,8 +35,7 @@ use rest::Rest;
 
 const UNIT_PATH: &str = "/etc/systemd/system/patroni.service";
 /// Where `pgdeploy status` looks for the config file and `patronictl` (see `src/status.rs`).
-pub const LOCATOR: &str = "/var/lib/pgdeploy/patroni.env";
-const LOCATOR_DIR: &str = "/var/lib/pgdeploy";
+use crate::locator::{DIR as LOCATOR_DIR, PATRONI as LOCATOR};
 
 /// What `apply` does, in this order.
 #[derive(Debug, Default)]
