@@ -17,6 +17,28 @@ pub async fn run(cx: &HostContext<'_>, command: &str) -> Result<ExecOutput, Modu
     Ok(cx.transport.exec(&req).await?)
 }
 
+/// An executable a step needs that the host lacked when the step planned: a dry run on a bare
+/// host plans before the task that installs it has run, so the plan only notes it, and
+/// `apply` checks again before it changes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Required {
+    pub path: String,
+    /// The error when it is still missing at apply time.
+    pub error: String,
+}
+
+impl Required {
+    /// Fails with the error unless `path` is an executable on the host now.
+    pub async fn check(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
+        let test = format!("test -x {}", crate::transport::shell::quote(&self.path));
+        if run(cx, &test).await?.status == 0 {
+            Ok(())
+        } else {
+            Err(ModuleError::Failed(self.error.clone()))
+        }
+    }
+}
+
 /// Runs `command` and fails unless it exits 0. `shown` is how the command is named in the
 /// error (the whole script is often too long to be useful).
 pub async fn check(

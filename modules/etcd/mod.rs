@@ -33,7 +33,7 @@ use crate::params::Mode;
 use super::certificates::pki;
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
-use super::common::exec;
+use super::common::exec::{self, Required};
 use super::common::shell::quote;
 use super::common::stat;
 
@@ -442,15 +442,7 @@ struct ConfigWork {
     /// that differs from the list the join needed (another host joins after this one).
     settle: Option<String>,
     /// Binaries missing at plan time, checked again before anything is written.
-    missing: Vec<Missing>,
-}
-
-/// A binary the step needs that the host lacked when it planned.
-#[derive(Debug, Clone)]
-struct Missing {
-    path: String,
-    /// What to do about it, for the error.
-    hint: String,
+    missing: Vec<Required>,
 }
 
 /// Whose unit runs etcd on a host.
@@ -754,13 +746,7 @@ impl Etcd {
             };
         }
         for m in &w.missing {
-            let test = format!("test -x {}", quote(&m.path));
-            if exec::run(cx, &test).await?.status != 0 {
-                return Err(ModuleError::Failed(format!(
-                    "`{}` is not an executable on `{}`: {}",
-                    m.path, cx.host, m.hint
-                )));
-            }
+            m.check(cx).await?;
         }
         if let Some(cmd) = &w.prepare {
             exec::check(cx, cmd, cmd).await?;
@@ -832,7 +818,7 @@ impl Etcd {
         unit_state: &stat::PathState,
         local_member: bool,
         config_state: &stat::PathState,
-    ) -> Result<(Install, Vec<Missing>), ModuleError> {
+    ) -> Result<(Install, Vec<Required>), ModuleError> {
         let unit_path = unit::unit_path(&self.service);
         let ours = unit_state.link.is_none()
             && unit_state
@@ -846,21 +832,25 @@ impl Etcd {
         } else {
             Install::Package
         };
+        let required = |path: &str, hint: String| Required {
+            path: path.to_string(),
+            error: format!("`{path}` is not an executable on `{}`: {hint}", cx.host),
+        };
         let mut missing = Vec::new();
         if install == Install::Own && !provided.executable {
-            missing.push(Missing {
-                path: self.executable.clone(),
-                hint: format!(
+            missing.push(required(
+                &self.executable,
+                format!(
                     "no unit `{}` is installed either: install `etcd-server` or set `executable`",
                     unit::unit_name(&self.service)
                 ),
-            });
+            ));
         }
         if !provided.etcdctl {
-            missing.push(Missing {
-                path: self.etcdctl.clone(),
-                hint: "install `etcd-client` or set `etcdctl`".into(),
-            });
+            missing.push(required(
+                &self.etcdctl,
+                "install `etcd-client` or set `etcdctl`".into(),
+            ));
         }
         if host::package_default_data(
             local_member,

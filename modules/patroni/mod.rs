@@ -24,8 +24,9 @@ pub use platform::Family;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
+use super::common::exec::{self, Required};
 use super::common::shell::quote;
-use super::common::{exec, stat};
+use super::common::stat;
 use crate::module::{
     Action, Change, HostContext, HostOrdering, ModuleError, OrderingContext, Params, ParseContext,
     Plan, Probe as ReadAhead, ProbeContext, Problem,
@@ -42,7 +43,7 @@ use crate::locator::{DIR as LOCATOR_DIR, PATRONI as LOCATOR};
 struct Work {
     /// PostgreSQL's server binary, missing when the step planned (a dry run on a bare host),
     /// and the error if it still is at apply time.
-    require_postgres: Option<(String, String)>,
+    require_postgres: Option<Required>,
     /// Patroni installed first: the config is validated with the installed binary.
     install: Option<install::InstallWork>,
     /// The configuration's directory (owned by `postgres`, mode 0750).
@@ -285,7 +286,10 @@ impl Action for Patroni {
             notes.push(format!(
                 "{problem} (an earlier task is expected to; apply stops here if it has not)"
             ));
-            work.require_postgres = Some((format!("{}/postgres", self.bin_dir(&member)), problem));
+            work.require_postgres = Some(Required {
+                path: format!("{}/postgres", self.bin_dir(&member)),
+                error: problem,
+            });
         }
         let (install_changes, install_work) =
             self.install.decide(cx.host, family, &probe.install)?;
@@ -449,11 +453,8 @@ impl Action for Patroni {
         let Some(work) = plan.work::<Work>() else {
             return Ok(());
         };
-        if let Some((postgres, problem)) = &work.require_postgres {
-            let test = format!("test -x {}", quote(postgres));
-            if exec::run(cx, &test).await?.status != 0 {
-                return Err(ModuleError::Failed(problem.clone()));
-            }
+        if let Some(postgres) = &work.require_postgres {
+            postgres.check(cx).await?;
         }
         if let Some(w) = &work.install {
             install::apply(cx, &self.install, w).await?;
