@@ -107,17 +107,21 @@ pub fn known_hosts(entries: &[(String, Ipv4Addr, Vec<String>)]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_groups() {
-        let subnet: Subnet = "10.213.7.0/24".parse().unwrap();
-        let host = |name: &str, role, last| HostState {
+    /// A host of the 10.213.7.0/24 test subnet, not running.
+    fn host(name: &str, role: Role, last: u8) -> HostState {
+        HostState {
             name: name.into(),
             role,
             ip: Ipv4Addr::new(10, 213, 7, last),
             nspawn_pid: None,
             init_pid: None,
             pid_ns: None,
-        };
+        }
+    }
+
+    #[test]
+    fn renders_groups() {
+        let subnet: Subnet = "10.213.7.0/24".parse().unwrap();
         let text = render(
             Path::new("/l/id_ed25519"),
             Path::new("/l/known_hosts"),
@@ -149,20 +153,12 @@ mod tests {
     #[test]
     fn an_empty_role_is_an_empty_group() {
         let subnet: Subnet = "10.213.7.0/24".parse().unwrap();
-        let pg1 = HostState {
-            name: "pg1".into(),
-            role: Role::Postgres,
-            ip: Ipv4Addr::new(10, 213, 7, 11),
-            nspawn_pid: None,
-            init_pid: None,
-            pid_ns: None,
-        };
         let text = render(
             Path::new("/l/k"),
             Path::new("/l/kh"),
             &subnet,
             &MirrorUrls::new(subnet.gateway()),
-            &[pg1],
+            &[host("pg1", Role::Postgres, 11)],
             &[],
         );
         assert!(text.ends_with("    balancers:\n"), "{text}");

@@ -17,7 +17,7 @@ use super::mirror::{self, MirrorInfo, MirrorUrls};
 use super::network::{self, Attachment};
 use super::state::{self, HostPaths, HostState, LabPaths, LabState};
 use super::subnet::{Role, Subnet, MAX_PER_ROLE};
-use super::{http, identity, inventory, lock, mounts, prereq, procs};
+use super::{http, identity, inventory, lock, mounts, prereq, procs, recipe};
 
 /// Default lab name
 pub const DEFAULT_NAME: &str = "pgd";
@@ -146,12 +146,7 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
     network::check_no_overlap(&opts.subnet, &paths.bridge())?;
     let image = match &existing {
         Some(st) if st.image.is_dir() => ImageInfo {
-            hash: st
-                .image
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            hash: recipe::hash_of(&st.image),
             rootfs: st.image.clone(),
             built: false,
             seconds: 0.0,
@@ -160,11 +155,7 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<LabInfo> {
     };
     let mirror = match existing.as_ref().and_then(|st| st.mirror.clone()) {
         Some(root) if root.is_dir() => MirrorInfo {
-            hash: root
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            hash: recipe::hash_of(&root),
             root,
             built: false,
             seconds: 0.0,

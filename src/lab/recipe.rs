@@ -29,6 +29,15 @@ pub fn hash(parts: &[&str]) -> String {
         .collect()
 }
 
+/// The hash of a cached product, from its path (`DIR/HASH/PRODUCT`)
+pub fn hash_of(product: &Path) -> String {
+    product
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// One cached product of a recipe
 pub struct Recipe<'a> {
     /// What it is, for messages (`image`, `mirror`)
