@@ -398,6 +398,8 @@ struct KeepalivedWork {
     /// The locator, and whether its directory is to be created first.
     locator: Option<(ContentWork, bool)>,
     service: Option<(Service, Plan)>,
+    /// The VIP, as the plan resolved it: what `apply` waits for.
+    vip: Ipv4Addr,
 }
 
 #[async_trait::async_trait]
@@ -412,6 +414,7 @@ impl Action for Keepalived {
             config: None,
             locator: None,
             service: None,
+            vip: r.vip,
         };
         let user = &self.script_user;
         if user != "root" {
@@ -580,7 +583,7 @@ impl Action for Keepalived {
         // host fit to hold it): wait until it answers again.
         let moved = work.script.is_some() || work.config.is_some() || work.service.is_some();
         if moved && self.wait_timeout > 0 {
-            self.wait_for_vip(cx).await?;
+            self.wait_for_vip(cx, work.vip).await?;
         }
         Ok(())
     }
@@ -588,13 +591,12 @@ impl Action for Keepalived {
 
 impl Keepalived {
     /// Waits until the VIP answers from this host (see [`vip_answers_script`]).
-    async fn wait_for_vip(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
-        let r = self.resolve(cx)?;
+    async fn wait_for_vip(&self, cx: &HostContext<'_>, vip: Ipv4Addr) -> Result<(), ModuleError> {
         // Long enough for a holder whose check now fails to give the VIP up (the check's
         // interval × fall) and for a backup to take it over (one advertisement later).
         let (interval, fall, _) = self.rhythm();
         let settle = u64::from(interval * fall + self.advert_int);
-        let script = vip_answers_script(r.vip, settle, self.wait_timeout);
+        let script = vip_answers_script(vip, settle, self.wait_timeout);
         let out = exec::run(cx, &script).await?;
         if out.status == 0 {
             return Ok(());
@@ -605,7 +607,7 @@ impl Keepalived {
         };
         Err(ModuleError::Failed(format!(
             "VIP `{}` does not answer from `{}` {} s after keepalived was started or reloaded: no host of group `{}` holds it ({why}); see `journalctl -u keepalived` on the group's hosts",
-            r.vip, cx.host, self.wait_timeout, self.group
+            vip, cx.host, self.wait_timeout, self.group
         )))
     }
 }
