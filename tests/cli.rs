@@ -333,3 +333,44 @@ fn vault_without_a_password_or_with_a_wrong_one_is_a_located_error() {
         "{err}"
     );
 }
+
+/// A secret used where a file mode is expected: the compile error quotes the value it got,
+/// and must show it masked (with a quote and a backslash in it, as passwords have).
+#[test]
+fn a_secret_in_a_compile_error_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inv.yml");
+    std::fs::write(
+        &inventory,
+        "all:\n  hosts:\n    h1: {ansible_connection: local}\n  vars:\n    app_password: 'se\"cr\\et9'\n",
+    )
+    .unwrap();
+    let playbook = dir.path().join("pb.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  tasks:\n    - copy: {dest: /tmp/x, content: x, mode: \"{{ app_password }}\"}\n",
+    )
+    .unwrap();
+    for command in ["validate", "plan", "graph"] {
+        let out = pgdeploy(&[
+            command,
+            "-i",
+            inventory.to_str().unwrap(),
+            playbook.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            all.contains("copy.mode: invalid value string `********`"),
+            "{command}: {all}"
+        );
+        assert!(
+            !all.contains("cr\\et9") && !all.contains("se\"cr"),
+            "{command}: {all}"
+        );
+    }
+}

@@ -24,6 +24,8 @@ pub struct Loaded {
     pub inventory: Arc<Inventory>,
     pub playbook: Playbook,
     pub compiled: Compiled,
+    /// The inventory's secrets, already masking every log line and diagnostic.
+    pub redactor: crate::secrets::Redactor,
 }
 
 /// Loads and compiles; inventory and playbook errors are reported together.
@@ -42,6 +44,10 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
             return Err(all);
         }
     };
+    // Before compiling: its errors and warnings may quote a secret's value (one used where a
+    // file mode is expected), and `report` masks with the redactor installed here.
+    let redactor = crate::secrets::Redactor::from_inventory(&inventory);
+    crate::secrets::mask_logs_with(&redactor);
     let inventory = Arc::new(inventory);
     let compiled = compile(
         &playbook,
@@ -55,6 +61,7 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
         inventory,
         playbook,
         compiled,
+        redactor,
     })
 }
 

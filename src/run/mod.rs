@@ -23,7 +23,6 @@ use futures::stream::{self, StreamExt};
 use crate::cli::PlaybookArgs;
 use crate::compile::{compile, CompileOptions};
 use crate::exit::Exit;
-use crate::secrets::Redactor;
 use crate::template::Facts;
 use crate::transport::{Become, TransportError};
 use events::{Event, Reporter};
@@ -64,8 +63,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         }
     };
     crate::commands::report(&loaded.compiled.warnings);
-    let redactor = Redactor::from_inventory(&loaded.inventory);
-    crate::secrets::mask_logs_with(&redactor);
+    let redactor = loaded.redactor.clone();
     let reporter: Arc<dyn Reporter> = if opts.json {
         Arc::new(report::JsonReporter {
             redactor: redactor.clone(),
