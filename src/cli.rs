@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,7 +32,7 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Show the compiled DAG of steps (module on host; edges say why).
     Graph(GraphArgs),
-    /// Gather facts, plan and apply: converge the hosts.
+    /// Gather facts, plan and apply: converge the hosts; or apply a plan saved by `plan --out`.
     Apply(ApplyArgs),
     /// Everything but the changes: what would change, as diffs.
     Plan(PlanArgs),
@@ -126,8 +126,9 @@ impl VaultArgs {
     }
 }
 
+/// `apply -i INVENTORY PLAYBOOK`: converge the hosts (see [`ApplyArgs`] for the other form).
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub struct ApplyPlaybookArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Show unified diffs of the files changed.
@@ -145,6 +146,9 @@ pub struct PlanArgs {
     /// Exit 2 when something would change (terraform's `-detailed-exitcode`).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE (JSON, mode 0600, secrets masked), for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Options shared by the commands that read an inventory and a playbook.
@@ -212,4 +216,123 @@ pub struct GraphArgs {
     pub run: PlaybookArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: GraphFormat,
+}
+
+/// `apply`'s two forms: `apply -i INVENTORY PLAYBOOK [OPTIONS]` converges the hosts;
+/// `apply PLANFILE` applies a plan saved by `plan --out`, with the inputs and options it was
+/// made with. Told apart by `-i`; options that decide what is planned (`--limit`, `--facts`,
+/// every option of [`PlaybookArgs`] but the vault password) and `--check` are refused with a
+/// plan file, since the plan holds its own: an apply of a plan does what the plan showed.
+#[derive(Debug)]
+pub enum ApplyArgs {
+    Playbook(ApplyPlaybookArgs),
+    Saved(ApplySavedArgs),
+}
+
+/// `apply PLANFILE`: how to reach the hosts and read the files; the rest is in the plan.
+#[derive(Debug)]
+pub struct ApplySavedArgs {
+    pub plan: PathBuf,
+    pub forks: Option<u16>,
+    pub ssh: SshArgs,
+    pub vault: VaultArgs,
+    pub diff: bool,
+}
+
+impl Args for ApplyArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        apply_forms(ApplyPlaybookArgs::augment_args(cmd))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        apply_forms(ApplyPlaybookArgs::augment_args_for_update(cmd))
+    }
+}
+
+fn apply_forms(cmd: clap::Command) -> clap::Command {
+    cmd.mut_arg("inventory", |a| {
+        a.required(false).help(
+            "Inventory file or directory (YAML or INI, Ansible format); without it, the file is a saved plan",
+        )
+    })
+    .mut_arg("playbook", |a| {
+        a.value_name("PLAYBOOK|PLANFILE")
+            .help("The playbook; without `-i`, a plan saved by `plan --out`")
+    })
+    .override_usage(
+        "pgdeploy apply -i <INVENTORY> <PLAYBOOK> [OPTIONS]\n       pgdeploy apply <PLANFILE> [OPTIONS]",
+    )
+}
+
+impl FromArgMatches for ApplyArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut m.clone())
+    }
+
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        // Formatted with `apply`'s own usage (both forms).
+        let conflict = |text: String| {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            match cli.find_subcommand_mut("apply") {
+                Some(apply) => apply.error(clap::error::ErrorKind::ArgumentConflict, text),
+                None => clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, text),
+            }
+        };
+        let file = m
+            .get_one::<PathBuf>("playbook")
+            .cloned()
+            .unwrap_or_default();
+        if m.value_source("inventory").is_some() {
+            if is_saved_plan(&file) {
+                return Err(conflict(format!(
+                    "`{0}` is a saved plan: apply it without `-i` (`pgdeploy apply {0}`)",
+                    file.display()
+                )));
+            }
+            return ApplyPlaybookArgs::from_arg_matches_mut(m).map(ApplyArgs::Playbook);
+        }
+        if let Some(flag) = decided_by_the_plan(m) {
+            return Err(conflict(format!(
+                "`{flag}` cannot be used with a saved plan: `apply PLANFILE` uses the inputs and options the plan was made with (or give `-i INVENTORY PLAYBOOK`)"
+            )));
+        }
+        Ok(ApplyArgs::Saved(ApplySavedArgs {
+            plan: file,
+            forks: m.remove_one::<u16>("forks"),
+            ssh: SshArgs::from_arg_matches_mut(m)?,
+            vault: VaultArgs::from_arg_matches_mut(m)?,
+            diff: m.get_flag("diff"),
+        }))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+/// The first option given that a saved plan decides: any of [`PlaybookArgs`] but the files
+/// and the vault password (so one added there is covered), and `--check`.
+fn decided_by_the_plan(m: &clap::ArgMatches) -> Option<String> {
+    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let cmd = PlaybookArgs::augment_args(clap::Command::new("apply"));
+    let flag = cmd
+        .get_arguments()
+        .filter(|a| {
+            let id = a.get_id().as_str();
+            !matches!(id, "inventory" | "playbook" | "vault_password_file") && given(id)
+        })
+        .map(|a| match a.get_long() {
+            Some(long) => format!("--{long}"),
+            None => a.get_id().to_string(),
+        })
+        .next();
+    flag.or_else(|| given("check").then(|| "--check".to_string()))
+}
+
+/// Whether `path` holds a plan saved by `plan --out` (its `format` field says so).
+fn is_saved_plan(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["format"] == crate::run::saved::format::FORMAT)
 }

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod compile;
 pub mod diag;
 pub mod exit;
+pub mod inputs;
 pub mod inventory;
 pub mod lab;
 pub mod locator;

@@ -30,9 +30,11 @@ impl Copy {
             (Some(c), _) => Ok(c.clone().into_bytes()),
             (None, Some(src)) => {
                 let path = cx.playbook_dir.join(src);
-                tokio::fs::read(&path).await.map_err(|e| {
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
                     ModuleError::Failed(format!("cannot read `{}`: {e}", path.display()))
-                })
+                })?;
+                crate::inputs::record(&path, &bytes);
+                Ok(bytes)
             }
             (None, None) => Err(ModuleError::Failed(
                 "missing field `content` or `src`".into(),

@@ -33,6 +33,7 @@ impl Template {
         let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
             ModuleError::Failed(format!("cannot read template `{}`: {e}", path.display()))
         })?;
+        crate::inputs::record(&path, text.as_bytes());
         render_text(&cx.scope.shared().env, &text, &cx.scope.context())
             .map_err(|e| ModuleError::Failed(format!("template `{}`: {e}", path.display())))
     }
@@ -102,6 +103,7 @@ impl Params for Template {
                 if let Err(e) = std::fs::read_to_string(&path)
                     .map_err(|e| e.to_string())
                     .and_then(|text| {
+                        crate::inputs::record(&path, text.as_bytes());
                         let env = crate::template::environment();
                         env.template_from_str(&text)
                             .map(|_| ())

@@ -1,6 +1,6 @@
 //! `pgdeploy apply`, `plan` and `check`: one run, three ways of asking for it.
 
-use crate::cli::{ApplyArgs, ConnectArgs, PlanArgs};
+use crate::cli::{ApplyArgs, ApplySavedArgs, ConnectArgs, PlanArgs};
 use crate::exit::Exit;
 use crate::run::{run, RunMode, RunOptions};
 
@@ -24,13 +24,20 @@ fn options(
 }
 
 fn block_on(connect: &ConnectArgs, opts: RunOptions) -> anyhow::Result<Exit> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    runtime()?.block_on(run(&connect.run, &opts))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(run(&connect.run, &opts))
+        .build()
 }
 
 pub fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
+    let args = match args {
+        ApplyArgs::Playbook(args) => args,
+        ApplyArgs::Saved(saved) => return apply_saved(saved, json, color),
+    };
     let mode = if args.check {
         RunMode::Plan
     } else {
@@ -38,6 +45,23 @@ pub fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> 
     };
     let opts = options(&args.connect, mode, false, args.diff, json, color);
     block_on(&args.connect, opts)
+}
+
+/// `apply PLANFILE` ([`crate::run::saved`]).
+fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
+    let opts = RunOptions {
+        mode: RunMode::Apply,
+        detailed_exitcode: false,
+        forks: args.forks.map(usize::from),
+        connect: args.ssh.settings(),
+        diff: args.diff,
+        json,
+        color,
+    };
+    let vault = crate::cli::VaultArgs {
+        vault_password_file: args.vault.vault_password_file.clone(),
+    };
+    runtime()?.block_on(crate::run::saved::apply_saved(&args.plan, vault, &opts))
 }
 
 pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
@@ -49,7 +73,14 @@ pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
         json,
         color,
     );
-    block_on(&args.connect, opts)
+    match &args.out {
+        Some(out) => runtime()?.block_on(crate::run::saved::plan_and_save(
+            &args.connect.run,
+            &opts,
+            out,
+        )),
+        None => block_on(&args.connect, opts),
+    }
 }
 
 pub fn check(args: &ConnectArgs, json: bool, color: bool) -> anyhow::Result<Exit> {

@@ -115,6 +115,7 @@ fn read_file(path: &Path, b: &mut Builder) {
             return;
         }
     };
+    crate::inputs::record(path, text.as_bytes());
     // An inventory encrypted whole is decrypted before its format is told.
     let (text, encrypted) = match crate::vault::open_file(&text, &file) {
         Ok(None) => (text, false),

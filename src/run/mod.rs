@@ -11,6 +11,7 @@ pub mod facts;
 pub mod order;
 mod readahead;
 pub mod report;
+pub mod saved;
 
 pub use executor::RunMode;
 
@@ -25,7 +26,7 @@ use crate::compile::{compile, CompileOptions};
 use crate::exit::Exit;
 use crate::template::Facts;
 use crate::transport::{Become, TransportError};
-use events::{Event, Reporter};
+use events::{Event, HostRecap, Reporter};
 use executor::RunContext;
 
 /// How a run was asked for.
@@ -54,15 +55,57 @@ type Connected = (
 /// Default `--forks`: every host at once, capped.
 const MAX_DEFAULT_FORKS: usize = 64;
 
+/// One run: load, connect, one pass over the step graph in `opts.mode`.
 pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit> {
-    let loaded = match crate::commands::load(args) {
-        Ok(l) => l,
+    let Some(loaded) = load(args) else {
+        return Ok(Exit::Error);
+    };
+    let mut session = match open(args, opts, loaded).await? {
+        Ok(s) => s,
+        Err(exit) => return Ok(exit),
+    };
+    let reporter = session.reporter.clone();
+    let recap = session.execute(opts.mode, reporter).await;
+    Ok(session.exit(&recap, opts.detailed_exitcode))
+}
+
+/// Loads and compiles offline, printing the problems and warnings; `None` when there were
+/// errors (no host was contacted).
+pub fn load(args: &PlaybookArgs) -> Option<crate::commands::Loaded> {
+    match crate::commands::load(args) {
+        Ok(l) => {
+            crate::commands::report(&l.compiled.warnings);
+            Some(l)
+        }
         Err(diags) => {
             crate::commands::report(&diags.sorted());
-            return Ok(Exit::Error);
+            None
         }
-    };
-    crate::commands::report(&loaded.compiled.warnings);
+    }
+}
+
+/// Hosts connected, facts gathered, the playbook compiled with them: ready for passes over
+/// the step graph ([`Session::execute`]). A saved plan's apply makes two passes on the same
+/// connections (a plan to compare with the saved one, then the apply), so both see the same
+/// hosts and facts.
+pub struct Session {
+    /// The run's reporter (text or JSON), which already got the connect phase's events.
+    pub reporter: Arc<dyn Reporter>,
+    pub redactor: crate::secrets::Redactor,
+    /// Hosts that could not be reached or whose facts could not be gathered.
+    pub unreachable: HashSet<String>,
+    /// Between passes; taken while one runs.
+    cx: Option<RunContext>,
+    passes: usize,
+}
+
+/// Connects to every host and gathers facts, then compiles again with them. `Err(exit)`:
+/// the compile with facts failed (reported), nothing ran.
+pub async fn open(
+    args: &PlaybookArgs,
+    opts: &RunOptions,
+    loaded: crate::commands::Loaded,
+) -> anyhow::Result<Result<Session, Exit>> {
     let redactor = loaded.redactor.clone();
     let reporter: Arc<dyn Reporter> = if opts.json {
         Arc::new(report::JsonReporter {
@@ -166,7 +209,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         Ok(c) => c,
         Err(diags) => {
             crate::commands::report(&diags.sorted());
-            return Ok(Exit::Error);
+            return Ok(Err(Exit::Error));
         }
     };
     let shared = crate::template::ScopeShared::new(
@@ -175,23 +218,6 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         Some(all_facts.clone()),
     );
     let keys = order::step_keys(&compiled);
-    reporter.event(&Event::RunStarted {
-        mode: match opts.mode {
-            RunMode::Plan => "plan",
-            RunMode::Apply => "apply",
-        },
-        hosts: hosts.len(),
-        steps: compiled.graph.node_count(),
-        order: keys.iter().flatten().copied().collect(),
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_on_signal = stop.clone();
-    let signal = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: no new step starts; steps in progress finish");
-            stop_on_signal.store(true, Ordering::SeqCst);
-        }
-    });
     let facts: HashMap<String, Arc<Facts>> = all_facts
         .into_iter()
         .map(|(h, f)| (h, Arc::new(f)))
@@ -204,7 +230,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         &facts,
         found_early,
     );
-    let cx = Arc::new(RunContext {
+    let cx = RunContext {
         playbook: loaded.playbook,
         compiled,
         shared,
@@ -213,24 +239,80 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         mode: opts.mode,
         forks,
         reporter: reporter.clone(),
-        stop: stop.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
         keys,
-    });
-    let recap = executor::execute(cx, &unreachable).await;
-    signal.abort();
-    reporter.event(&Event::Recap {
-        hosts: recap.clone(),
-    });
-    let failed = recap.iter().any(|h| h.failed > 0);
-    let down = recap.iter().any(|h| h.unreachable);
-    let changed = recap.iter().any(|h| h.changed > 0);
-    Ok(if failed || stop.load(Ordering::SeqCst) {
-        Exit::Error
-    } else if down {
-        Exit::Unreachable
-    } else if changed && opts.detailed_exitcode {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
+    };
+    Ok(Ok(Session {
+        reporter,
+        redactor,
+        unreachable,
+        cx: Some(cx),
+        passes: 0,
+    }))
+}
+
+impl Session {
+    /// One pass over the step graph in `mode`, every event to `reporter` (from `RunStarted`
+    /// to `Recap`); returns the recap per host. A pass after the first reads the hosts
+    /// again (no probe answer is kept from an earlier pass).
+    pub async fn execute(&mut self, mode: RunMode, reporter: Arc<dyn Reporter>) -> Vec<HostRecap> {
+        let Some(mut cx) = self.cx.take() else {
+            return Vec::new();
+        };
+        if self.passes > 0 {
+            cx.transports.values().for_each(|t| t.forget());
+        }
+        self.passes += 1;
+        cx.mode = mode;
+        cx.reporter = reporter.clone();
+        reporter.event(&Event::RunStarted {
+            mode: match mode {
+                RunMode::Plan => "plan",
+                RunMode::Apply => "apply",
+            },
+            hosts: cx.compiled.hosts.len(),
+            steps: cx.compiled.graph.node_count(),
+            order: cx.keys.iter().flatten().copied().collect(),
+        });
+        let stop_on_signal = cx.stop.clone();
+        let signal = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping: no new step starts; steps in progress finish");
+                stop_on_signal.store(true, Ordering::SeqCst);
+            }
+        });
+        let cx = Arc::new(cx);
+        let recap = executor::execute(cx.clone(), &self.unreachable).await;
+        signal.abort();
+        reporter.event(&Event::Recap {
+            hosts: recap.clone(),
+        });
+        // Every step has finished and dropped its handle: the context is ours again, for a
+        // next pass.
+        self.cx = Arc::try_unwrap(cx).ok();
+        recap
+    }
+
+    /// Whether the run was stopped (Ctrl-C) or a pass could not give its context back.
+    pub fn stopped(&self) -> bool {
+        self.cx
+            .as_ref()
+            .is_none_or(|cx| cx.stop.load(Ordering::SeqCst))
+    }
+
+    /// The exit code of a pass that gave `recap`.
+    pub fn exit(&self, recap: &[HostRecap], detailed_exitcode: bool) -> Exit {
+        let failed = recap.iter().any(|h| h.failed > 0);
+        let down = recap.iter().any(|h| h.unreachable);
+        let changed = recap.iter().any(|h| h.changed > 0);
+        if failed || self.stopped() {
+            Exit::Error
+        } else if down {
+            Exit::Unreachable
+        } else if changed && detailed_exitcode {
+            Exit::Changes
+        } else {
+            Exit::Success
+        }
+    }
 }

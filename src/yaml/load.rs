@@ -20,6 +20,7 @@ pub fn load_file(path: &Path) -> Result<(SourceFile, Node), Diagnostics> {
             format!("cannot read file: {e}"),
         )
     })?;
+    crate::inputs::record(path, text.as_bytes());
     let node = load_text(&text, &file)?;
     Ok((file, node))
 }
