@@ -374,3 +374,51 @@ fn a_secret_in_a_compile_error_is_masked() {
         );
     }
 }
+
+/// `apply PLANFILE` and `apply -i INVENTORY PLAYBOOK` are told apart by `-i`; mixing them is
+/// a usage error (64) that says how to write each.
+#[test]
+fn apply_of_a_saved_plan_refuses_planning_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        "{\"format\": \"pgdeploy-plan\", \"format_version\": 1}\n",
+    )
+    .unwrap();
+    let plan = plan.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["apply", plan, "--limit", "db1"],
+            "`--limit` cannot be used with a saved plan".to_string(),
+        ),
+        (
+            vec!["apply", plan, "--check"],
+            "`--check` cannot be used with a saved plan".to_string(),
+        ),
+        (
+            vec!["apply", "-i", "inventories/seed003.yml", plan],
+            format!("`{plan}` is a saved plan: apply it without `-i` (`pgdeploy apply {plan}`)"),
+        ),
+    ] {
+        let out = pgdeploy(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(&says), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("pgdeploy apply <PLANFILE> [OPTIONS]"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A plan file of another version: refused naming it, exit 1.
+    let out = pgdeploy(&["apply", plan]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "error: `{plan}` was made by pgdeploy `unknown`, this is pgdeploy `{}`",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -154,6 +154,30 @@ impl Lab {
         }
     }
 
+    /// Runs `pgdeploy ARGS... --ssh-config EMPTY --no-color` (no inventory, no playbook: for
+    /// `apply PLANFILE`).
+    fn pgdeploy(&self, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .args(args)
+            .arg("--ssh-config")
+            .arg(self.dir.path().join("ssh_config"))
+            .arg("--no-color")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("pgdeploy runs");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Where the tests save plans.
+    fn plan_file(&self) -> String {
+        self.dir.path().join("plan.json").display().to_string()
+    }
+
     /// Replaces what changes from run to run (temporary directory, ports) by placeholders.
     fn normalize(&self, text: &str, ports: &[u16]) -> String {
         let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
@@ -727,4 +751,276 @@ fn proxy_jump_through_an_ssh_config_alias() {
     assert_eq!(accepted_by_bastion(), 1, "{out:?}");
     assert_eq!(lab.run("check", "site.yml", &[]).code, 0);
     assert_eq!(accepted_by_bastion(), 2);
+}
+
+/// The files under `dir`, with their contents (`None` for directories and links), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path.clone());
+                out.push((path, None));
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path, Some(bytes)));
+            } else {
+                out.push((path, None));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn saved_plan_applies_and_converges() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+    let plan_file = lab.plan_file();
+
+    let plan = lab.run("plan", "site.yml", &["--out", &plan_file]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    // The plan is printed as usual, then where it was saved.
+    assert!(
+        plan.stdout.contains("change  [db1] inline config"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.trim_end().ends_with(&format!(
+            "plan saved to `{plan_file}`; apply exactly it with `pgdeploy apply {plan_file}`"
+        )),
+        "{plan:?}"
+    );
+    assert!(!lab.host_dir("db1").exists(), "plan wrote nothing");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["format"], "pgdeploy-plan");
+    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["pgdeploy_version"], env!("CARGO_PKG_VERSION"));
+    let files: Vec<&str> = saved["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for read in ["inventory.yml", "site.yml", "motd.txt", "host.conf.j2"] {
+        assert!(
+            files.iter().any(|f| f.ends_with(read)),
+            "`{read}` has a digest: {files:?}"
+        );
+    }
+    let steps = saved["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 11, "every step of the report");
+    assert_eq!(steps[2]["task"], "inline config");
+    assert_eq!(steps[2]["status"], "changed");
+
+    let apply = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply.stdout.contains(&format!(
+            "`{plan_file}`: the inputs and the hosts are in the state the plan was made from; applying it"
+        )),
+        "{apply:?}"
+    );
+    assert!(
+        apply.stdout.contains("changed [db1] inline config"),
+        "{apply:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.host_dir("db1").join("conf/app.conf")).unwrap(),
+        "listen_port = 5432\nmax_connections = 100\nlog_level = info\n"
+    );
+    // Converged: a plan shows no change.
+    let again = lab.run("plan", "site.yml", &["--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{again:?}");
+
+    // A saved plan with no change: the hosts are checked once, nothing is applied.
+    let empty = lab.run("plan", "site.yml", &["--out", &plan_file]);
+    assert_eq!(empty.code, 0, "{empty:?}");
+    let nothing = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(nothing.code, 0, "{nothing:?}");
+    assert_eq!(
+        nothing.stdout,
+        format!("`{plan_file}` plans no change, and the hosts are still as it was made from: nothing to apply\n"),
+        "{nothing:?}"
+    );
+}
+
+#[test]
+fn saved_plan_is_refused_when_a_host_changed_and_nothing_is_written() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    converge_one(&lab, &sshd);
+    let dir = lab.host_dir("db1");
+    // Three changes to plan: an edited config, a removed file, an edited template output.
+    std::fs::write(
+        dir.join("conf/app.conf"),
+        "listen_port = 5432\nmax_connections = 500\nlog_level = info\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("motd.txt")).unwrap();
+    std::fs::write(dir.join("conf/host.conf"), "# edited\n").unwrap();
+    let plan_file = lab.plan_file();
+    let plan = lab.run("plan", "site.yml", &["--out", &plan_file]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert_eq!(plan.stdout.matches("change  [db1]").count(), 3, "{plan:?}");
+
+    // Someone edits the config again before the apply.
+    std::fs::write(
+        dir.join("conf/app.conf"),
+        "listen_port = 5432\nmax_connections = 600\nlog_level = info\n",
+    )
+    .unwrap();
+    let before = tree(&lab.base());
+    let apply = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(
+        apply.stderr.contains(&format!(
+            "error: cannot apply `{plan_file}`: host `db1` changed since the plan was made, nothing was applied"
+        )),
+        "{apply:?}"
+    );
+    assert!(
+        apply
+            .stderr
+            .contains("[db1] inline config: the planned changes differ"),
+        "{apply:?}"
+    );
+    assert!(apply.stderr.contains("max_connections = 600"), "{apply:?}");
+    assert!(apply.stdout.is_empty(), "{apply:?}");
+    insta::assert_snapshot!(
+        "saved_plan_refused_after_hand_edit",
+        lab.normalize(&apply.all(), &[sshd.port])
+    );
+    // Nothing written, on any managed file: the hand edit, the removed file and the edited
+    // template output are as they were.
+    assert_eq!(tree(&lab.base()), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("conf/app.conf")).unwrap(),
+        "listen_port = 5432\nmax_connections = 600\nlog_level = info\n"
+    );
+    assert!(!dir.join("motd.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("conf/host.conf")).unwrap(),
+        "# edited\n"
+    );
+}
+
+#[test]
+fn saved_plan_is_refused_when_an_input_changed() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+    let plan_file = lab.plan_file();
+    let plan = lab.run("plan", "site.yml", &["--out", &plan_file]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+
+    // A new host_vars file would be read: refused.
+    let host_vars = lab.dir.path().join("host_vars");
+    std::fs::create_dir(&host_vars).unwrap();
+    std::fs::write(host_vars.join("db1.yml"), "app_port: 6432\n").unwrap();
+    let new = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(new.code, 1, "{new:?}");
+    assert!(
+        new.stderr.contains(&format!(
+            "error: cannot apply `{plan_file}`: `{}` is read now and was not when the plan was made; make the plan again",
+            host_vars.join("db1.yml").display()
+        )),
+        "{new:?}"
+    );
+    std::fs::remove_dir_all(&host_vars).unwrap();
+
+    // The inventory edited: refused, naming it.
+    lab.write_inventory(&[Host::on("db1", &sshd)], &["extra: 1".to_owned()]);
+    let changed = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(changed.code, 1, "{changed:?}");
+    assert!(
+        changed.stderr.contains(&format!(
+            "error: cannot apply `{plan_file}`: `{}` changed since the plan was made; make the plan again",
+            lab.inventory().display()
+        )),
+        "{changed:?}"
+    );
+    assert!(!lab.host_dir("db1").exists(), "nothing may be done");
+
+    // Back as it was: the plan applies.
+    lab.write_inventory(&[Host::on("db1", &sshd)], &[]);
+    let apply = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+}
+
+#[test]
+fn saved_plan_with_an_unreachable_host_exits_4_and_applies_nowhere() {
+    let servers = Sshd::start_many(2);
+    let lab = Lab::new(&servers[0]);
+    lab.write_inventory(
+        &[Host::on("db1", &servers[0]), Host::on("db2", &servers[1])],
+        &[],
+    );
+    let plan_file = lab.plan_file();
+    let plan = lab.run("plan", "site.yml", &["--out", &plan_file]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let mut servers = servers;
+    drop(servers.pop());
+    let apply = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(apply.code, 4, "{apply:?}");
+    assert!(
+        apply.stderr.contains(&format!(
+            "error: cannot apply `{plan_file}`: unreachable: `db2`; every host of the plan must be reached, nothing was applied"
+        )),
+        "{apply:?}"
+    );
+    assert!(!lab.host_dir("db1").exists(), "nothing applied on db1");
+}
+
+#[test]
+fn saved_plan_file_holds_no_secret_and_is_private() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    let nanos = distinctive_secret();
+    // A quote, a backslash and a newline: as YAML writes them in double quotes.
+    let secret = format!("q\"uo\\te-{nanos}\nsecond-line-{nanos}");
+    let yaml = format!("q\\\"uo\\\\te-{nanos}\\nsecond-line-{nanos}");
+    lab.write_inventory(
+        &[Host::on("db1", &sshd)],
+        &[format!("db_password: \"{yaml}\"")],
+    );
+    let plan_file = lab.plan_file();
+    let plan = lab.run("plan", "secrets.yml", &["--out", &plan_file]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let text = std::fs::read_to_string(&plan_file).unwrap();
+    let json_form = serde_json::to_string(&secret).unwrap();
+    for form in [
+        secret.as_str(),
+        &json_form[1..json_form.len() - 1],
+        &format!("q\"uo\\te-{nanos}"),
+        &format!("second-line-{nanos}"),
+        &nanos,
+    ] {
+        assert!(
+            !text.contains(form),
+            "the plan file holds `{form}`:\n{text}"
+        );
+        assert!(!plan.all().contains(form), "{plan:?}");
+    }
+    assert!(text.contains("password = ********"), "{text}");
+    let mode = std::fs::metadata(&plan_file).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+
+    // Applied, the files hold the real value.
+    let apply = lab.pgdeploy(&["apply", &plan_file]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(!apply.all().contains(&nanos), "{apply:?}");
+    assert_eq!(
+        std::fs::read_to_string(lab.host_dir("db1").join("secret.conf")).unwrap(),
+        format!("user = app\npassword = {secret}\n")
+    );
 }
