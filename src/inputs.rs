@@ -1,5 +1,6 @@
 //! The local files a run read (inventory files, `group_vars`/`host_vars`, the playbook, a
-//! facts file, `copy`/`template` sources), each with the SHA-256 of its bytes.
+//! facts file, `copy`/`template` sources), each with the SHA-256 of its bytes, and the
+//! environment variables templates read (`lookup('env', …)`), by the SHA-256 of their value.
 //!
 //! A saved plan (`plan --out`, [`crate::run::saved`]) records them, and `apply PLANFILE`
 //! refuses when one differs: what a plan shows is a function of its inputs and of the hosts'
@@ -20,6 +21,12 @@ static ON: AtomicBool = AtomicBool::new(false);
 /// What was read, by absolute path.
 static READ: Mutex<BTreeMap<PathBuf, InputFile>> = Mutex::new(BTreeMap::new());
 
+/// Environment variables read, by name: the SHA-256 of their value (of [`UNSET`] if unset).
+static ENV: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// What an unset variable's digest is made of (no value has a NUL byte).
+const UNSET: &[u8] = b"\0unset";
+
 /// One file read, as the run named it and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
@@ -33,6 +40,7 @@ pub struct InputFile {
 /// From now on, [`record`] keeps what it is given (and forgets what it kept before).
 pub fn start() {
     lock().clear();
+    env_lock().clear();
     ON.store(true, Ordering::SeqCst);
 }
 
@@ -48,6 +56,30 @@ pub fn record(path: &Path, bytes: &[u8]) {
         sha256: sha256_hex(bytes),
     };
     lock().entry(file.absolute.clone()).or_insert(file);
+}
+
+/// Notes that the environment variable `name` was read (`lookup('env', NAME)`): its value is
+/// an input like a file's content, and usually a secret, so only its digest is kept.
+pub fn record_env(name: &str, value: Option<&str>) {
+    if !ON.load(Ordering::SeqCst) {
+        return;
+    }
+    env_lock()
+        .entry(name.to_string())
+        .or_insert_with(|| env_digest(value));
+}
+
+/// The digest of an environment variable's value, as [`record_env`] keeps it.
+pub fn env_digest(value: Option<&str>) -> String {
+    sha256_hex(value.map_or(UNSET, str::as_bytes))
+}
+
+/// Every environment variable recorded since [`start`]: name and digest, by name.
+pub fn recorded_env() -> Vec<(String, String)> {
+    env_lock()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Every file recorded since [`start`], by absolute path.
@@ -68,6 +100,10 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, InputFile>> {
     READ.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn env_lock() -> std::sync::MutexGuard<'static, BTreeMap<String, String>> {
+    ENV.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +114,6 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        assert_ne!(env_digest(None), env_digest(Some("")));
     }
 }

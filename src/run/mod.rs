@@ -290,6 +290,9 @@ impl Session {
         // Every step has finished and dropped its handle: the context is ours again, for a
         // next pass.
         self.cx = Arc::try_unwrap(cx).ok();
+        if self.cx.is_none() {
+            tracing::error!("a step still holds the run after it ended: no further pass");
+        }
         recap
     }
 

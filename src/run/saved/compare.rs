@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::format::{FileDigest, SavedStep};
+use super::format::{EnvDigest, FileDigest, SavedStep};
 use crate::inputs::InputFile;
 
 /// At most this many lines of one step's difference are shown.
@@ -32,6 +32,10 @@ pub enum Refused {
         "cannot apply `{plan}`: `{file}` is read now and was not when the plan was made; make the plan again"
     )]
     InputNew { plan: PathBuf, file: PathBuf },
+    #[error("cannot apply `{plan}`: environment variable `{name}` changed since the plan was made; make the plan again")]
+    EnvChanged { plan: PathBuf, name: String },
+    #[error("cannot apply `{plan}`: environment variable `{name}` is read now and was not when the plan was made; make the plan again")]
+    EnvNew { plan: PathBuf, name: String },
     #[error("{}", stale_message(plan, differences))]
     Stale {
         plan: PathBuf,
@@ -51,8 +55,18 @@ pub struct Difference {
     pub diff: String,
 }
 
-/// Each saved file read again: its digest must be the same.
-pub fn check_files(plan: &Path, saved: &[FileDigest]) -> Result<(), Refused> {
+/// Each saved file read again, each saved environment variable looked up again: their
+/// digests must be the same.
+pub fn check_inputs(plan: &Path, saved: &[FileDigest], env: &[EnvDigest]) -> Result<(), Refused> {
+    for e in env {
+        let now = std::env::var(&e.name).ok();
+        if crate::inputs::env_digest(now.as_deref()) != e.sha256 {
+            return Err(Refused::EnvChanged {
+                plan: plan.to_path_buf(),
+                name: e.name.clone(),
+            });
+        }
+    }
     for f in saved {
         match std::fs::read(&f.absolute) {
             Ok(bytes) if crate::inputs::sha256_hex(&bytes) == f.sha256 => {}
@@ -74,9 +88,37 @@ pub fn check_files(plan: &Path, saved: &[FileDigest]) -> Result<(), Refused> {
     Ok(())
 }
 
-/// The files read by loading (and planning) again: each must be a saved one, unchanged. A
-/// new `host_vars` file, or a file that changed after [`check_files`] read it, refuses.
-pub fn check_reads(plan: &Path, saved: &[FileDigest], read: &[InputFile]) -> Result<(), Refused> {
+/// The files and variables read by loading (and planning) again: each must be a saved one,
+/// unchanged. A new `host_vars` file, or a file that changed after [`check_inputs`] read it,
+/// refuses.
+pub fn check_reads(
+    plan: &Path,
+    saved: &[FileDigest],
+    env: &[EnvDigest],
+    read: &[InputFile],
+    read_env: &[(String, String)],
+) -> Result<(), Refused> {
+    let env: BTreeMap<&str, &str> = env
+        .iter()
+        .map(|e| (e.name.as_str(), e.sha256.as_str()))
+        .collect();
+    for (name, digest) in read_env {
+        match env.get(name.as_str()) {
+            Some(d) if d == digest => {}
+            Some(_) => {
+                return Err(Refused::EnvChanged {
+                    plan: plan.to_path_buf(),
+                    name: name.clone(),
+                })
+            }
+            None => {
+                return Err(Refused::EnvNew {
+                    plan: plan.to_path_buf(),
+                    name: name.clone(),
+                })
+            }
+        }
+    }
     let saved: BTreeMap<&Path, &FileDigest> =
         saved.iter().map(|f| (f.absolute.as_path(), f)).collect();
     for r in read {
@@ -283,10 +325,10 @@ mod tests {
             sha256: crate::inputs::sha256_hex(b"all: {}\n"),
         }];
         let plan = Path::new("p.json");
-        check_files(plan, &saved).unwrap();
+        check_inputs(plan, &saved, &[]).unwrap();
         std::fs::write(&inv, "all: {hosts: {x: {}}}\n").unwrap();
         assert_eq!(
-            check_files(plan, &saved).unwrap_err().to_string(),
+            check_inputs(plan, &saved, &[]).unwrap_err().to_string(),
             "cannot apply `p.json`: `inventories/inv.yml` changed since the plan was made; make the plan again"
         );
         let new = InputFile {
@@ -295,12 +337,25 @@ mod tests {
             sha256: "00".into(),
         };
         assert_eq!(
-            check_reads(plan, &saved, &[new]).unwrap_err().to_string(),
+            check_reads(plan, &saved, &[], &[new], &[]).unwrap_err().to_string(),
             "cannot apply `p.json`: `inventories/host_vars/x.yml` is read now and was not when the plan was made; make the plan again"
         );
+        let env = [EnvDigest {
+            name: "PGDEPLOY_TEST_SURELY_UNSET".into(),
+            sha256: crate::inputs::env_digest(Some("old")),
+        }];
+        assert_eq!(
+            check_inputs(plan, &[], &env).unwrap_err().to_string(),
+            "cannot apply `p.json`: environment variable `PGDEPLOY_TEST_SURELY_UNSET` changed since the plan was made; make the plan again"
+        );
+        let read_env = [("HOME".to_string(), "00".to_string())];
+        assert!(matches!(
+            check_reads(plan, &saved, &env, &[], &read_env),
+            Err(Refused::EnvNew { .. })
+        ));
         std::fs::remove_file(&inv).unwrap();
         assert!(matches!(
-            check_files(plan, &saved),
+            check_inputs(plan, &saved, &[]),
             Err(Refused::InputGone { .. })
         ));
     }

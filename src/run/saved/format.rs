@@ -14,6 +14,7 @@
 //!     "facts": null
 //!   },
 //!   "files": [{"path": "inventories/prod.yml", "absolute": "…", "sha256": "…"}],
+//!   "env": [{"name": "PGPASSWORD", "sha256": "…"}],
 //!   "steps": [{"play": 0, "handler": false, "index": 2, "task": "inline config",
 //!              "module": "copy", "host": "db1", "status": "changed",
 //!              "changes": [{"summary": "…", "diff": "--- … (current)\n+++ … (wanted)\n…"}],
@@ -57,6 +58,8 @@ pub struct SavedPlan {
     pub inputs: Inputs,
     /// Every local file the plan read, sorted by absolute path.
     pub files: Vec<FileDigest>,
+    /// Every environment variable templates read (`lookup('env', …)`), sorted by name.
+    pub env: Vec<EnvDigest>,
     pub steps: Vec<SavedStep>,
 }
 
@@ -149,6 +152,15 @@ impl From<InputFile> for FileDigest {
             sha256: f.sha256,
         }
     }
+}
+
+/// One environment variable the plan read: its value is never stored, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvDigest {
+    pub name: String,
+    /// SHA-256 of its value ([`crate::inputs::env_digest`]).
+    pub sha256: String,
 }
 
 /// One step as `plan` reported it.
@@ -246,7 +258,13 @@ pub enum FormatError {
 }
 
 impl SavedPlan {
-    pub fn new(inputs: Inputs, files: Vec<InputFile>, mut steps: Vec<SavedStep>) -> Self {
+    /// `env`: name and digest of each environment variable read.
+    pub fn new(
+        inputs: Inputs,
+        files: Vec<InputFile>,
+        env: Vec<(String, String)>,
+        mut steps: Vec<SavedStep>,
+    ) -> Self {
         steps.sort_by(|a, b| a.place().cmp(&b.place()));
         SavedPlan {
             format: FORMAT.to_string(),
@@ -255,6 +273,10 @@ impl SavedPlan {
             created: now_rfc3339(),
             inputs,
             files: files.into_iter().map(FileDigest::from).collect(),
+            env: env
+                .into_iter()
+                .map(|(name, sha256)| EnvDigest { name, sha256 })
+                .collect(),
             steps,
         }
     }
@@ -385,6 +407,7 @@ mod tests {
                 absolute: "/site/inv.yml".into(),
                 sha256: crate::inputs::sha256_hex(b"all: {}\n"),
             }],
+            vec![("APP_TOKEN".into(), crate::inputs::env_digest(Some("x")))],
             vec![
                 SavedStep {
                     play: 0,

@@ -14,7 +14,9 @@
 //! it stores changes masked ([`crate::secrets::Redactor`]) and the comparison is on masked
 //! text too. What is masked comes from the inputs: a secret's value is an inventory, vars or
 //! vault value, and a different value there changes that file's digest, which refuses before
-//! any host is contacted. With the same inputs, the wanted side of every change is the same,
+//! any host is contacted. (A value read by `lookup('file', …)` must go through
+//! [`crate::inputs::record`] like any input file, and one read by `lookup('env', …)` through
+//! [`crate::inputs::record_env`], which keeps only the value's digest.) With the same inputs, the wanted side of every change is the same,
 //! and what remains is the hosts' current state: a host's file content shows in the diff
 //! (given the wanted text, a unified diff determines the current text), attributes, units
 //! and packages in the summaries.
@@ -68,6 +70,7 @@ pub async fn plan_and_save(
     let plan = SavedPlan::new(
         Inputs::from_args(args),
         crate::inputs::recorded(),
+        crate::inputs::recorded_env(),
         capture.steps(),
     );
     plan.write(out, &session.redactor)?;
@@ -85,13 +88,13 @@ pub async fn plan_and_save(
 /// applies. Nothing is written on any host before every check passed.
 pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> anyhow::Result<Exit> {
     let saved = SavedPlan::read(path)?;
-    compare::check_files(path, &saved.files)?;
+    compare::check_inputs(path, &saved.files, &saved.env)?;
     crate::inputs::start();
     let args = saved.inputs.to_args(vault);
     let Some(loaded) = crate::run::load(&args) else {
         return Ok(Exit::Error);
     };
-    compare::check_reads(path, &saved.files, &crate::inputs::recorded())?;
+    check_reads(path, &saved)?;
     let opts = RunOptions {
         mode: RunMode::Apply,
         ..opts.clone()
@@ -108,6 +111,10 @@ pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> an
     let capture = Arc::new(Capture::new(session.redactor.clone()));
     let recap = session.execute(RunMode::Plan, capture.clone()).await;
     if session.stopped() {
+        eprintln!(
+            "stopped before applying `{}`: nothing was applied",
+            path.display()
+        );
         return Ok(Exit::Error);
     }
     let down: Vec<&String> = recap
@@ -120,7 +127,7 @@ pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> an
         return Ok(Exit::Unreachable);
     }
     // Templates and copied files are read while planning: they too must be the saved ones.
-    compare::check_reads(path, &saved.files, &crate::inputs::recorded())?;
+    check_reads(path, &saved)?;
     let differences = compare::compare(&saved.steps, &capture.steps());
     if !differences.is_empty() {
         return Err(Refused::Stale {
@@ -149,6 +156,17 @@ pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> an
     let reporter = session.reporter.clone();
     let recap = session.execute(RunMode::Apply, reporter).await;
     Ok(session.exit(&recap, false))
+}
+
+/// What was read since [`crate::inputs::start`] is what the plan read.
+fn check_reads(path: &Path, saved: &SavedPlan) -> Result<(), Refused> {
+    compare::check_reads(
+        path,
+        &saved.files,
+        &saved.env,
+        &crate::inputs::recorded(),
+        &crate::inputs::recorded_env(),
+    )
 }
 
 /// Why a plan may not be saved, if it may not.
