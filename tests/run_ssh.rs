@@ -979,6 +979,19 @@ fn saved_plan_with_an_unreachable_host_exits_4_and_applies_nowhere() {
         "{apply:?}"
     );
     assert!(!lab.host_dir("db1").exists(), "nothing applied on db1");
+
+    // A plan with a host down is incomplete: printed, not saved.
+    let partial = lab.dir.path().join("partial.json");
+    let plan = lab.run("plan", "site.yml", &["--out", partial.to_str().unwrap()]);
+    assert_eq!(plan.code, 4, "{plan:?}");
+    assert!(
+        plan.stderr.contains(&format!(
+            "the plan was not saved to `{}`: 1 host(s) unreachable, the plan is incomplete",
+            partial.display()
+        )),
+        "{plan:?}"
+    );
+    assert!(!partial.exists());
 }
 
 #[test]

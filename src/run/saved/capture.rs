@@ -103,3 +103,50 @@ impl Reporter for Tee {
         self.1.step_passed(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::Diff;
+    use crate::run::events::Status;
+
+    #[test]
+    fn changes_are_kept_as_shown_secrets_masked_in_report_order() {
+        let redactor = Redactor::new(vec!["NewSecret2\"x".into()]);
+        let capture = Capture::new(redactor);
+        let change = Change::new("update `/etc/app.conf`").with_diff(Diff {
+            path: "/etc/app.conf".into(),
+            before: Some("password = OldSecret1\n".into()),
+            after: Some("password = NewSecret2\"x\n".into()),
+        });
+        for (index, changes) in [(1, vec![change]), (0, vec![])] {
+            capture.event(&Event::StepFinished {
+                host: "db1".into(),
+                task: format!("task {index}"),
+                module: "copy".into(),
+                status: if changes.is_empty() {
+                    Status::Ok
+                } else {
+                    Status::Changed
+                },
+                changes,
+                notes: vec![],
+                error: None,
+                duration_ms: 1,
+                key: StepKey {
+                    play: 0,
+                    handler: false,
+                    index,
+                    host: 0,
+                },
+            });
+        }
+        let steps = capture.steps();
+        assert_eq!(steps[0].task, "task 0");
+        let diff = steps[1].changes[0].diff.as_deref().unwrap();
+        assert_eq!(
+            diff,
+            "--- /etc/app.conf (current)\n+++ /etc/app.conf (wanted)\n@@ -1 +1 @@\n-password = ********\n+password = ********\n"
+        );
+    }
+}

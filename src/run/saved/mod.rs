@@ -216,3 +216,30 @@ fn say(json: bool, line: &str) {
         crate::output::write(&format!("{line}\n"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_complete_plan_is_saved() {
+        let host = |failed, unreachable| HostRecap {
+            host: "db1".into(),
+            failed,
+            unreachable,
+            ..Default::default()
+        };
+        let none = std::collections::HashSet::new();
+        assert_eq!(incomplete(&[host(0, false)], &none, false), None);
+        assert!(incomplete(&[host(1, false)], &none, false)
+            .unwrap()
+            .starts_with("steps failed on 1 host(s)"));
+        assert!(incomplete(&[host(0, true)], &none, false)
+            .unwrap()
+            .starts_with("1 host(s) unreachable"));
+        assert_eq!(
+            incomplete(&[host(0, false)], &none, true).as_deref(),
+            Some("the run was stopped")
+        );
+    }
+}
