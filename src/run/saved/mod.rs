@@ -77,8 +77,9 @@ pub async fn plan_and_save(
     say(
         opts.json,
         &format!(
-            "plan saved to `{0}`; apply exactly it with `pgdeploy apply {0}`",
-            out.display()
+            "plan saved to `{}`; apply exactly it with `pgdeploy apply {}`",
+            out.display(),
+            crate::transport::shell::quote(&out.to_string_lossy())
         ),
     );
     Ok(exit)
