@@ -104,11 +104,11 @@ fn bad_facts(file: &SourceFile, mark: Option<crate::diag::Mark>) -> Diagnostics 
 /// quote a value).
 pub fn report(diags: &Diagnostics) {
     for d in diags.iter() {
-        eprintln!("{}", crate::secrets::mask_logged(&d.to_string()));
+        crate::eoutln!("{}", crate::secrets::mask_logged(&d.to_string()));
     }
     let errors = diags.errors().count();
     if errors > 0 {
         let s = if errors == 1 { "" } else { "s" };
-        eprintln!("{errors} error{s} found, no host was contacted");
+        crate::eoutln!("{errors} error{s} found, no host was contacted");
     }
 }

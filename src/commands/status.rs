@@ -142,7 +142,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
                 crate::out!("{}", crate::status::to_text(&status));
             }
             for p in problems {
-                eprintln!("warning: {p}");
+                crate::eoutln!("warning: {p}");
             }
             Ok(if status.healthy() {
                 Exit::Success
@@ -152,7 +152,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         }
         None => {
             for p in &problems {
-                eprintln!("error: {p}");
+                crate::eoutln!("error: {p}");
             }
             Ok(Exit::Unreachable)
         }

@@ -188,7 +188,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
     let stop_on_signal = stop.clone();
     let signal = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: no new step starts; steps in progress finish");
+            crate::eoutln!("stopping: no new step starts; steps in progress finish");
             stop_on_signal.store(true, Ordering::SeqCst);
         }
     });
