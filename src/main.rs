@@ -37,9 +37,9 @@ fn main() -> ExitCode {
     output::set_stderr_color(output::color(Stream::Stderr, cli.no_color));
     let color = output::color(Stream::Stdout, cli.no_color);
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args).map(ExitCode::from),
-        Command::Inventory(args) => commands::inventory::run(args).map(ExitCode::from),
-        Command::Graph(args) => commands::graph::run(args).map(ExitCode::from),
+        Command::Validate(args) => commands::validate::run(args, cli.json).map(ExitCode::from),
+        Command::Inventory(args) => commands::inventory::run(args, cli.json).map(ExitCode::from),
+        Command::Graph(args) => commands::graph::run(args, cli.json).map(ExitCode::from),
         Command::Apply(args) => commands::run::apply(args, cli.json, color).map(ExitCode::from),
         Command::Plan(args) => commands::run::plan(args, cli.json, color).map(ExitCode::from),
         Command::Check(args) => commands::run::check(args, cli.json, color).map(ExitCode::from),

@@ -374,3 +374,164 @@ fn a_secret_in_a_compile_error_is_masked() {
         );
     }
 }
+
+/// A secret on the line an error points at is masked in the excerpt, whether the redactor
+/// knew it (it is a vault or secret-named value) or not yet (the inventory failed to load).
+#[test]
+fn the_source_excerpt_never_shows_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inv.yml");
+    // The file does not load: no redactor exists yet.
+    std::fs::write(
+        &inventory,
+        "all:\n  hosts:\n    h1: {ansible_port: x22, db_password: Hunter2-excerpt}\n",
+    )
+    .unwrap();
+    let playbook = dir.path().join("pb.yml");
+    std::fs::write(&playbook, "- hosts: all\n  tasks: []\n").unwrap();
+    let args = [
+        "validate",
+        "-i",
+        inventory.to_str().unwrap(),
+        playbook.to_str().unwrap(),
+    ];
+    let out = pgdeploy(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 |     h1: {ansible_port: x22, db_password: ********}\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("  |{}^^^\n", " ".repeat(24))),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Hunter2-excerpt"), "{stderr}");
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let out = pgdeploy(&json_args);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("Hunter2-excerpt"), "{stdout}");
+    // A secret the redactor knows, on the line of a playbook error.
+    std::fs::write(
+        &inventory,
+        "all:\n  hosts:\n    h1: {ansible_connection: local}\n  vars:\n    vrrp_secret_key: 'Zq9-excerpt\"x'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  tasks:\n    - copy: {dest: /tmp/x, content: 'Zq9-excerpt\"x', mdoe: 1}\n",
+    )
+    .unwrap();
+    let out = pgdeploy(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 |     - copy: {dest: /tmp/x, content: '********', mdoe: 1}\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Zq9-excerpt"), "{stderr}");
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn validate_json_gives_one_object_per_diagnostic_and_a_summary() {
+    let case = "tests/corpus/30-many-errors-at-once/playbook.yml";
+    let out = pgdeploy(&[
+        "validate",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        case,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["type"], "diagnostic");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["message"], "unknown field `onwer`");
+    assert_eq!(first["file"], case);
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(3), Some(32))
+    );
+    assert_eq!(first["path"], "plays[0].tasks[0].directory.onwer");
+    assert!(first["help"]
+        .as_str()
+        .unwrap()
+        .starts_with("did you mean `owner`?"));
+    assert_eq!(first["hosts"], serde_json::json!([]));
+    assert_eq!(
+        lines[3],
+        serde_json::json!({"type": "summary", "valid": false, "errors": 3, "warnings": 0})
+    );
+    // Host-dependent errors list their hosts.
+    let out = pgdeploy(&[
+        "--json",
+        "validate",
+        "-i",
+        "tests/corpus/43-template-fails-for-some-hosts/inventory.yml",
+        "tests/corpus/43-template-fails-for-some-hosts/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_lines(&out)[0]["hosts"],
+        serde_json::json!(["pg1", "pg2", "pg4", "pg5"])
+    );
+    // A valid playbook: its warnings, and a summary of what was checked.
+    let out = pgdeploy(&[
+        "validate",
+        "--json",
+        "-i",
+        "inventories/seed003.yml",
+        "playbooks/site.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["valid"], true);
+    assert!(summary["steps"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn inventory_and_graph_json_errors_are_the_same_objects() {
+    let out = pgdeploy(&[
+        "inventory",
+        "--json",
+        "-i",
+        "tests/corpus/33-inv-bad-port/inventory.yml",
+        "--list",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["type"], "diagnostic");
+    assert_eq!(lines[0]["line"], 5);
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    let out = pgdeploy(&[
+        "graph",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        "tests/corpus/23-cycle/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert!(lines[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("dependency cycle"));
+    assert_eq!(lines.last().unwrap()["errors"], 1);
+}

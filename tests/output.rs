@@ -286,3 +286,24 @@ fn a_closed_stderr_never_panics_and_keeps_the_exit_code() {
     assert!(first.starts_with("error: "), "{first}");
     assert!(!first.contains("panicked"), "{first}");
 }
+
+#[test]
+fn diagnostics_are_coloured_only_on_a_terminal() {
+    let piped = run(pgdeploy().args(BROKEN));
+    assert_eq!(piped.status.code(), Some(1));
+    let stderr = text(&piped.stderr);
+    assert!(
+        stderr.contains("  = help: did you mean `owner`?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    let bin = env!("CARGO_BIN_EXE_pgdeploy");
+    let (code, terminal) = in_terminal(&format!("{bin} {}", BROKEN.join(" ")), "xterm");
+    assert_eq!(code, 1, "{terminal}");
+    assert!(terminal.contains('\x1b'), "{terminal}");
+    assert!(terminal.contains('^'), "{terminal}");
+    let (_, plain) = in_terminal(&format!("{bin} --no-color {}", BROKEN.join(" ")), "xterm");
+    assert!(!plain.contains('\x1b'), "{plain}");
+    let (_, dumb) = in_terminal(&format!("{bin} {}", BROKEN.join(" ")), "dumb");
+    assert!(!dumb.contains('\x1b'), "{dumb}");
+}

@@ -4,6 +4,7 @@
 //! which panics when stderr is closed). Colour is decided per stream ([`color`]).
 
 pub mod color;
+pub mod diagnostics;
 pub mod stderr;
 pub mod stdout;
 
