@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "pgdeploy",
-    version,
+    // With the commit when built from a git checkout (`build.rs`).
+    version = env!("PGDEPLOY_VERSION"),
     about = "Deploy and operate highly-available PostgreSQL over SSH"
 )]
 pub struct Cli {

@@ -535,3 +535,71 @@ fn inventory_and_graph_json_errors_are_the_same_objects() {
         .starts_with("dependency cycle"));
     assert_eq!(lines.last().unwrap()["errors"], 1);
 }
+
+/// The build script, compiled here too so its fallbacks are tested without a build.
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
+#[test]
+fn version_names_the_commit_when_built_from_git() {
+    let out = pgdeploy(&["--version"]);
+    let text = stdout(&out);
+    let version = env!("CARGO_PKG_VERSION");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = Command::new("git")
+        .args(["log", "-1", "--format=%h %cs"])
+        .current_dir(root)
+        .output();
+    match git {
+        Ok(g) if g.status.success() && root.join(".git").exists() => {
+            let commit = String::from_utf8_lossy(&g.stdout).trim().to_string();
+            assert_eq!(text, format!("pgdeploy {version} ({commit})\n"));
+        }
+        _ => assert_eq!(text, format!("pgdeploy {version}\n")),
+    }
+}
+
+#[test]
+fn the_build_script_falls_back_to_the_plain_version_and_finds_worktree_refs() {
+    // Not a checkout (a crate tarball unpacked): the plain version, even inside another
+    // repository.
+    let plain = tempfile::tempdir().unwrap();
+    assert_eq!(build_script::git_dir(plain.path()), None);
+    assert_eq!(build_script::describe(plain.path()), None);
+    assert_eq!(build_script::long_version("0.1.0", None), "0.1.0");
+    assert_eq!(
+        build_script::long_version("0.1.0", Some(("4090bf1".into(), "2026-12-01".into()))),
+        "0.1.0 (4090bf1 2026-12-01)"
+    );
+    // A worktree: `.git` is a file, HEAD is in its git directory, the branch's ref in the
+    // common directory.
+    let root = tempfile::tempdir().unwrap();
+    let common = root.path().join("main.git");
+    let wt_git = common.join("worktrees/wt");
+    std::fs::create_dir_all(wt_git.clone()).unwrap();
+    std::fs::create_dir_all(common.join("refs/heads")).unwrap();
+    std::fs::write(common.join("refs/heads/diag"), "4090bf1\n").unwrap();
+    std::fs::write(wt_git.join("HEAD"), "ref: refs/heads/diag\n").unwrap();
+    std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+    let checkout = root.path().join("wt");
+    std::fs::create_dir_all(&checkout).unwrap();
+    std::fs::write(
+        checkout.join(".git"),
+        format!("gitdir: {}\n", wt_git.display()),
+    )
+    .unwrap();
+    let git_dir = build_script::git_dir(&checkout).unwrap();
+    assert_eq!(git_dir, wt_git);
+    let watched = build_script::watched(&git_dir);
+    assert_eq!(
+        watched,
+        [
+            wt_git.join("HEAD"),
+            wt_git.join("../..").join("refs/heads/diag")
+        ]
+    );
+    // A detached HEAD: only HEAD itself.
+    std::fs::write(wt_git.join("HEAD"), "4090bf1\n").unwrap();
+    assert_eq!(build_script::watched(&git_dir), [wt_git.join("HEAD")]);
+}
