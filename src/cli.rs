@@ -47,6 +47,13 @@ pub enum Command {
     /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
+    /// Shell completions on stdout (`pgdeploy completions bash > …/completions/pgdeploy`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout (`pgdeploy man > pgdeploy.1`).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => commands::bench::run(cmd).map(ExitCode::from),
         Command::Status(args) => commands::status::run(args, cli.json).map(ExitCode::from),
         Command::Lab(cmd) => pgdeploy::lab::run(cmd.clone()),
+        Command::Completions { shell } => commands::docs::completions(*shell).map(ExitCode::from),
+        Command::Man => commands::docs::man().map(ExitCode::from),
     };
     let code = match result {
         Ok(code) => code,

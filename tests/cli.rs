@@ -603,3 +603,50 @@ fn the_build_script_falls_back_to_the_plain_version_and_finds_worktree_refs() {
     std::fs::write(wt_git.join("HEAD"), "4090bf1\n").unwrap();
     assert_eq!(build_script::watched(&git_dir), [wt_git.join("HEAD")]);
 }
+
+#[test]
+fn completions_for_every_shell_and_a_man_page_naming_every_subcommand() {
+    let bash = stdout(&pgdeploy(&["completions", "bash"]));
+    assert!(bash.contains("apply"), "{bash}");
+    assert!(bash.contains("--limit"), "{bash}");
+    assert!(bash.contains("complete -F"), "{bash}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = stdout(&pgdeploy(&["completions", shell]));
+        assert!(script.contains("validate"), "{shell}: {script}");
+    }
+    let bogus = pgdeploy(&["completions", "tcsh"]);
+    assert_eq!(bogus.status.code(), Some(64));
+    let man = stdout(&pgdeploy(&["man"]));
+    assert!(man.starts_with(".TH pgdeploy 1 "), "{}", &man[..200]);
+    use clap::CommandFactory;
+    let cli = pgdeploy::cli::Cli::command();
+    for sub in cli.get_subcommands() {
+        assert!(
+            man.contains(&format!(".SS \"pgdeploy {}\"\n", sub.get_name())),
+            "{} is not in the man page",
+            sub.get_name()
+        );
+    }
+    assert!(
+        man.contains("\\-\\-limit"),
+        "the options of each command are listed"
+    );
+    // Valid roff, when man is there to read it.
+    if let Ok(out) = Command::new("man")
+        .args(["--warnings", "-l", "-"])
+        .env("MANWIDTH", "80")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(man.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+}

@@ -209,6 +209,8 @@ fn a_closed_stdout_ends_every_command_quietly_with_141() {
         &["plan", "-i", INVENTORY, PLAYBOOK],
         &["plan", "--json", "-i", INVENTORY, PLAYBOOK],
         &["--help"],
+        &["man"],
+        &["completions", "bash"],
     ] {
         let out = into_closed_pipe(pgdeploy().args(args));
         let stderr = text(&out.stderr);
