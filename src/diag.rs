@@ -377,3 +377,48 @@ impl fmt::Display for FieldPath {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(names: &[&str]) -> Vec<String> {
+        names.iter().map(|h| h.to_string()).collect()
+    }
+
+    #[test]
+    fn hosts_are_named_then_counted() {
+        assert_eq!(hosts_phrase(&[]), None);
+        assert_eq!(hosts_phrase(&hosts(&["a"])).unwrap(), "for host `a`");
+        assert_eq!(
+            hosts_phrase(&hosts(&["a", "b", "c", "d"])).unwrap(),
+            "for hosts `a`, `b`, `c`, `d`"
+        );
+        assert_eq!(
+            hosts_phrase(&hosts(&["a", "b", "c", "d", "e"])).unwrap(),
+            "for hosts `a`, `b`, `c` and 2 other hosts"
+        );
+    }
+
+    #[test]
+    fn static_problems_once_host_problems_grouped_by_message() {
+        let file = SourceFile::new("pb.yml");
+        let at = |col| Some(Location::new(&file, Mark { line: 1, col }));
+        let unknown = Diagnostic::error(at(1), "x.mdoe", "unknown field `mdoe`").with_help("h");
+        let undefined = Diagnostic::error(at(9), "x.content", "undefined variable `v`");
+        let found = vec![
+            (unknown.clone(), None),
+            (undefined.clone(), Some("pg1".to_string())),
+            (unknown.clone(), None),
+            (undefined.clone(), Some("pg2".to_string())),
+        ];
+        let merged = merge_per_host(found);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0], unknown);
+        assert_eq!(merged[1].hosts, hosts(&["pg1", "pg2"]));
+        assert_eq!(
+            merged[1].to_string(),
+            "error: pb.yml:1:9: x.content: undefined variable `v` for hosts `pg1`, `pg2`"
+        );
+    }
+}
