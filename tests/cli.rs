@@ -521,6 +521,14 @@ fn inventory_and_graph_json_errors_are_the_same_objects() {
     assert_eq!(lines[0]["line"], 5);
     assert_eq!(lines.last().unwrap()["type"], "summary");
     let out = pgdeploy(&[
+        "status",
+        "--json",
+        "-i",
+        "tests/corpus/33-inv-bad-port/inventory.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["column"], 21);
+    let out = pgdeploy(&[
         "graph",
         "--json",
         "-i",

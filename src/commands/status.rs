@@ -36,7 +36,8 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     {
         Ok(i) => i,
         Err(diags) => {
-            super::report(&diags.sorted());
+            // With `--json`, as `validate --json` prints them.
+            super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };
