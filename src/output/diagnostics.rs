@@ -50,17 +50,82 @@ pub fn excerpt(d: &Diagnostic) -> Option<Excerpt> {
     let location = d.location.as_ref()?;
     let mark = location.mark?;
     let source = source_of(location)?;
-    let line = source.lines().nth(mark.line.checked_sub(1)? as usize)?;
+    let index = mark.line.checked_sub(1)? as usize;
+    let line = source.lines().nth(index)?;
     let ini = !matches!(
         location.file.path().extension().and_then(|e| e.to_str()),
         Some("yml" | "yaml" | "json")
     );
+    if let Some(block) = secret_parent(&source, index).filter(|_| !ini) {
+        let (masked, span) = mask_secret_block_line(line, block);
+        return Some(Excerpt {
+            line_number: mark.line as usize,
+            line: masked,
+            span,
+        });
+    }
     Some(excerpt_of_line(
         line,
         mark.line as usize,
         mark.col as usize,
         ini,
     ))
+}
+
+/// Whether line `index` of a YAML text is under a secret-named key: inside its block scalar
+/// (`tls_private_key_content: |`, a PEM key: `Some(true)`) or its mapping or list
+/// (`db_passwords:` then `app: x`: `Some(false)`), at any depth, as the redactor treats them.
+/// Such a line is masked: its file may have failed to load before any redactor knew it.
+fn secret_parent(source: &str, index: usize) -> Option<bool> {
+    let lines: Vec<&str> = source.lines().collect();
+    let line = lines.get(index)?;
+    if line.trim().is_empty() {
+        return None;
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut own = indent(line);
+    for parent in lines[..index].iter().rev() {
+        if parent.trim().is_empty() || parent.trim_start().starts_with('#') || indent(parent) >= own
+        {
+            continue;
+        }
+        own = indent(parent);
+        let entry = parent.trim_start().trim_start_matches("- ");
+        if let Some((key, value)) = entry.split_once(':') {
+            if is_secret_name(key.trim().trim_matches(|c| c == '"' || c == '\'')) {
+                let value = value.trim();
+                return Some(value.starts_with('|') || value.starts_with('>'));
+            }
+        }
+        if own == 0 {
+            break;
+        }
+    }
+    None
+}
+
+/// A line under a secret-named key, masked: the value of `key: value` (the key is not
+/// secret), or all of it (a line of a block scalar, a list item).
+fn mask_secret_block_line(line: &str, block: bool) -> (String, std::ops::Range<usize>) {
+    let indent = line.len() - line.trim_start().len();
+    let body = &line[indent..];
+    let item = if body.starts_with("- ") { 2 } else { 0 };
+    let entry = &body[item..];
+    let keep = match entry.split_once(": ") {
+        Some((key, value))
+            if !block
+                && !value.trim().is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-.\"'".contains(c)) =>
+        {
+            indent + item + key.len() + 2
+        }
+        _ => indent + item,
+    };
+    let masked = format!("{}{MASK}", &line[..keep]);
+    let span = keep..masked.len();
+    (masked, span)
 }
 
 fn excerpt_of_line(line: &str, line_number: usize, col: usize, ini: bool) -> Excerpt {
@@ -430,6 +495,46 @@ mod tests {
             mask_line("  db_password: !vault |", false),
             "  db_password: !vault |"
         );
+    }
+
+    fn under_secret(source: &str, index: usize) -> bool {
+        secret_parent(source, index).is_some()
+    }
+
+    #[test]
+    fn a_line_of_a_multi_line_secret_is_masked_whole() {
+        let text = "all:\n  vars:\n    tls_private_key_content: |\n      -----BEGIN KEY-----\n      MIIEv: QIBAD\n    other: |\n      shown\n";
+        assert!(under_secret(text, 3));
+        assert!(under_secret(text, 4));
+        assert!(!under_secret(text, 2));
+        assert!(!under_secret(text, 6));
+        // Nested under a secret name, at any depth: the values, not the keys.
+        let nested = "all:\n  vars:\n    db_passwords:\n      app: s3cret\n      more:\n        - other\n    port: 1\n";
+        assert!(under_secret(nested, 3));
+        assert!(under_secret(nested, 5));
+        assert!(!under_secret(nested, 6));
+        assert_eq!(
+            mask_secret_block_line("      app: s3cret", false).0,
+            "      app: ********"
+        );
+        assert_eq!(
+            mask_secret_block_line("        - other", false).0,
+            "        - ********"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inv.yml");
+        std::fs::write(&path, text).unwrap();
+        let d = Diagnostic::error(
+            Some(Location::new(
+                &SourceFile::new(&path),
+                Mark { line: 5, col: 7 },
+            )),
+            "",
+            "invalid YAML",
+        );
+        let x = excerpt(&d).unwrap();
+        assert_eq!(x.line, "      ********");
+        assert_eq!(&x.line[x.span], "********");
     }
 
     #[test]
