@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// One JSON event per line on stdout, for CI.
+    /// One JSON event per line on stdout, for CI (input errors too: `validate --json`).
     #[arg(long, global = true)]
     pub json: bool,
     /// More output (-v: debug, -vv: trace).

@@ -459,7 +459,7 @@ fn validate_json_gives_one_object_per_diagnostic_and_a_summary() {
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 4, "{lines:?}");
     let first = &lines[0];
-    assert_eq!(first["type"], "diagnostic");
+    assert_eq!(first["event"], "diagnostic");
     assert_eq!(first["severity"], "error");
     assert_eq!(first["message"], "unknown field `onwer`");
     assert_eq!(first["file"], case);
@@ -475,7 +475,7 @@ fn validate_json_gives_one_object_per_diagnostic_and_a_summary() {
     assert_eq!(first["hosts"], serde_json::json!([]));
     assert_eq!(
         lines[3],
-        serde_json::json!({"type": "summary", "valid": false, "errors": 3, "warnings": 0})
+        serde_json::json!({"event": "summary", "valid": false, "errors": 3, "warnings": 0})
     );
     // Host-dependent errors list their hosts.
     let out = pgdeploy(&[
@@ -501,7 +501,7 @@ fn validate_json_gives_one_object_per_diagnostic_and_a_summary() {
     assert_eq!(out.status.code(), Some(0));
     let lines = json_lines(&out);
     let summary = lines.last().unwrap();
-    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["event"], "summary");
     assert_eq!(summary["valid"], true);
     assert!(summary["steps"].as_u64().unwrap() > 0, "{summary}");
 }
@@ -517,9 +517,21 @@ fn inventory_and_graph_json_errors_are_the_same_objects() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&out);
-    assert_eq!(lines[0]["type"], "diagnostic");
+    assert_eq!(lines[0]["event"], "diagnostic");
     assert_eq!(lines[0]["line"], 5);
-    assert_eq!(lines.last().unwrap()["type"], "summary");
+    assert_eq!(lines.last().unwrap()["event"], "summary");
+    // A run: the same objects where its events would be.
+    let out = pgdeploy(&[
+        "plan",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        "tests/corpus/42-templated-task-unknown-param/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["message"], "unknown field `mdoe`");
+    assert_eq!(lines.last().unwrap()["event"], "summary");
     let out = pgdeploy(&[
         "status",
         "--json",

@@ -395,7 +395,7 @@ pub fn to_json(d: &Diagnostic) -> serde_json::Value {
     };
     let excerpt = excerpt(d);
     serde_json::json!({
-        "type": "diagnostic",
+        "event": "diagnostic",
         "severity": match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -432,14 +432,13 @@ pub fn report(diags: &Diagnostics, json: bool) {
 }
 
 /// The diagnostics as JSON objects on stdout, one a line, then the summary: `valid`, the
-/// counts of errors and warnings, and the fields of `extra` (what was checked).
+/// counts of errors and warnings, and the fields of `extra` (what was checked). Tagged with
+/// `event` like the events of a run (`plan --json`), so one reader reads both.
 pub fn report_json(diags: &Diagnostics, extra: serde_json::Value) {
-    for d in diags.iter() {
-        crate::outln!("{}", to_json(d));
-    }
+    report_json_lines(diags);
     let errors = diags.errors().count();
     let mut summary = serde_json::json!({
-        "type": "summary",
+        "event": "summary",
         "valid": errors == 0,
         "errors": errors,
         "warnings": diags.warnings().count(),
@@ -448,6 +447,14 @@ pub fn report_json(diags: &Diagnostics, extra: serde_json::Value) {
         s.extend(extra);
     }
     crate::outln!("{summary}");
+}
+
+/// The diagnostics as JSON objects on stdout, without a summary: warnings before a run's
+/// events.
+pub fn report_json_lines(diags: &Diagnostics) {
+    for d in diags.iter() {
+        crate::outln!("{}", to_json(d));
+    }
 }
 
 #[cfg(test)]

@@ -58,11 +58,15 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
     let loaded = match crate::commands::load(args) {
         Ok(l) => l,
         Err(diags) => {
-            crate::commands::report(&diags.sorted());
+            crate::commands::report_as(&diags.sorted(), opts.json);
             return Ok(Exit::Error);
         }
     };
-    crate::commands::report(&loaded.compiled.warnings);
+    if opts.json {
+        crate::output::diagnostics::report_json_lines(&loaded.compiled.warnings);
+    } else {
+        crate::commands::report(&loaded.compiled.warnings);
+    }
     let redactor = loaded.redactor.clone();
     let reporter: Arc<dyn Reporter> = if opts.json {
         Arc::new(report::JsonReporter {
@@ -165,7 +169,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
     ) {
         Ok(c) => c,
         Err(diags) => {
-            crate::commands::report(&diags.sorted());
+            crate::commands::report_as(&diags.sorted(), opts.json);
             return Ok(Exit::Error);
         }
     };
