@@ -128,6 +128,8 @@ fn mask_secret_block_line(line: &str, block: bool) -> (String, std::ops::Range<u
     (masked, span)
 }
 
+/// One line's excerpt: the token at `col` (1-based, in characters, as marks are) spanned,
+/// then the line masked and the span moved with the masks and tabs.
 fn excerpt_of_line(line: &str, line_number: usize, col: usize, ini: bool) -> Excerpt {
     let chars: Vec<char> = line.chars().collect();
     let start = col.saturating_sub(1).min(chars.len());
