@@ -7,13 +7,14 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "pgdeploy",
-    version,
+    // With the commit when built from a git checkout (`build.rs`).
+    version = env!("PGDEPLOY_VERSION"),
     about = "Deploy and operate highly-available PostgreSQL over SSH"
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// One JSON event per line on stdout, for CI.
+    /// One JSON event per line on stdout, for CI (input errors too: `validate --json`).
     #[arg(long, global = true)]
     pub json: bool,
     /// More output (-v: debug, -vv: trace).
@@ -46,6 +47,13 @@ pub enum Command {
     /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
+    /// Shell completions on stdout (`pgdeploy completions bash > …/completions/pgdeploy`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout (`pgdeploy man > pgdeploy.1`).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! Exit codes, as documented: 0 success, 1 error, 2 changes or drift, 4 host unreachable,
 //! 64 command-line usage error (`EX_USAGE` of sysexits.h: never 2, which a CI job reads as
 //! drift), 141 stdout closed early (what a shell reports for a process ended by `SIGPIPE`).
+//! A closed stderr changes no exit code: it loses messages, not results (`output::stderr`).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,8 @@
 //! pgdeploy: the engine and its command line.
+
+// Everything on stderr goes through `output::stderr` (`eprintln!` panics when it is closed).
+#![deny(clippy::print_stderr)]
+
 pub mod bench;
 pub mod catalogue;
 pub mod change;

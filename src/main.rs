@@ -1,5 +1,8 @@
 //! The `pgdeploy` binary: parse arguments, set up logging, run one command, exit.
 
+// Everything on stderr goes through `output::stderr` (`eprintln!` panics when it is closed).
+#![deny(clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,25 +28,31 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         // Log lines may hold command lines with secrets: masked once the inventory is loaded.
-        .with_writer(pgdeploy::secrets::log_to_stderr)
+        // Through `output::stderr`, which never fails: the formatter reports a failed write
+        // with `eprintln!`, which would panic on the same closed stderr.
+        .with_writer(|| pgdeploy::secrets::LogWriter(output::stderr::Writer))
+        .log_internal_errors(false)
         .with_ansi(output::color(Stream::Stderr, cli.no_color))
         .init();
+    output::set_stderr_color(output::color(Stream::Stderr, cli.no_color));
     let color = output::color(Stream::Stdout, cli.no_color);
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args).map(ExitCode::from),
-        Command::Inventory(args) => commands::inventory::run(args).map(ExitCode::from),
-        Command::Graph(args) => commands::graph::run(args).map(ExitCode::from),
+        Command::Validate(args) => commands::validate::run(args, cli.json).map(ExitCode::from),
+        Command::Inventory(args) => commands::inventory::run(args, cli.json).map(ExitCode::from),
+        Command::Graph(args) => commands::graph::run(args, cli.json).map(ExitCode::from),
         Command::Apply(args) => commands::run::apply(args, cli.json, color).map(ExitCode::from),
         Command::Plan(args) => commands::run::plan(args, cli.json, color).map(ExitCode::from),
         Command::Check(args) => commands::run::check(args, cli.json, color).map(ExitCode::from),
         Command::Bench(cmd) => commands::bench::run(cmd).map(ExitCode::from),
         Command::Status(args) => commands::status::run(args, cli.json).map(ExitCode::from),
         Command::Lab(cmd) => pgdeploy::lab::run(cmd.clone()),
+        Command::Completions { shell } => commands::docs::completions(*shell).map(ExitCode::from),
+        Command::Man => commands::docs::man().map(ExitCode::from),
     };
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
+            pgdeploy::eoutln!(
                 "error: {}",
                 pgdeploy::secrets::mask_logged(&format!("{e:#}"))
             );
@@ -54,7 +63,7 @@ fn main() -> ExitCode {
         return Exit::StdoutClosed.into();
     }
     if let Some(e) = output::stdout_error() {
-        eprintln!("error: cannot write the output to stdout: {e}");
+        pgdeploy::eoutln!("error: cannot write the output to stdout: {e}");
         return Exit::Error.into();
     }
     code
@@ -64,7 +73,13 @@ fn main() -> ExitCode {
 /// error: their text on stdout, exit 0).
 fn usage(e: &clap::Error) -> Exit {
     if e.use_stderr() {
-        let _ = e.print();
+        // Not `e.print()`'s stream handling: through `output::stderr`, like every message.
+        let text = e.render();
+        if output::color(Stream::Stderr, false) {
+            output::write_err(&text.ansi().to_string());
+        } else {
+            output::write_err(&text.to_string());
+        }
         Exit::Usage
     } else {
         // `--help` through stdout, which may be a closed pipe (`--help | head`).

@@ -422,3 +422,299 @@ fn apply_of_a_saved_plan_refuses_planning_options() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A secret on the line an error points at is masked in the excerpt, whether the redactor
+/// knew it (it is a vault or secret-named value) or not yet (the inventory failed to load).
+#[test]
+fn the_source_excerpt_never_shows_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inv.yml");
+    // The file does not load: no redactor exists yet.
+    std::fs::write(
+        &inventory,
+        "all:\n  hosts:\n    h1: {ansible_port: x22, db_password: Hunter2-excerpt}\n",
+    )
+    .unwrap();
+    let playbook = dir.path().join("pb.yml");
+    std::fs::write(&playbook, "- hosts: all\n  tasks: []\n").unwrap();
+    let args = [
+        "validate",
+        "-i",
+        inventory.to_str().unwrap(),
+        playbook.to_str().unwrap(),
+    ];
+    let out = pgdeploy(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 |     h1: {ansible_port: x22, db_password: ********}\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("  |{}^^^\n", " ".repeat(24))),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Hunter2-excerpt"), "{stderr}");
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let out = pgdeploy(&json_args);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("Hunter2-excerpt"), "{stdout}");
+    // A secret the redactor knows, on the line of a playbook error.
+    std::fs::write(
+        &inventory,
+        "all:\n  hosts:\n    h1: {ansible_connection: local}\n  vars:\n    vrrp_secret_key: 'Zq9-excerpt\"x'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  tasks:\n    - copy: {dest: /tmp/x, content: 'Zq9-excerpt\"x', mdoe: 1}\n",
+    )
+    .unwrap();
+    let out = pgdeploy(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 |     - copy: {dest: /tmp/x, content: '********', mdoe: 1}\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Zq9-excerpt"), "{stderr}");
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn validate_json_gives_one_object_per_diagnostic_and_a_summary() {
+    let case = "tests/corpus/30-many-errors-at-once/playbook.yml";
+    let out = pgdeploy(&[
+        "validate",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        case,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["event"], "diagnostic");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["message"], "unknown field `onwer`");
+    assert_eq!(first["file"], case);
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(3), Some(32))
+    );
+    assert_eq!(first["path"], "plays[0].tasks[0].directory.onwer");
+    assert!(first["help"]
+        .as_str()
+        .unwrap()
+        .starts_with("did you mean `owner`?"));
+    assert_eq!(first["hosts"], serde_json::json!([]));
+    assert_eq!(
+        lines[3],
+        serde_json::json!({"event": "summary", "valid": false, "errors": 3, "warnings": 0})
+    );
+    // Host-dependent errors list their hosts.
+    let out = pgdeploy(&[
+        "--json",
+        "validate",
+        "-i",
+        "tests/corpus/43-template-fails-for-some-hosts/inventory.yml",
+        "tests/corpus/43-template-fails-for-some-hosts/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_lines(&out)[0]["hosts"],
+        serde_json::json!(["pg1", "pg2", "pg4", "pg5"])
+    );
+    // A valid playbook: its warnings, and a summary of what was checked.
+    let out = pgdeploy(&[
+        "validate",
+        "--json",
+        "-i",
+        "inventories/seed003.yml",
+        "playbooks/site.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["valid"], true);
+    assert!(summary["steps"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn inventory_and_graph_json_errors_are_the_same_objects() {
+    let out = pgdeploy(&[
+        "inventory",
+        "--json",
+        "-i",
+        "tests/corpus/33-inv-bad-port/inventory.yml",
+        "--list",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["event"], "diagnostic");
+    assert_eq!(lines[0]["line"], 5);
+    assert_eq!(lines.last().unwrap()["event"], "summary");
+    // A run: the same objects where its events would be.
+    let out = pgdeploy(&[
+        "plan",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        "tests/corpus/42-templated-task-unknown-param/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["message"], "unknown field `mdoe`");
+    assert_eq!(lines.last().unwrap()["event"], "summary");
+    let out = pgdeploy(&[
+        "status",
+        "--json",
+        "-i",
+        "tests/corpus/33-inv-bad-port/inventory.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["column"], 21);
+    let out = pgdeploy(&[
+        "graph",
+        "--json",
+        "-i",
+        "tests/corpus/inventory.yml",
+        "tests/corpus/23-cycle/playbook.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert!(lines[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("dependency cycle"));
+    assert_eq!(lines.last().unwrap()["errors"], 1);
+}
+
+/// The build script, compiled here too so its fallbacks are tested without a build.
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
+#[test]
+fn version_names_the_commit_when_built_from_git() {
+    let out = pgdeploy(&["--version"]);
+    let text = stdout(&out);
+    let version = env!("CARGO_PKG_VERSION");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = Command::new("git")
+        .args(["log", "-1", "--format=%h %cs"])
+        .current_dir(root)
+        .output();
+    match git {
+        Ok(g) if g.status.success() && root.join(".git").exists() => {
+            let commit = String::from_utf8_lossy(&g.stdout).trim().to_string();
+            assert_eq!(text, format!("pgdeploy {version} ({commit})\n"));
+        }
+        _ => assert_eq!(text, format!("pgdeploy {version}\n")),
+    }
+}
+
+#[test]
+fn the_build_script_falls_back_to_the_plain_version_and_finds_worktree_refs() {
+    // Not a checkout (a crate tarball unpacked): the plain version, even inside another
+    // repository.
+    let plain = tempfile::tempdir().unwrap();
+    assert_eq!(build_script::git_dir(plain.path()), None);
+    assert_eq!(build_script::describe(plain.path()), None);
+    assert_eq!(build_script::long_version("0.1.0", None), "0.1.0");
+    assert_eq!(
+        build_script::long_version("0.1.0", Some(("4090bf1".into(), "2026-12-01".into()))),
+        "0.1.0 (4090bf1 2026-12-01)"
+    );
+    // A worktree: `.git` is a file, HEAD is in its git directory, the branch's ref in the
+    // common directory.
+    let root = tempfile::tempdir().unwrap();
+    let common = root.path().join("main.git");
+    let wt_git = common.join("worktrees/wt");
+    std::fs::create_dir_all(wt_git.clone()).unwrap();
+    std::fs::create_dir_all(common.join("refs/heads")).unwrap();
+    std::fs::write(common.join("refs/heads/diag"), "4090bf1\n").unwrap();
+    std::fs::write(wt_git.join("HEAD"), "ref: refs/heads/diag\n").unwrap();
+    std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+    let checkout = root.path().join("wt");
+    std::fs::create_dir_all(&checkout).unwrap();
+    std::fs::write(
+        checkout.join(".git"),
+        format!("gitdir: {}\n", wt_git.display()),
+    )
+    .unwrap();
+    let git_dir = build_script::git_dir(&checkout).unwrap();
+    assert_eq!(git_dir, wt_git);
+    let watched = build_script::watched(&git_dir);
+    assert_eq!(
+        watched,
+        [
+            wt_git.join("HEAD"),
+            wt_git.join("../..").join("refs/heads/diag")
+        ]
+    );
+    // A detached HEAD: only HEAD itself.
+    std::fs::write(wt_git.join("HEAD"), "4090bf1\n").unwrap();
+    assert_eq!(build_script::watched(&git_dir), [wt_git.join("HEAD")]);
+}
+
+#[test]
+fn completions_for_every_shell_and_a_man_page_naming_every_subcommand() {
+    let bash = stdout(&pgdeploy(&["completions", "bash"]));
+    assert!(bash.contains("apply"), "{bash}");
+    assert!(bash.contains("--limit"), "{bash}");
+    assert!(bash.contains("complete -F"), "{bash}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = stdout(&pgdeploy(&["completions", shell]));
+        assert!(script.contains("validate"), "{shell}: {script}");
+    }
+    let bogus = pgdeploy(&["completions", "tcsh"]);
+    assert_eq!(bogus.status.code(), Some(64));
+    let man = stdout(&pgdeploy(&["man"]));
+    assert!(man.starts_with(".TH pgdeploy 1 "), "{}", &man[..200]);
+    use clap::CommandFactory;
+    let cli = pgdeploy::cli::Cli::command();
+    for sub in cli.get_subcommands() {
+        assert!(
+            man.contains(&format!(".SS \"pgdeploy {}\"\n", sub.get_name())),
+            "{} is not in the man page",
+            sub.get_name()
+        );
+    }
+    assert!(
+        man.contains("\\-\\-limit"),
+        "the options of each command are listed"
+    );
+    // Valid roff, when man is there to read it.
+    if let Ok(out) = Command::new("man")
+        .args(["--warnings", "-l", "-"])
+        .env("MANWIDTH", "80")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(man.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+}

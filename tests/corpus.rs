@@ -57,3 +57,22 @@ fn broken_inputs_are_refused_with_located_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The README's error examples are real output: the first diagnostic of these cases,
+/// excerpt and help included, is in it as printed.
+#[test]
+fn the_readme_shows_real_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    for case in [
+        "42-templated-task-unknown-param",
+        "43-template-fails-for-some-hosts",
+    ] {
+        let (_, stderr) = run_case(&root.join("tests/corpus").join(case));
+        let first = stderr.split("\n\n").next().unwrap_or_default();
+        assert!(
+            readme.contains(&format!("```\n{first}\n")),
+            "README.md does not show {case} as printed:\n{first}"
+        );
+    }
+}

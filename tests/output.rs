@@ -209,6 +209,8 @@ fn a_closed_stdout_ends_every_command_quietly_with_141() {
         &["plan", "-i", INVENTORY, PLAYBOOK],
         &["plan", "--json", "-i", INVENTORY, PLAYBOOK],
         &["--help"],
+        &["man"],
+        &["completions", "bash"],
     ] {
         let out = into_closed_pipe(pgdeploy().args(args));
         let stderr = text(&out.stderr);
@@ -216,4 +218,94 @@ fn a_closed_stdout_ends_every_command_quietly_with_141() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(141), "{args:?}");
     }
+}
+
+/// `cmd` with its stderr a pipe whose reading end is already closed.
+fn stderr_into_closed_pipe(cmd: &mut Command) -> Output {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: `pipe` fills both descriptors on success; each is owned once below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    cmd.stderr(writer).stdout(Stdio::piped());
+    let child = cmd.spawn().expect("pgdeploy starts");
+    child.wait_with_output().expect("pgdeploy ends")
+}
+
+const BROKEN: [&str; 4] = [
+    "validate",
+    "-i",
+    "tests/corpus/inventory.yml",
+    "tests/corpus/30-many-errors-at-once/playbook.yml",
+];
+
+#[test]
+fn a_closed_stderr_never_panics_and_keeps_the_exit_code() {
+    let cases: [(&[&str], i32); 6] = [
+        // Diagnostics (errors), then the count.
+        (&BROKEN, 1),
+        (&["--json", "validate", BROKEN[1], BROKEN[2], BROKEN[3]], 1),
+        // `-vv` logs through the log formatter, and a whole run.
+        (&["-vv", "plan", "-i", INVENTORY, PLAYBOOK], 0),
+        // A usage error (clap's message).
+        (&["check", "--bogus"], 64),
+        // A top-level error.
+        (&["inventory", "-i", INVENTORY, "--host", "nope"], 1),
+        // A warning, and results on stdout.
+        (
+            &["validate", "-i", "tests/fixtures/output/inv.yml", PLAYBOOK],
+            0,
+        ),
+    ];
+    for (args, want) in cases {
+        let out = stderr_into_closed_pipe(pgdeploy().args(args));
+        assert_eq!(out.status.code(), Some(want), "{args:?}");
+        let stdout = text(&out.stdout);
+        assert!(!stdout.contains("panicked"), "{args:?}: {stdout}");
+    }
+    // `2>&-`: the descriptor itself closed, as a shell does it.
+    let bin = env!("CARGO_BIN_EXE_pgdeploy");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{bin} {} 2>&-", BROKEN.join(" ")))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("sh runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    // And the usual way to meet it: both streams into `head -1` (exit 101, a panic, before).
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {bin} {} 2>&1 | head -1",
+            BROKEN.join(" ")
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("sh runs");
+    let first = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{first}");
+    assert!(first.starts_with("error: "), "{first}");
+    assert!(!first.contains("panicked"), "{first}");
+}
+
+#[test]
+fn diagnostics_are_coloured_only_on_a_terminal() {
+    let piped = run(pgdeploy().args(BROKEN));
+    assert_eq!(piped.status.code(), Some(1));
+    let stderr = text(&piped.stderr);
+    assert!(
+        stderr.contains("  = help: did you mean `owner`?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    let bin = env!("CARGO_BIN_EXE_pgdeploy");
+    let (code, terminal) = in_terminal(&format!("{bin} {}", BROKEN.join(" ")), "xterm");
+    assert_eq!(code, 1, "{terminal}");
+    assert!(terminal.contains('\x1b'), "{terminal}");
+    assert!(terminal.contains('^'), "{terminal}");
+    let (_, plain) = in_terminal(&format!("{bin} --no-color {}", BROKEN.join(" ")), "xterm");
+    assert!(!plain.contains('\x1b'), "{plain}");
+    let (_, dumb) = in_terminal(&format!("{bin} {}", BROKEN.join(" ")), "dumb");
+    assert!(!dumb.contains('\x1b'), "{dumb}");
 }

@@ -4,11 +4,12 @@ use crate::cli::{GraphArgs, GraphFormat};
 use crate::compile::{to_dot, to_text};
 use crate::exit::Exit;
 
-pub fn run(args: &GraphArgs) -> anyhow::Result<Exit> {
+/// `json`: errors as JSON objects on stdout, as `validate --json` prints them.
+pub fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
     let loaded = match super::load(&args.run) {
         Ok(l) => l,
         Err(diags) => {
-            super::report(&diags.sorted());
+            super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };

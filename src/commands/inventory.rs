@@ -5,7 +5,9 @@ use crate::exit::Exit;
 use crate::inventory::list;
 use crate::secrets::Redactor;
 
-pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
+/// `json`: errors as JSON objects on stdout, as `validate --json` prints them (the
+/// inventory itself is JSON already).
+pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
@@ -13,7 +15,7 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<Exit> {
     {
         Ok(i) => i,
         Err(diags) => {
-            super::report(&diags.sorted());
+            super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };

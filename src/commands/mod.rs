@@ -2,6 +2,7 @@
 //! about the input are printed as diagnostics, other errors travel as `anyhow::Error`.
 
 pub mod bench;
+pub mod docs;
 pub mod graph;
 pub mod inventory;
 pub mod run;
@@ -37,6 +38,13 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     let (inventory, playbook, facts) = match (inventory, playbook, facts) {
         (Ok(i), Ok(p), Ok(f)) => (i, p, f),
         (i, p, f) => {
+            // The playbook's errors are printed with their source lines, which may hold the
+            // inventory's secrets: mask them even though nothing compiles.
+            if let Ok(inventory) = &i {
+                crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(
+                    inventory,
+                ));
+            }
             let mut all = Diagnostics::new();
             for d in [i.err(), p.err(), f.err()].into_iter().flatten() {
                 all.extend(d);
@@ -100,15 +108,13 @@ fn bad_facts(file: &SourceFile, mark: Option<crate::diag::Mark>) -> Diagnostics 
     .into()
 }
 
-/// Prints diagnostics on stderr, errors and warnings alike, secrets masked (a message may
-/// quote a value).
+/// Prints diagnostics on stderr, errors and warnings alike, with their source lines, secrets
+/// masked (a message or a line may quote a value); see [`crate::output::diagnostics`].
 pub fn report(diags: &Diagnostics) {
-    for d in diags.iter() {
-        eprintln!("{}", crate::secrets::mask_logged(&d.to_string()));
-    }
-    let errors = diags.errors().count();
-    if errors > 0 {
-        let s = if errors == 1 { "" } else { "s" };
-        eprintln!("{errors} error{s} found, no host was contacted");
-    }
+    crate::output::diagnostics::report(diags, false);
+}
+
+/// [`report`], or with `json` the diagnostics as JSON objects on stdout and a summary.
+pub fn report_as(diags: &Diagnostics, json: bool) {
+    crate::output::diagnostics::report(diags, json);
 }

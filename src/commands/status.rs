@@ -36,7 +36,8 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     {
         Ok(i) => i,
         Err(diags) => {
-            super::report(&diags.sorted());
+            // With `--json`, as `validate --json` prints them.
+            super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };
@@ -142,7 +143,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
                 crate::out!("{}", crate::status::to_text(&status));
             }
             for p in problems {
-                eprintln!("warning: {p}");
+                crate::eoutln!("warning: {p}");
             }
             Ok(if status.healthy() {
                 Exit::Success
@@ -152,7 +153,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         }
         None => {
             for p in &problems {
-                eprintln!("error: {p}");
+                crate::eoutln!("error: {p}");
             }
             Ok(Exit::Unreachable)
         }

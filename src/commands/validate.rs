@@ -1,13 +1,29 @@
-//! `pgdeploy validate`: load, type-check and compile; never opens a connection.
+//! `pgdeploy validate`: load, type-check and compile; never opens a connection. With
+//! `--json`, the diagnostics are JSON objects on stdout (one a line) and a summary ends them,
+//! for editors and CI annotations; the exit code is the same (1 on errors).
 
 use crate::cli::PlaybookArgs;
 use crate::exit::Exit;
 
-pub fn run(args: &PlaybookArgs) -> anyhow::Result<Exit> {
+pub fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
     match super::load(args) {
         Err(diags) => {
-            super::report(&diags.sorted());
+            super::report_as(&diags.sorted(), json);
             Ok(Exit::Error)
+        }
+        Ok(loaded) if json => {
+            let plays = loaded.playbook.plays.len();
+            let tasks: usize = loaded.playbook.plays.iter().map(|p| p.tasks.len()).sum();
+            crate::output::diagnostics::report_json(
+                &loaded.compiled.warnings,
+                serde_json::json!({
+                    "plays": plays,
+                    "tasks": tasks,
+                    "hosts": loaded.compiled.hosts.len(),
+                    "steps": loaded.compiled.graph.node_count(),
+                }),
+            );
+            Ok(Exit::Success)
         }
         Ok(loaded) => {
             super::report(&loaded.compiled.warnings);

@@ -343,7 +343,7 @@ fn stable_order(g: &DiGraph<Step, Edge>) -> Option<Vec<NodeIndex>> {
 pub fn check_cycles(
     g: &DiGraph<Step, Edge>,
     file: &SourceFile,
-) -> Result<Vec<NodeIndex>, Diagnostic> {
+) -> Result<Vec<NodeIndex>, Box<Diagnostic>> {
     if let Some(order) = stable_order(g) {
         return Ok(order);
     }
@@ -362,11 +362,11 @@ pub fn check_cycles(
                 Some((mark, path)) => (Some(Location::new(file, mark)), path.to_string()),
                 None => (Some(Location::file(file)), String::new()),
             };
-            Err(Diagnostic::error(
+            Err(Box::new(Diagnostic::error(
                 location,
                 field,
                 format!("dependency cycle: {} → {}", labels.join(" → "), labels[0]),
-            ))
+            )))
         }
     }
 }

@@ -112,7 +112,7 @@ pub fn compile(
     let order = match dag::check_cycles(&graph, file) {
         Ok(order) => order,
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             return Err(diags.sorted());
         }
     };

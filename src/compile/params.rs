@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::diag::{merge_per_host, Diagnostic, Diagnostics, Location, Mark};
 use crate::module::{Action, ParseContext};
 use crate::playbook::{Playbook, Task, TaskParams};
-use crate::template::{is_fact_name, render_node, RenderError, Scope, ScopeShared};
+use crate::template::{is_fact_name, is_template, render_node, RenderError, Scope, ScopeShared};
+use crate::yaml::{Node, NodeKind};
 
 /// A task's action for each host of its play (same order as the play's hosts); `None` when
 /// the parameters need facts that are not gathered yet.
@@ -54,18 +55,24 @@ fn resolve_task(
     diags: &mut Diagnostics,
 ) -> PerHost {
     let file = &playbook.file;
-    // Errors of the first failing host are shown; other hosts failing too are counted.
-    let mut first_failure: Option<Vec<Diagnostic>> = None;
-    let mut other_failures = 0usize;
+    // Every host's problems, each with the host when it depends on it (see `merge_per_host`).
+    let mut found: Vec<(Diagnostic, Option<String>)> = Vec::new();
+    let templates = match &task.params {
+        TaskParams::Templated(node) => templates_in(node),
+        TaskParams::Static(_) => Vec::new(),
+    };
     let mut per_host = Vec::with_capacity(scopes.len());
     for scope in scopes {
-        let mut errors = Vec::new();
+        let host = || Some(scope.host().to_string());
         if let Some(when) = &task.when {
             for name in undefined_in_condition(&when.value, scope) {
-                errors.push(Diagnostic::error(
-                    Some(Location::new(file, when.mark)),
-                    task.path.key("when").as_str(),
-                    format!("undefined variable `{name}` for host `{}`", scope.host()),
+                found.push((
+                    Diagnostic::error(
+                        Some(Location::new(file, when.mark)),
+                        task.path.key("when").as_str(),
+                        format!("undefined variable `{name}`"),
+                    ),
+                    host(),
                 ));
             }
         }
@@ -84,11 +91,19 @@ fn resolve_task(
                                 Some(parsed.action)
                             }
                             Err(es) => {
-                                errors.extend(es.into_iter().map(|e| {
-                                    let mut d = e.into_diagnostic(file);
-                                    d.message = format!("{} (host `{}`)", d.message, scope.host());
-                                    d
-                                }));
+                                for e in es {
+                                    // Rendered values keep their template's position: an
+                                    // error there is about this host's value; anywhere else
+                                    // (an unknown key, a literal of the wrong type) it is
+                                    // about the playbook, the same for every host.
+                                    let rendered_here = e
+                                        .mark
+                                        .is_some_and(|m| templates.iter().any(|(t, _)| *t == m));
+                                    found.push((
+                                        e.into_diagnostic(file),
+                                        if rendered_here { host() } else { None },
+                                    ));
+                                }
                                 None
                             }
                         }
@@ -99,39 +114,62 @@ fn resolve_task(
                         message,
                         path,
                     }) => {
-                        errors.push(Diagnostic::error(
-                            Some(Location::new(file, mark)),
-                            path.unwrap_or_else(|| task.path.key(task.module.name()))
-                                .as_str(),
-                            message,
+                        // A template that does not parse fails the same way for every host.
+                        let syntax = templates
+                            .iter()
+                            .any(|(t, text)| *t == mark && !template_parses(scope, text));
+                        found.push((
+                            Diagnostic::error(
+                                Some(Location::new(file, mark)),
+                                path.unwrap_or_else(|| task.path.key(task.module.name()))
+                                    .as_str(),
+                                message,
+                            ),
+                            if syntax { None } else { host() },
                         ));
                         None
                     }
                 }
             }
         };
-        if !errors.is_empty() {
-            match first_failure {
-                None => first_failure = Some(errors),
-                Some(_) => other_failures += 1,
-            }
-        }
         per_host.push(action);
     }
-    if let Some(mut errors) = first_failure {
-        if other_failures > 0 {
-            if let Some(last) = errors.last_mut() {
-                let s = if other_failures == 1 { "" } else { "s" };
-                last.help = Some(format!(
-                    "the same task also fails for {other_failures} other host{s}"
-                ));
-            }
-        }
-        for e in errors {
-            diags.push(e);
-        }
+    for d in merge_per_host(found) {
+        diags.push(d);
     }
     per_host
+}
+
+/// The template strings of a parameters node (keys and values), with their positions.
+fn templates_in(node: &Node) -> Vec<(Mark, &str)> {
+    fn walk<'a>(node: &'a Node, out: &mut Vec<(Mark, &'a str)>) {
+        match &node.kind {
+            NodeKind::Scalar(s) if is_template(&s.text) => out.push((node.mark, &s.text)),
+            NodeKind::Scalar(_) => {}
+            NodeKind::Seq(items) => items.iter().for_each(|i| walk(i, out)),
+            NodeKind::Map(entries) => entries.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    out
+}
+
+/// Whether a template string is valid syntax (as a single expression or as a template).
+fn template_parses(scope: &Scope, text: &str) -> bool {
+    let env = &scope.shared().env;
+    let trimmed = text.trim();
+    let single = trimmed
+        .strip_prefix("{{")
+        .and_then(|t| t.strip_suffix("}}"))
+        .filter(|inner| !inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"));
+    match single {
+        Some(expr) => env.compile_expression(expr.trim()).is_ok(),
+        None => env.template_from_str(text).is_ok(),
+    }
 }
 
 /// Variables a `when` condition uses that the host does not define (facts excepted while

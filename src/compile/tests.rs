@@ -149,10 +149,99 @@ fn templates_render_per_host_and_undefined_is_an_error() {
     .unwrap()
     .to_string();
     assert!(
-        err.contains("undefined variable `nope` for host `pg1`"),
+        err.contains("undefined variable `nope` for hosts `pg1`, `pg2`\n"),
         "{err}"
     );
-    assert!(err.contains("also fails for 1 other host"), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+}
+
+fn errors_of(playbook: &str, hosts: &[&str]) -> Vec<crate::diag::Diagnostic> {
+    let inv: Vec<(&str, &[&str])> = hosts.iter().map(|h| (*h, &["postgres"][..])).collect();
+    compile_str(playbook, inventory(&inv))
+        .err()
+        .expect("refused")
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_static_error_of_a_templated_task_is_reported_once_with_its_suggestion() {
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - copy: {dest: /x, content: \"{{ inventory_hostname }}\", mdoe: \"0600\"}\n",
+        &["pg1", "pg2", "pg3"],
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert_eq!(e.message, "unknown field `mdoe`");
+    assert!(e.hosts.is_empty(), "{e:?}");
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `mode`?"),
+        "{e:?}"
+    );
+    // A literal of the wrong type beside a template: also the playbook's, not the hosts'.
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - service: {name: \"{{ inventory_hostname }}\", enabled: sometimes}\n",
+        &["pg1", "pg2"],
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].hosts.is_empty(), "{:?}", errors[0]);
+    // A template that does not parse fails alike everywhere.
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - copy: {dest: /x, content: \"{{ a }\"}\n",
+        &["pg1", "pg2"],
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].hosts.is_empty(), "{:?}", errors[0]);
+}
+
+#[test]
+fn a_host_dependent_error_names_the_hosts_that_have_it() {
+    // pg3 renders `true`; pg1 and pg2 render `never`: one error, naming both.
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - service: {name: ssh, enabled: \"{{ inventory_hostname == 'pg3' or 'never' }}\"}\n",
+        &["pg1", "pg2", "pg3"],
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].hosts, ["pg1", "pg2"]);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("found string `never` for hosts `pg1`, `pg2`"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn many_hosts_make_one_line_and_many_values_a_note() {
+    let hosts: Vec<String> = (1..=8).map(|i| format!("pg{i}")).collect();
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - copy: {dest: /x, content: \"{{ nope }}\"}\n",
+        &names,
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].hosts.len(), 8);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("for hosts `pg1`, `pg2`, `pg3` and 5 other hosts"),
+        "{}",
+        errors[0]
+    );
+    // A value that differs on every host: three messages, the others counted.
+    let errors = errors_of(
+        "- hosts: postgres\n  tasks:\n    - service: {name: ssh, enabled: \"{{ inventory_hostname }}\"}\n",
+        &names,
+    );
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(
+        errors[2].note.as_deref(),
+        Some("the same field also fails for 5 other hosts, with other values")
+    );
 }
 
 #[test]

@@ -251,6 +251,7 @@ fn the_example_inventories_load() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // its timings, for `--nocapture`
 fn a_thousand_hosts_load_with_their_group_vars() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("all:\n  vars: {ansible_user: admin}\n  children:\n");

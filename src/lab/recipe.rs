@@ -106,7 +106,7 @@ impl Recipe<'_> {
         let log_path = build.join("build.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create `{}`", log_path.display()))?;
-        eprintln!(
+        crate::eoutln!(
             "lab: building {} `{}` (a few minutes; log `{}`)",
             self.what,
             self.hash,
@@ -146,7 +146,7 @@ impl Recipe<'_> {
             )
         })?;
         let seconds = started.elapsed().as_secs_f64();
-        eprintln!("lab: {} `{}` built in {seconds:.0} s", self.what, self.hash);
+        crate::eoutln!("lab: {} `{}` built in {seconds:.0} s", self.what, self.hash);
         Ok(Built {
             path: product,
             hash: self.hash.clone(),

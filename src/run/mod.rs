@@ -57,7 +57,7 @@ const MAX_DEFAULT_FORKS: usize = 64;
 
 /// One run: load, connect, one pass over the step graph in `opts.mode`.
 pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit> {
-    let Some(loaded) = load(args) else {
+    let Some(loaded) = load(args, opts.json) else {
         return Ok(Exit::Error);
     };
     let mut session = match open(args, opts, loaded).await? {
@@ -71,14 +71,18 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
 
 /// Loads and compiles offline, printing the problems and warnings; `None` when there were
 /// errors (no host was contacted).
-pub fn load(args: &PlaybookArgs) -> Option<crate::commands::Loaded> {
+pub fn load(args: &PlaybookArgs, json: bool) -> Option<crate::commands::Loaded> {
     match crate::commands::load(args) {
         Ok(l) => {
-            crate::commands::report(&l.compiled.warnings);
+            if json {
+                crate::output::diagnostics::report_json_lines(&l.compiled.warnings);
+            } else {
+                crate::commands::report(&l.compiled.warnings);
+            }
             Some(l)
         }
         Err(diags) => {
-            crate::commands::report(&diags.sorted());
+            crate::commands::report_as(&diags.sorted(), json);
             None
         }
     }
@@ -208,7 +212,7 @@ pub async fn open(
     ) {
         Ok(c) => c,
         Err(diags) => {
-            crate::commands::report(&diags.sorted());
+            crate::commands::report_as(&diags.sorted(), opts.json);
             return Ok(Err(Exit::Error));
         }
     };
@@ -277,7 +281,7 @@ impl Session {
         let stop_on_signal = cx.stop.clone();
         let signal = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping: no new step starts; steps in progress finish");
+                crate::eoutln!("stopping: no new step starts; steps in progress finish");
                 stop_on_signal.store(true, Ordering::SeqCst);
             }
         });

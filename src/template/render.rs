@@ -91,7 +91,8 @@ fn explain(
     if facts_pending && missing.iter().any(|n| is_fact_name(n)) {
         return RenderError::NeedsFacts;
     }
-    let host = scope.host();
+    // The hosts are named by the compiler, which reports a failure once for all the hosts
+    // that have it.
     let message = if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
         let word = if missing.len() == 1 {
@@ -99,11 +100,11 @@ fn explain(
         } else {
             "variables"
         };
-        format!("undefined {word} {} for host `{host}`", list.join(", "))
+        format!("undefined {word} {}", list.join(", "))
     } else if let Some(inner) = undefined_by_own_template(env, s, scope) {
         inner
     } else {
-        format!("template error for host `{host}`: {}", describe_error(e))
+        format!("template error: {}", describe_error(e))
     };
     RenderError::Failed {
         mark,
@@ -128,12 +129,9 @@ fn undefined_by_own_template(
     let mut names: Vec<String> = names.into_iter().collect();
     names.sort();
     names.into_iter().find_map(|n| {
-        scope.explain(&n).map(|why| {
-            format!(
-                "variable `{n}` of host `{}` cannot be rendered: {why}",
-                scope.host()
-            )
-        })
+        scope
+            .explain(&n)
+            .map(|why| format!("variable `{n}` cannot be rendered: {why}"))
     })
 }
 

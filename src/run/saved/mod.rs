@@ -52,7 +52,7 @@ pub async fn plan_and_save(
     out: &Path,
 ) -> anyhow::Result<Exit> {
     crate::inputs::start();
-    let Some(loaded) = crate::run::load(args) else {
+    let Some(loaded) = crate::run::load(args, opts.json) else {
         return Ok(Exit::Error);
     };
     let mut session = match crate::run::open(args, opts, loaded).await? {
@@ -64,7 +64,7 @@ pub async fn plan_and_save(
     let recap = session.execute(RunMode::Plan, tee).await;
     let exit = session.exit(&recap, opts.detailed_exitcode);
     if let Some(why) = incomplete(&recap, &session.unreachable, session.stopped()) {
-        eprintln!("the plan was not saved to `{}`: {why}", out.display());
+        crate::eoutln!("the plan was not saved to `{}`: {why}", out.display());
         return Ok(exit);
     }
     let plan = SavedPlan::new(
@@ -92,7 +92,7 @@ pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> an
     compare::check_inputs(path, &saved.files, &saved.env)?;
     crate::inputs::start();
     let args = saved.inputs.to_args(vault);
-    let Some(loaded) = crate::run::load(&args) else {
+    let Some(loaded) = crate::run::load(&args, opts.json) else {
         return Ok(Exit::Error);
     };
     check_reads(path, &saved)?;
@@ -112,7 +112,7 @@ pub async fn apply_saved(path: &Path, vault: VaultArgs, opts: &RunOptions) -> an
     let capture = Arc::new(Capture::new(session.redactor.clone()));
     let recap = session.execute(RunMode::Plan, capture.clone()).await;
     if session.stopped() {
-        eprintln!(
+        crate::eoutln!(
             "stopped before applying `{}`: nothing was applied",
             path.display()
         );
@@ -200,7 +200,7 @@ fn incomplete(
 fn unreachable<'a>(path: &Path, hosts: impl Iterator<Item = &'a String>) {
     let mut hosts: Vec<String> = hosts.map(|h| format!("`{h}`")).collect();
     hosts.sort();
-    eprintln!(
+    crate::eoutln!(
         "error: cannot apply `{}`: unreachable: {}; every host of the plan must be reached, nothing was applied",
         path.display(),
         hosts.join(", ")
@@ -212,7 +212,7 @@ fn unreachable<'a>(path: &Path, hosts: impl Iterator<Item = &'a String>) {
 fn say(json: bool, line: &str) {
     let line = crate::secrets::mask_logged(line);
     if json {
-        eprintln!("{line}");
+        crate::eoutln!("{line}");
     } else {
         crate::output::write(&format!("{line}\n"));
     }
