@@ -5,9 +5,18 @@ use serde::Deserialize;
 
 use crate::secrets::MASK;
 
+/// Deserializing one records its value ([`crate::secrets::record`]): a parameter typed as a
+/// secret is masked in all output whatever the variable it came from is called.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "String")]
 pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        crate::secrets::record_from("given to a secret module parameter", &s);
+        Secret(s)
+    }
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {

@@ -33,6 +33,13 @@ pub fn resolve(
             .iter()
             .map(|h| Scope::new(shared, h, play.vars.clone(), all_hosts.clone()))
             .collect();
+        // Before any parameter is rendered: an error may quote a rendered secret.
+        for scope in &scopes {
+            scope
+                .secret_values()
+                .iter()
+                .for_each(|v| crate::secrets::record(v));
+        }
         let mut resolve_all = |tasks: &[Task]| -> Vec<PerHost> {
             tasks
                 .iter()
@@ -58,6 +65,9 @@ fn resolve_task(
     let mut first_failure: Option<Vec<Diagnostic>> = None;
     let mut other_failures = 0usize;
     let mut per_host = Vec::with_capacity(scopes.len());
+    if let TaskParams::Static(_) = &task.params {
+        record_secret_params(task.module.name(), &task.raw_params);
+    }
     for scope in scopes {
         let mut errors = Vec::new();
         if let Some(when) = &task.when {
@@ -74,6 +84,8 @@ fn resolve_task(
             TaskParams::Templated(node) => {
                 match render_node(node, scope, &task.path.key(task.module.name())) {
                     Ok(rendered) => {
+                        // Before the module reads them: its errors may quote a value.
+                        record_secret_params(task.module.name(), &rendered);
                         let path = task.path.key(task.module.name());
                         match task.module.parse(&rendered, &path, cx) {
                             Ok(parsed) => {
@@ -149,4 +161,12 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Records the values of a task's parameters that have secret names at any depth
+/// (`authentication.superuser.password`), as rendered for a host.
+fn record_secret_params(module: &str, params: &crate::yaml::Node) {
+    let mut values = Vec::new();
+    crate::secrets::collect_secret_values(module, &params.to_json(), &mut values);
+    values.iter().for_each(|v| crate::secrets::record(v));
 }

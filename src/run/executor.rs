@@ -69,6 +69,7 @@ struct StepSpec {
     when: Option<String>,
     become_: Become,
     scope: Arc<Scope>,
+    no_log: bool,
 }
 
 fn resolve_become(
@@ -274,6 +275,7 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 when: task.when.as_ref().map(|w| w.value.clone()),
                 become_: resolve_become(task, play, &cx.shared.inventory, &host),
                 scope,
+                no_log: task.no_log,
             };
             let limit = g[n].limit.map(|l| {
                 limits
@@ -424,6 +426,11 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         }
         Err(e) => (Status::Failed, Default::default(), Some(e.to_string())),
     };
+    let (changes, notes, error) = if spec.no_log {
+        hidden_by_no_log(changes, notes, error)
+    } else {
+        (changes, notes, error)
+    };
     cx.reporter.event(&Event::StepFinished {
         host: spec.host.clone(),
         task: spec.task.clone(),
@@ -439,6 +446,31 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         node: spec.node,
         status,
     }
+}
+
+/// What a `no_log` task shows: how many changes and notes it had, not what they were (their
+/// summaries, diffs and errors may be made of the task's parameters).
+fn hidden_by_no_log(
+    changes: Vec<Change>,
+    notes: Vec<String>,
+    error: Option<String>,
+) -> (Vec<Change>, Vec<String>, Option<String>) {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let changes = if changes.is_empty() {
+        changes
+    } else {
+        vec![Change::new(format!(
+            "{} (details and diff hidden: no_log)",
+            count(changes.len(), "change")
+        ))]
+    };
+    let notes = if notes.is_empty() {
+        notes
+    } else {
+        vec![format!("{} (hidden: no_log)", count(notes.len(), "note"))]
+    };
+    let error = error.map(|_| "the task failed (error hidden: no_log)".to_string());
+    (changes, notes, error)
 }
 
 /// `Ok(None)`: skipped by `when`. `Ok(Some(changes))`: planned (and applied in apply mode).

@@ -170,7 +170,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         }
     };
     let shared = crate::template::ScopeShared::new(
-        Arc::new(crate::template::environment()),
+        Arc::new(crate::template::environment_for(&loaded.playbook.dir)),
         loaded.inventory.clone(),
         Some(all_facts.clone()),
     );
