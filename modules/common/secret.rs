@@ -52,4 +52,13 @@ mod tests {
         assert_eq!(format!("{s:?}"), MASK);
         assert_eq!(s.mask_in("pass hunter2 x"), format!("pass {MASK} x"));
     }
+
+    #[test]
+    fn read_from_parameters_is_recorded_as_a_secret() {
+        let s: Secret = serde_json::from_value(serde_json::json!("Secret-Param-Read-1")).unwrap();
+        assert_eq!(s.expose(), "Secret-Param-Read-1");
+        assert!(crate::secrets::recorded()
+            .iter()
+            .any(|v| v == "Secret-Param-Read-1"));
+    }
 }

@@ -65,8 +65,13 @@ fn resolve_task(
     let mut first_failure: Option<Vec<Diagnostic>> = None;
     let mut other_failures = 0usize;
     let mut per_host = Vec::with_capacity(scopes.len());
-    if let TaskParams::Static(_) = &task.params {
-        record_secret_params(task.module.name(), &task.raw_params);
+    // Whether some parameter has a secret name: only then are rendered values looked into.
+    let secret_params =
+        crate::secrets::has_secret_name(task.module.name(), &task.raw_params.to_json());
+    if secret_params {
+        if let TaskParams::Static(_) = &task.params {
+            record_secret_params(task.module.name(), &task.raw_params);
+        }
     }
     for scope in scopes {
         let mut errors = Vec::new();
@@ -85,7 +90,9 @@ fn resolve_task(
                 match render_node(node, scope, &task.path.key(task.module.name())) {
                     Ok(rendered) => {
                         // Before the module reads them: its errors may quote a value.
-                        record_secret_params(task.module.name(), &rendered);
+                        if secret_params {
+                            record_secret_params(task.module.name(), &rendered);
+                        }
                         let path = task.path.key(task.module.name());
                         match task.module.parse(&rendered, &path, cx) {
                             Ok(parsed) => {
