@@ -13,7 +13,7 @@
 //! |---|---|
 //! | variables with a secret name ([`is_secret_name`]), at any depth, on inventory hosts and groups (`group_vars/`, `host_vars/` included) | [`Redactor::from_inventory`] |
 //! | play `vars:` with a secret name, at any depth | [`Redactor::with_playbook`] |
-//! | extra vars (`-e`) | their loader calls [`collect_secret_values`] and [`record`] |
+//! | extra vars (`-e`) | their loader calls [`record_secret_values`] for each variable ([`collect_secret_values`] then [`record`]) |
 //! | templated values of those variables, rendered for each host | the compiler ([`crate::template::Scope::secret_values`]) calls [`record`] |
 //! | module parameters with a secret name at any depth, rendered for each host, and parameters typed as a secret (`modules/common/secret.rs`) | the compiler (`compile/params.rs`) and `Secret`'s deserializer call [`record`] |
 //! | values decrypted with Ansible Vault (inline values whole, the string values of files decrypted whole) | `vault::reveal` calls [`record`] |
@@ -103,6 +103,15 @@ pub fn collect_secret_values(name: &str, value: &serde_json::Value, out: &mut Ve
             .for_each(|v| collect_secret_values(name, v, out)),
         _ => {}
     }
+}
+
+/// Records, for every redactor, the secret values of a variable `name` holding `value`
+/// ([`collect_secret_values`] then [`record`]): for sources read after the redactor is made,
+/// such as extra vars (`-e app_password=…`).
+pub fn record_secret_values(name: &str, value: &serde_json::Value) {
+    let mut values = Vec::new();
+    collect_secret_values(name, value, &mut values);
+    values.iter().for_each(|v| record(v));
 }
 
 /// Whether `value`, held by a variable `name`, holds a secret at some depth (by name).

@@ -2,7 +2,7 @@
 //! non-ASCII and a 1-character one, planted under nested names, play vars, Ansible's own
 //! secret names, Ansible Vault and `lookup('env'|'file')`, used in `copy` and `template`
 //! content, in a file mode (an error), in diffs and in JSON, are looked for in stdout and
-//! stderr of `validate`, `inventory`, `plan`, `plan --json`, `check`, `apply -vv` — real runs
+//! stderr of `validate`, `inventory`, `graph`, `plan`, `plan --json`, `check`, `apply -vv` — real runs
 //! over the local transport, writing only inside a temporary directory.
 
 use std::path::Path;
@@ -265,6 +265,12 @@ fn no_secret_appears_in_any_stream_of_any_command() {
         validate.stderr
     );
 
+    for format in ["text", "dot"] {
+        let graph = pgdeploy(&fx, &["graph", "-i", &inv, &pb, "--format", format]);
+        assert_no_secret(&graph);
+        assert_eq!(graph.code, Some(0), "{}", graph.stderr);
+    }
+
     for args in [
         vec!["inventory", "-i", &inv, "--list"],
         vec!["inventory", "-i", &inv, "--host", "local1"],
@@ -282,7 +288,7 @@ fn no_secret_appears_in_any_stream_of_any_command() {
     }
 
     // Secrets where a file mode is expected: every command stops at the compile error.
-    for command in ["validate", "plan", "check"] {
+    for command in ["validate", "plan", "check", "graph"] {
         for json in [false, true] {
             let mut args = vec![command, "-i", &inv, &bad];
             if json {

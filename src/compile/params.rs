@@ -173,7 +173,5 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
 /// Records the values of a task's parameters that have secret names at any depth
 /// (`authentication.superuser.password`), as rendered for a host.
 fn record_secret_params(module: &str, params: &crate::yaml::Node) {
-    let mut values = Vec::new();
-    crate::secrets::collect_secret_values(module, &params.to_json(), &mut values);
-    values.iter().for_each(|v| crate::secrets::record(v));
+    crate::secrets::record_secret_values(module, &params.to_json());
 }
