@@ -202,7 +202,7 @@ pub fn recorded() -> Vec<String> {
 }
 
 /// The strings a redactor replaces, in the forms output holds them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Patterns {
     /// Masked wherever they occur; longest first, so a secret that contains another is
     /// masked whole.
@@ -221,6 +221,13 @@ impl Patterns {
             let mut forms = vec![s.clone()];
             if let Ok(json) = serde_json::to_string(s) {
                 forms.push(json[1..json.len() - 1].to_string());
+            }
+            // And as shell quoting writes it inside single quotes, once and twice (a quoted
+            // word in a command line that `-v` logs quoted again as `sh -c '…'`).
+            if s.contains('\'') {
+                let once = s.replace('\'', r"'\''");
+                forms.push(once.replace('\'', r"'\''"));
+                forms.push(once);
             }
             if s.contains('\n') {
                 forms.extend(s.lines().map(str::to_string));
@@ -304,12 +311,19 @@ fn mask_alone(text: &str, secrets: &[String]) -> String {
 
 /// Replaces every known secret value by [`MASK`]: its own values, and every value
 /// [`record`]ed in the process.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     own: Arc<Vec<String>>,
     /// The patterns of `own` and of the recorded values, with the [`GENERATION`] they were
     /// built at.
     cache: Arc<Mutex<(u64, Arc<Patterns>)>>,
+}
+
+/// Says how many secrets, never which.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets of its own)", self.own.len())
+    }
 }
 
 impl Redactor {
@@ -760,6 +774,15 @@ mod tests {
         );
         // Next to a masked secret, a short one stands alone too.
         assert_eq!(r.mask("x long-enoughQ"), format!("x {MASK}{MASK}"));
+    }
+
+    #[test]
+    fn secrets_are_masked_as_shell_quoting_writes_them() {
+        let r = Redactor::new(vec!["it's-a-Secret".into()]);
+        let once = crate::transport::shell::quote("it's-a-Secret");
+        let twice = crate::transport::shell::quote(&format!("echo {once}"));
+        assert_eq!(r.mask(&once), format!("'{MASK}'"));
+        assert!(!r.mask(&twice).contains("Secret"), "{}", r.mask(&twice));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Secrets never appear in anything the binary prints: values with `"`, `\`, newlines,
 //! non-ASCII and a 1-character one, planted under nested names, play vars, Ansible's own
 //! secret names, Ansible Vault and `lookup('env'|'file')`, used in `copy` and `template`
-//! content, in a file mode (an error), in diffs and in JSON, are looked for in stdout and
+//! content, in a shell command, in a file mode (an error), in diffs and in JSON, are looked for in stdout and
 //! stderr of `validate`, `inventory`, `graph`, `plan`, `plan --json`, `check`, `apply -vv` — real runs
 //! over the local transport, writing only inside a temporary directory.
 
@@ -14,7 +14,7 @@ const FILE_VALUE: &str = "File-Lookup-Tail9";
 
 /// Every planted secret (at least 4 characters), as planted.
 const SECRETS: &[&str] = &[
-    "se\"cr\\et9-TailQuote1",
+    "se\"cr\\et9'-TailQuote1",
     "pâss-Tail-Nested7",
     "Play-Var-Tail5",
     "Play-Nested-Tail6",
@@ -95,7 +95,7 @@ fn fixture() -> Fixture {
     let vault_vars = &vault_inventory[..vault_inventory.find("  children:").unwrap()];
     let inventory = format!(
         r#"{vault_vars}    ansible_connection: local
-    app_password: 'se"cr\et9-TailQuote1'
+    app_password: 'se"cr\et9''-TailQuote1'
     nested:
       deep:
         deep_password: "pâss-Tail-Nested7"
@@ -123,7 +123,7 @@ fn fixture() -> Fixture {
     // The current file: one secret line that stays, one whose secret is rotated.
     std::fs::write(
         root.join("out/app.conf"),
-        "keep=se\"cr\\et9-TailQuote1\nrot=OldRotated-Tail10\nother=1\n",
+        "keep=se\"cr\\et9'-TailQuote1\nrot=OldRotated-Tail10\nother=1\n",
     )
     .unwrap();
     let play_vars = format!(
@@ -162,6 +162,10 @@ fn fixture() -> Fixture {
       template:
         src: app.j2
         dest: "{d}/out/t.conf"
+    - name: a command with secrets
+      command:
+        cmd: "echo {{{{ app_password | quote }}}} {{{{ env_value | quote }}}} {{{{ nested.deep.short_pw }}}} && touch {d}/out/ran"
+        creates: "{d}/out/ran"
     - name: hidden task
       no_log: "yes"
       copy:
@@ -369,7 +373,7 @@ fn no_secret_appears_in_any_stream_of_any_command() {
     // The files hold the real values: only the output is masked.
     let written = std::fs::read_to_string(fx.path("out/app.conf")).unwrap();
     assert!(
-        written.contains("keep=se\"cr\\et9-TailQuote1\n"),
+        written.contains("keep=se\"cr\\et9'-TailQuote1\n"),
         "{written}"
     );
     assert!(written.contains("short=Z\n"), "{written}");
