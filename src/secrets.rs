@@ -590,13 +590,33 @@ pub fn mask_logged(text: &str) -> String {
     }
 }
 
+tokio::task_local! {
+    /// Set while a `no_log` task's step runs ([`without_logs`]).
+    static NO_LOG: bool;
+}
+
+/// Runs `step` with its log lines dropped: a `no_log` task's commands (made of its
+/// parameters) are not shown by `-v` either, as Ansible hides them at every verbosity. Log
+/// events are written synchronously by the task that emits them, so the task-local flag is
+/// seen by [`LogWriter`].
+pub async fn without_logs<F: std::future::Future>(step: F) -> F::Output {
+    NO_LOG.scope(true, step).await
+}
+
+fn logs_hidden() -> bool {
+    NO_LOG.try_with(|hidden| *hidden).unwrap_or(false)
+}
+
 /// A writer for log output that masks secrets (see [`mask_logs_with`]) before passing the
-/// bytes on. The log formatter writes each event with one `write_all`, so a secret is never
-/// split across calls.
+/// bytes on, and drops the lines of `no_log` steps ([`without_logs`]). The log formatter
+/// writes each event with one `write_all`, so a secret is never split across calls.
 pub struct LogWriter<W: Write>(pub W);
 
 impl<W: Write> Write for LogWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if logs_hidden() {
+            return Ok(buf.len());
+        }
         let text = String::from_utf8_lossy(buf);
         self.0.write_all(mask_logged(&text).as_bytes())?;
         Ok(buf.len())

@@ -128,6 +128,11 @@ pub fn step_probes(
         let Some(action) = action else {
             continue;
         };
+        // A `no_log` step reads for itself: batched with other steps' probes, its reads
+        // (paths of its parameters) would be logged outside its `no_log` scope.
+        if playbook.plays[*play].tasks[*task].no_log {
+            continue;
+        }
         let probes = action.probes(&ProbeContext {
             host,
             facts: facts.get(host).map_or(&empty, |f| f),
@@ -417,7 +422,13 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         task: spec.task.clone(),
         module: spec.module.to_string(),
     });
-    let (status, (changes, notes), error) = match step_body(cx, &spec).await {
+    let body = step_body(cx, &spec);
+    let result = if spec.no_log {
+        crate::secrets::without_logs(body).await
+    } else {
+        body.await
+    };
+    let (status, (changes, notes), error) = match result {
         Ok(Some(done)) if done.0.is_empty() => (Status::Ok, done, None),
         Ok(Some(done)) => (Status::Changed, done, None),
         Ok(None) => (Status::Skipped, Default::default(), None),
