@@ -12,10 +12,10 @@
 //! | source | how it reaches the redactor |
 //! |---|---|
 //! | variables with a secret name ([`is_secret_name`]), at any depth, on inventory hosts and groups (`group_vars/`, `host_vars/` included) | [`Redactor::from_inventory`] |
-//! | play `vars:` with a secret name, at any depth | [`Redactor::with_playbook`] |
+//! | play `vars:` with a secret name, at any depth, and task parameters written in the playbook with a secret name | the playbook loader calls [`record_secret_values`], so errors of the load itself are masked |
 //! | extra vars (`-e`) | their loader calls [`record_secret_values`] for each variable ([`collect_secret_values`] then [`record`]) |
 //! | templated values of those variables, rendered for each host | the compiler ([`crate::template::Scope::secret_values`]) calls [`record`] |
-//! | module parameters with a secret name at any depth, rendered for each host, and parameters typed as a secret (`modules/common/secret.rs`) | the compiler (`compile/params.rs`) and `Secret`'s deserializer call [`record`] |
+//! | module parameters with a secret name at any depth, as rendered for each host, and parameters typed as a secret (`modules/common/secret.rs`) | the compiler (`compile/params.rs`) and `Secret`'s deserializer call [`record`] |
 //! | values decrypted with Ansible Vault (inline values whole, the string values of files decrypted whole) | `vault::reveal` calls [`record`] |
 //! | values read by `lookup('env', …)` and `lookup('file', …)` | the lookup calls [`record`] |
 //!
@@ -354,17 +354,6 @@ impl Redactor {
         for group in inv.groups.values() {
             for (k, v) in &group.vars {
                 collect(k, v);
-            }
-        }
-        Redactor::new(values)
-    }
-
-    /// This redactor and the secrets of a playbook's play `vars:` (by name, at any depth).
-    pub fn with_playbook(&self, playbook: &crate::playbook::Playbook) -> Self {
-        let mut values = (*self.own).clone();
-        for play in &playbook.plays {
-            for (k, v) in play.vars.iter() {
-                collect_secret_values(k, v, &mut values);
             }
         }
         Redactor::new(values)

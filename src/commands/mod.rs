@@ -48,7 +48,7 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     // Before compiling: its errors and warnings may quote a secret's value (one used where a
     // file mode is expected), and `report` masks with the redactor installed here. Secrets
     // found while compiling (rendered values, lookups) are recorded, and it masks them too.
-    let redactor = crate::secrets::Redactor::from_inventory(&inventory).with_playbook(&playbook);
+    let redactor = crate::secrets::Redactor::from_inventory(&inventory);
     crate::secrets::mask_logs_with(&redactor);
     let inventory = Arc::new(inventory);
     let compiled = compile(

@@ -65,14 +65,10 @@ fn resolve_task(
     let mut first_failure: Option<Vec<Diagnostic>> = None;
     let mut other_failures = 0usize;
     let mut per_host = Vec::with_capacity(scopes.len());
-    // Whether some parameter has a secret name: only then are rendered values looked into.
+    // Whether some parameter has a secret name: only then are rendered values looked into
+    // (values written in the playbook were recorded as it loaded).
     let secret_params =
         crate::secrets::has_secret_name(task.module.name(), &task.raw_params.to_json());
-    if secret_params {
-        if let TaskParams::Static(_) = &task.params {
-            record_secret_params(task.module.name(), &task.raw_params);
-        }
-    }
     for scope in scopes {
         let mut errors = Vec::new();
         if let Some(when) = &task.when {

@@ -234,3 +234,20 @@ fn no_log_takes_ansible_booleans() {
         "{err}"
     );
 }
+
+/// A playbook's own secrets are known as soon as it loads, before any of its errors is shown.
+#[test]
+fn playbook_secrets_are_recorded_as_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pb.yml");
+    std::fs::write(
+        &path,
+        "- hosts: all\n  vars:\n    app: {db_pw: Load-Time-Play-Var}\n  tasks:\n    - keepalived: {auth_pass: LoadTmP, bogus: 1}\n",
+    )
+    .unwrap();
+    assert!(crate::playbook::load(&path).is_err());
+    let recorded = crate::secrets::recorded();
+    for v in ["Load-Time-Play-Var", "LoadTmP"] {
+        assert!(recorded.iter().any(|r| r == v), "{v} in {recorded:?}");
+    }
+}

@@ -170,6 +170,10 @@ fn load_play(
             }
         },
     };
+    // Secrets of the playbook are known from here on, before any of its errors is shown.
+    for (name, value) in &vars {
+        crate::secrets::record_secret_values(name, value);
+    }
     let tasks = load_tasks(&f, "tasks", cx, false, diags);
     let handlers = load_tasks(&f, "handlers", cx, true, diags);
     let play = Play {
@@ -332,6 +336,9 @@ fn load_task(
         ));
         return None;
     }
+    // Parameters with secret names (`password: …`) are secrets before the module reads them:
+    // its errors may quote a value. Templated ones are recorded once rendered, per host.
+    crate::secrets::record_secret_values(module.name(), &params.to_json());
     let task_params = if params.has_template() {
         TaskParams::Templated(params.clone())
     } else {
