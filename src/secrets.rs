@@ -53,17 +53,45 @@ pub const MIN_FREE_TEXT_LEN: usize = 4;
 ///
 /// Matched on the lowercased name: anywhere in it `password`, `passwd`, `passphrase`,
 /// `secret`, `token`, `credential`, `api_key`/`apikey`, `private_key`; or one of its words
-/// (split at `_`, `-`, `.`) is `pw` or `pwd`, or its last word is `pass` (`db_pass`,
-/// `ansible_ssh_pass`, `vrrp_auth_pass`, not `patroni_pass_through`). A name whose last word is
-/// `file`, `path` or `dir` names where a secret is, not the secret
-/// (`ansible_ssh_private_key_file`, `vault_password_file`).
+/// (split at `_`, `-`, `.` and camelCase humps) is `pw` or `pwd` (`db_pw`, `dbPw`), or its last
+/// word is `pass` (`db_pass`, `ansible_ssh_pass`, `vrrp_auth_pass`, not
+/// `patroni_pass_through`). A name whose last word says it is about a secret rather than the
+/// secret is not one: where it is (`ansible_ssh_private_key_file`, `vault_password_file`,
+/// `_path`, `_dir`), how it is made or checked (`password_encryption: scram-sha-256`,
+/// `_method`, `_policy`, `_algorithm`), its limits (`password_min_length`, `token_ttl`) or its
+/// name (`secret_name`). Without that, `scram-sha-256` or `8` would be masked everywhere.
 pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_lowercase();
-    let words: Vec<&str> = n
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    if matches!(words.last(), Some(&("file" | "path" | "dir" | "files"))) {
+    let words = words(name);
+    const ABOUT_A_SECRET: &[&str] = &[
+        "file",
+        "files",
+        "path",
+        "dir",
+        "encryption",
+        "method",
+        "policy",
+        "algorithm",
+        "hash",
+        "length",
+        "len",
+        "min",
+        "max",
+        "ttl",
+        "timeout",
+        "expiry",
+        "expires",
+        "lifetime",
+        "age",
+        "count",
+        "size",
+        "enabled",
+        "name",
+    ];
+    if words
+        .last()
+        .is_some_and(|w| ABOUT_A_SECRET.contains(&w.as_str()))
+    {
         return false;
     }
     const ANYWHERE: &[&str] = &[
@@ -78,8 +106,34 @@ pub fn is_secret_name(name: &str) -> bool {
         "private_key",
     ];
     ANYWHERE.iter().any(|w| n.contains(w))
-        || words.iter().any(|w| matches!(*w, "pw" | "pwd"))
-        || words.last() == Some(&"pass")
+        || words.iter().any(|w| matches!(w.as_str(), "pw" | "pwd"))
+        || words.last().is_some_and(|w| w == "pass")
+}
+
+/// The lowercased words of a name: split at anything not a letter or digit, and where a
+/// lowercase letter or digit is followed by an uppercase one (`dbPw` is `db`, `pw`).
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// Adds to `out` the secret values of a variable `name` holding `value`: every string and
@@ -725,6 +779,9 @@ mod tests {
             "ansible_become_pass",
             "ansible_become_password",
             "ansible_sudo_pass",
+            "dbPw",
+            "vault_secret_id",
+            "PGPASSWORD",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
@@ -738,6 +795,11 @@ mod tests {
             "compass",
             "password_encryption_dir",
             "bypass_checks",
+            "password_encryption",
+            "password_min_length",
+            "token_ttl",
+            "secret_name",
+            "dbPwFile",
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
