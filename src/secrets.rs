@@ -498,8 +498,11 @@ impl Redactor {
     /// secret), see [`Redactor::mask_replaced`].
     pub fn mask_diff(&self, diff: &Diff) -> Diff {
         let p = self.patterns();
-        let mask_all =
-            |text: &str| -> String { text.split_inclusive('\n').map(|l| p.mask(l)).collect() };
+        let mask_all = |text: &str| -> String {
+            text.split_inclusive('\n')
+                .map(|l| mask_assignment(&p.mask(l)))
+                .collect()
+        };
         let (before, after) = match (&diff.before, &diff.after) {
             (Some(before), Some(after)) => {
                 let replaced = self.mask_replaced(before, after);
@@ -547,6 +550,62 @@ fn mask_json_with(p: &Patterns, value: &serde_json::Value) -> serde_json::Value 
     }
 }
 
+/// A line of a diff that assigns a value to a key with a secret name (`password = x`,
+/// `password: x`, `auth_pass x`, `"password": "x",`, `- db_pw: x`), with the value masked.
+/// Only current values are known, so this is what hides an old secret on a line that was
+/// removed, or replaced by something of another shape. The same on both sides of a diff, so an
+/// unchanged line stays unchanged. A YAML block (`password: |`) is left: its lines are not
+/// told apart from others.
+fn mask_assignment(line: &str) -> String {
+    let (body, newline) = split_newline(line);
+    let rest = body.trim_start();
+    let rest = rest.strip_prefix("- ").unwrap_or(rest);
+    let (quote, unquoted) = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => (Some(q), &rest[1..]),
+        _ => (None, rest),
+    };
+    let key_len = unquoted
+        .find(|c: char| !(c.is_alphanumeric() || "_.-".contains(c)))
+        .unwrap_or(unquoted.len());
+    let key = &unquoted[..key_len];
+    let mut after = &unquoted[key_len..];
+    if let Some(q) = quote {
+        match after.strip_prefix(q) {
+            Some(a) => after = a,
+            None => return line.to_owned(),
+        }
+    }
+    if key.is_empty() || !is_secret_name(key) {
+        return line.to_owned();
+    }
+    let trimmed = after.trim_start();
+    let value = match trimmed.strip_prefix(['=', ':']) {
+        Some(v) => v.trim_start(),
+        None if trimmed.len() < after.len() => trimmed,
+        None => return line.to_owned(),
+    };
+    let value = value.trim_end();
+    let (value, comma) = match value.strip_suffix(',') {
+        Some(v) => (v.trim_end(), ","),
+        None => (value, ""),
+    };
+    if value.is_empty()
+        || value.contains(MASK)
+        || value.starts_with(['|', '>', '{', '['])
+        || matches!(value, "\"\"" | "''" | "null" | "~")
+    {
+        return line.to_owned();
+    }
+    // `value` is a slice of `body`: what comes before it is kept as written.
+    let start = value.as_ptr() as usize - body.as_ptr() as usize;
+    let prefix = &body[..start];
+    let masked = match value.chars().next() {
+        Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => format!("{q}{MASK}{q}"),
+        _ => MASK.to_string(),
+    };
+    format!("{prefix}{masked}{comma}{newline}")
+}
+
 /// The text before the first [`MASK`] of `masked` and after its last one.
 fn around_mask(masked: &str) -> Option<(&str, &str)> {
     let start = masked.find(MASK)?;
@@ -575,12 +634,13 @@ fn split_newline(line: &str) -> (&str, &str) {
 fn mask_sides(p: &Patterns, before: &str, replaced: &str, after: &str) -> (String, String) {
     let old: Vec<&str> = before.split_inclusive('\n').collect();
     let new: Vec<&str> = after.split_inclusive('\n').collect();
-    let mut masked_old: Vec<String> = replaced.split_inclusive('\n').map(|l| p.mask(l)).collect();
+    let line_mask = |l: &str| mask_assignment(&p.mask(l));
+    let mut masked_old: Vec<String> = replaced.split_inclusive('\n').map(line_mask).collect();
     if masked_old.len() != old.len() {
         // Not line for line (cannot happen): mask the real lines, pairing still works.
-        masked_old = old.iter().map(|l| p.mask(l)).collect();
+        masked_old = old.iter().map(|l| line_mask(l)).collect();
     }
-    let mut masked_new: Vec<String> = new.iter().map(|l| p.mask(l)).collect();
+    let mut masked_new: Vec<String> = new.iter().map(|l| line_mask(l)).collect();
     let diff = similar::TextDiff::from_lines(before, after);
     for op in diff.ops() {
         let similar::DiffOp::Replace {
@@ -592,20 +652,30 @@ fn mask_sides(p: &Patterns, before: &str, replaced: &str, after: &str) -> (Strin
         else {
             continue;
         };
+        // Whether this block replaces a secret's old value: its extra old lines (a rotated
+        // key one line longer than the new one) are then masked whole as well.
+        let mut replaces_secret = false;
         for k in 0..old_len.min(new_len) {
             let (i, j) = (old_index + k, new_index + k);
             let (new_body, _) = split_newline(&masked_new[j]);
             if masked_new[j] != new[j] {
                 if let Some((prefix, suffix)) = around_mask(new_body) {
                     let (old_body, newline) = split_newline(old[i]);
-                    if masked_old[i] == p.mask(old[i]) && fits(old_body, prefix, suffix) {
+                    if masked_old[i] == line_mask(old[i]) && fits(old_body, prefix, suffix) {
                         masked_old[i] = format!("{prefix}{MASK}{suffix}{newline}");
+                        replaces_secret = true;
                     }
                 }
             }
             if masked_old[i] == masked_new[j] && old[i] != new[j] {
                 let (body, newline) = split_newline(&masked_new[j]);
                 masked_new[j] = format!("{body} {SECRET_CHANGED}{newline}");
+            }
+        }
+        if replaces_secret {
+            for line in &mut masked_old[old_index + new_len.min(old_len)..old_index + old_len] {
+                let newline = if line.ends_with('\n') { "\n" } else { "" };
+                *line = format!("{MASK}{newline}");
             }
         }
     }
@@ -893,6 +963,33 @@ mod tests {
             "{unified}"
         );
         assert!(unified.contains("-a\n+A\n"), "{unified}");
+        // A rotated key with one line more than the new one: no old line shows.
+        let r = Redactor::new(vec!["NewKeyLineOne\nNewKeyLineTwo".into()]);
+        let rotated = r.mask_diff(&Diff {
+            path: "/k".into(),
+            before: Some(
+                "-----BEGIN-----\nOldKeyLineOne\nOldKeyLineTwo\nOldKeyLineThree\n-----END-----\n"
+                    .into(),
+            ),
+            after: Some("-----BEGIN-----\nNewKeyLineOne\nNewKeyLineTwo\n-----END-----\n".into()),
+        });
+        let unified = rotated.unified();
+        assert!(!unified.contains("OldKey"), "{unified}");
+        assert!(
+            unified.contains("+******** (secret changed)\n"),
+            "{unified}"
+        );
+        let r = Redactor::new(vec!["Same-Secret-1".into()]);
+        // Old secrets on lines removed or reshaped: masked by their key's name.
+        let removed = r.mask_diff(&Diff {
+            path: "/r".into(),
+            before: Some("user = app\npassword = Gone-Old-1\n  \"api_token\": \"Gone-Old-2\",\n- db_pw: Gone-Old-3\nauth_pass Gone-Old-4\npassword_encryption = scram-sha-256\nkey: |\n".into()),
+            after: Some("user = app\n".into()),
+        });
+        assert_eq!(
+            removed.before.as_deref(),
+            Some("user = app\npassword = ********\n  \"api_token\": \"********\",\n- db_pw: ********\nauth_pass ********\npassword_encryption = scram-sha-256\nkey: |\n")
+        );
         // A new file: every line masked.
         let created = r.mask_diff(&Diff {
             path: "/y".into(),

@@ -21,6 +21,7 @@ const SECRETS: &[&str] = &[
     ENV_VALUE,
     FILE_VALUE,
     "OldRotated-Tail10",
+    "Removed-Tail15",
     "Become-Tail11",
     "Db-Pw-Tail12",
     "KeyLineAlphaTail13",
@@ -42,6 +43,7 @@ const TAILS: &[&str] = &[
     "Tail-Env8",
     "Lookup-Tail9",
     "OldRotated-Tail10",
+    "Removed-Tail15",
     "Become-Tail11",
     "Db-Pw-Tail12",
     "KeyLineAlphaTail13",
@@ -120,10 +122,11 @@ fn fixture() -> Fixture {
         ),
     )
     .unwrap();
-    // The current file: one secret line that stays, one whose secret is rotated.
+    // The current file: one secret line that stays, one whose secret is rotated, and an old
+    // secret that no current value gives away (masked by its key's name).
     std::fs::write(
         root.join("out/app.conf"),
-        "keep=se\"cr\\et9'-TailQuote1\nrot=OldRotated-Tail10\nother=1\n",
+        "keep=se\"cr\\et9'-TailQuote1\nrot=OldRotated-Tail10\nother=1\nold_password = Removed-Tail15\n",
     )
     .unwrap();
     let play_vars = format!(
@@ -332,6 +335,7 @@ fn no_secret_appears_in_any_stream_of_any_command() {
     assert!(!out.contains("-keep"), "{out}");
     assert!(out.contains("-rot=********\n"), "{out}");
     assert!(out.contains("+rot=******** (secret changed)\n"), "{out}");
+    assert!(out.contains("-old_password = ********\n"), "{out}");
     // `no_log`: the change counts, its details do not show.
     assert!(
         out.contains(
@@ -359,7 +363,7 @@ fn no_secret_appears_in_any_stream_of_any_command() {
     assert!(after.contains("rot=******** (secret changed)\n"), "{after}");
     assert_eq!(
         diff["before"].as_str().unwrap(),
-        "keep=********\nrot=********\nother=1\n"
+        "keep=********\nrot=********\nother=1\nold_password = ********\n"
     );
 
     let check = pgdeploy(&fx, &["check", "-i", &inv, &pb]);
