@@ -23,6 +23,16 @@
 //! them: templates are rendered (and vaults opened) after the redactor that prints their
 //! errors is made.
 //!
+//! # Diffs
+//!
+//! Both sides of a diff are masked line by line before the diff is computed
+//! ([`Redactor::mask_diff`]), so a secret line that did not change is context; a line whose
+//! secret changed reads the same once masked and is marked [`SECRET_CHANGED`]. Old values are
+//! not known (only current ones are), so they are masked by shape: an old line shaped like its
+//! new line around the secret ([`Redactor::mask_replaced`], and pairwise in replaced blocks),
+//! the extra old lines of a replaced block that held a secret, and any line assigning to a
+//! key with a secret name (`password = x`, `"api_token": "x"`).
+//!
 //! # Secrets too short to mask safely
 //!
 //! A secret of fewer than [`MIN_FREE_TEXT_LEN`] characters cannot be masked wherever it

@@ -366,6 +366,16 @@ fn no_secret_appears_in_any_stream_of_any_command() {
         "keep=********\nrot=********\nother=1\nold_password = ********\n"
     );
 
+    let hidden = events
+        .iter()
+        .find(|e| e["task"] == "hidden task" && e["event"] == "step_finished")
+        .expect("the no_log task's result");
+    assert_eq!(hidden["status"], "changed");
+    assert_eq!(
+        hidden["changes"],
+        serde_json::json!([{"summary": "1 change (details and diff hidden: no_log)"}])
+    );
+
     let check = pgdeploy(&fx, &["check", "-i", &inv, &pb]);
     assert_no_secret(&check);
     assert_eq!(check.code, Some(2), "{}", check.stderr);
