@@ -406,9 +406,8 @@ impl Redactor {
         let mut collect = |name: &str, v: &crate::inventory::Var| {
             if crate::vault::is_decrypted_file(&v.origin.file) {
                 collect_only_strings(&v.value, &mut values);
-            } else {
-                collect_secret_values(name, &v.value, &mut values);
             }
+            collect_secret_values(name, &v.value, &mut values);
         };
         for host in inv.hosts.values() {
             for (k, v) in &host.vars {
