@@ -749,6 +749,22 @@ impl<W: Write> Write for LogWriter<W> {
     }
 }
 
+/// Makes panic messages go through [`mask_logged`]: the standard hook prints a panic's
+/// message (which may format a value holding a secret) as it is. Like the standard hook, it
+/// names the thread and place, and prints a backtrace when `RUST_BACKTRACE` asks for one.
+pub fn mask_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        let mut text = format!("thread '{name}' {info}\n");
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+        }
+        let _ = std::io::stderr().write_all(mask_logged(&text).as_bytes());
+    }));
+}
+
 /// Standard error through [`LogWriter`], for `tracing_subscriber`'s `with_writer`.
 pub fn log_to_stderr() -> LogWriter<std::io::Stderr> {
     LogWriter(std::io::stderr())
