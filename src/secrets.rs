@@ -430,15 +430,19 @@ impl Redactor {
 
     fn patterns(&self) -> Arc<Patterns> {
         let generation = GENERATION.load(Ordering::SeqCst);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 != generation {
-            let recorded = RECORDED.read().unwrap_or_else(|e| e.into_inner());
-            *cache = (
-                generation,
-                Arc::new(Patterns::new(self.own.iter().chain(recorded.iter()))),
-            );
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 == generation {
+                return cache.1.clone();
+            }
         }
-        cache.1.clone()
+        // Built without a lock held: masking a panic's message (`mask_panics`) must not wait
+        // for a lock its own thread holds.
+        let recorded = recorded();
+        let patterns = Arc::new(Patterns::new(self.own.iter().chain(recorded.iter())));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        *cache = (generation, patterns.clone());
+        patterns
     }
 
     /// `value` with every string masked as a value (before it is serialized, so escaping
