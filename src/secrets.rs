@@ -23,6 +23,10 @@
 //! them: templates are rendered (and vaults opened) after the redactor that prints their
 //! errors is made.
 //!
+//! Each value is masked as written, as JSON escapes it (text that quotes JSON), as shell
+//! single-quoting writes it, once and twice (`-v` logs of `sh -c '…'` lines), and each line of
+//! a multi-line value on its own (a PEM key in a diff).
+//!
 //! # Diffs
 //!
 //! Both sides of a diff are masked line by line before the diff is computed
@@ -40,6 +44,12 @@
 //! as a whole word (not preceded or followed by a letter, digit or `_`: `pw=a` and `'a'` are
 //! masked, `alpha` is not), which includes a whole JSON string value or a whole line of a diff.
 //! The first time one is found, a warning on stderr names its variable (never its value).
+//! The recap (host names and counts) is not masked, so a secret `1` does not hide the counts.
+//!
+//! # `no_log`
+//!
+//! A `no_log` task's result shows counts, not its changes, notes or errors (the executor), and
+//! its step runs in [`without_logs`], so `-v` shows nothing of it either.
 
 use std::collections::BTreeSet;
 use std::io::Write;
