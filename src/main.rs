@@ -13,6 +13,7 @@ use pgdeploy::exit::Exit;
 use pgdeploy::output::{self, Stream};
 
 fn main() -> ExitCode {
+    pgdeploy::secrets::mask_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage(&e).into(),

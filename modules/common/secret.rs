@@ -5,9 +5,18 @@ use serde::Deserialize;
 
 use crate::secrets::MASK;
 
+/// Deserializing one records its value ([`crate::secrets::record`]): a parameter typed as a
+/// secret is masked in all output whatever the variable it came from is called.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "String")]
 pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        crate::secrets::record_from("given to a secret module parameter", &s);
+        Secret(s)
+    }
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -42,5 +51,14 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), MASK);
         assert_eq!(s.mask_in("pass hunter2 x"), format!("pass {MASK} x"));
+    }
+
+    #[test]
+    fn read_from_parameters_is_recorded_as_a_secret() {
+        let s: Secret = serde_json::from_value(serde_json::json!("Secret-Param-Read-1")).unwrap();
+        assert_eq!(s.expose(), "Secret-Param-Read-1");
+        assert!(crate::secrets::recorded()
+            .iter()
+            .any(|v| v == "Secret-Param-Read-1"));
     }
 }

@@ -14,9 +14,11 @@ pub fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
         }
     };
     super::report(&loaded.compiled.warnings);
-    match args.format {
-        GraphFormat::Text => crate::out!("{}", to_text(&loaded.compiled)),
-        GraphFormat::Dot => crate::out!("{}", to_dot(&loaded.compiled.graph)),
-    }
+    // Task names and hosts only, but a name may quote a secret as any text may.
+    let text = match args.format {
+        GraphFormat::Text => to_text(&loaded.compiled),
+        GraphFormat::Dot => to_dot(&loaded.compiled.graph),
+    };
+    crate::out!("{}", loaded.redactor.mask(&text));
     Ok(Exit::Success)
 }

@@ -22,6 +22,7 @@ pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
     // Secret names are masked by `list`; values decrypted with Ansible Vault (and secrets
     // copied into other variables) by value here.
     let redactor = Redactor::from_inventory(&inventory);
+    crate::secrets::mask_logs_with(&redactor);
     if args.graph {
         crate::out!("{}", redactor.mask(&list::to_graph_text(&inventory)));
     } else if let Some(host) = &args.host {

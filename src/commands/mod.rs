@@ -25,7 +25,8 @@ pub struct Loaded {
     pub inventory: Arc<Inventory>,
     pub playbook: Playbook,
     pub compiled: Compiled,
-    /// The inventory's secrets, already masking every log line and diagnostic.
+    /// The inventory's and the playbook's secrets, already masking every log line and
+    /// diagnostic.
     pub redactor: crate::secrets::Redactor,
 }
 
@@ -53,7 +54,8 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
         }
     };
     // Before compiling: its errors and warnings may quote a secret's value (one used where a
-    // file mode is expected), and `report` masks with the redactor installed here.
+    // file mode is expected), and `report` masks with the redactor installed here. Secrets
+    // found while compiling (rendered values, lookups) are recorded, and it masks them too.
     let redactor = crate::secrets::Redactor::from_inventory(&inventory);
     crate::secrets::mask_logs_with(&redactor);
     let inventory = Arc::new(inventory);

@@ -41,6 +41,8 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Error);
         }
     };
+    // `-v` logs and errors hold command lines and hosts' answers: masked like every output.
+    crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
     let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
         Ok(h) => h.into_iter().map(str::to_string).collect(),
         Err(e) => {

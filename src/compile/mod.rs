@@ -91,7 +91,7 @@ pub fn compile(
     }
     check_notify(playbook, &mut diags);
     let shared = ScopeShared::new(
-        Arc::new(crate::template::environment()),
+        Arc::new(crate::template::environment_for(&playbook.dir)),
         inventory,
         options.facts,
     );

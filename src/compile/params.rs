@@ -34,6 +34,13 @@ pub fn resolve(
             .iter()
             .map(|h| Scope::new(shared, h, play.vars.clone(), all_hosts.clone()))
             .collect();
+        // Before any parameter is rendered: an error may quote a rendered secret.
+        for scope in &scopes {
+            scope
+                .secret_values()
+                .iter()
+                .for_each(|v| crate::secrets::record(v));
+        }
         let mut resolve_all = |tasks: &[Task]| -> Vec<PerHost> {
             tasks
                 .iter()
@@ -62,6 +69,10 @@ fn resolve_task(
         TaskParams::Static(_) => Vec::new(),
     };
     let mut per_host = Vec::with_capacity(scopes.len());
+    // Whether some parameter has a secret name: only then are rendered values looked into
+    // (values written in the playbook were recorded as it loaded).
+    let secret_params =
+        crate::secrets::has_secret_name(task.module.name(), &task.raw_params.to_json());
     for scope in scopes {
         let host = || Some(scope.host().to_string());
         if let Some(when) = &task.when {
@@ -81,6 +92,10 @@ fn resolve_task(
             TaskParams::Templated(node) => {
                 match render_node(node, scope, &task.path.key(task.module.name())) {
                     Ok(rendered) => {
+                        // Before the module reads them: its errors may quote a value.
+                        if secret_params {
+                            record_secret_params(task.module.name(), &rendered);
+                        }
                         let path = task.path.key(task.module.name());
                         match task.module.parse(&rendered, &path, cx) {
                             Ok(parsed) => {
@@ -187,4 +202,10 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Records the values of a task's parameters that have secret names at any depth
+/// (`authentication.superuser.password`), as rendered for a host.
+fn record_secret_params(module: &str, params: &crate::yaml::Node) {
+    crate::secrets::record_secret_values(module, &params.to_json());
 }

@@ -258,3 +258,85 @@ fn facts_are_deferred_until_gathered() {
         .any(|s| matches!(&s.kind, StepKind::Task { action: None, .. }));
     assert!(deferred);
 }
+
+/// Secrets only known once rendered for a host reach the redactor: templated variables with
+/// secret names at any depth, and module parameters with secret names.
+#[test]
+fn rendered_secrets_are_recorded_for_each_host() {
+    let inv = inventory(&[("h1", &["lb"]), ("h2", &["lb"])]);
+    compile_str(
+        r#"- hosts: lb
+  vars:
+    nested:
+      deep_password: "{{ inventory_hostname }}-Deep-Recorded"
+    word: "Kp{{ inventory_hostname }}"
+  tasks:
+    - keepalived:
+        mode: haproxy
+        vip: 10.0.0.100
+        virtual_router_id: 51
+        auth_pass: "{{ word }}X"
+        group: lb
+"#,
+        inv,
+    )
+    .unwrap();
+    let recorded = crate::secrets::recorded();
+    for v in ["h1-Deep-Recorded", "h2-Deep-Recorded", "Kph1X", "Kph2X"] {
+        assert!(recorded.iter().any(|r| r == v), "{v} in {recorded:?}");
+    }
+    // A variable without a secret name is not a secret.
+    assert!(!recorded.iter().any(|r| r == "Kph1"), "{recorded:?}");
+}
+
+#[test]
+fn no_log_takes_ansible_booleans() {
+    let inv = || inventory(&[("h1", &[])]);
+    for (spelling, expected) in [
+        ("yes", true),
+        ("\"yes\"", true),
+        ("True", true),
+        ("'true'", true),
+        ("on", true),
+        ("no", false),
+        ("False", false),
+        ("\"off\"", false),
+    ] {
+        let yaml = format!(
+            "- hosts: all\n  tasks:\n    - directory: {{path: /srv/x}}\n      no_log: {spelling}\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pb.yml");
+        std::fs::write(&path, &yaml).unwrap();
+        let pb = crate::playbook::load(&path).unwrap();
+        assert_eq!(pb.plays[0].tasks[0].no_log, expected, "{spelling}");
+    }
+    let err = compile_str(
+        "- hosts: all\n  tasks:\n    - directory: {path: /srv/x}\n      no_log: maybe\n",
+        inv(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("tasks[0].no_log: `no_log` is a boolean (`true`/`false`, `yes`/`no`), found"),
+        "{err}"
+    );
+}
+
+/// A playbook's own secrets are known as soon as it loads, before any of its errors is shown.
+#[test]
+fn playbook_secrets_are_recorded_as_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pb.yml");
+    std::fs::write(
+        &path,
+        "- hosts: all\n  vars:\n    app: {db_pw: Load-Time-Play-Var}\n  tasks:\n    - keepalived: {auth_pass: LoadTmP, bogus: 1}\n",
+    )
+    .unwrap();
+    assert!(crate::playbook::load(&path).is_err());
+    let recorded = crate::secrets::recorded();
+    for v in ["Load-Time-Play-Var", "LoadTmP"] {
+        assert!(recorded.iter().any(|r| r == v), "{v} in {recorded:?}");
+    }
+}

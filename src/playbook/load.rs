@@ -32,8 +32,17 @@ const TASK_KEYS: &[&str] = &[
     "wait_for",
     "become",
     "become_user",
+    "no_log",
 ];
-const HANDLER_KEYS: &[&str] = &["name", "listen", "when", "tags", "become", "become_user"];
+const HANDLER_KEYS: &[&str] = &[
+    "name",
+    "listen",
+    "when",
+    "tags",
+    "become",
+    "become_user",
+    "no_log",
+];
 
 /// Loads and checks a playbook file; every problem found is returned at once.
 pub fn load(path: &Path) -> Result<Playbook, Diagnostics> {
@@ -161,6 +170,10 @@ fn load_play(
             }
         },
     };
+    // Secrets of the playbook are known from here on, before any of its errors is shown.
+    for (name, value) in &vars {
+        crate::secrets::record_secret_values(name, value);
+    }
     let tasks = load_tasks(&f, "tasks", cx, false, diags);
     let handlers = load_tasks(&f, "handlers", cx, true, diags);
     let play = Play {
@@ -323,6 +336,9 @@ fn load_task(
         ));
         return None;
     }
+    // Parameters with secret names (`password: …`) are secrets before the module reads them:
+    // its errors may quote a value. Templated ones are recorded once rendered, per host.
+    crate::secrets::record_secret_values(module.name(), &params.to_json());
     let task_params = if params.has_template() {
         TaskParams::Templated(params.clone())
     } else {
@@ -393,7 +409,33 @@ fn load_task(
         wait_for: names(&f, "wait_for", diags),
         become_: f.read::<bool>("become", diags),
         become_user: f.read::<String>("become_user", diags),
+        no_log: ansible_bool(&f, "no_log", diags).unwrap_or(false),
     })
+}
+
+/// A boolean keyword as Ansible reads it (`boolean()`): YAML booleans, and the strings `yes`,
+/// `no`, `true`, `false`, `on`, `off`, `y`, `n`, `t`, `f`, `1`, `0` in any case, quoted or not.
+fn ansible_bool(f: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<bool> {
+    let node = f.get(key)?;
+    let text = match &node.kind {
+        NodeKind::Scalar(s) => Some(s.text.to_lowercase()),
+        _ => None,
+    };
+    match text.as_deref() {
+        Some("yes" | "true" | "on" | "y" | "t" | "1") => Some(true),
+        Some("no" | "false" | "off" | "n" | "f" | "0") => Some(false),
+        _ => {
+            diags.push(f.error(
+                node,
+                &f.path.key(key),
+                format!(
+                    "`{key}` is a boolean (`true`/`false`, `yes`/`no`), found {}",
+                    node.describe()
+                ),
+            ));
+            None
+        }
+    }
 }
 
 fn backticks(names: &[&str]) -> String {

@@ -79,6 +79,9 @@ pub struct Task {
     pub wait_for: Vec<Spanned<String>>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// Ansible's `no_log`: the task's changes, diffs, notes and errors (which may be made of
+    /// its parameters) are not shown; whether it changed something still is.
+    pub no_log: bool,
 }
 
 impl std::fmt::Debug for Task {

@@ -69,6 +69,7 @@ struct StepSpec {
     when: Option<String>,
     become_: Become,
     scope: Arc<Scope>,
+    no_log: bool,
 }
 
 fn resolve_become(
@@ -127,6 +128,11 @@ pub fn step_probes(
         let Some(action) = action else {
             continue;
         };
+        // A `no_log` step reads for itself: batched with other steps' probes, its reads
+        // (paths of its parameters) would be logged outside its `no_log` scope.
+        if playbook.plays[*play].tasks[*task].no_log {
+            continue;
+        }
         let probes = action.probes(&ProbeContext {
             host,
             facts: facts.get(host).map_or(&empty, |f| f),
@@ -274,6 +280,7 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 when: task.when.as_ref().map(|w| w.value.clone()),
                 become_: resolve_become(task, play, &cx.shared.inventory, &host),
                 scope,
+                no_log: task.no_log,
             };
             let limit = g[n].limit.map(|l| {
                 limits
@@ -415,7 +422,13 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         task: spec.task.clone(),
         module: spec.module.to_string(),
     });
-    let (status, (changes, notes), error) = match step_body(cx, &spec).await {
+    let body = step_body(cx, &spec);
+    let result = if spec.no_log {
+        crate::secrets::without_logs(body).await
+    } else {
+        body.await
+    };
+    let (status, (changes, notes), error) = match result {
         Ok(Some(done)) if done.0.is_empty() => (Status::Ok, done, None),
         Ok(Some(done)) => (Status::Changed, done, None),
         Ok(None) => (Status::Skipped, Default::default(), None),
@@ -423,6 +436,11 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
             (Status::Unreachable, Default::default(), Some(e.to_string()))
         }
         Err(e) => (Status::Failed, Default::default(), Some(e.to_string())),
+    };
+    let (changes, notes, error) = if spec.no_log {
+        hidden_by_no_log(changes, notes, error)
+    } else {
+        (changes, notes, error)
     };
     cx.reporter.event(&Event::StepFinished {
         host: spec.host.clone(),
@@ -439,6 +457,31 @@ async fn run_step(cx: &RunContext, spec: StepSpec) -> Outcome {
         node: spec.node,
         status,
     }
+}
+
+/// What a `no_log` task shows: how many changes and notes it had, not what they were (their
+/// summaries, diffs and errors may be made of the task's parameters).
+fn hidden_by_no_log(
+    changes: Vec<Change>,
+    notes: Vec<String>,
+    error: Option<String>,
+) -> (Vec<Change>, Vec<String>, Option<String>) {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let changes = if changes.is_empty() {
+        changes
+    } else {
+        vec![Change::new(format!(
+            "{} (details and diff hidden: no_log)",
+            count(changes.len(), "change")
+        ))]
+    };
+    let notes = if notes.is_empty() {
+        notes
+    } else {
+        vec![format!("{} (hidden: no_log)", count(notes.len(), "note"))]
+    };
+    let error = error.map(|_| "the task failed (error hidden: no_log)".to_string());
+    (changes, notes, error)
 }
 
 /// `Ok(None)`: skipped by `when`. `Ok(Some(changes))`: planned (and applied in apply mode).

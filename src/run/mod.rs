@@ -217,7 +217,7 @@ pub async fn open(
         }
     };
     let shared = crate::template::ScopeShared::new(
-        Arc::new(crate::template::environment()),
+        Arc::new(crate::template::environment_for(&loaded.playbook.dir)),
         loaded.inventory.clone(),
         Some(all_facts.clone()),
     );

@@ -20,6 +20,9 @@ pub struct JsonReporter {
 }
 
 impl Reporter for JsonReporter {
+    /// Masked as values before serialization: diffs with [`Redactor::mask_change`] (both
+    /// sides, so an unchanged secret line is not a change), every other string field with
+    /// [`Redactor::mask_json`]. Escaping then cannot hide a secret from the masking.
     fn event(&self, event: &Event) {
         let masked;
         let event = match event {
@@ -36,8 +39,11 @@ impl Reporter for JsonReporter {
             }
             _ => event,
         };
-        if let Ok(line) = serde_json::to_string(event) {
-            crate::output::write(&format!("{}\n", self.redactor.mask(&line)));
+        let Ok(value) = serde_json::to_value(event) else {
+            return;
+        };
+        if let Ok(line) = serde_json::to_string(&self.redactor.mask_json(&value)) {
+            crate::output::write(&format!("{line}\n"));
         }
     }
 }
@@ -214,8 +220,10 @@ impl Reporter for HumanReporter {
                 }
                 text.push('\n');
                 for c in changes {
+                    // Masked before the diff is computed: see `Redactor::mask_change`.
+                    let c = self.redactor.mask_change(c);
                     text.push_str(&format!("    {}\n", c.summary));
-                    if let (true, Some(d)) = (self.diff, &self.redactor.mask_change(c).diff) {
+                    if let (true, Some(d)) = (self.diff, &c.diff) {
                         text.push_str(&self.diff_text(&d.unified()));
                     }
                 }
@@ -229,9 +237,14 @@ impl Reporter for HumanReporter {
                 if let Some(bar) = &self.progress {
                     bar.finish_and_clear();
                 }
-                let mut rest = pending.rest();
-                rest.push(self.recap_text(hosts));
-                self.emit_all(rest);
+                self.emit_all(pending.rest());
+                // Not masked: host names and counts only, and a secret too short to be masked
+                // inside text (`1`) would otherwise hide the counts.
+                let recap = self.recap_text(hosts);
+                match &self.progress {
+                    Some(bar) => bar.suspend(|| crate::output::write(&recap)),
+                    None => crate::output::write(&recap),
+                }
             }
         }
     }

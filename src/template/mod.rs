@@ -6,6 +6,7 @@
 //! whose values are templates themselves are rendered when read, like Ansible's lazy vars.
 
 mod filters;
+pub mod lookup;
 mod render;
 mod scope;
 
@@ -19,9 +20,17 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 
-/// The environment every template of a run is rendered with.
+/// The environment templates are rendered with, `lookup('file', …)` relative to the
+/// current directory (module checks, tests); a run uses [`environment_for`].
 pub fn environment() -> Environment<'static> {
+    environment_for(std::path::Path::new(""))
+}
+
+/// The environment every template of a run is rendered with: `lookup('file', …)` finds
+/// relative paths from the playbook's directory ([`lookup`]).
+pub fn environment_for(playbook_dir: &std::path::Path) -> Environment<'static> {
     let mut env = Environment::new();
+    lookup::register(&mut env, playbook_dir.to_path_buf());
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     filters::register(&mut env);

@@ -206,6 +206,35 @@ impl Scope {
         })
     }
 
+    /// The rendered secrets of this host's templated variables (play `vars:` and inventory
+    /// variables that hold a secret name at some depth and a template), for the
+    /// [`Redactor`](crate::secrets::Redactor): values without templates are collected from
+    /// the sources directly, rendered ones are only known per host. A variable that fails to
+    /// render is left out (its error is reported where it is used).
+    pub fn secret_values(self: &Arc<Self>) -> Vec<String> {
+        let inventory_vars = self
+            .shared
+            .inventory
+            .hosts
+            .get(&self.host)
+            .into_iter()
+            .flat_map(|h| h.vars.iter().map(|(k, v)| (k, &v.value)));
+        let mut out = Vec::new();
+        for (name, raw) in self.play_vars.iter().chain(inventory_vars) {
+            if !contains_template(raw) || !crate::secrets::has_secret_name(name, raw) {
+                continue;
+            }
+            if let Some(json) = self
+                .lazy(raw)
+                .ok()
+                .and_then(|v| serde_json::to_value(&v).ok())
+            {
+                crate::secrets::collect_secret_values(name, &json, &mut out);
+            }
+        }
+        out
+    }
+
     /// Why `name` is undefined even though the host has it: its own template failed.
     pub fn explain(self: &Arc<Self>, name: &str) -> Option<String> {
         let raw = self.raw(name)?;

@@ -99,8 +99,10 @@ pub fn open_value(text: &str) -> Result<String, OpenError> {
     Ok(plain)
 }
 
-/// Records a decrypted value, to be masked in all output.
+/// Records a decrypted value, to be masked in all output (by every redactor, also those made
+/// before it was decrypted: [`crate::secrets::record`]).
 pub fn reveal(value: &str) {
+    crate::secrets::record_from("decrypted with Ansible Vault", value);
     with_state(|s| {
         if !s.revealed.iter().any(|v| v == value) {
             s.revealed.push(value.to_string());

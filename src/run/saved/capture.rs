@@ -146,7 +146,7 @@ mod tests {
         let diff = steps[1].changes[0].diff.as_deref().unwrap();
         assert_eq!(
             diff,
-            "--- /etc/app.conf (current)\n+++ /etc/app.conf (wanted)\n@@ -1 +1 @@\n-password = ********\n+password = ********\n"
+            "--- /etc/app.conf (current)\n+++ /etc/app.conf (wanted)\n@@ -1 +1 @@\n-password = ********\n+password = ******** (secret changed)\n"
         );
     }
 }
