@@ -16,6 +16,7 @@ use crate::cli::PlaybookArgs;
 use crate::compile::{compile, CompileOptions, Compiled};
 use crate::diag::{Diagnostic, Diagnostics, Location, SourceFile};
 use crate::inventory::Inventory;
+use crate::playbook::tags::TagSelection;
 use crate::playbook::Playbook;
 use crate::template::Facts;
 
@@ -31,38 +32,66 @@ pub struct Loaded {
 /// Loads and compiles; inventory and playbook errors are reported together.
 pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     args.vault.install()?;
-    let inventory = crate::inventory::load(&args.inventory);
+    let inventory = load_inventory(&args.inventory);
     let playbook = crate::playbook::load(&args.playbook);
     let facts = args.facts.as_deref().map(load_facts).transpose();
-    let (inventory, playbook, facts) = match (inventory, playbook, facts) {
-        (Ok(i), Ok(p), Ok(f)) => (i, p, f),
-        (i, p, f) => {
+    let extra = crate::inventory::extra_vars::parse_all(&args.extra_vars);
+    let (inventory, mut playbook, facts, extra) = match (inventory, playbook, facts, extra) {
+        (Ok(i), Ok(p), Ok(f), Ok(e)) => (i, p, f, e),
+        (i, p, f, e) => {
             let mut all = Diagnostics::new();
-            for d in [i.err(), p.err(), f.err()].into_iter().flatten() {
+            for d in [i.err(), p.err(), f.err(), e.err()].into_iter().flatten() {
                 all.extend(d);
             }
             return Err(all);
         }
     };
+    let mut inventory = inventory;
+    let mut warnings = Diagnostics::new();
+    if !extra.is_empty() {
+        let errors = inventory.set_extra_vars(extra);
+        if errors.has_errors() {
+            return Err(errors);
+        }
+    }
+    let selection = TagSelection::new(&args.tags, &args.skip_tags);
+    warnings.extend(crate::playbook::tags::select(&mut playbook, &selection));
     // Before compiling: its errors and warnings may quote a secret's value (one used where a
-    // file mode is expected), and `report` masks with the redactor installed here.
+    // file mode is expected), and `report` masks with the redactor installed here. Extra vars
+    // are in every host's variables by now, so secret-named ones are masked too.
     let redactor = crate::secrets::Redactor::from_inventory(&inventory);
     crate::secrets::mask_logs_with(&redactor);
     let inventory = Arc::new(inventory);
-    let compiled = compile(
+    let mut compiled = match compile(
         &playbook,
         inventory.clone(),
         CompileOptions {
             limit: args.limit.as_deref(),
             facts,
         },
-    )?;
+    ) {
+        Ok(c) => c,
+        Err(errors) => {
+            warnings.extend(errors);
+            return Err(warnings);
+        }
+    };
+    warnings.extend(std::mem::take(&mut compiled.warnings));
+    compiled.warnings = warnings;
     Ok(Loaded {
         inventory,
         playbook,
         compiled,
         redactor,
     })
+}
+
+/// Loads an inventory and prints its warnings (a `group_vars/` file for no group, …) on
+/// stderr: every command that reads an inventory goes through here, once.
+pub fn load_inventory(path: &Path) -> Result<Inventory, Diagnostics> {
+    let (inventory, warnings) = crate::inventory::load_with_warnings(path)?;
+    report(&warnings);
+    Ok(inventory)
 }
 
 /// A facts file: a mapping of host names to mappings of facts.

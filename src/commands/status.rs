@@ -32,7 +32,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
-        .and_then(|()| crate::inventory::load(&args.inventory))
+        .and_then(|()| super::load_inventory(&args.inventory))
     {
         Ok(i) => i,
         Err(diags) => {

@@ -38,6 +38,9 @@ pub struct Compiled {
     pub play_hosts: Vec<Vec<String>>,
     /// Every host that runs at least one step.
     pub hosts: Vec<String>,
+    /// For each play and each of its hosts, whether the play sees the host's facts
+    /// (`gather_facts`, here or in an earlier play).
+    pub play_facts: Vec<Vec<bool>>,
     /// Steps in an order that respects every edge.
     pub order: Vec<NodeIndex>,
     /// Warnings found while compiling (errors abort instead).
@@ -122,13 +125,25 @@ pub fn compile(
             hosts.push(host.clone());
         }
     }
+    let play_facts = params::facts_in_plays(playbook, &play_hosts);
     Ok(Compiled {
         graph,
         play_hosts,
         hosts,
+        play_facts,
         order,
         warnings: diags.sorted(),
     })
+}
+
+impl Compiled {
+    /// The hosts whose facts some play sees: only they are gathered.
+    pub fn needs_facts(&self, host: &str) -> bool {
+        self.play_hosts
+            .iter()
+            .zip(&self.play_facts)
+            .any(|(hosts, f)| hosts.iter().zip(f).any(|(h, &f)| f && h == host))
+    }
 }
 
 /// Every `notify` names a handler of its play; every handler is notified by something.

@@ -7,7 +7,8 @@
 //! 2. `group_vars/all`;
 //! 3. the other `group_vars/` files, in the same group order;
 //! 4. the host's variables from the inventory files;
-//! 5. its `host_vars/` file.
+//! 5. its `host_vars/` file;
+//! 6. `-e/--extra-vars`, which also win over play vars and facts (in the template scope).
 //!
 //! So a `group_vars/` file overrides the inventory's variables of the same group *and* of
 //! every other group, as in Ansible. Values replace each other whole: nested mappings are
@@ -57,6 +58,7 @@ pub(crate) fn resolve(inv: &mut Inventory) -> Diagnostics {
         layers.extend(order.iter().filter_map(|&g| group_files(g)));
         layers.extend(inv.sources.host_vars.get(&host.name));
         layers.extend(inv.sources.host_files.get(&host.name));
+        layers.push(&inv.sources.extra_vars);
         let mut vars = Vars::with_capacity(layers.iter().map(|l| l.len()).max().unwrap_or(0));
         for layer in layers {
             for (k, v) in layer {

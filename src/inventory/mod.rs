@@ -19,6 +19,7 @@ use crate::diag::Location;
 
 mod build;
 mod connection;
+pub mod extra_vars;
 mod ini;
 pub mod list;
 mod literal;
@@ -130,9 +131,19 @@ pub struct VarSources {
     pub host_files: IndexMap<String, Vars>,
     /// `group_vars/` files, by group name; they override every group's inventory variables.
     pub group_files: IndexMap<String, Vars>,
+    /// `-e/--extra-vars`: above everything, on every host (and above play vars and facts,
+    /// which the template scope checks).
+    pub extra_vars: Vars,
 }
 
 impl Inventory {
+    /// Layers `-e` variables over every host and reads the connection variables again (an
+    /// `-e ansible_user=…` wins, as in Ansible). Returns the errors of bad values.
+    pub fn set_extra_vars(&mut self, vars: Vars) -> crate::diag::Diagnostics {
+        self.sources.extra_vars = vars;
+        merge::resolve(self)
+    }
+
     /// The hosts of `group`, directly or through its descendants, in inventory order.
     pub fn hosts_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Host> + 'a {
         self.hosts

@@ -10,7 +10,7 @@ use super::{Play, Playbook, Spanned, Task, TaskParams};
 use crate::catalogue;
 use crate::diag::{did_you_mean, Diagnostics, FieldPath, SourceFile};
 use crate::module::{ParseContext, TaskRef};
-use crate::params::OneOrMany;
+use crate::params::{AnsibleBool, OneOrMany};
 use crate::yaml::{self, Node, NodeKind};
 
 const PLAY_KEYS: &[&str] = &[
@@ -20,6 +20,8 @@ const PLAY_KEYS: &[&str] = &[
     "any_errors_fatal",
     "become",
     "become_user",
+    "gather_facts",
+    "tags",
     "vars",
     "tasks",
     "handlers",
@@ -167,9 +169,11 @@ fn load_play(
         name: f.read::<String>("name", diags).unwrap_or_default(),
         hosts: hosts?,
         throttle,
-        any_errors_fatal: f.read::<bool>("any_errors_fatal", diags).unwrap_or(false),
-        become_: f.read::<bool>("become", diags),
+        any_errors_fatal: flag(&f, "any_errors_fatal", diags).unwrap_or(false),
+        become_: flag(&f, "become", diags),
         become_user: f.read::<String>("become_user", diags),
+        gather_facts: flag(&f, "gather_facts", diags).unwrap_or(true),
+        tags: tags(&f, diags),
         vars: Arc::new(vars),
         tasks,
         handlers,
@@ -384,16 +388,34 @@ fn load_task(
         path: f.path.clone(),
         mark: node.mark,
         when,
-        tags: f
-            .read::<OneOrMany<String>>("tags", diags)
-            .unwrap_or_default()
-            .0,
+        tags: tags(&f, diags),
         notify: names(&f, "notify", diags),
         listen,
         wait_for: names(&f, "wait_for", diags),
-        become_: f.read::<bool>("become", diags),
+        become_: flag(&f, "become", diags),
         become_user: f.read::<String>("become_user", diags),
     })
+}
+
+/// A boolean keyword, in any of Ansible's spellings (`yes`, `"yes"`, `True`, `on`, `1`, …).
+fn flag(f: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<bool> {
+    f.read::<AnsibleBool>(key, diags).map(|b| b.0)
+}
+
+/// `tags`: a list of names, or one string of comma-separated names (`tags: a,b`), as Ansible
+/// reads it.
+fn tags(f: &Fields<'_>, diags: &mut Diagnostics) -> Vec<String> {
+    let Some(names) = f.read::<OneOrMany<String>>("tags", diags) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in names.0.iter().flat_map(|n| n.split(',')) {
+        let name = name.trim();
+        if !name.is_empty() && !out.iter().any(|t| t == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
 }
 
 fn backticks(names: &[&str]) -> String {

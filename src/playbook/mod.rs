@@ -7,6 +7,7 @@
 
 mod fields;
 mod load;
+pub mod tags;
 
 pub use load::load;
 
@@ -45,6 +46,10 @@ pub struct Play {
     pub any_errors_fatal: bool,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// `gather_facts` (default true): whether this play's hosts need their facts.
+    pub gather_facts: bool,
+    /// `tags` of the play, inherited by each of its tasks for `--tags`/`--skip-tags`.
+    pub tags: Vec<String>,
     pub vars: Arc<IndexMap<String, serde_json::Value>>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,

@@ -102,6 +102,7 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
             let probes = early
                 .remove(&host)
                 .map(|steps| readahead::Batch::ahead(&Become::No, &steps));
+            let gather = loaded.compiled.needs_facts(&host);
             async move {
                 let r = async {
                     let target = target.ok_or_else(|| TransportError::Unreachable {
@@ -111,7 +112,8 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
                     let t = connect::connect(&target).await?;
                     let (f, found) = match given {
                         Some(f) => (f, None),
-                        None => facts::gather_with(t.as_ref(), probes).await?,
+                        None if gather => facts::gather_with(t.as_ref(), probes).await?,
+                        None => facts::probes_only(t.as_ref(), probes).await?,
                     };
                     Ok::<_, TransportError>((t, f, found))
                 }

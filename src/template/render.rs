@@ -86,13 +86,21 @@ fn explain(
     mark: Mark,
     e: &minijinja::Error,
 ) -> RenderError {
-    let facts_pending = !scope.shared().facts_gathered(scope.host());
     let missing = missing_names(env, s, scope);
-    if facts_pending && missing.iter().any(|n| is_fact_name(n)) {
+    if scope.facts_pending() && missing.iter().any(|n| is_fact_name(n)) {
         return RenderError::NeedsFacts;
     }
     let host = scope.host();
-    let message = if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
+    let facts_off = missing
+        .iter()
+        .find(|n| is_fact_name(n))
+        .filter(|_| !scope.sees_facts());
+    let message = if let Some(fact) = facts_off {
+        format!(
+            "`{fact}` is a fact, and facts are not gathered for host `{host}` in this play \
+             (`gather_facts: false`)"
+        )
+    } else if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
         let word = if missing.len() == 1 {
             "variable"
