@@ -141,7 +141,16 @@ impl Inventory {
     /// `-e ansible_user=…` wins, as in Ansible). Returns the errors of bad values.
     pub fn set_extra_vars(&mut self, vars: Vars) -> crate::diag::Diagnostics {
         self.sources.extra_vars = vars;
-        merge::resolve(self)
+        // A bad `-e` value is the same error on every host: shown once.
+        let mut unique = crate::diag::Diagnostics::new();
+        let mut seen = Vec::new();
+        for d in merge::resolve(self) {
+            if !seen.contains(&d) {
+                seen.push(d.clone());
+                unique.push(d);
+            }
+        }
+        unique
     }
 
     /// The hosts of `group`, directly or through its descendants, in inventory order.
