@@ -100,6 +100,7 @@ impl Env {
                     known_hosts_file: None,
                     become_: false,
                     become_user: None,
+                    escalation: Default::default(),
                 },
                 defined_at: origin,
             },

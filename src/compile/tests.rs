@@ -42,6 +42,7 @@ fn inventory(hosts: &[(&str, &[&str])]) -> Inventory {
                     known_hosts_file: None,
                     become_: false,
                     become_user: None,
+                    escalation: Default::default(),
                 },
                 defined_at: Location::file(&file),
             },

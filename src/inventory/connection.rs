@@ -31,11 +31,87 @@ pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagn
     c.known_hosts_file = r.string(&["pgdeploy_known_hosts_file"]);
     c.become_ = r.boolean("ansible_become").unwrap_or(false);
     c.become_user = r.string(&["ansible_become_user"]);
+    if let Some(method) = r.become_method() {
+        c.escalation.method = method;
+    }
+    c.escalation.password = r.string(&[
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+        "ansible_sudo_password",
+        "ansible_su_pass",
+        "ansible_su_password",
+    ]);
     if let Some(kind) = r.kind() {
         c.kind = kind;
     }
+    r.unsupported();
     diags.into_result(c)
 }
+
+/// The `become_method` values pgdeploy runs. `doas`, `pbrun`, `pfexec`, `dzdo`, `ksu`,
+/// `runas`, `machinectl` and `enable` are Ansible's others and are refused by name.
+pub const BECOME_METHODS: &[&str] = &["sudo", "su"];
+
+/// Ansible connection variables that would change how a host is reached or commands are run,
+/// and that pgdeploy does not implement: an error where they are set, never ignored. Each
+/// with what to do instead.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "ansible_password",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_ssh_pass",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_ssh_password",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_become_exe",
+        "pgdeploy runs `sudo` or `su` from the host's PATH",
+    ),
+    (
+        "ansible_become_flags",
+        "pgdeploy runs `sudo`/`su` with its own flags; configure sudoers instead",
+    ),
+    (
+        "ansible_sudo_exe",
+        "pgdeploy runs `sudo` from the host's PATH",
+    ),
+    (
+        "ansible_sudo_flags",
+        "pgdeploy runs `sudo` with its own flags; configure sudoers instead",
+    ),
+    (
+        "ansible_ssh_executable",
+        "pgdeploy speaks SSH itself (no `ssh` binary); use `--ssh-config`",
+    ),
+    (
+        "ansible_ssh_args",
+        "set the options in an ssh config file (`--ssh-config`) or `ansible_ssh_common_args`",
+    ),
+    (
+        "ansible_sftp_extra_args",
+        "pgdeploy transfers files over its SSH session, not sftp",
+    ),
+    (
+        "ansible_scp_extra_args",
+        "pgdeploy transfers files over its SSH session, not scp",
+    ),
+    ("ansible_shell_type", "commands run with `/bin/sh`"),
+    ("ansible_shell_executable", "commands run with `/bin/sh`"),
+    (
+        "ansible_ssh_host_key_checking",
+        "host keys are always checked; use `--accept-new-host-keys` for new hosts",
+    ),
+    (
+        "ansible_host_key_checking",
+        "host keys are always checked; use `--accept-new-host-keys` for new hosts",
+    ),
+];
 
 struct Reader<'a> {
     vars: &'a Vars,
@@ -116,6 +192,54 @@ impl<'a> Reader<'a> {
             self.bad(name, var, "a boolean (`true`/`false`, `yes`/`no`)");
         }
         b
+    }
+
+    fn become_method(&mut self) -> Option<crate::transport::BecomeMethod> {
+        use crate::transport::BecomeMethod;
+        let (name, var) = self.find(&["ansible_become_method"])?;
+        let text = var
+            .value
+            .as_str()
+            .map(|s| s.trim().trim_start_matches("ansible.builtin."));
+        match text {
+            Some("sudo") => Some(BecomeMethod::Sudo),
+            Some("su") => Some(BecomeMethod::Su),
+            _ => {
+                let valid: Vec<String> = BECOME_METHODS.iter().map(|k| format!("`{k}`")).collect();
+                let mut d = Diagnostic::error(
+                    Some(var.origin.clone()),
+                    name,
+                    format!(
+                        "`{name}` must be one of {}, found {}: pgdeploy does not run other become methods",
+                        valid.join(", "),
+                        shown(&var.value)
+                    ),
+                );
+                if let Some(best) =
+                    text.and_then(|t| did_you_mean(t, BECOME_METHODS.iter().copied()))
+                {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                }
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// Reports every connection variable of [`UNSUPPORTED`] that is set.
+    fn unsupported(&mut self) {
+        for (name, instead) in UNSUPPORTED {
+            if let Some((name, var)) = self.find(&[name]) {
+                self.diags.push(
+                    Diagnostic::error(
+                        Some(var.origin.clone()),
+                        name,
+                        format!("`{name}` is not supported"),
+                    )
+                    .with_help(*instead),
+                );
+            }
+        }
     }
 
     fn kind(&mut self) -> Option<ConnectionKind> {
@@ -231,6 +355,7 @@ mod tests {
                 known_hosts_file: Some("kh".into()),
                 become_: true,
                 become_user: Some("postgres".into()),
+                escalation: Default::default(),
             }
         );
         let local =
@@ -275,6 +400,39 @@ mod tests {
         assert!(
             err.to_string().contains("help: templates are not rendered"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn become_method_and_password_are_read_and_others_refused() {
+        use crate::transport::BecomeMethod;
+        let c = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_become_method", json!("su")),
+                ("ansible_become_pass", json!("pw-1234")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.escalation.method, BecomeMethod::Su);
+        assert_eq!(c.escalation.password.as_deref(), Some("pw-1234"));
+        let legacy =
+            connection_from_vars("pg1", &vars(&[("ansible_sudo_pass", json!("pw-5678"))])).unwrap();
+        assert_eq!(legacy.escalation.password.as_deref(), Some("pw-5678"));
+        let err = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_become_method", json!("doas")),
+                ("ansible_password", json!("x")),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error: inv.yml:1:7: ansible_become_method: `ansible_become_method` must be one of `sudo`, `su`, \
+             found `doas`: pgdeploy does not run other become methods\n\
+             error: inv.yml:2:7: ansible_password: `ansible_password` is not supported\n  \
+             help: pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords\n"
         );
     }
 }

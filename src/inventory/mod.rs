@@ -61,6 +61,10 @@ pub struct Connection {
     pub become_: bool,
     /// `ansible_become_user` (default root).
     pub become_user: Option<String>,
+    /// `ansible_become_method` (`sudo`, the default, or `su`) and
+    /// `ansible_become_password` (its aliases `ansible_become_pass`, `ansible_sudo_pass`,
+    /// `ansible_su_pass`): sent on the command's stdin, never on a command line.
+    pub escalation: crate::transport::Escalation,
 }
 
 impl Connection {
@@ -75,6 +79,7 @@ impl Connection {
             known_hosts_file: None,
             become_: false,
             become_user: None,
+            escalation: crate::transport::Escalation::default(),
         }
     }
 }

@@ -123,7 +123,8 @@ fn load_play(
         ));
         return None;
     }
-    f.reject_unknown(PLAY_KEYS, |_| false, diags);
+    per_host_keywords(&f, diags);
+    f.reject_unknown(PLAY_KEYS, |k| per_host_variable(k).is_some(), diags);
     let hosts = match f.get("hosts") {
         None => {
             diags.push(f.error(node, &f.path, "missing field `hosts`"));
@@ -171,7 +172,7 @@ fn load_play(
         throttle,
         any_errors_fatal: flag(&f, "any_errors_fatal", diags).unwrap_or(false),
         become_: flag(&f, "become", diags),
-        become_user: f.read::<String>("become_user", diags),
+        become_user: become_user(&f, diags),
         gather_facts: flag(&f, "gather_facts", diags).unwrap_or(true),
         tags: tags(&f, diags),
         vars: Arc::new(vars),
@@ -253,10 +254,11 @@ fn load_task(
         return None;
     };
     let keywords = if handler { HANDLER_KEYS } else { TASK_KEYS };
+    per_host_keywords(&f, diags);
     let mut modules = Vec::new();
     for (k, v) in entries {
         let name = k.as_str().unwrap_or_default();
-        if keywords.contains(&name) {
+        if keywords.contains(&name) || per_host_variable(name).is_some() {
             continue;
         }
         match catalogue::find(name) {
@@ -393,8 +395,59 @@ fn load_task(
         listen,
         wait_for: names(&f, "wait_for", diags),
         become_: flag(&f, "become", diags),
-        become_user: f.read::<String>("become_user", diags),
+        become_user: become_user(&f, diags),
     })
+}
+
+/// Ansible play/task keywords that pgdeploy reads per host, from the inventory variable named
+/// here (one connection per host serves every task, so they cannot change per task).
+fn per_host_variable(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "become_method" => "ansible_become_method",
+        "remote_user" => "ansible_user",
+        "connection" => "ansible_connection",
+        "port" => "ansible_port",
+        _ => return None,
+    })
+}
+
+/// Reports each keyword of [`per_host_variable`] used in a play or task, naming the variable
+/// to set instead.
+fn per_host_keywords(f: &Fields<'_>, diags: &mut Diagnostics) {
+    for (k, _) in f.node.as_map().unwrap_or_default() {
+        let name = k.as_str().unwrap_or_default();
+        if let Some(var) = per_host_variable(name) {
+            diags.push(
+                f.error(
+                    k,
+                    &f.path.key(name),
+                    format!("`{name}` cannot be set per play or task in pgdeploy"),
+                )
+                .with_help(format!(
+                    "set `{var}` for the hosts instead (inventory, `group_vars/`, or `-e {var}=…`)"
+                )),
+            );
+        }
+    }
+}
+
+/// `become_user`, a literal name: it decides how each command of the step is run, before any
+/// template is rendered, so a template here is an error rather than a user named `{{ x }}`.
+fn become_user(f: &Fields<'_>, diags: &mut Diagnostics) -> Option<String> {
+    let user = f.read::<String>("become_user", diags)?;
+    if crate::template::is_template(&user) {
+        let node = f.get("become_user")?;
+        diags.push(
+            f.error(
+                node,
+                &f.path.key("become_user"),
+                format!("`become_user` is not templated in pgdeploy, found `{user}`"),
+            )
+            .with_help("write the user's name, or set `ansible_become_user` for the hosts"),
+        );
+        return None;
+    }
+    Some(user)
 }
 
 /// A boolean keyword, in any of Ansible's spellings (`yes`, `"yes"`, `True`, `on`, `1`, …).

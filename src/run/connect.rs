@@ -37,7 +37,10 @@ pub fn resolve_targets(
         };
         let c = &host.connection;
         let target = match c.kind {
-            ConnectionKind::Local => ConnectionTarget::Local { host: name.clone() },
+            ConnectionKind::Local => ConnectionTarget::Local {
+                host: name.clone(),
+                escalation: c.escalation.clone(),
+            },
             ConnectionKind::Ssh => {
                 let params = SshParams {
                     // The inventory name stays the ssh config alias unless `ansible_host`
@@ -53,6 +56,7 @@ pub fn resolve_targets(
                     t.known_hosts = expand_home(kh);
                 }
                 t.accept_new_host_keys = settings.accept_new_host_keys;
+                t.escalation = c.escalation.clone();
                 ConnectionTarget::Ssh(t)
             }
         };
