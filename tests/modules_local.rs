@@ -101,6 +101,7 @@ impl Env {
                     become_: false,
                     become_user: None,
                     escalation: Default::default(),
+                    ssh: Default::default(),
                 },
                 defined_at: origin,
             },

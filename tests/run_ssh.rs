@@ -881,3 +881,53 @@ fn become_with_su_and_the_target_users_password() {
         "{out:?}"
     );
 }
+
+#[test]
+fn proxy_jump_from_ansible_ssh_common_args() {
+    let bastion = Sshd::start();
+    let db = Sshd::start();
+    let lab = Lab::new(&db);
+    // The jump's key comes from the ssh config, as for `ssh -J` (which does not pass `-i` on).
+    std::fs::write(
+        lab.dir.path().join("ssh_config"),
+        format!("Host *\n  IdentityFile {}\n", bastion.client_key.display()),
+    )
+    .unwrap();
+    let known_hosts = lab.dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "{}\n{}\n",
+            bastion.known_hosts_line(),
+            db.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let mut host = Host::on("db1", &db);
+    host.known_hosts = known_hosts;
+    host.vars = vec![format!(
+        "ansible_ssh_common_args: '-o ProxyJump=root@127.0.0.1:{} -o ConnectTimeout=5 -o ControlMaster=auto'",
+        bastion.port
+    )];
+    lab.write_inventory(&[host], &[]);
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let through_bastion = std::fs::read_to_string(&bastion.log)
+        .unwrap_or_default()
+        .matches("Accepted publickey for root")
+        .count();
+    assert_eq!(through_bastion, 1, "{out:?}");
+
+    // An option the transport cannot honour is refused where it is set, before any connection.
+    let mut host = Host::on("db1", &db);
+    host.vars = vec!["ansible_ssh_extra_args: '-o ProxyCommand=\"nc %h %p\"'".to_owned()];
+    lab.write_inventory(&[host], &[]);
+    let out = lab.run("plan", "site.yml", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "ansible_ssh_extra_args: `ansible_ssh_extra_args`: `ProxyCommand` is not supported: use `ProxyJump`"
+        ),
+        "{out:?}"
+    );
+}

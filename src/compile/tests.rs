@@ -43,6 +43,7 @@ fn inventory(hosts: &[(&str, &[&str])]) -> Inventory {
                     become_: false,
                     become_user: None,
                     escalation: Default::default(),
+                    ssh: Default::default(),
                 },
                 defined_at: Location::file(&file),
             },

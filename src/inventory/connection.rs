@@ -45,6 +45,7 @@ pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagn
     if let Some(kind) = r.kind() {
         c.kind = kind;
     }
+    c.ssh = r.ssh_options();
     r.unsupported();
     diags.into_result(c)
 }
@@ -226,6 +227,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `ansible_ssh_common_args`, `ansible_ssh_extra_args` (in that order: the first value of
+    /// an option wins, as in the `ssh` command Ansible builds), and `ansible_timeout`.
+    fn ssh_options(&mut self) -> super::ssh_args::SshOptions {
+        let mut out = super::ssh_args::SshOptions::default();
+        for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+            let Some(text) = self.string(&[name]) else {
+                continue;
+            };
+            if let Err(message) = super::ssh_args::parse_into(&text, &mut out) {
+                let var = &self.vars[name];
+                self.diags.push(Diagnostic::error(
+                    Some(var.origin.clone()),
+                    name,
+                    format!("`{name}`: {message}"),
+                ));
+            }
+        }
+        if out.connect_timeout.is_none() {
+            if let Some((name, var)) = self.find(&["ansible_timeout", "ansible_ssh_timeout"]) {
+                match var
+                    .value
+                    .as_u64()
+                    .or_else(|| var.value.as_str()?.trim().parse().ok())
+                {
+                    Some(t) if t > 0 => out.connect_timeout = Some(t),
+                    _ => self.bad(name, var, "a number of seconds"),
+                }
+            }
+        }
+        out
+    }
+
     /// Reports every connection variable of [`UNSUPPORTED`] that is set.
     fn unsupported(&mut self) {
         for (name, instead) in UNSUPPORTED {
@@ -356,6 +389,7 @@ mod tests {
                 become_: true,
                 become_user: Some("postgres".into()),
                 escalation: Default::default(),
+                ssh: Default::default(),
             }
         );
         let local =

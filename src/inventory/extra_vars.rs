@@ -120,7 +120,7 @@ fn key_values(arg: &str) -> Result<Vars, Diagnostics> {
 
 /// Splits on unquoted whitespace; `'…'` and `"…"` group words and are removed, `\` escapes
 /// the next character outside single quotes (as a shell would, which is what Ansible mimics).
-fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
+pub(crate) fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_word = false;

@@ -27,6 +27,7 @@ mod load;
 mod merge;
 mod names;
 pub mod pattern;
+pub mod ssh_args;
 mod structure;
 mod vars_dirs;
 mod yaml;
@@ -65,6 +66,9 @@ pub struct Connection {
     /// `ansible_become_password` (its aliases `ansible_become_pass`, `ansible_sudo_pass`,
     /// `ansible_su_pass`): sent on the command's stdin, never on a command line.
     pub escalation: crate::transport::Escalation,
+    /// `ansible_ssh_common_args` then `ansible_ssh_extra_args`, mapped
+    /// ([`ssh_args`]); `ansible_timeout` as the connect timeout.
+    pub ssh: ssh_args::SshOptions,
 }
 
 impl Connection {
@@ -80,6 +84,7 @@ impl Connection {
             become_: false,
             become_user: None,
             escalation: crate::transport::Escalation::default(),
+            ssh: ssh_args::SshOptions::default(),
         }
     }
 }

@@ -42,20 +42,34 @@ pub fn resolve_targets(
                 escalation: c.escalation.clone(),
             },
             ConnectionKind::Ssh => {
+                // `ansible_port`/`_user`/`_ssh_private_key_file` come before the ssh args on
+                // the command line Ansible builds, so they win; both win over ssh config.
+                let o = &c.ssh;
+                let mut keys: Vec<&str> = c.private_key_file.iter().map(String::as_str).collect();
+                keys.extend(o.identity_files.iter().map(String::as_str));
                 let params = SshParams {
                     // The inventory name stays the ssh config alias unless `ansible_host`
                     // says otherwise (Ansible's behaviour).
                     host: (c.address != *name).then(|| c.address.clone()),
-                    port: c.port,
-                    user: c.user.clone(),
-                    private_key_file: c.private_key_file.as_deref().map(expand_home),
-                    proxy_jump: None,
+                    port: c.port.or(o.port),
+                    user: c.user.clone().or_else(|| o.user.clone()),
+                    private_key_file: keys.first().map(|k| expand_home(k)),
+                    proxy_jump: o.proxy_jump.clone(),
                 };
                 let mut t = SshTarget::resolve(name, &params, &config)?;
-                if let Some(kh) = &c.known_hosts_file {
+                for (i, k) in keys.iter().enumerate().skip(1) {
+                    t.identity_files.insert(i, expand_home(k));
+                }
+                if let Some(kh) = c.known_hosts_file.as_ref().or(o.known_hosts_file.as_ref()) {
                     t.known_hosts = expand_home(kh);
                 }
-                t.accept_new_host_keys = settings.accept_new_host_keys;
+                if let Some(secs) = o.connect_timeout {
+                    t.connect_timeout = std::time::Duration::from_secs(secs);
+                }
+                if let Some(secs) = o.server_alive_interval {
+                    t.keepalive_interval = (secs > 0).then(|| std::time::Duration::from_secs(secs));
+                }
+                t.accept_new_host_keys = settings.accept_new_host_keys || o.accept_new_host_keys;
                 t.escalation = c.escalation.clone();
                 ConnectionTarget::Ssh(t)
             }
