@@ -842,17 +842,19 @@ fn become_with_su_and_the_target_users_password() {
     let target = SudoUser::create_as("sutarget", false);
     std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(lab.base(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let inventory = |password: &str| {
+    // The play's `become_method: su` first, then the inventory's `ansible_become_method`.
+    let inventory = |password: &str, method: Option<&str>| {
         let mut host = Host::on("db1", &sshd);
         host.vars = vec![
             format!("ansible_user: {}", login.name),
-            "ansible_become_method: su".to_owned(),
             format!("ansible_become_pass: '{password}'"),
             format!("ansible_become_user: {}", target.name),
         ];
+        host.vars
+            .extend(method.map(|m| format!("ansible_become_method: {m}")));
         lab.write_inventory(&[host], &[]);
     };
-    inventory(&target.password);
+    inventory(&target.password, None);
     let out = lab.run("apply", "become_su.yml", &["-vv"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.all().contains(&target.password), "{out:?}");
@@ -871,7 +873,7 @@ fn become_with_su_and_the_target_users_password() {
     );
     assert_eq!(lab.run("check", "become_su.yml", &[]).code, 0);
 
-    inventory("not-the-password");
+    inventory("not-the-password", Some("su"));
     let out = lab.run("check", "become_su.yml", &[]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(

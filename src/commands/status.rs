@@ -52,7 +52,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     };
     let all: Vec<String> = inventory.hosts.keys().cloned().collect();
     let settings = args.ssh.settings();
-    let targets = resolve_targets(&inventory, &all, &settings)?;
+    let targets = resolve_targets(&inventory, &all, &settings, &Default::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

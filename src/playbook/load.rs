@@ -19,6 +19,7 @@ const PLAY_KEYS: &[&str] = &[
     "throttle",
     "any_errors_fatal",
     "become",
+    "become_method",
     "become_user",
     "gather_facts",
     "tags",
@@ -33,9 +34,18 @@ const TASK_KEYS: &[&str] = &[
     "notify",
     "wait_for",
     "become",
+    "become_method",
     "become_user",
 ];
-const HANDLER_KEYS: &[&str] = &["name", "listen", "when", "tags", "become", "become_user"];
+const HANDLER_KEYS: &[&str] = &[
+    "name",
+    "listen",
+    "when",
+    "tags",
+    "become",
+    "become_method",
+    "become_user",
+];
 
 /// Loads and checks a playbook file; every problem found is returned at once.
 pub fn load(path: &Path) -> Result<Playbook, Diagnostics> {
@@ -173,6 +183,7 @@ fn load_play(
         any_errors_fatal: flag(&f, "any_errors_fatal", diags).unwrap_or(false),
         become_: flag(&f, "become", diags),
         become_user: become_user(&f, diags),
+        become_method: become_method(&f, diags),
         gather_facts: flag(&f, "gather_facts", diags).unwrap_or(true),
         tags: tags(&f, diags),
         vars: Arc::new(vars),
@@ -396,6 +407,40 @@ fn load_task(
         wait_for: names(&f, "wait_for", diags),
         become_: flag(&f, "become", diags),
         become_user: become_user(&f, diags),
+        become_method: become_method(&f, diags),
+    })
+}
+
+/// `become_method`: `sudo` or `su` (`ansible.builtin.` prefix allowed); Ansible's other
+/// methods are refused by name.
+fn become_method(
+    f: &Fields<'_>,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<crate::transport::BecomeMethod>> {
+    use crate::transport::BecomeMethod;
+    let node = f.get("become_method")?;
+    let text = f.read::<String>("become_method", diags)?;
+    let value = match text.trim().trim_start_matches("ansible.builtin.") {
+        "sudo" => BecomeMethod::Sudo,
+        "su" => BecomeMethod::Su,
+        other => {
+            let mut d = f.error(
+                node,
+                &f.path.key("become_method"),
+                format!(
+                    "`become_method` must be `sudo` or `su`, found `{other}`: pgdeploy does not run other become methods"
+                ),
+            );
+            if let Some(best) = did_you_mean(other, ["sudo", "su"]) {
+                d = d.with_help(format!("did you mean `{best}`?"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    Some(Spanned {
+        value,
+        mark: node.mark,
     })
 }
 
@@ -403,7 +448,6 @@ fn load_task(
 /// here (one connection per host serves every task, so they cannot change per task).
 fn per_host_variable(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
-        "become_method" => "ansible_become_method",
         "remote_user" => "ansible_user",
         "connection" => "ansible_connection",
         "port" => "ansible_port",

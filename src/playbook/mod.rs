@@ -46,6 +46,8 @@ pub struct Play {
     pub any_errors_fatal: bool,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// `become_method`, for the tasks that do not set their own.
+    pub become_method: Option<Spanned<crate::transport::BecomeMethod>>,
     /// `gather_facts` (default true): whether this play's hosts need their facts.
     pub gather_facts: bool,
     /// `tags` of the play, inherited by each of its tasks for `--tags`/`--skip-tags`.
@@ -84,6 +86,9 @@ pub struct Task {
     pub wait_for: Vec<Spanned<String>>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// `become_method`: how this task's host raises privileges (one way per host, see
+    /// `compile::become_methods`).
+    pub become_method: Option<Spanned<crate::transport::BecomeMethod>>,
 }
 
 impl std::fmt::Debug for Task {

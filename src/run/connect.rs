@@ -21,10 +21,14 @@ pub struct ConnectSettings {
 }
 
 /// The connection target of each of `hosts`.
+///
+/// `become_methods` are the playbook's `become_method` keywords per host (`Compiled::
+/// become_methods`); they replace the inventory's default method.
 pub fn resolve_targets(
     inventory: &Inventory,
     hosts: &[String],
     settings: &ConnectSettings,
+    become_methods: &HashMap<String, crate::transport::BecomeMethod>,
 ) -> Result<HashMap<String, ConnectionTarget>, SshConfigError> {
     let config = match &settings.ssh_config {
         Some(path) => SshConfigFile::load(path)?,
@@ -35,11 +39,15 @@ pub fn resolve_targets(
         let Some(host) = inventory.hosts.get(name) else {
             continue;
         };
+        let mut escalation = host.connection.escalation.clone();
+        if let Some(m) = become_methods.get(name) {
+            escalation.method = *m;
+        }
         let c = &host.connection;
         let target = match c.kind {
             ConnectionKind::Local => ConnectionTarget::Local {
                 host: name.clone(),
-                escalation: c.escalation.clone(),
+                escalation: escalation.clone(),
             },
             ConnectionKind::Ssh => {
                 // `ansible_port`/`_user`/`_ssh_private_key_file` come before the ssh args on
@@ -70,7 +78,7 @@ pub fn resolve_targets(
                     t.keepalive_interval = (secs > 0).then(|| std::time::Duration::from_secs(secs));
                 }
                 t.accept_new_host_keys = settings.accept_new_host_keys || o.accept_new_host_keys;
-                t.escalation = c.escalation.clone();
+                t.escalation = escalation.clone();
                 ConnectionTarget::Ssh(t)
             }
         };

@@ -87,7 +87,12 @@ pub async fn run(args: &PlaybookArgs, opts: &RunOptions) -> anyhow::Result<Exit>
         Some(path) => Some(crate::commands::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
         None => None,
     };
-    let targets = connect::resolve_targets(&loaded.inventory, &hosts, &opts.connect)?;
+    let targets = connect::resolve_targets(
+        &loaded.inventory,
+        &hosts,
+        &opts.connect,
+        &loaded.compiled.become_methods,
+    )?;
     // Probes of the steps whose parameters need no facts run in the facts' round trip.
     let mut early = executor::step_probes(
         &loaded.playbook,
