@@ -25,9 +25,13 @@ pub enum RenderError {
 }
 
 /// Whether the whole string is one `{{ expression }}`, whose value keeps its type (a list
-/// stays a list) instead of being turned into text.
+/// stays a list) instead of being turned into text. Spaces around it do not count, a line
+/// break does: `"{{ x }}\n"` is text ending with a newline (a file's content), as in Ansible.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = s
+        .trim_matches([' ', '\t'])
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }
