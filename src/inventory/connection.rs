@@ -50,6 +50,42 @@ pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagn
     diags.into_result(c)
 }
 
+/// Ansible connection variables that mean nothing to pgdeploy (no Python and no module files
+/// reach the hosts): a warning where they are set, so that nobody believes they did something.
+const NO_EFFECT: &[(&str, &str)] = &[
+    (
+        "ansible_python_interpreter",
+        "pgdeploy runs no Python on the hosts",
+    ),
+    (
+        "ansible_pipelining",
+        "pgdeploy copies no module files: every command already runs in one SSH exec",
+    ),
+    (
+        "ansible_ssh_pipelining",
+        "pgdeploy copies no module files: every command already runs in one SSH exec",
+    ),
+    (
+        "ansible_ssh_retries",
+        "pgdeploy connects once per host per run; an unreachable host is reported (exit 4)",
+    ),
+];
+
+/// Warnings for the variables of [`NO_EFFECT`] set in `vars`.
+pub fn no_effect_warnings(vars: &Vars) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    for (name, why) in NO_EFFECT {
+        if let Some(var) = vars.get(*name) {
+            diags.push(Diagnostic::warning(
+                Some(var.origin.clone()),
+                *name,
+                format!("`{name}` has no effect: {why}"),
+            ));
+        }
+    }
+    diags
+}
+
 /// The `become_method` values pgdeploy runs. `doas`, `pbrun`, `pfexec`, `dzdo`, `ksu`,
 /// `runas`, `machinectl` and `enable` are Ansible's others and are refused by name.
 pub const BECOME_METHODS: &[&str] = &["sudo", "su"];
@@ -467,6 +503,19 @@ mod tests {
              found `doas`: pgdeploy does not run other become methods\n\
              error: inv.yml:2:7: ansible_password: `ansible_password` is not supported\n  \
              help: pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords\n"
+        );
+    }
+
+    #[test]
+    fn variables_without_effect_are_warnings() {
+        let w = no_effect_warnings(&vars(&[
+            ("ansible_host", json!("h")),
+            ("ansible_python_interpreter", json!("/usr/bin/python3")),
+        ]));
+        assert_eq!(
+            w.to_string(),
+            "warning: inv.yml:2:7: ansible_python_interpreter: `ansible_python_interpreter` has no effect: \
+             pgdeploy runs no Python on the hosts\n"
         );
     }
 }

@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use super::build::ALL;
-use super::connection::connection_from_vars;
+use super::connection::{connection_from_vars, no_effect_warnings};
 use super::structure::depths;
 use super::{Connection, Inventory, Var, Vars};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -36,6 +36,7 @@ pub(crate) fn resolve(inv: &mut Inventory) -> Diagnostics {
         .collect();
     let all = inv.groups.get_index_of(ALL);
     let mut resolved = Vec::with_capacity(inv.hosts.len());
+    let mut warned = Vec::new();
     for host in inv.hosts.values() {
         let mut order: Vec<usize> = host
             .groups
@@ -65,6 +66,13 @@ pub(crate) fn resolve(inv: &mut Inventory) -> Diagnostics {
                 if k != GROUP_PRIORITY {
                     vars.insert(k.clone(), v.clone());
                 }
+            }
+        }
+        // Set once for a group, the same warning for each of its hosts: shown once.
+        for w in no_effect_warnings(&vars) {
+            if !warned.contains(&w) {
+                warned.push(w.clone());
+                diags.push(w);
             }
         }
         let connection = match connection_from_vars(&host.name, &vars) {
