@@ -214,9 +214,40 @@ fn plan_runs_the_selected_steps_with_extra_vars_above_everything() {
         assert!(!all.contains(secret), "secret `{secret}` printed:\n{all}");
         assert!(!stderr.contains(secret), "secret `{secret}` on stderr");
     }
-    // `gather_facts: no` in every play: no facts script runs (and nothing needs one).
     let run_started = events.iter().find(|e| e["event"] == "run_started").unwrap();
     assert_eq!(run_started["steps"], 9, "{all}");
+}
+
+#[test]
+fn no_facts_are_gathered_when_no_play_asks_for_them() {
+    // `gather_facts: no` and `"off"`: the facts script never runs; the probes still go in one
+    // command per host before the first step (then one per play, after its boundary).
+    let out = pgdeploy(&["plan", "-v", "-i", INVENTORY, PLAYBOOK]);
+    ok(&out);
+    let log = text(&out.stderr);
+    assert!(!log.contains("==os-release"), "{log}");
+    let execs = log
+        .lines()
+        .filter(|l| l.contains("local exec host=a1"))
+        .count();
+    assert_eq!(execs, 3, "{log}");
+    // The same playbook with facts gathered in its first play runs the facts script once.
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    let yaml = std::fs::read_to_string(PLAYBOOK).unwrap();
+    std::fs::write(
+        &pb,
+        yaml.replacen("gather_facts: no", "gather_facts: yes", 1),
+    )
+    .unwrap();
+    let out = pgdeploy(&["plan", "-v", "-i", INVENTORY, pb.to_str().unwrap()]);
+    ok(&out);
+    let log = text(&out.stderr);
+    let facts = log
+        .split("local exec host=")
+        .filter(|command| command.starts_with("a1 ") && command.contains("==os-release"))
+        .count();
+    assert_eq!(facts, 1, "{log}");
 }
 
 #[test]
@@ -328,6 +359,8 @@ fn inventory_warnings_are_printed_once_by_every_command() {
         with_playbook("plan"),
         with_playbook("check"),
         pgdeploy(&["inventory", "-i", inv, "--list"]),
+        // Fails (no cluster here) after loading the inventory: the warning is shown anyway.
+        pgdeploy(&["status", "-i", inv]),
     ] {
         let stderr = text(&out.stderr);
         assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
