@@ -49,9 +49,16 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     let mut inventory = inventory;
     let mut warnings = Diagnostics::new();
     if !extra.is_empty() {
-        let errors = inventory.set_extra_vars(extra);
-        if errors.has_errors() {
-            return Err(errors);
+        let origins: Vec<Location> = extra.values().map(|v| v.origin.clone()).collect();
+        let found = inventory.set_extra_vars(extra);
+        if found.has_errors() {
+            return Err(found);
+        }
+        // The inventory's own warnings were printed as it loaded; those of `-e` values are new.
+        for w in found {
+            if w.location.as_ref().is_some_and(|l| origins.contains(l)) {
+                warnings.push(w);
+            }
         }
     }
     let selection = TagSelection::new(&args.tags, &args.skip_tags);
