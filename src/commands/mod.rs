@@ -48,26 +48,29 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     };
     let mut inventory = inventory;
     let mut warnings = Diagnostics::new();
-    if !extra.is_empty() {
-        let origins: Vec<Location> = extra.values().map(|v| v.origin.clone()).collect();
-        let found = inventory.set_extra_vars(extra);
-        if found.has_errors() {
-            return Err(found);
-        }
-        // The inventory's own warnings were printed as it loaded; those of `-e` values are new.
-        for w in found {
-            if w.location.as_ref().is_some_and(|l| origins.contains(l)) {
-                warnings.push(w);
-            }
+    let origins: Vec<Location> = extra.values().map(|v| v.origin.clone()).collect();
+    let found = if extra.is_empty() {
+        Diagnostics::new()
+    } else {
+        inventory.set_extra_vars(extra)
+    };
+    // Before any error is returned or anything compiled: messages may quote a secret's value
+    // (one used where a file mode is expected, a bad `-e` value), and `report` masks with the
+    // redactor installed here. Extra vars are in every host's variables by now, so
+    // secret-named ones are masked too.
+    let redactor = crate::secrets::Redactor::from_inventory(&inventory);
+    crate::secrets::mask_logs_with(&redactor);
+    if found.has_errors() {
+        return Err(found);
+    }
+    // The inventory's own warnings were printed as it loaded; those of `-e` values are new.
+    for w in found {
+        if w.location.as_ref().is_some_and(|l| origins.contains(l)) {
+            warnings.push(w);
         }
     }
     let selection = TagSelection::new(&args.tags, &args.skip_tags);
     warnings.extend(crate::playbook::tags::select(&mut playbook, &selection));
-    // Before compiling: its errors and warnings may quote a secret's value (one used where a
-    // file mode is expected), and `report` masks with the redactor installed here. Extra vars
-    // are in every host's variables by now, so secret-named ones are masked too.
-    let redactor = crate::secrets::Redactor::from_inventory(&inventory);
-    crate::secrets::mask_logs_with(&redactor);
     let inventory = Arc::new(inventory);
     let mut compiled = match compile(
         &playbook,
