@@ -173,6 +173,18 @@ pub struct PlaybookArgs {
     /// offline checks of templates that use facts.
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
+    /// Variables above every other source (as `ansible-playbook -e`): `name=value` (space-
+    /// separated pairs, values are strings), a YAML/JSON mapping, or `@FILE`. Repeatable;
+    /// later ones win.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS", action = clap::ArgAction::Append)]
+    pub extra_vars: Vec<String>,
+    /// Only run plays and tasks tagged with these (comma-separated, repeatable; Ansible's
+    /// special tags `all`, `always`, `never`, `tagged`, `untagged` included).
+    #[arg(short = 't', long = "tags", value_name = "TAGS", action = clap::ArgAction::Append)]
+    pub tags: Vec<String>,
+    /// Skip plays and tasks tagged with these (comma-separated, repeatable).
+    #[arg(long = "skip-tags", value_name = "TAGS", action = clap::ArgAction::Append)]
+    pub skip_tags: Vec<String>,
     #[command(flatten)]
     pub vault: VaultArgs,
 }

@@ -43,6 +43,63 @@ impl<'de> Deserialize<'de> for Mode {
     }
 }
 
+/// A boolean as Ansible's `boolean()` reads a keyword: `true`/`false`, `yes`/`no`, `on`/`off`,
+/// `y`/`n`, `t`/`f`, `1`/`0`, in any case and quoted or not (`become: "yes"` is a string to
+/// YAML, a boolean to Ansible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnsibleBool(pub bool);
+
+impl AnsibleBool {
+    /// The text forms Ansible accepts, lowercased.
+    pub fn from_text(s: &str) -> Option<bool> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" | "t" | "1.0" => Some(true),
+            "no" | "false" | "off" | "0" | "n" | "f" | "0.0" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AnsibleBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AnsibleBool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`)")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<AnsibleBool, E> {
+                Ok(AnsibleBool(b))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AnsibleBool, E> {
+                AnsibleBool::from_text(s)
+                    .map(AnsibleBool)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
+            }
+            fn visit_i64<E: de::Error>(self, i: i64) -> Result<AnsibleBool, E> {
+                match i {
+                    0 | 1 => Ok(AnsibleBool(i == 1)),
+                    _ => Err(E::invalid_value(de::Unexpected::Signed(i), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, i: u64) -> Result<AnsibleBool, E> {
+                match i {
+                    0 | 1 => Ok(AnsibleBool(i == 1)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(i), &self)),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, x: f64) -> Result<AnsibleBool, E> {
+                if x == 0.0 || x == 1.0 {
+                    Ok(AnsibleBool(x == 1.0))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(x), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A field that takes one value or a list (`name: curl` or `name: [curl, acl]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneOrMany<T>(pub Vec<T>);

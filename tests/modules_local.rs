@@ -100,6 +100,8 @@ impl Env {
                     known_hosts_file: None,
                     become_: false,
                     become_user: None,
+                    escalation: Default::default(),
+                    ssh: Default::default(),
                 },
                 defined_at: origin,
             },

@@ -1037,3 +1037,208 @@ fn saved_plan_file_holds_no_secret_and_is_private() {
         format!("user = app\npassword = {secret}\n")
     );
 }
+
+/// A login user made for one test, whose sudo needs its password (a sudoers rule without
+/// `NOPASSWD`); removed, with the rule, when dropped.
+struct SudoUser {
+    name: String,
+    password: String,
+    sudoers: PathBuf,
+}
+
+impl SudoUser {
+    fn create() -> SudoUser {
+        Self::create_as("sudo", true)
+    }
+
+    /// A user `pgd-KIND-PID` with a password, allowed sudo (with that password) if `sudoers`.
+    fn create_as(kind: &str, sudoers: bool) -> SudoUser {
+        let name = format!("pgd-{kind}-{}", std::process::id());
+        let password = format!("{kind}-Pw-7e3f19");
+        let _ = Command::new("userdel").args(["-r", &name]).output();
+        let ok = |cmd: &mut Command| {
+            let out = cmd.output().expect("user tools run");
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]));
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        use std::io::Write as _;
+        writeln!(chpasswd.stdin.take().unwrap(), "{name}:{password}").unwrap();
+        assert!(chpasswd.wait().unwrap().success());
+        let sudoers_file = PathBuf::from(format!("/etc/sudoers.d/{name}"));
+        if sudoers {
+            std::fs::write(&sudoers_file, format!("{name} ALL=(ALL:ALL) ALL\n")).unwrap();
+            std::fs::set_permissions(&sudoers_file, std::fs::Permissions::from_mode(0o440))
+                .unwrap();
+            ok(Command::new("visudo").args(["-c", "-q"]));
+        }
+        SudoUser {
+            name,
+            password,
+            sudoers: sudoers_file,
+        }
+    }
+}
+
+impl Drop for SudoUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+    }
+}
+
+#[test]
+fn become_with_a_sudo_password_sent_on_stdin() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    let user = SudoUser::create();
+    // The login user must reach the managed directory to be told apart from root there.
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inventory = |password: &str| {
+        let mut host = Host::on("db1", &sshd);
+        host.vars = vec![
+            format!("ansible_user: {}", user.name),
+            format!("ansible_become_password: '{password}'"),
+        ];
+        lab.write_inventory(&[host], &[]);
+    };
+    inventory(&user.password);
+    let out = lab.run("apply", "become_password.yml", &["-vv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // Never on a command line, never in a log line.
+    assert!(!out.all().contains(&user.password), "{out:?}");
+    assert!(out.all().contains("sudo -S -p ''"), "{out:?}");
+    let dir = lab.host_dir("db1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("whoami")).unwrap(),
+        "root\n"
+    );
+    // The file's content came on stdin after the password: whole, nothing else.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("by-root.txt")).unwrap(),
+        "line one\nline two\n"
+    );
+    assert_attrs(&dir.join("by-root.txt"), 0, 0, 0o600);
+    assert_eq!(lab.run("check", "become_password.yml", &[]).code, 0);
+
+    // A wrong password: sudo's own words, at once, no prompt left waiting.
+    inventory("not-the-password");
+    let started = std::time::Instant::now();
+    let out = lab.run("check", "become_password.yml", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(
+        out.all()
+            .contains("become with `sudo` failed: the become password was refused (`sudo: ")
+            && out.all().contains("incorrect password attempts`)"),
+        "{out:?}"
+    );
+    assert!(!out.all().contains("not-the-password"), "{out:?}");
+}
+
+#[test]
+fn become_with_su_and_the_target_users_password() {
+    let sshd = Sshd::start();
+    let lab = Lab::new(&sshd);
+    let login = SudoUser::create_as("login", false);
+    let target = SudoUser::create_as("sutarget", false);
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(lab.base(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The play's `become_method: su` first, then the inventory's `ansible_become_method`.
+    let inventory = |password: &str, method: Option<&str>| {
+        let mut host = Host::on("db1", &sshd);
+        host.vars = vec![
+            format!("ansible_user: {}", login.name),
+            format!("ansible_become_pass: '{password}'"),
+            format!("ansible_become_user: {}", target.name),
+        ];
+        host.vars
+            .extend(method.map(|m| format!("ansible_become_method: {m}")));
+        lab.write_inventory(&[host], &[]);
+    };
+    inventory(&target.password, None);
+    let out = lab.run("apply", "become_su.yml", &["-vv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.all().contains(&target.password), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(lab.base().join("db1-whoami")).unwrap(),
+        format!("{}\n", target.name)
+    );
+    let written = lab.base().join("db1-su.txt");
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        "as su\nline two\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&written).unwrap().uid(),
+        uid_of(&target.name)
+    );
+    assert_eq!(lab.run("check", "become_su.yml", &[]).code, 0);
+
+    inventory("not-the-password", Some("su"));
+    let out = lab.run("check", "become_su.yml", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all().contains(
+            "become with `su` failed: the become password was refused (`su: Authentication failure`)"
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn proxy_jump_from_ansible_ssh_common_args() {
+    let bastion = Sshd::start();
+    let db = Sshd::start();
+    let lab = Lab::new(&db);
+    // The jump's key comes from the ssh config, as for `ssh -J` (which does not pass `-i` on).
+    std::fs::write(
+        lab.dir.path().join("ssh_config"),
+        format!("Host *\n  IdentityFile {}\n", bastion.client_key.display()),
+    )
+    .unwrap();
+    let known_hosts = lab.dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "{}\n{}\n",
+            bastion.known_hosts_line(),
+            db.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let mut host = Host::on("db1", &db);
+    host.known_hosts = known_hosts;
+    host.vars = vec![format!(
+        "ansible_ssh_common_args: '-o ProxyJump=root@127.0.0.1:{} -o ConnectTimeout=5 -o ControlMaster=auto'",
+        bastion.port
+    )];
+    lab.write_inventory(&[host], &[]);
+    let out = lab.run("apply", "site.yml", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let through_bastion = std::fs::read_to_string(&bastion.log)
+        .unwrap_or_default()
+        .matches("Accepted publickey for root")
+        .count();
+    assert_eq!(through_bastion, 1, "{out:?}");
+
+    // An option the transport cannot honour is refused where it is set, before any connection.
+    let mut host = Host::on("db1", &db);
+    host.vars = vec!["ansible_ssh_extra_args: '-o ProxyCommand=\"nc %h %p\"'".to_owned()];
+    lab.write_inventory(&[host], &[]);
+    let out = lab.run("plan", "site.yml", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "ansible_ssh_extra_args: `ansible_ssh_extra_args`: `ProxyCommand` is not supported: use `ProxyJump`"
+        ),
+        "{out:?}"
+    );
+}

@@ -11,6 +11,8 @@ use std::process::Command;
 const ENV_NAME: &str = "PGDEPLOY_SECRETS_TEST_ENV";
 const ENV_VALUE: &str = "Env\"Look\\Tail-Env8";
 const FILE_VALUE: &str = "File-Lookup-Tail9";
+/// Given with `-e` (JSON), over the inventory's `db_pw`.
+const EXTRA_VALUE: &str = "E\"x\\tra\nXtra-Tail16";
 
 /// Every planted secret (at least 4 characters), as planted.
 const SECRETS: &[&str] = &[
@@ -24,6 +26,7 @@ const SECRETS: &[&str] = &[
     "Removed-Tail15",
     "Become-Tail11",
     "Db-Pw-Tail12",
+    EXTRA_VALUE,
     "KeyLineAlphaTail13",
     "KeyLineBetaTail14",
     "visible-only-without-no-log",
@@ -46,6 +49,7 @@ const TAILS: &[&str] = &[
     "Removed-Tail15",
     "Become-Tail11",
     "Db-Pw-Tail12",
+    "Xtra-Tail16",
     "KeyLineAlphaTail13",
     "KeyLineBetaTail14",
     "pâss",
@@ -379,6 +383,44 @@ fn no_secret_appears_in_any_stream_of_any_command() {
     let check = pgdeploy(&fx, &["check", "-i", &inv, &pb]);
     assert_no_secret(&check);
     assert_eq!(check.code, Some(2), "{}", check.stderr);
+
+    // A secret given with `-e`, over the inventory's `db_pw` (a name outside the pattern's
+    // words): masked everywhere; a saved plan refuses to keep it.
+    let extra = serde_json::json!({ "db_pw": EXTRA_VALUE }).to_string();
+    for args in [
+        vec!["plan", "-i", &inv, &pb, "-e", &extra],
+        vec!["--json", "plan", "-i", &inv, &pb, "-e", &extra],
+        vec!["check", "-i", &inv, &pb, "-e", &extra],
+    ] {
+        let run = pgdeploy(&fx, &args);
+        assert_no_secret(&run);
+        assert!(
+            matches!(run.code, Some(0 | 2)),
+            "{}: {}",
+            run.what,
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains("db=********"),
+            "{}: {}",
+            run.what,
+            run.stdout
+        );
+    }
+    let refused = pgdeploy(
+        &fx,
+        &["plan", "--out", "x.plan", "-i", &inv, &pb, "-e", &extra],
+    );
+    assert_no_secret(&refused);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the plan was not saved to `x.plan`: `-e` argument 1 holds a secret"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!Path::new(&fx.path("x.plan")).exists());
 
     // A saved plan: neither its output nor the file holds a secret, and applying it (the
     // plan made again on the host, compared masked) refuses nothing while nothing changed.

@@ -11,7 +11,7 @@ pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
-        .and_then(|()| crate::inventory::load(&args.inventory))
+        .and_then(|()| super::load_inventory(&args.inventory))
     {
         Ok(i) => i,
         Err(diags) => {

@@ -17,6 +17,7 @@ use crate::cli::PlaybookArgs;
 use crate::compile::{compile, CompileOptions, Compiled};
 use crate::diag::{Diagnostic, Diagnostics, Location, SourceFile};
 use crate::inventory::Inventory;
+use crate::playbook::tags::TagSelection;
 use crate::playbook::Playbook;
 use crate::template::Facts;
 
@@ -33,12 +34,13 @@ pub struct Loaded {
 /// Loads and compiles; inventory and playbook errors are reported together.
 pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     args.vault.install()?;
-    let inventory = crate::inventory::load(&args.inventory);
+    let inventory = load_inventory(&args.inventory);
     let playbook = crate::playbook::load(&args.playbook);
     let facts = args.facts.as_deref().map(load_facts).transpose();
-    let (inventory, playbook, facts) = match (inventory, playbook, facts) {
-        (Ok(i), Ok(p), Ok(f)) => (i, p, f),
-        (i, p, f) => {
+    let extra = crate::inventory::extra_vars::parse_all(&args.extra_vars);
+    let (inventory, mut playbook, facts, extra) = match (inventory, playbook, facts, extra) {
+        (Ok(i), Ok(p), Ok(f), Ok(e)) => (i, p, f, e),
+        (i, p, f, e) => {
             // The playbook's errors are printed with their source lines, which may hold the
             // inventory's secrets: mask them even though nothing compiles.
             if let Ok(inventory) = &i {
@@ -47,32 +49,69 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
                 ));
             }
             let mut all = Diagnostics::new();
-            for d in [i.err(), p.err(), f.err()].into_iter().flatten() {
+            for d in [i.err(), p.err(), f.err(), e.err()].into_iter().flatten() {
                 all.extend(d);
             }
             return Err(all);
         }
     };
-    // Before compiling: its errors and warnings may quote a secret's value (one used where a
-    // file mode is expected), and `report` masks with the redactor installed here. Secrets
-    // found while compiling (rendered values, lookups) are recorded, and it masks them too.
+    let mut inventory = inventory;
+    let mut warnings = Diagnostics::new();
+    let origins: Vec<Location> = extra.values().map(|v| v.origin.clone()).collect();
+    let found = if extra.is_empty() {
+        Diagnostics::new()
+    } else {
+        inventory.set_extra_vars(extra)
+    };
+    // Before any error is returned or anything compiled: messages may quote a secret's value
+    // (one used where a file mode is expected, a bad `-e` value), and `report` masks with the
+    // redactor installed here. Extra vars are in every host's variables by now, so
+    // secret-named ones are masked too. Secrets found while compiling (rendered values,
+    // lookups) are recorded, and it masks them too.
     let redactor = crate::secrets::Redactor::from_inventory(&inventory);
     crate::secrets::mask_logs_with(&redactor);
+    if found.has_errors() {
+        return Err(found);
+    }
+    // The inventory's own warnings were printed as it loaded; those of `-e` values are new.
+    for w in found {
+        if w.location.as_ref().is_some_and(|l| origins.contains(l)) {
+            warnings.push(w);
+        }
+    }
+    let selection = TagSelection::new(&args.tags, &args.skip_tags);
+    warnings.extend(crate::playbook::tags::select(&mut playbook, &selection));
     let inventory = Arc::new(inventory);
-    let compiled = compile(
+    let mut compiled = match compile(
         &playbook,
         inventory.clone(),
         CompileOptions {
             limit: args.limit.as_deref(),
             facts,
         },
-    )?;
+    ) {
+        Ok(c) => c,
+        Err(errors) => {
+            warnings.extend(errors);
+            return Err(warnings);
+        }
+    };
+    warnings.extend(std::mem::take(&mut compiled.warnings));
+    compiled.warnings = warnings;
     Ok(Loaded {
         inventory,
         playbook,
         compiled,
         redactor,
     })
+}
+
+/// Loads an inventory and prints its warnings (a `group_vars/` file for no group, …) on
+/// stderr: every command that reads an inventory goes through here, once.
+pub fn load_inventory(path: &Path) -> Result<Inventory, Diagnostics> {
+    let (inventory, warnings) = crate::inventory::load_with_warnings(path)?;
+    report(&warnings);
+    Ok(inventory)
 }
 
 /// A facts file: a mapping of host names to mappings of facts.

@@ -32,7 +32,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
-        .and_then(|()| crate::inventory::load(&args.inventory))
+        .and_then(|()| super::load_inventory(&args.inventory))
     {
         Ok(i) => i,
         Err(diags) => {
@@ -55,7 +55,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     };
     let all: Vec<String> = inventory.hosts.keys().cloned().collect();
     let settings = args.ssh.settings();
-    let targets = resolve_targets(&inventory, &all, &settings)?;
+    let targets = resolve_targets(&inventory, &all, &settings, &Default::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -119,7 +119,10 @@ pub fn build(
     let mut g: DiGraph<Step, Edge> = DiGraph::new();
     let mut gate: Option<NodeIndex> = None;
     let mut task_nodes: HashMap<(usize, usize), Vec<NodeIndex>> = HashMap::new();
-    let last_play = play_hosts.iter().rposition(|h| !h.is_empty());
+    // A play without hosts, or whose tasks `--tags` all filtered out, has no step and no
+    // boundary.
+    let runs = |p: usize| !play_hosts[p].is_empty() && !playbook.plays[p].tasks.is_empty();
+    let last_play = (0..play_hosts.len()).rev().find(|&p| runs(p));
     for (p, ((play, hosts), acts)) in playbook
         .plays
         .iter()
@@ -127,7 +130,7 @@ pub fn build(
         .zip(actions)
         .enumerate()
     {
-        if hosts.is_empty() {
+        if !runs(p) {
             continue;
         }
         let PlayActions {

@@ -38,6 +38,12 @@ pub struct Compiled {
     pub play_hosts: Vec<Vec<String>>,
     /// Every host that runs at least one step.
     pub hosts: Vec<String>,
+    /// For each play and each of its hosts, whether the play sees the host's facts
+    /// (`gather_facts`, here or in an earlier play).
+    pub play_facts: Vec<Vec<bool>>,
+    /// The `become_method` keywords' choice for each host that has one (see
+    /// [`become_methods`]); other hosts use their inventory's.
+    pub become_methods: HashMap<String, crate::transport::BecomeMethod>,
     /// Steps in an order that respects every edge.
     pub order: Vec<NodeIndex>,
     /// Warnings found while compiling (errors abort instead).
@@ -90,6 +96,7 @@ pub fn compile(
         play_hosts.push(hosts);
     }
     check_notify(playbook, &mut diags);
+    let become_methods = become_methods(playbook, &play_hosts, &inventory, &mut diags);
     let shared = ScopeShared::new(
         Arc::new(crate::template::environment_for(&playbook.dir)),
         inventory,
@@ -122,13 +129,85 @@ pub fn compile(
             hosts.push(host.clone());
         }
     }
+    let play_facts = params::facts_in_plays(playbook, &play_hosts);
     Ok(Compiled {
         graph,
         play_hosts,
         hosts,
+        play_facts,
+        become_methods,
         order,
         warnings: diags.sorted(),
     })
+}
+
+impl Compiled {
+    /// The hosts whose facts some play sees: only they are gathered.
+    pub fn needs_facts(&self, host: &str) -> bool {
+        self.play_hosts
+            .iter()
+            .zip(&self.play_facts)
+            .any(|(hosts, f)| hosts.iter().zip(f).any(|(h, &f)| f && h == host))
+    }
+}
+
+/// The `become_method` keywords, per host. A host has one connection for the run, so one way
+/// to raise privileges: tasks that become on the same host with different methods are an error
+/// at the second. The host's own `ansible_become_method` wins over the keywords, as Ansible's
+/// connection variables win over playbook keywords.
+fn become_methods(
+    playbook: &Playbook,
+    play_hosts: &[Vec<String>],
+    inventory: &Inventory,
+    diags: &mut Diagnostics,
+) -> HashMap<String, crate::transport::BecomeMethod> {
+    let mut chosen: HashMap<String, (crate::transport::BecomeMethod, String)> = HashMap::new();
+    for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
+        for task in play.tasks.iter().chain(&play.handlers) {
+            let Some(method) = task.become_method.as_ref().or(play.become_method.as_ref()) else {
+                continue;
+            };
+            let path = match &task.become_method {
+                Some(_) => task.path.key("become_method"),
+                None => play.path.key("become_method"),
+            };
+            for name in hosts {
+                let Some(host) = inventory.hosts.get(name) else {
+                    continue;
+                };
+                let on = task
+                    .become_
+                    .or(play.become_)
+                    .unwrap_or(host.connection.become_);
+                if !on || host.vars.contains_key("ansible_become_method") {
+                    continue;
+                }
+                match chosen.get(name) {
+                    None => {
+                        chosen.insert(name.clone(), (method.value, path.to_string()));
+                    }
+                    Some((first, at)) if *first != method.value => {
+                        diags.push(
+                            Diagnostic::error(
+                                Some(Location::new(&playbook.file, method.mark)),
+                                path.as_str(),
+                                format!(
+                                    "host `{name}` would become with `{}` here and with `{}` at `{at}`: \
+                                     pgdeploy raises privileges one way per host",
+                                    method.value.name(),
+                                    first.name()
+                                ),
+                            )
+                            .with_help("use one `become_method` for the host's tasks, or set `ansible_become_method` for it"),
+                        );
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    chosen.into_iter().map(|(h, (m, _))| (h, m)).collect()
 }
 
 /// Every `notify` names a handler of its play; every handler is notified by something.

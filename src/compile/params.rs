@@ -28,11 +28,13 @@ pub fn resolve(
         playbook_dir: &playbook.dir,
     };
     let mut out = Vec::new();
-    for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
+    let sees_facts = facts_in_plays(playbook, play_hosts);
+    for ((play, hosts), sees) in playbook.plays.iter().zip(play_hosts).zip(&sees_facts) {
         let all_hosts = Arc::new(hosts.clone());
         let scopes: Vec<Arc<Scope>> = hosts
             .iter()
-            .map(|h| Scope::new(shared, h, play.vars.clone(), all_hosts.clone()))
+            .zip(sees)
+            .map(|(h, &f)| Scope::for_play(shared, h, play.vars.clone(), all_hosts.clone(), f))
             .collect();
         // Before any parameter is rendered: an error may quote a rendered secret.
         for scope in &scopes {
@@ -50,6 +52,25 @@ pub fn resolve(
         let tasks = resolve_all(&play.tasks);
         let handlers = resolve_all(&play.handlers);
         out.push(PlayActions { tasks, handlers });
+    }
+    out
+}
+
+/// For each play and each of its hosts, whether the play sees the host's facts: the play
+/// gathers them (`gather_facts`, the default), or an earlier play of the host did.
+pub fn facts_in_plays(playbook: &Playbook, play_hosts: &[Vec<String>]) -> Vec<Vec<bool>> {
+    let mut gathered: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(play_hosts.len());
+    for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
+        if play.gather_facts {
+            gathered.extend(hosts.iter().map(String::as_str));
+        }
+        out.push(
+            hosts
+                .iter()
+                .map(|h| gathered.contains(h.as_str()))
+                .collect(),
+        );
     }
     out
 }
@@ -77,11 +98,19 @@ fn resolve_task(
         let host = || Some(scope.host().to_string());
         if let Some(when) = &task.when {
             for name in undefined_in_condition(&when.value, scope) {
+                let message = if is_fact_name(&name) && !scope.sees_facts() {
+                    format!(
+                        "`{name}` is a fact, and facts are not gathered in this play \
+                         (`gather_facts: false`)"
+                    )
+                } else {
+                    format!("undefined variable `{name}`")
+                };
                 found.push((
                     Diagnostic::error(
                         Some(Location::new(file, when.mark)),
                         task.path.key("when").as_str(),
-                        format!("undefined variable `{name}`"),
+                        message,
                     ),
                     host(),
                 ));
@@ -194,7 +223,7 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
     let Ok(compiled) = env.compile_expression(expr) else {
         return Vec::new();
     };
-    let facts_pending = !scope.shared().facts_gathered(scope.host());
+    let facts_pending = scope.facts_pending();
     let mut names: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()

@@ -42,6 +42,8 @@ fn inventory(hosts: &[(&str, &[&str])]) -> Inventory {
                     known_hosts_file: None,
                     become_: false,
                     become_user: None,
+                    escalation: Default::default(),
+                    ssh: Default::default(),
                 },
                 defined_at: Location::file(&file),
             },
@@ -319,7 +321,7 @@ fn no_log_takes_ansible_booleans() {
     .unwrap()
     .to_string();
     assert!(
-        err.contains("tasks[0].no_log: `no_log` is a boolean (`true`/`false`, `yes`/`no`), found"),
+        err.contains("tasks[0].no_log: invalid value string `maybe`, expected a boolean"),
         "{err}"
     );
 }

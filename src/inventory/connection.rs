@@ -31,11 +31,124 @@ pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagn
     c.known_hosts_file = r.string(&["pgdeploy_known_hosts_file"]);
     c.become_ = r.boolean("ansible_become").unwrap_or(false);
     c.become_user = r.string(&["ansible_become_user"]);
+    if let Some(method) = r.become_method() {
+        c.escalation.method = method;
+    }
+    c.escalation.password = r.string(&[
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+        "ansible_sudo_password",
+        "ansible_su_pass",
+        "ansible_su_password",
+    ]);
     if let Some(kind) = r.kind() {
         c.kind = kind;
     }
+    c.ssh = r.ssh_options();
+    r.unsupported();
     diags.into_result(c)
 }
+
+/// Ansible connection variables that mean nothing to pgdeploy (no Python and no module files
+/// reach the hosts): a warning where they are set, so that nobody believes they did something.
+const NO_EFFECT: &[(&str, &str)] = &[
+    (
+        "ansible_python_interpreter",
+        "pgdeploy runs no Python on the hosts",
+    ),
+    (
+        "ansible_pipelining",
+        "pgdeploy copies no module files: every command already runs in one SSH exec",
+    ),
+    (
+        "ansible_ssh_pipelining",
+        "pgdeploy copies no module files: every command already runs in one SSH exec",
+    ),
+    (
+        "ansible_ssh_retries",
+        "pgdeploy connects once per host per run; an unreachable host is reported (exit 4)",
+    ),
+];
+
+/// Warnings for the variables of [`NO_EFFECT`] set in `vars`.
+pub fn no_effect_warnings(vars: &Vars) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    for (name, why) in NO_EFFECT {
+        if let Some(var) = vars.get(*name) {
+            diags.push(Diagnostic::warning(
+                Some(var.origin.clone()),
+                *name,
+                format!("`{name}` has no effect: {why}"),
+            ));
+        }
+    }
+    diags
+}
+
+/// The `become_method` values pgdeploy runs. `doas`, `pbrun`, `pfexec`, `dzdo`, `ksu`,
+/// `runas`, `machinectl` and `enable` are Ansible's others and are refused by name.
+pub const BECOME_METHODS: &[&str] = &["sudo", "su"];
+
+/// Ansible connection variables that would change how a host is reached or commands are run,
+/// and that pgdeploy does not implement: an error where they are set, never ignored. Each
+/// with what to do instead.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "ansible_password",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_ssh_pass",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_ssh_password",
+        "pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords",
+    ),
+    (
+        "ansible_become_exe",
+        "pgdeploy runs `sudo` or `su` from the host's PATH",
+    ),
+    (
+        "ansible_become_flags",
+        "pgdeploy runs `sudo`/`su` with its own flags; configure sudoers instead",
+    ),
+    (
+        "ansible_sudo_exe",
+        "pgdeploy runs `sudo` from the host's PATH",
+    ),
+    (
+        "ansible_sudo_flags",
+        "pgdeploy runs `sudo` with its own flags; configure sudoers instead",
+    ),
+    (
+        "ansible_ssh_executable",
+        "pgdeploy speaks SSH itself (no `ssh` binary); use `--ssh-config`",
+    ),
+    (
+        "ansible_ssh_args",
+        "set the options in an ssh config file (`--ssh-config`) or `ansible_ssh_common_args`",
+    ),
+    (
+        "ansible_sftp_extra_args",
+        "pgdeploy transfers files over its SSH session, not sftp",
+    ),
+    (
+        "ansible_scp_extra_args",
+        "pgdeploy transfers files over its SSH session, not scp",
+    ),
+    ("ansible_shell_type", "commands run with `/bin/sh`"),
+    ("ansible_shell_executable", "commands run with `/bin/sh`"),
+    (
+        "ansible_ssh_host_key_checking",
+        "host keys are always checked; use `--accept-new-host-keys` for new hosts",
+    ),
+    (
+        "ansible_host_key_checking",
+        "host keys are always checked; use `--accept-new-host-keys` for new hosts",
+    ),
+];
 
 struct Reader<'a> {
     vars: &'a Vars,
@@ -116,6 +229,86 @@ impl<'a> Reader<'a> {
             self.bad(name, var, "a boolean (`true`/`false`, `yes`/`no`)");
         }
         b
+    }
+
+    fn become_method(&mut self) -> Option<crate::transport::BecomeMethod> {
+        use crate::transport::BecomeMethod;
+        let (name, var) = self.find(&["ansible_become_method"])?;
+        let text = var
+            .value
+            .as_str()
+            .map(|s| s.trim().trim_start_matches("ansible.builtin."));
+        match text {
+            Some("sudo") => Some(BecomeMethod::Sudo),
+            Some("su") => Some(BecomeMethod::Su),
+            _ => {
+                let valid: Vec<String> = BECOME_METHODS.iter().map(|k| format!("`{k}`")).collect();
+                let mut d = Diagnostic::error(
+                    Some(var.origin.clone()),
+                    name,
+                    format!(
+                        "`{name}` must be one of {}, found {}: pgdeploy does not run other become methods",
+                        valid.join(", "),
+                        shown(&var.value)
+                    ),
+                );
+                if let Some(best) =
+                    text.and_then(|t| did_you_mean(t, BECOME_METHODS.iter().copied()))
+                {
+                    d = d.with_help(format!("did you mean `{best}`?"));
+                }
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// `ansible_ssh_common_args`, `ansible_ssh_extra_args` (in that order: the first value of
+    /// an option wins, as in the `ssh` command Ansible builds), and `ansible_timeout`.
+    fn ssh_options(&mut self) -> super::ssh_args::SshOptions {
+        let mut out = super::ssh_args::SshOptions::default();
+        for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+            let Some(text) = self.string(&[name]) else {
+                continue;
+            };
+            if let Err(message) = super::ssh_args::parse_into(&text, &mut out) {
+                let var = &self.vars[name];
+                self.diags.push(Diagnostic::error(
+                    Some(var.origin.clone()),
+                    name,
+                    format!("`{name}`: {message}"),
+                ));
+            }
+        }
+        if out.connect_timeout.is_none() {
+            if let Some((name, var)) = self.find(&["ansible_timeout", "ansible_ssh_timeout"]) {
+                match var
+                    .value
+                    .as_u64()
+                    .or_else(|| var.value.as_str()?.trim().parse().ok())
+                {
+                    Some(t) if t > 0 => out.connect_timeout = Some(t),
+                    _ => self.bad(name, var, "a number of seconds"),
+                }
+            }
+        }
+        out
+    }
+
+    /// Reports every connection variable of [`UNSUPPORTED`] that is set.
+    fn unsupported(&mut self) {
+        for (name, instead) in UNSUPPORTED {
+            if let Some((name, var)) = self.find(&[name]) {
+                self.diags.push(
+                    Diagnostic::error(
+                        Some(var.origin.clone()),
+                        name,
+                        format!("`{name}` is not supported"),
+                    )
+                    .with_help(*instead),
+                );
+            }
+        }
     }
 
     fn kind(&mut self) -> Option<ConnectionKind> {
@@ -231,6 +424,8 @@ mod tests {
                 known_hosts_file: Some("kh".into()),
                 become_: true,
                 become_user: Some("postgres".into()),
+                escalation: Default::default(),
+                ssh: Default::default(),
             }
         );
         let local =
@@ -275,6 +470,52 @@ mod tests {
         assert!(
             err.to_string().contains("help: templates are not rendered"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn become_method_and_password_are_read_and_others_refused() {
+        use crate::transport::BecomeMethod;
+        let c = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_become_method", json!("su")),
+                ("ansible_become_pass", json!("pw-1234")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.escalation.method, BecomeMethod::Su);
+        assert_eq!(c.escalation.password.as_deref(), Some("pw-1234"));
+        let legacy =
+            connection_from_vars("pg1", &vars(&[("ansible_sudo_pass", json!("pw-5678"))])).unwrap();
+        assert_eq!(legacy.escalation.password.as_deref(), Some("pw-5678"));
+        let err = connection_from_vars(
+            "pg1",
+            &vars(&[
+                ("ansible_become_method", json!("doas")),
+                ("ansible_password", json!("x")),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error: inv.yml:1:7: ansible_become_method: `ansible_become_method` must be one of `sudo`, `su`, \
+             found `doas`: pgdeploy does not run other become methods\n\
+             error: inv.yml:2:7: ansible_password: `ansible_password` is not supported\n  \
+             help: pgdeploy logs in with keys (ssh-agent or `ansible_ssh_private_key_file`), not passwords\n"
+        );
+    }
+
+    #[test]
+    fn variables_without_effect_are_warnings() {
+        let w = no_effect_warnings(&vars(&[
+            ("ansible_host", json!("h")),
+            ("ansible_python_interpreter", json!("/usr/bin/python3")),
+        ]));
+        assert_eq!(
+            w.to_string(),
+            "warning: inv.yml:2:7: ansible_python_interpreter: `ansible_python_interpreter` has no effect: \
+             pgdeploy runs no Python on the hosts\n"
         );
     }
 }

@@ -7,7 +7,8 @@
 //! 2. `group_vars/all`;
 //! 3. the other `group_vars/` files, in the same group order;
 //! 4. the host's variables from the inventory files;
-//! 5. its `host_vars/` file.
+//! 5. its `host_vars/` file;
+//! 6. `-e/--extra-vars`, which also win over play vars and facts (in the template scope).
 //!
 //! So a `group_vars/` file overrides the inventory's variables of the same group *and* of
 //! every other group, as in Ansible. Values replace each other whole: nested mappings are
@@ -16,7 +17,7 @@
 use serde_json::Value;
 
 use super::build::ALL;
-use super::connection::connection_from_vars;
+use super::connection::{connection_from_vars, no_effect_warnings};
 use super::structure::depths;
 use super::{Connection, Inventory, Var, Vars};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -35,6 +36,7 @@ pub(crate) fn resolve(inv: &mut Inventory) -> Diagnostics {
         .collect();
     let all = inv.groups.get_index_of(ALL);
     let mut resolved = Vec::with_capacity(inv.hosts.len());
+    let mut warned = Vec::new();
     for host in inv.hosts.values() {
         let mut order: Vec<usize> = host
             .groups
@@ -57,12 +59,20 @@ pub(crate) fn resolve(inv: &mut Inventory) -> Diagnostics {
         layers.extend(order.iter().filter_map(|&g| group_files(g)));
         layers.extend(inv.sources.host_vars.get(&host.name));
         layers.extend(inv.sources.host_files.get(&host.name));
+        layers.push(&inv.sources.extra_vars);
         let mut vars = Vars::with_capacity(layers.iter().map(|l| l.len()).max().unwrap_or(0));
         for layer in layers {
             for (k, v) in layer {
                 if k != GROUP_PRIORITY {
                     vars.insert(k.clone(), v.clone());
                 }
+            }
+        }
+        // Set once for a group, the same warning for each of its hosts: shown once.
+        for w in no_effect_warnings(&vars) {
+            if !warned.contains(&w) {
+                warned.push(w.clone());
+                diags.push(w);
             }
         }
         let connection = match connection_from_vars(&host.name, &vars) {

@@ -19,6 +19,7 @@ use crate::diag::Location;
 
 mod build;
 mod connection;
+pub mod extra_vars;
 mod ini;
 pub mod list;
 mod literal;
@@ -26,6 +27,7 @@ mod load;
 mod merge;
 mod names;
 pub mod pattern;
+pub mod ssh_args;
 mod structure;
 mod vars_dirs;
 mod yaml;
@@ -60,6 +62,13 @@ pub struct Connection {
     pub become_: bool,
     /// `ansible_become_user` (default root).
     pub become_user: Option<String>,
+    /// `ansible_become_method` (`sudo`, the default, or `su`) and
+    /// `ansible_become_password` (its aliases `ansible_become_pass`, `ansible_sudo_pass`,
+    /// `ansible_su_pass`): sent on the command's stdin, never on a command line.
+    pub escalation: crate::transport::Escalation,
+    /// `ansible_ssh_common_args` then `ansible_ssh_extra_args`, mapped
+    /// ([`ssh_args`]); `ansible_timeout` as the connect timeout.
+    pub ssh: ssh_args::SshOptions,
 }
 
 impl Connection {
@@ -74,6 +83,8 @@ impl Connection {
             known_hosts_file: None,
             become_: false,
             become_user: None,
+            escalation: crate::transport::Escalation::default(),
+            ssh: ssh_args::SshOptions::default(),
         }
     }
 }
@@ -130,9 +141,28 @@ pub struct VarSources {
     pub host_files: IndexMap<String, Vars>,
     /// `group_vars/` files, by group name; they override every group's inventory variables.
     pub group_files: IndexMap<String, Vars>,
+    /// `-e/--extra-vars`: above everything, on every host (and above play vars and facts,
+    /// which the template scope checks).
+    pub extra_vars: Vars,
 }
 
 impl Inventory {
+    /// Layers `-e` variables over every host and reads the connection variables again (an
+    /// `-e ansible_user=…` wins, as in Ansible). Returns the errors of bad values.
+    pub fn set_extra_vars(&mut self, vars: Vars) -> crate::diag::Diagnostics {
+        self.sources.extra_vars = vars;
+        // A bad `-e` value is the same error on every host: shown once.
+        let mut unique = crate::diag::Diagnostics::new();
+        let mut seen = Vec::new();
+        for d in merge::resolve(self) {
+            if !seen.contains(&d) {
+                seen.push(d.clone());
+                unique.push(d);
+            }
+        }
+        unique
+    }
+
     /// The hosts of `group`, directly or through its descendants, in inventory order.
     pub fn hosts_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Host> + 'a {
         self.hosts

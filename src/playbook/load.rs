@@ -10,7 +10,7 @@ use super::{Play, Playbook, Spanned, Task, TaskParams};
 use crate::catalogue;
 use crate::diag::{did_you_mean, Diagnostics, FieldPath, SourceFile};
 use crate::module::{ParseContext, TaskRef};
-use crate::params::OneOrMany;
+use crate::params::{AnsibleBool, OneOrMany};
 use crate::yaml::{self, Node, NodeKind};
 
 const PLAY_KEYS: &[&str] = &[
@@ -19,7 +19,10 @@ const PLAY_KEYS: &[&str] = &[
     "throttle",
     "any_errors_fatal",
     "become",
+    "become_method",
     "become_user",
+    "gather_facts",
+    "tags",
     "vars",
     "tasks",
     "handlers",
@@ -31,6 +34,7 @@ const TASK_KEYS: &[&str] = &[
     "notify",
     "wait_for",
     "become",
+    "become_method",
     "become_user",
     "no_log",
 ];
@@ -40,6 +44,7 @@ const HANDLER_KEYS: &[&str] = &[
     "when",
     "tags",
     "become",
+    "become_method",
     "become_user",
     "no_log",
 ];
@@ -130,7 +135,8 @@ fn load_play(
         ));
         return None;
     }
-    f.reject_unknown(PLAY_KEYS, |_| false, diags);
+    per_host_keywords(&f, diags);
+    f.reject_unknown(PLAY_KEYS, |k| per_host_variable(k).is_some(), diags);
     let hosts = match f.get("hosts") {
         None => {
             diags.push(f.error(node, &f.path, "missing field `hosts`"));
@@ -180,9 +186,12 @@ fn load_play(
         name: f.read::<String>("name", diags).unwrap_or_default(),
         hosts: hosts?,
         throttle,
-        any_errors_fatal: f.read::<bool>("any_errors_fatal", diags).unwrap_or(false),
-        become_: f.read::<bool>("become", diags),
-        become_user: f.read::<String>("become_user", diags),
+        any_errors_fatal: flag(&f, "any_errors_fatal", diags).unwrap_or(false),
+        become_: flag(&f, "become", diags),
+        become_user: become_user(&f, diags),
+        become_method: become_method(&f, diags),
+        gather_facts: flag(&f, "gather_facts", diags).unwrap_or(true),
+        tags: tags(&f, diags),
         vars: Arc::new(vars),
         tasks,
         handlers,
@@ -262,10 +271,11 @@ fn load_task(
         return None;
     };
     let keywords = if handler { HANDLER_KEYS } else { TASK_KEYS };
+    per_host_keywords(&f, diags);
     let mut modules = Vec::new();
     for (k, v) in entries {
         let name = k.as_str().unwrap_or_default();
-        if keywords.contains(&name) {
+        if keywords.contains(&name) || per_host_variable(name).is_some() {
             continue;
         }
         match catalogue::find(name) {
@@ -400,42 +410,119 @@ fn load_task(
         path: f.path.clone(),
         mark: node.mark,
         when,
-        tags: f
-            .read::<OneOrMany<String>>("tags", diags)
-            .unwrap_or_default()
-            .0,
+        tags: tags(&f, diags),
         notify: names(&f, "notify", diags),
         listen,
         wait_for: names(&f, "wait_for", diags),
-        become_: f.read::<bool>("become", diags),
-        become_user: f.read::<String>("become_user", diags),
-        no_log: ansible_bool(&f, "no_log", diags).unwrap_or(false),
+        become_: flag(&f, "become", diags),
+        become_user: become_user(&f, diags),
+        become_method: become_method(&f, diags),
+        no_log: flag(&f, "no_log", diags).unwrap_or(false),
     })
 }
 
-/// A boolean keyword as Ansible reads it (`boolean()`): YAML booleans, and the strings `yes`,
-/// `no`, `true`, `false`, `on`, `off`, `y`, `n`, `t`, `f`, `1`, `0` in any case, quoted or not.
-fn ansible_bool(f: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<bool> {
-    let node = f.get(key)?;
-    let text = match &node.kind {
-        NodeKind::Scalar(s) => Some(s.text.to_lowercase()),
-        _ => None,
-    };
-    match text.as_deref() {
-        Some("yes" | "true" | "on" | "y" | "t" | "1") => Some(true),
-        Some("no" | "false" | "off" | "n" | "f" | "0") => Some(false),
-        _ => {
-            diags.push(f.error(
+/// `become_method`: `sudo` or `su` (`ansible.builtin.` prefix allowed); Ansible's other
+/// methods are refused by name.
+fn become_method(
+    f: &Fields<'_>,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<crate::transport::BecomeMethod>> {
+    use crate::transport::BecomeMethod;
+    let node = f.get("become_method")?;
+    let text = f.read::<String>("become_method", diags)?;
+    let value = match text.trim().trim_start_matches("ansible.builtin.") {
+        "sudo" => BecomeMethod::Sudo,
+        "su" => BecomeMethod::Su,
+        other => {
+            let mut d = f.error(
                 node,
-                &f.path.key(key),
+                &f.path.key("become_method"),
                 format!(
-                    "`{key}` is a boolean (`true`/`false`, `yes`/`no`), found {}",
-                    node.describe()
+                    "`become_method` must be `sudo` or `su`, found `{other}`: pgdeploy does not run other become methods"
                 ),
-            ));
-            None
+            );
+            if let Some(best) = did_you_mean(other, ["sudo", "su"]) {
+                d = d.with_help(format!("did you mean `{best}`?"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    Some(Spanned {
+        value,
+        mark: node.mark,
+    })
+}
+
+/// Ansible play/task keywords that pgdeploy reads per host, from the inventory variable named
+/// here (one connection per host serves every task, so they cannot change per task).
+fn per_host_variable(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "remote_user" => "ansible_user",
+        "connection" => "ansible_connection",
+        "port" => "ansible_port",
+        _ => return None,
+    })
+}
+
+/// Reports each keyword of [`per_host_variable`] used in a play or task, naming the variable
+/// to set instead.
+fn per_host_keywords(f: &Fields<'_>, diags: &mut Diagnostics) {
+    for (k, _) in f.node.as_map().unwrap_or_default() {
+        let name = k.as_str().unwrap_or_default();
+        if let Some(var) = per_host_variable(name) {
+            diags.push(
+                f.error(
+                    k,
+                    &f.path.key(name),
+                    format!("`{name}` cannot be set per play or task in pgdeploy"),
+                )
+                .with_help(format!(
+                    "set `{var}` for the hosts instead (inventory, `group_vars/`, or `-e {var}=…`)"
+                )),
+            );
         }
     }
+}
+
+/// `become_user`, a literal name: it decides how each command of the step is run, before any
+/// template is rendered, so a template here is an error rather than a user named `{{ x }}`.
+fn become_user(f: &Fields<'_>, diags: &mut Diagnostics) -> Option<String> {
+    let user = f.read::<String>("become_user", diags)?;
+    if crate::template::is_template(&user) {
+        let node = f.get("become_user")?;
+        diags.push(
+            f.error(
+                node,
+                &f.path.key("become_user"),
+                format!("`become_user` is not templated in pgdeploy, found `{user}`"),
+            )
+            .with_help("write the user's name, or set `ansible_become_user` for the hosts"),
+        );
+        return None;
+    }
+    Some(user)
+}
+
+/// A boolean keyword, in any of Ansible's spellings (`yes`, `"yes"`, `True`, `on`, `1`, …).
+fn flag(f: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<bool> {
+    f.read::<AnsibleBool>(key, diags).map(|b| b.0)
+}
+
+/// `tags`: a list of names, or one string of comma-separated names (`tags: a,b`), as Ansible
+/// reads it.
+fn tags(f: &Fields<'_>, diags: &mut Diagnostics) -> Vec<String> {
+    let Some(names) = f.read::<OneOrMany<String>>("tags", diags) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in names.0.iter().flat_map(|n| n.split(',')) {
+        let name = name.trim();
+        if !name.is_empty() && !out.iter().any(|t| t == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
 }
 
 fn backticks(names: &[&str]) -> String {

@@ -7,6 +7,7 @@
 
 mod fields;
 mod load;
+pub mod tags;
 
 pub use load::load;
 
@@ -45,6 +46,12 @@ pub struct Play {
     pub any_errors_fatal: bool,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// `become_method`, for the tasks that do not set their own.
+    pub become_method: Option<Spanned<crate::transport::BecomeMethod>>,
+    /// `gather_facts` (default true): whether this play's hosts need their facts.
+    pub gather_facts: bool,
+    /// `tags` of the play, inherited by each of its tasks for `--tags`/`--skip-tags`.
+    pub tags: Vec<String>,
     pub vars: Arc<IndexMap<String, serde_json::Value>>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
@@ -79,6 +86,9 @@ pub struct Task {
     pub wait_for: Vec<Spanned<String>>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
+    /// `become_method`: how this task's host raises privileges (one way per host, see
+    /// `compile::become_methods`).
+    pub become_method: Option<Spanned<crate::transport::BecomeMethod>>,
     /// Ansible's `no_log`: the task's changes, diffs, notes and errors (which may be made of
     /// its parameters) are not shown; whether it changed something still is.
     pub no_log: bool,

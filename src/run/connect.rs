@@ -21,10 +21,14 @@ pub struct ConnectSettings {
 }
 
 /// The connection target of each of `hosts`.
+///
+/// `become_methods` are the playbook's `become_method` keywords per host (`Compiled::
+/// become_methods`); they replace the inventory's default method.
 pub fn resolve_targets(
     inventory: &Inventory,
     hosts: &[String],
     settings: &ConnectSettings,
+    become_methods: &HashMap<String, crate::transport::BecomeMethod>,
 ) -> Result<HashMap<String, ConnectionTarget>, SshConfigError> {
     let config = match &settings.ssh_config {
         Some(path) => SshConfigFile::load(path)?,
@@ -35,24 +39,46 @@ pub fn resolve_targets(
         let Some(host) = inventory.hosts.get(name) else {
             continue;
         };
+        let mut escalation = host.connection.escalation.clone();
+        if let Some(m) = become_methods.get(name) {
+            escalation.method = *m;
+        }
         let c = &host.connection;
         let target = match c.kind {
-            ConnectionKind::Local => ConnectionTarget::Local { host: name.clone() },
+            ConnectionKind::Local => ConnectionTarget::Local {
+                host: name.clone(),
+                escalation: escalation.clone(),
+            },
             ConnectionKind::Ssh => {
+                // `ansible_port`/`_user`/`_ssh_private_key_file` come before the ssh args on
+                // the command line Ansible builds, so they win; both win over ssh config.
+                let o = &c.ssh;
+                let mut keys: Vec<&str> = c.private_key_file.iter().map(String::as_str).collect();
+                keys.extend(o.identity_files.iter().map(String::as_str));
                 let params = SshParams {
                     // The inventory name stays the ssh config alias unless `ansible_host`
                     // says otherwise (Ansible's behaviour).
                     host: (c.address != *name).then(|| c.address.clone()),
-                    port: c.port,
-                    user: c.user.clone(),
-                    private_key_file: c.private_key_file.as_deref().map(expand_home),
-                    proxy_jump: None,
+                    port: c.port.or(o.port),
+                    user: c.user.clone().or_else(|| o.user.clone()),
+                    private_key_file: keys.first().map(|k| expand_home(k)),
+                    proxy_jump: o.proxy_jump.clone(),
                 };
                 let mut t = SshTarget::resolve(name, &params, &config)?;
-                if let Some(kh) = &c.known_hosts_file {
+                for (i, k) in keys.iter().enumerate().skip(1) {
+                    t.identity_files.insert(i, expand_home(k));
+                }
+                if let Some(kh) = c.known_hosts_file.as_ref().or(o.known_hosts_file.as_ref()) {
                     t.known_hosts = expand_home(kh);
                 }
-                t.accept_new_host_keys = settings.accept_new_host_keys;
+                if let Some(secs) = o.connect_timeout {
+                    t.connect_timeout = std::time::Duration::from_secs(secs);
+                }
+                if let Some(secs) = o.server_alive_interval {
+                    t.keepalive_interval = (secs > 0).then(|| std::time::Duration::from_secs(secs));
+                }
+                t.accept_new_host_keys = settings.accept_new_host_keys || o.accept_new_host_keys;
+                t.escalation = escalation.clone();
                 ConnectionTarget::Ssh(t)
             }
         };

@@ -268,7 +268,11 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 .entry((p, host.clone()))
                 .or_insert_with(|| {
                     let hosts = Arc::new(cx.compiled.play_hosts[p].clone());
-                    Scope::new(&cx.shared, &host, play.vars.clone(), hosts)
+                    let facts = cx.compiled.play_hosts[p]
+                        .iter()
+                        .position(|h| *h == host)
+                        .is_none_or(|i| cx.compiled.play_facts[p][i]);
+                    Scope::for_play(&cx.shared, &host, play.vars.clone(), hosts, facts)
                 })
                 .clone();
             let spec = StepSpec {

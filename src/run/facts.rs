@@ -62,6 +62,19 @@ pub async fn gather_with(
     Ok((facts, batch.read(&rest)))
 }
 
+/// For a host whose facts no play sees (`gather_facts: false`): only the probes, in one
+/// round trip (none when there is no probe). The host's facts are then empty.
+pub async fn probes_only(
+    transport: &dyn Transport,
+    probes: Option<Batch>,
+) -> Result<(Facts, Option<Vec<Found>>), TransportError> {
+    let Some(batch) = probes.filter(|b| !b.is_empty()) else {
+        return Ok((Facts::new(), None));
+    };
+    let out = transport.exec(&request(batch.script())).await?;
+    Ok((Facts::new(), batch.read(&out)))
+}
+
 fn request(command: String) -> ExecRequest {
     ExecRequest {
         command,

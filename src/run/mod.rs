@@ -134,7 +134,12 @@ pub async fn open(
         Some(path) => Some(crate::commands::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
         None => None,
     };
-    let targets = connect::resolve_targets(&loaded.inventory, &hosts, &opts.connect)?;
+    let targets = connect::resolve_targets(
+        &loaded.inventory,
+        &hosts,
+        &opts.connect,
+        &loaded.compiled.become_methods,
+    )?;
     // Probes of the steps whose parameters need no facts run in the facts' round trip.
     let mut early = executor::step_probes(
         &loaded.playbook,
@@ -149,6 +154,7 @@ pub async fn open(
             let probes = early
                 .remove(&host)
                 .map(|steps| readahead::Batch::ahead(&Become::No, &steps));
+            let gather = loaded.compiled.needs_facts(&host);
             async move {
                 let r = async {
                     let target = target.ok_or_else(|| TransportError::Unreachable {
@@ -158,7 +164,8 @@ pub async fn open(
                     let t = connect::connect(&target).await?;
                     let (f, found) = match given {
                         Some(f) => (f, None),
-                        None => facts::gather_with(t.as_ref(), probes).await?,
+                        None if gather => facts::gather_with(t.as_ref(), probes).await?,
+                        None => facts::probes_only(t.as_ref(), probes).await?,
                     };
                     Ok::<_, TransportError>((t, f, found))
                 }

@@ -1,8 +1,9 @@
 //! Templating: minijinja in strict-undefined mode, with Ansible's variable names.
 //!
 //! A template sees, for one host: the magic variables (`inventory_hostname`, `groups`,
-//! `hostvars`, `group_names`, `play_hosts`), the play's `vars`, the host's facts (`ansible_*`,
-//! once gathered) and the host's inventory variables, in that order of precedence. Variables
+//! `hostvars`, `group_names`, `play_hosts`), `-e` extra vars, the play's `vars`, the host's
+//! facts (`ansible_*`, once gathered) and the host's inventory variables, in that order of
+//! precedence. Variables
 //! whose values are templates themselves are rendered when read, like Ansible's lazy vars.
 
 mod filters;

@@ -25,9 +25,13 @@ pub enum RenderError {
 }
 
 /// Whether the whole string is one `{{ expression }}`, whose value keeps its type (a list
-/// stays a list) instead of being turned into text.
+/// stays a list) instead of being turned into text. Spaces around it do not count, a line
+/// break does: `"{{ x }}\n"` is text ending with a newline (a file's content), as in Ansible.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = s
+        .trim_matches([' ', '\t'])
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }
@@ -86,14 +90,21 @@ fn explain(
     mark: Mark,
     e: &minijinja::Error,
 ) -> RenderError {
-    let facts_pending = !scope.shared().facts_gathered(scope.host());
     let missing = missing_names(env, s, scope);
-    if facts_pending && missing.iter().any(|n| is_fact_name(n)) {
+    if scope.facts_pending() && missing.iter().any(|n| is_fact_name(n)) {
         return RenderError::NeedsFacts;
     }
     // The hosts are named by the compiler, which reports a failure once for all the hosts
     // that have it.
-    let message = if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
+    let facts_off = missing
+        .iter()
+        .find(|n| is_fact_name(n))
+        .filter(|_| !scope.sees_facts());
+    let message = if let Some(fact) = facts_off {
+        format!(
+            "`{fact}` is a fact, and facts are not gathered in this play (`gather_facts: false`)"
+        )
+    } else if e.kind() == ErrorKind::UndefinedError && !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
         let word = if missing.len() == 1 {
             "variable"

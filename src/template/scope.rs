@@ -67,6 +67,10 @@ pub struct Scope {
     host: String,
     play_vars: Arc<IndexMap<String, serde_json::Value>>,
     play_hosts: Arc<Vec<String>>,
+    /// Whether this play sees the host's facts: false in a play with `gather_facts: false`
+    /// when no earlier play of the host gathered them (as in Ansible, where facts gathered
+    /// once stay for the rest of the run).
+    facts: bool,
 }
 
 impl std::fmt::Debug for Scope {
@@ -88,12 +92,36 @@ impl Scope {
         play_vars: Arc<IndexMap<String, serde_json::Value>>,
         play_hosts: Arc<Vec<String>>,
     ) -> Arc<Scope> {
+        Scope::for_play(shared, host, play_vars, play_hosts, true)
+    }
+
+    /// A scope that sees the host's facts only if `facts` (see [`Scope::sees_facts`]).
+    pub fn for_play(
+        shared: &Arc<ScopeShared>,
+        host: &str,
+        play_vars: Arc<IndexMap<String, serde_json::Value>>,
+        play_hosts: Arc<Vec<String>>,
+        facts: bool,
+    ) -> Arc<Scope> {
         Arc::new(Scope {
             shared: shared.clone(),
             host: host.to_string(),
             play_vars,
             play_hosts,
+            facts,
         })
+    }
+
+    /// Whether the play sees this host's facts (`gather_facts`).
+    pub fn sees_facts(&self) -> bool {
+        self.facts
+    }
+
+    /// Whether facts this play will see are not gathered yet: templates that need them wait
+    /// for the compile made with facts. A play that never sees facts does not wait: a fact
+    /// it uses is an error at once.
+    pub fn facts_pending(&self) -> bool {
+        self.facts && !self.shared.facts_gathered(&self.host)
     }
 
     pub fn host(&self) -> &str {
@@ -144,6 +172,10 @@ impl Scope {
 
     /// A variable as stored, before rendering.
     fn raw(&self, name: &str) -> Option<&serde_json::Value> {
+        // `-e` wins over everything (Ansible's highest precedence).
+        if let Some(v) = self.shared.inventory.sources.extra_vars.get(name) {
+            return Some(&v.value);
+        }
         if let Some(v) = self.play_vars.get(name) {
             return Some(v);
         }
@@ -151,6 +183,7 @@ impl Scope {
             .shared
             .facts
             .as_ref()
+            .filter(|_| self.facts)
             .and_then(|f| f.get(&self.host))
             .and_then(|f| f.get(name))
         {
@@ -280,7 +313,13 @@ impl Object for Scope {
             keys.extend(host.vars.keys().map(|k| Value::from(k.as_str())));
         }
         keys.extend(self.play_vars.keys().map(|k| Value::from(k.as_str())));
-        if let Some(f) = self.shared.facts.as_ref().and_then(|f| f.get(&self.host)) {
+        if let Some(f) = self
+            .shared
+            .facts
+            .as_ref()
+            .filter(|_| self.facts)
+            .and_then(|f| f.get(&self.host))
+        {
             keys.extend(f.keys().map(|k| Value::from(k.as_str())));
         }
         keys.push(Value::from("inventory_hostname"));

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::{shell, Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+use super::{
+    shell, Become, Escalation, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
+};
 
 /// Default limit for one command, as for SSH.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
@@ -22,6 +24,7 @@ pub struct LocalTransport {
     host: String,
     user: String,
     command_timeout: Duration,
+    escalation: Escalation,
 }
 
 impl LocalTransport {
@@ -31,7 +34,14 @@ impl LocalTransport {
             host: host.into(),
             user: current_user_name(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            escalation: Escalation::default(),
         }
+    }
+
+    /// Raises privileges with this method and password (`ansible_become_method`, …).
+    pub fn with_escalation(mut self, escalation: Escalation) -> Self {
+        self.escalation = escalation;
+        self
     }
 
     /// Changes the default command timeout.
@@ -85,11 +95,19 @@ impl Transport for LocalTransport {
     }
 
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
-        let argv = shell::argv(&req.command, &req.become_, &self.user);
-        tracing::debug!(host = %self.host, command = %shell::join(&argv), "local exec");
+        let prepared = shell::escalated(
+            &req.command,
+            &req.become_,
+            &self.user,
+            &self.escalation,
+            None,
+        );
+        let argv = &prepared.argv;
+        let stdin = prepared.stdin(req.stdin.as_deref());
+        tracing::debug!(host = %self.host, command = %shell::join(argv), "local exec");
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
-            .stdin(if req.stdin.is_some() {
+            .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -103,7 +121,7 @@ impl Transport for LocalTransport {
             .spawn()
             .map_err(|e| self.remote_error(format!("cannot start `{}`: {e}", argv[0])))?;
         let pid = child.id();
-        let feeder = match (child.stdin.take(), req.stdin.clone()) {
+        let feeder = match (child.stdin.take(), stdin) {
             (Some(mut stdin), Some(data)) => Some(tokio::spawn(async move {
                 // A command that exits without reading its input is not an error: ignore EPIPE.
                 let _ = stdin.write_all(&data).await;
@@ -117,11 +135,19 @@ impl Transport for LocalTransport {
             feeder.abort();
         }
         match waited {
-            Ok(Ok(out)) => Ok(ExecOutput {
-                status: status_code(out.status),
-                stdout: out.stdout,
-                stderr: out.stderr,
-            }),
+            Ok(Ok(out)) => {
+                let out = ExecOutput {
+                    status: status_code(out.status),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                };
+                if matches!(argv[0].as_str(), "sudo" | "su") {
+                    if let Some(message) = shell::become_refused(&out, &self.escalation) {
+                        return Err(self.remote_error(message));
+                    }
+                }
+                Ok(out)
+            }
             Ok(Err(e)) => Err(self.remote_error(format!("waiting for `{}`: {e}", req.command))),
             Err(_) => {
                 if let Some(pid) = pid {

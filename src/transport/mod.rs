@@ -40,6 +40,44 @@ pub enum Become {
     User(String),
 }
 
+/// How a host raises privileges when the login user is not the one a command runs as
+/// (Ansible's `become_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BecomeMethod {
+    /// `sudo`: `-n` without a password, `-S` with one (the login user's).
+    #[default]
+    Sudo,
+    /// `su` (util-linux): the target user's password on stdin.
+    Su,
+}
+
+impl BecomeMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            BecomeMethod::Sudo => "sudo",
+            BecomeMethod::Su => "su",
+        }
+    }
+}
+
+/// The method and password a host's transport raises privileges with
+/// (`ansible_become_method`, `ansible_become_password`). The password only ever travels on
+/// the command's stdin: never on a command line, never in a log line (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Escalation {
+    pub method: BecomeMethod,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Escalation")
+            .field("method", &self.method)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
 /// One command to run on a host. `command` is a shell command line run by `/bin/sh -c`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -126,7 +164,10 @@ pub enum ConnectionTarget {
     /// Over SSH (the default `ansible_connection: ssh`).
     Ssh(SshTarget),
     /// On this machine (`ansible_connection: local`), on behalf of inventory host `host`.
-    Local { host: String },
+    Local {
+        host: String,
+        escalation: Escalation,
+    },
 }
 
 impl ConnectionTarget {
@@ -134,7 +175,7 @@ impl ConnectionTarget {
     pub fn host(&self) -> &str {
         match self {
             ConnectionTarget::Ssh(t) => &t.host,
-            ConnectionTarget::Local { host } => host,
+            ConnectionTarget::Local { host, .. } => host,
         }
     }
 }
@@ -143,6 +184,8 @@ impl ConnectionTarget {
 pub async fn connect(target: &ConnectionTarget) -> Result<Arc<dyn Transport>, TransportError> {
     match target {
         ConnectionTarget::Ssh(t) => Ok(Arc::new(SshTransport::connect(t).await?)),
-        ConnectionTarget::Local { host } => Ok(Arc::new(LocalTransport::new(host.clone()))),
+        ConnectionTarget::Local { host, escalation } => Ok(Arc::new(
+            LocalTransport::new(host.clone()).with_escalation(escalation.clone()),
+        )),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{Become, ExecOutput, FileAttrs, TransportError};
+use super::{Become, BecomeMethod, Escalation, ExecOutput, FileAttrs, TransportError};
 
 /// Exit status the read script uses to say "the file does not exist". `cat` never exits with it.
 pub const MISSING_STATUS: i32 = 100;
@@ -70,6 +70,159 @@ pub fn argv(command: &str, become_: &Become, login_user: &str) -> Vec<String> {
     };
     out.extend(sh);
     out
+}
+
+/// A command ready to start: its argument vector and what goes on its stdin before the
+/// request's own input (the become password and a marker line, see [`escalated`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub argv: Vec<String>,
+    pub stdin_prefix: Option<Vec<u8>>,
+}
+
+impl Prepared {
+    /// The stdin to send: the prefix, then `stdin`; `None` when there is neither.
+    pub fn stdin(&self, stdin: Option<&[u8]>) -> Option<Vec<u8>> {
+        match (&self.stdin_prefix, stdin) {
+            (None, None) => None,
+            (prefix, data) => {
+                let mut out = prefix.clone().unwrap_or_default();
+                out.extend_from_slice(data.unwrap_or_default());
+                Some(out)
+            }
+        }
+    }
+}
+
+/// [`argv`] with the host's escalation: `become_method: su`, or a become password.
+///
+/// With a password, `sudo -S -p ''` (or `su`) reads it from the first line of stdin. The
+/// command's own input follows a marker line: the wrapped shell reads lines up to the marker,
+/// so the command gets exactly its input whether the password was asked for or not (sudo with
+/// a cached credential or `NOPASSWD` does not read it). A wrong password ends the command
+/// (stdin runs out; sudo says "incorrect password attempts", su "Authentication failure"):
+/// never a prompt waiting for an answer. `tag` becomes the command's `$0`, as in
+/// [`tagged_command_line`].
+pub fn escalated(
+    command: &str,
+    become_: &Become,
+    login_user: &str,
+    escalation: &Escalation,
+    tag: Option<&str>,
+) -> Prepared {
+    let target = match become_ {
+        Become::No => None,
+        Become::Root if login_user == "root" => None,
+        Become::Root => Some("root"),
+        Become::User(u) if u == login_user => None,
+        // root changes user without a password or a tool's configuration (see [`argv`]).
+        Become::User(_) if login_user == "root" => None,
+        Become::User(u) => Some(u.as_str()),
+    };
+    let plain = |tag: Option<&str>| {
+        let mut argv = argv(command, become_, login_user);
+        argv.extend(tag.map(str::to_owned));
+        Prepared {
+            argv,
+            stdin_prefix: None,
+        }
+    };
+    let Some(user) = target else {
+        return plain(tag);
+    };
+    let zero = tag.unwrap_or("sh").to_owned();
+    match (&escalation.password, escalation.method) {
+        (None, BecomeMethod::Sudo) => plain(tag),
+        (None, BecomeMethod::Su) => {
+            // su asks for the target's password; with none given it finds stdin closed and
+            // fails at once ("Authentication failure"), unless PAM lets the login user in.
+            let argv = vec![
+                "su".into(),
+                "-s".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                command.to_owned(),
+                user.to_owned(),
+                zero,
+            ];
+            Prepared {
+                argv,
+                stdin_prefix: None,
+            }
+        }
+        (Some(password), method) => {
+            let marker = format!("--{}-stdin--", new_tag());
+            let wrapper = format!(
+                "IFS= read -r l; [ \"$l\" = {m} ] || IFS= read -r l; exec /bin/sh -c \"$1\" \"$0\"",
+                m = quote(&marker)
+            );
+            let mut argv: Vec<String> = match method {
+                BecomeMethod::Sudo => {
+                    let mut a: Vec<String> =
+                        vec!["sudo".into(), "-S".into(), "-p".into(), "".into()];
+                    if user != "root" {
+                        a.extend(["-u".into(), user.to_owned()]);
+                    }
+                    a.extend(["--".into(), "/bin/sh".into(), "-c".into(), wrapper]);
+                    a
+                }
+                BecomeMethod::Su => vec![
+                    "su".into(),
+                    "-s".into(),
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    wrapper,
+                    user.to_owned(),
+                ],
+            };
+            argv.extend([zero, command.to_owned()]);
+            let mut prefix = Vec::with_capacity(password.len() + marker.len() + 2);
+            prefix.extend_from_slice(password.as_bytes());
+            prefix.push(b'\n');
+            prefix.extend_from_slice(marker.as_bytes());
+            prefix.push(b'\n');
+            Prepared {
+                argv,
+                stdin_prefix: Some(prefix),
+            }
+        }
+    }
+}
+
+/// When a command failed because the become password was refused (or missing), the message
+/// to report instead of the command's own failure.
+pub fn become_refused(out: &ExecOutput, escalation: &Escalation) -> Option<String> {
+    if out.status == 0 {
+        return None;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Most telling first: after wrong passwords sudo also says "no password was provided"
+    // (stdin ran out), but the attempts are what the user must hear about.
+    let line = [
+        "incorrect password attempt",
+        "su: Authentication failure",
+        "a password is required",
+        "a terminal is required",
+        "no password was provided",
+    ]
+    .iter()
+    .find_map(|p| err.lines().find(|l| l.contains(p)))?;
+    // su's prompt (`Password: `) is on the same line as its verdict.
+    let line = ["sudo:", "su:"]
+        .iter()
+        .find_map(|tool| line.find(tool).map(|at| &line[at..]))
+        .unwrap_or(line)
+        .trim()
+        .to_owned();
+    let method = escalation.method.name();
+    Some(match escalation.password {
+        Some(_) => format!(
+            "become with `{method}` failed: the become password was refused (`{line}`); check `ansible_become_password`"
+        ),
+        None => format!(
+            "become with `{method}` needs a password (`{line}`): set `ansible_become_password`, or allow the login user without one"
+        ),
+    })
 }
 
 /// The one-line form of [`argv`], for an SSH `exec` request (the remote login shell parses it).
@@ -395,5 +548,73 @@ mod tests {
     fn stderr_text_is_one_line() {
         assert_eq!(stderr_text(b"a\nb\n"), "a; b");
         assert_eq!(stderr_text(b""), "no error output");
+    }
+
+    #[test]
+    fn escalation_sends_the_password_on_stdin_only() {
+        let sudo = Escalation {
+            method: BecomeMethod::Sudo,
+            password: Some("s3cr3t pw".into()),
+        };
+        let p = escalated("id -u", &Become::Root, "deploy", &sudo, Some("pgdeploy-t"));
+        assert_eq!(&p.argv[..5], ["sudo", "-S", "-p", "", "--"]);
+        assert_eq!(&p.argv[8..], ["pgdeploy-t", "id -u"]);
+        assert!(p.argv.iter().all(|a| !a.contains("s3cr3t")), "{:?}", p.argv);
+        let stdin = p.stdin(Some(b"data")).unwrap();
+        let text = String::from_utf8(stdin).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("s3cr3t pw"));
+        let marker = lines.next().unwrap();
+        assert!(p.argv[7].contains(marker), "{}", p.argv[7]);
+        assert_eq!(lines.next(), Some("data"));
+        let user = escalated("id", &Become::User("pg".into()), "deploy", &sudo, None);
+        assert_eq!(&user.argv[..7], ["sudo", "-S", "-p", "", "-u", "pg", "--"]);
+        // No escalation needed: no password sent.
+        for (b, login) in [
+            (Become::No, "deploy"),
+            (Become::Root, "root"),
+            (Become::User("pg".into()), "root"),
+        ] {
+            assert_eq!(escalated("id", &b, login, &sudo, None).stdin_prefix, None);
+        }
+        let su = Escalation {
+            method: BecomeMethod::Su,
+            password: Some("pw".into()),
+        };
+        let p = escalated("id", &Become::User("pg".into()), "deploy", &su, None);
+        assert_eq!(&p.argv[..4], ["su", "-s", "/bin/sh", "-c"]);
+        assert_eq!(&p.argv[5..], ["pg", "sh", "id"]);
+        let no_password = Escalation::default();
+        assert_eq!(
+            escalated("id", &Become::Root, "deploy", &no_password, None).argv,
+            argv("id", &Become::Root, "deploy")
+        );
+        assert!(!format!("{sudo:?}").contains("s3cr3t"));
+    }
+
+    /// The wrapper reads exactly the password and marker lines, whether sudo took the
+    /// password or not (run here with `sh`, as the command after sudo would be).
+    #[test]
+    fn the_wrapper_leaves_the_input_whole() {
+        let sudo = Escalation {
+            method: BecomeMethod::Sudo,
+            password: Some("pw".into()),
+        };
+        let p = escalated("cat", &Become::Root, "deploy", &sudo, None);
+        let wrapper_and_args = &p.argv[5..];
+        let full = p.stdin(Some(b"one\ntwo\n")).unwrap();
+        let after_sudo = full[3..].to_vec(); // as if sudo read `pw\n`
+        for input in [full, after_sudo] {
+            let mut child = std::process::Command::new(&wrapper_and_args[0])
+                .args(&wrapper_and_args[1..])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&input).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+        }
     }
 }

@@ -11,7 +11,10 @@
 //!     "inventory": {"given": "inventories/prod.yml", "absolute": "/home/me/site/inventories/prod.yml"},
 //!     "playbook": {"given": "playbooks/site.yml", "absolute": "/home/me/site/playbooks/site.yml"},
 //!     "limit": "pg*",
-//!     "facts": null
+//!     "facts": null,
+//!     "extra_vars": ["@vars/prod.yml", "pg_version=16"],
+//!     "tags": ["config"],
+//!     "skip_tags": []
 //!   },
 //!   "files": [{"path": "inventories/prod.yml", "absolute": "…", "sha256": "…"}],
 //!   "env": [{"name": "PGPASSWORD", "sha256": "…"}],
@@ -80,6 +83,12 @@ pub struct Inputs {
     pub playbook: InputPath,
     pub limit: Option<String>,
     pub facts: Option<InputPath>,
+    /// `-e` arguments as given. Never a secret: `plan --out` refuses to save a plan whose
+    /// inline `-e` text holds one (see [`super::inline_secret`]); a `-e @FILE` is a path, and
+    /// the file's digest is in `files` like any input.
+    pub extra_vars: Vec<String>,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
 }
 
 /// A path as given on the command line, and where it was.
@@ -117,6 +126,9 @@ impl Inputs {
             playbook: InputPath::of(&args.playbook),
             limit: args.limit.clone(),
             facts: args.facts.as_deref().map(InputPath::of),
+            extra_vars: args.extra_vars.clone(),
+            tags: args.tags.clone(),
+            skip_tags: args.skip_tags.clone(),
         }
     }
 
@@ -128,6 +140,19 @@ impl Inputs {
             playbook: self.playbook.to_read(same_cwd),
             limit: self.limit.clone(),
             facts: self.facts.as_ref().map(|f| f.to_read(same_cwd)),
+            extra_vars: self
+                .extra_vars
+                .iter()
+                .map(|arg| match arg.strip_prefix('@') {
+                    // `-e @FILE` relative to the plan's directory, as the other paths.
+                    Some(file) if !same_cwd && Path::new(file).is_relative() => {
+                        format!("@{}", self.cwd.join(file).display())
+                    }
+                    _ => arg.clone(),
+                })
+                .collect(),
+            tags: self.tags.clone(),
+            skip_tags: self.skip_tags.clone(),
             vault,
         }
     }
@@ -401,6 +426,9 @@ mod tests {
                 },
                 limit: Some("db*".into()),
                 facts: None,
+                extra_vars: vec!["@vars.yml".into(), "pg_version=16".into()],
+                tags: vec!["config".into()],
+                skip_tags: vec![],
             },
             vec![InputFile {
                 path: "inv.yml".into(),
@@ -436,6 +464,17 @@ mod tests {
                 },
             ],
         )
+    }
+
+    #[test]
+    fn inputs_are_given_back_from_another_directory() {
+        let args = sample().inputs.to_args(VaultArgs {
+            vault_password_file: None,
+        });
+        assert_eq!(args.inventory, PathBuf::from("/site/inv.yml"));
+        assert_eq!(args.extra_vars, ["@/site/vars.yml", "pg_version=16"]);
+        assert_eq!(args.tags, ["config"]);
+        assert!(args.skip_tags.is_empty());
     }
 
     #[test]
@@ -492,9 +531,9 @@ mod tests {
         // An unknown field is refused, not ignored.
         let mut v: serde_json::Value =
             serde_json::from_str(&sample().to_json(&Redactor::default())).unwrap();
-        v["inputs"]["tags"] = serde_json::json!(["x"]);
+        v["inputs"]["only_tags"] = serde_json::json!(["x"]);
         let e = SavedPlan::parse(&v.to_string(), path).unwrap_err();
-        assert!(e.to_string().contains("unknown field `tags`"), "{e}");
+        assert!(e.to_string().contains("unknown field `only_tags`"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,15 @@ pub async fn plan_and_save(
         crate::eoutln!("the plan was not saved to `{}`: {why}", out.display());
         return Ok(exit);
     }
+    if let Some(n) = inline_secret(&args.extra_vars, &session.redactor) {
+        crate::eoutln!(
+            "the plan was not saved to `{}`: `-e` argument {n} holds a secret, and a saved plan \
+             never holds one in clear; give it with `-e @FILE` (a Vault-encrypted file if you \
+             like) or `lookup('env', …)`, whose digests the plan checks instead",
+            out.display()
+        );
+        return Ok(Exit::Error);
+    }
     let plan = SavedPlan::new(
         Inputs::from_args(args),
         crate::inputs::recorded(),
@@ -197,6 +206,18 @@ fn incomplete(
     }
 }
 
+/// The position (from 1) of the first inline `-e` argument whose text holds a secret (masking
+/// changes it). `@FILE` arguments are paths: the file is an input, checked by digest.
+pub(crate) fn inline_secret(
+    extra_vars: &[String],
+    redactor: &crate::secrets::Redactor,
+) -> Option<usize> {
+    extra_vars
+        .iter()
+        .position(|arg| !arg.starts_with('@') && redactor.mask(arg) != *arg)
+        .map(|i| i + 1)
+}
+
 fn unreachable<'a>(path: &Path, hosts: impl Iterator<Item = &'a String>) {
     let mut hosts: Vec<String> = hosts.map(|h| format!("`{h}`")).collect();
     hosts.sort();
@@ -241,6 +262,27 @@ mod tests {
         assert_eq!(
             incomplete(&[host(0, false)], &none, true).as_deref(),
             Some("the run was stopped")
+        );
+    }
+
+    #[test]
+    fn an_inline_secret_in_extra_vars_is_never_saved() {
+        let redactor = crate::secrets::Redactor::new(vec!["s3cr\"et-value".into()]);
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            inline_secret(&args(&["pg_version=16", "@vars.yml"]), &redactor),
+            None
+        );
+        assert_eq!(
+            inline_secret(
+                &args(&["pg_version=16", "{\"db_password\": \"s3cr\\\"et-value\"}"]),
+                &redactor
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            inline_secret(&args(&["db_password=s3cr\"et-value"]), &redactor),
+            Some(1)
         );
     }
 }

@@ -22,7 +22,9 @@ pub use self::config::{SshConfigError, SshConfigFile, SshParams};
 pub use self::known_hosts::host_pattern;
 
 use self::connect::{Client, Hop, HopError, Policy};
-use super::{shell, Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+use super::{
+    shell, Become, Escalation, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
+};
 
 /// A jump host of a `ProxyJump` chain, resolved (ssh config applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,8 @@ pub struct SshTarget {
     /// to put in requests. The transport takes each request's `become_` literally and never
     /// applies this on its own: `Become::No` in a request cannot mean "unspecified".
     pub become_: Become,
+    /// How privileges are raised (`ansible_become_method`, `ansible_become_password`).
+    pub escalation: Escalation,
     /// Most channels open at once on the connection; more requests wait their turn.
     pub max_sessions: usize,
 }
@@ -88,6 +92,7 @@ impl SshTarget {
             keepalive_interval: Some(Duration::from_secs(30)),
             proxy_jump: Vec::new(),
             become_: Become::No,
+            escalation: Escalation::default(),
             max_sessions: 8,
         }
     }
@@ -102,6 +107,7 @@ pub struct SshTransport {
     /// Jump host sessions carrying the tunnel, nearest first; kept so they stay open.
     jumps: Vec<Handle<Client>>,
     sessions: Semaphore,
+    escalation: Escalation,
 }
 
 impl SshTransport {
@@ -167,6 +173,7 @@ impl SshTransport {
             session,
             jumps: opened,
             sessions: Semaphore::new(target.max_sessions.max(1)),
+            escalation: target.escalation.clone(),
         })
     }
 
@@ -196,8 +203,13 @@ impl SshTransport {
         let Ok(script) = shell::kill_script(tag) else {
             return;
         };
-        let line = shell::command_line(&script, become_, &self.user);
-        match self.run(&line, None, Duration::from_secs(10)).await {
+        let prepared = shell::escalated(&script, become_, &self.user, &self.escalation, None);
+        let line = shell::join(&prepared.argv);
+        let stdin = prepared.stdin(None);
+        match self
+            .run(&line, stdin.as_deref(), Duration::from_secs(10))
+            .await
+        {
             Ok(out) if out.status == 0 => {}
             Ok(out) => tracing::warn!(
                 host = %self.host,
@@ -224,12 +236,27 @@ impl Transport for SshTransport {
 
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
         let tag = shell::new_tag();
-        let line = shell::tagged_command_line(&req.command, &req.become_, &self.user, &tag);
+        let prepared = shell::escalated(
+            &req.command,
+            &req.become_,
+            &self.user,
+            &self.escalation,
+            Some(&tag),
+        );
+        let line = shell::join(&prepared.argv);
+        let stdin = prepared.stdin(req.stdin.as_deref());
         let limit = req.timeout.unwrap_or(self.command_timeout);
         tracing::debug!(host = %self.host, command = %line, "ssh exec");
-        let result = self.run(&line, req.stdin.as_deref(), limit).await;
+        let result = self.run(&line, stdin.as_deref(), limit).await;
         match result {
-            Ok(out) => Ok(out),
+            Ok(out) => {
+                if matches!(prepared.argv[0].as_str(), "sudo" | "su") {
+                    if let Some(message) = shell::become_refused(&out, &self.escalation) {
+                        return Err(self.remote_error(message));
+                    }
+                }
+                Ok(out)
+            }
             Err(exec::ExecError::Timeout) => {
                 self.kill_tagged(&tag, &req.become_).await;
                 Err(TransportError::Timeout {
