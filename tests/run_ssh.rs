@@ -77,6 +77,17 @@ struct Lab {
 }
 
 impl Lab {
+    /// A known_hosts file in the lab's directory with the keys of `servers`.
+    fn known_hosts_of(&self, servers: &[&Sshd]) -> PathBuf {
+        let path = self.dir.path().join("known_hosts");
+        let lines: String = servers
+            .iter()
+            .map(|s| format!("{}\n", s.known_hosts_line()))
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        path
+    }
+
     fn new(sshd: &Sshd) -> Lab {
         let dir = tempfile::tempdir().expect("temporary directory");
         std::fs::write(dir.path().join("ssh_config"), "").expect("empty ssh config");
@@ -722,16 +733,7 @@ fn proxy_jump_through_an_ssh_config_alias() {
         ),
     )
     .unwrap();
-    let known_hosts = lab.dir.path().join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!(
-            "{}\n{}\n",
-            bastion.known_hosts_line(),
-            db.known_hosts_line()
-        ),
-    )
-    .unwrap();
+    let known_hosts = lab.known_hosts_of(&[&bastion, &db]);
     let mut host = Host::on("db-behind", &db);
     host.alias = true;
     host.known_hosts = known_hosts;
@@ -1204,16 +1206,7 @@ fn proxy_jump_from_ansible_ssh_common_args() {
         format!("Host *\n  IdentityFile {}\n", bastion.client_key.display()),
     )
     .unwrap();
-    let known_hosts = lab.dir.path().join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!(
-            "{}\n{}\n",
-            bastion.known_hosts_line(),
-            db.known_hosts_line()
-        ),
-    )
-    .unwrap();
+    let known_hosts = lab.known_hosts_of(&[&bastion, &db]);
     let mut host = Host::on("db1", &db);
     host.known_hosts = known_hosts;
     host.vars = vec![format!(
