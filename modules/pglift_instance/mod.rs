@@ -105,6 +105,24 @@ pub struct PgliftInstance {
 /// Settings Patroni owns when it runs the instance (pglift leaves them out of its output).
 const PATRONI_OWNED: &[&str] = &["listen_addresses", "port"];
 
+/// Settings Patroni takes from its cluster-wide (DCS) configuration only, whatever the
+/// member's own file says (it passes them on `postgres`' command line): pglift records them
+/// in the member's Patroni file, where they have no effect, so the module sets them through
+/// Patroni (`patronictl edit-config`, a `PATCH /config`); they take effect at a restart.
+const DCS_ONLY: &[&str] = &[
+    "max_connections",
+    "max_locks_per_transaction",
+    "max_worker_processes",
+    "max_prepared_transactions",
+    "wal_level",
+    "track_commit_timestamp",
+    "max_wal_senders",
+    "max_replication_slots",
+    "wal_log_hints",
+    "wal_keep_size",
+    "hot_standby",
+];
+
 impl PgliftInstance {
     fn executable(&self) -> &str {
         self.executable.as_deref().unwrap_or(DEFAULT_EXECUTABLE)
@@ -118,6 +136,20 @@ impl PgliftInstance {
             &format!("{} --non-interactive {args}", quote(self.executable())),
         )
     }
+    /// `command` (a shell script) run as the system user in the instance's environment
+    /// (`pglift instance env`: `PATRONICTL_CONFIG_FILE`, `PGDATA`, …).
+    fn pglift_env_command(&self, id: &str, command: &str) -> String {
+        let env = format!(
+            "{} --non-interactive instance env {}",
+            quote(self.executable()),
+            quote(id)
+        );
+        as_user(
+            self.user(),
+            &format!("set -a && eval \"$({env})\" && set +a && {command}"),
+        )
+    }
+
     fn list_script(&self) -> String {
         format!(
             "if [ -x {exe} ]; then {list}; else echo MISSING; fi",
@@ -225,7 +257,9 @@ impl PgliftInstance {
         }
         let cur_settings = got.get("settings").and_then(Value::as_object);
         for (k, v) in &self.settings {
-            if self.patroni.is_some() && PATRONI_OWNED.contains(&k.as_str()) {
+            if self.patroni.is_some()
+                && (PATRONI_OWNED.contains(&k.as_str()) || DCS_ONLY.contains(&k.as_str()))
+            {
                 continue;
             }
             let cur = cur_settings.and_then(|s| s.get(k));
@@ -354,9 +388,48 @@ fn shown(v: Option<&Value>) -> String {
     }
 }
 
-/// What `apply` does.
+impl PgliftInstance {
+    /// The DCS-only settings asked for that Patroni's cluster configuration (`show-config`'s
+    /// `postgresql.parameters`) does not have: `(name, wanted, current)`.
+    fn dcs_diff(&self, dcs: &Value) -> Vec<(String, String, Option<String>)> {
+        if self.patroni.is_none() {
+            return Vec::new();
+        }
+        let cur = dcs
+            .pointer("/postgresql/parameters")
+            .and_then(Value::as_object);
+        self.settings
+            .iter()
+            .filter(|(k, _)| DCS_ONLY.contains(&k.as_str()))
+            .filter_map(|(k, v)| {
+                let c = cur.and_then(|m| m.get(k));
+                if c.is_some_and(|c| same_setting(c, v)) {
+                    None
+                } else {
+                    Some((k.clone(), text(v), c.map(text)))
+                }
+            })
+            .collect()
+    }
+
+    /// `patronictl` beside `pglift` (the same venv).
+    fn patronictl(&self) -> String {
+        let exe = self.executable();
+        let dir = exe.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        format!("{dir}/patronictl")
+    }
+}
+
+/// What `apply` does: pglift's work, then the cluster-wide settings through Patroni.
 #[derive(Debug)]
-enum Work {
+struct Work {
+    main: Option<MainWork>,
+    /// `patronictl edit-config` setting the DCS-only parameters.
+    dcs: Option<String>,
+}
+
+#[derive(Debug)]
+enum MainWork {
     /// `instance apply` with the manifest on stdin: create, or alter (state included).
     Apply {
         require: Option<Required>,
@@ -379,7 +452,7 @@ impl Action for PgliftInstance {
                 return Ok(Plan::unchanged());
             }
             notes.push(format!("`{exe}` is not installed yet"));
-            let work = Work::Apply {
+            let work = MainWork::Apply {
                 require: Some(Required {
                     path: exe.to_string(),
                     error: format!(
@@ -394,6 +467,10 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
+            let work = Work {
+                main: Some(work),
+                dcs: None,
+            };
             return Ok(Plan::changes(vec![c], work).with_notes(notes));
         }
         let list: Vec<Value> = serde_json::from_str(out.trim()).map_err(|e| {
@@ -417,16 +494,23 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
-            let work = Work::Apply {
-                require: None,
-                manifest: self.manifest(),
+            let work = Work {
+                main: Some(MainWork::Apply {
+                    require: None,
+                    manifest: self.manifest(),
+                }),
+                dcs: None,
             };
             return Ok(Plan::changes(vec![c], work));
         };
         let id = self.id(found.get("version").and_then(Value::as_str));
         if self.state == State::Absent {
             let c = Change::new(format!("drop instance `{id}`"));
-            return Ok(Plan::changes(vec![c], Work::Drop(id)));
+            let work = Work {
+                main: Some(MainWork::Drop(id)),
+                dcs: None,
+            };
+            return Ok(Plan::changes(vec![c], work));
         }
         let get = self.pglift(&format!("instance get {} -o json", quote(&id)));
         let got = exec::check(cx, &get, &format!("pglift instance get {id} -o json")).await?;
@@ -441,33 +525,77 @@ impl Action for PgliftInstance {
             ));
         }
         let diff = self.diff(&got);
-        if diff.is_empty() {
-            return Ok(Plan::unchanged().with_notes(notes));
-        }
+        let dcs_diff = if self.patroni.is_some()
+            && self.settings.keys().any(|k| DCS_ONLY.contains(&k.as_str()))
+        {
+            let show = self.pglift_env_command(
+                &id,
+                &format!(
+                    "{} -c \"$PATRONICTL_CONFIG_FILE\" show-config",
+                    quote(&self.patronictl())
+                ),
+            );
+            let out = exec::check(cx, &show, "patronictl show-config").await?;
+            let dcs: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap_or(Value::Null);
+            self.dcs_diff(&dcs)
+        } else {
+            Vec::new()
+        };
         let needs_apply = diff.iter().any(|(_, a)| *a);
-        let changes = diff
-            .into_iter()
+        let changes: Vec<Change> = diff
+            .iter()
             .map(|(s, _)| Change::new(format!("instance `{id}`: {s}")))
             .collect();
-        let work = if needs_apply {
-            Work::Apply {
+        let mut changes: Vec<Change> = changes;
+        let main = if diff.is_empty() {
+            None
+        } else if needs_apply {
+            Some(MainWork::Apply {
                 require: None,
                 manifest: self.manifest(),
-            }
+            })
         } else if self.state == State::Stopped {
-            Work::Stop(id)
+            Some(MainWork::Stop(id.clone()))
         } else {
-            Work::Start(id)
+            Some(MainWork::Start(id.clone()))
         };
-        Ok(Plan::changes(changes, work).with_notes(notes))
+        let dcs = if dcs_diff.is_empty() {
+            None
+        } else {
+            let mut args = Vec::new();
+            for (k, v, was) in &dcs_diff {
+                let was = was
+                    .as_deref()
+                    .map(|w| format!("`{w}`"))
+                    .unwrap_or("unset".into());
+                changes.push(Change::new(format!(
+                    "cluster `{}`: set `{k}` to `{v}` in Patroni's cluster configuration (was {was}; PATCH /config, takes effect at a restart)",
+                    self.patroni.as_ref().map(|p| p.cluster.as_str()).unwrap_or("")
+                )));
+                args.push(format!("-p {}", quote(&format!("{k}={v}"))));
+            }
+            Some(self.pglift_env_command(
+                &id,
+                &format!(
+                    "{} -c \"$PATRONICTL_CONFIG_FILE\" edit-config --force --quiet {}",
+                    quote(&self.patronictl()),
+                    args.join(" ")
+                ),
+            ))
+        };
+        if changes.is_empty() {
+            return Ok(Plan::unchanged().with_notes(notes));
+        }
+        Ok(Plan::changes(changes, Work { main, dcs }).with_notes(notes))
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
         let Some(work) = plan.work::<Work>() else {
             return Ok(());
         };
-        match work {
-            Work::Apply { require, manifest } => {
+        match &work.main {
+            None => {}
+            Some(MainWork::Apply { require, manifest }) => {
                 if let Some(r) = require {
                     r.check(cx).await?;
                 }
@@ -482,18 +610,21 @@ impl Action for PgliftInstance {
                     return Err(exec::failure("pglift instance apply", &out));
                 }
             }
-            Work::Start(id) => {
+            Some(MainWork::Start(id)) => {
                 let c = self.pglift(&format!("instance start {}", quote(id)));
                 exec::check(cx, &c, &format!("pglift instance start {id}")).await?;
             }
-            Work::Stop(id) => {
+            Some(MainWork::Stop(id)) => {
                 let c = self.pglift(&format!("instance stop {}", quote(id)));
                 exec::check(cx, &c, &format!("pglift instance stop {id}")).await?;
             }
-            Work::Drop(id) => {
+            Some(MainWork::Drop(id)) => {
                 let c = self.pglift(&format!("instance drop {}", quote(id)));
                 exec::check(cx, &c, &format!("pglift instance drop {id}")).await?;
             }
+        }
+        if let Some(dcs) = &work.dcs {
+            exec::check(cx, dcs, "patronictl edit-config").await?;
         }
         Ok(())
     }

@@ -119,3 +119,25 @@ fn bad_names_are_refused() {
     let p = params("name: a/b\nversion: x15").unwrap();
     assert_eq!(check(&p).len(), 2);
 }
+
+#[test]
+fn dcs_only_settings_go_through_patroni() {
+    let p = params(&format!(
+        "{SEED}settings: {{work_mem: 8MB, max_connections: 150}}"
+    ))
+    .unwrap();
+    // pglift's own record of max_connections is not what Patroni runs with
+    assert!(p.diff(&got()).is_empty(), "{:?}", p.diff(&got()));
+    let dcs = json!({"loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100}}});
+    assert_eq!(
+        p.dcs_diff(&dcs),
+        vec![(
+            "max_connections".to_string(),
+            "150".to_string(),
+            Some("100".to_string())
+        )]
+    );
+    let dcs = json!({"postgresql": {"parameters": {"max_connections": 150}}});
+    assert!(p.dcs_diff(&dcs).is_empty());
+    assert_eq!(p.patronictl(), "/opt/pglift/bin/patronictl");
+}
