@@ -186,8 +186,8 @@ fn pglift_playbook_on_the_lab() {
         "max_connections_goes_through_patroni_and_is_pending_restart",
         || {
             write_vars(&lab, MAX_CONN, "started");
-            let (code, stdout, _) = pgdeploy("plan", &[], &inventory);
-            assert_eq!(code, 2, "{stdout}");
+            let (code, stdout, _) = pgdeploy("check", &[], &inventory);
+            assert_eq!(code, 2, "drift: {stdout}");
             assert!(
                 stdout
                     .contains("set `max_connections` to `150` in Patroni's cluster configuration"),
