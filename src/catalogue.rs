@@ -35,6 +35,10 @@ pub mod packages;
 pub mod patroni;
 #[path = "../modules/pgdg_repo/mod.rs"]
 pub mod pgdg_repo;
+#[path = "../modules/pglift_instance/mod.rs"]
+pub mod pglift_instance;
+#[path = "../modules/pglift_site/mod.rs"]
+pub mod pglift_site;
 #[path = "../modules/service/mod.rs"]
 pub mod service;
 #[path = "../modules/template/mod.rs"]
@@ -53,6 +57,9 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<packages::Packages>::new(),
     &Typed::<patroni::Patroni>::new(),
     &Typed::<pgdg_repo::PgdgRepo>::new(),
+    &Typed::<pglift_instance::PgliftInstance>::new(),
+    &Typed::<pglift_instance::CollectionInstance>::new(),
+    &Typed::<pglift_site::PgliftSite>::new(),
     &Typed::<service::Service>::new(),
     &Typed::<template::Template>::new(),
 ];

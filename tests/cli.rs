@@ -33,6 +33,11 @@ fn example_playbooks_validate_against_their_inventories() {
         ("inventories/seed000.ini", "playbooks/primary-replica.yml"),
         ("inventories/seed004.yml", "playbooks/site.yml"),
         ("inventories/seed004.yml", "playbooks/vip-on-leader.yml"),
+        ("inventories/seed003.yml", "playbooks/pglift.yml"),
+        (
+            "inventories/seed000.ini",
+            "tests/fixtures/cli/seed000-pglift.yml",
+        ),
     ] {
         let out = pgdeploy(&["validate", "-i", inventory, playbook]);
         let text = stdout(&out);
@@ -43,6 +48,28 @@ fn example_playbooks_validate_against_their_inventories() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Seed 000's `dalibo.pglift.instance` task with a typo: a located error with a suggestion.
+#[test]
+fn a_typo_in_seed_000s_pglift_task_is_located_with_a_suggestion() {
+    let text = std::fs::read_to_string("tests/fixtures/cli/seed000-pglift.yml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.yml");
+    std::fs::write(&typo, text.replace("connect_host:", "connect_hots:")).unwrap();
+    let out = pgdeploy(&[
+        "validate",
+        "-i",
+        "inventories/seed000.ini",
+        typo.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.yml:26:11: plays[0].tasks[0].dalibo.pglift.instance.patroni.postgresql.connect_hots: unknown field `connect_hots`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `connect_host`?"), "{err}");
 }
 
 #[test]
