@@ -148,6 +148,7 @@ fn day2_commands_on_the_lab() {
                     // failed checks: until then the VIP may still reach it, now a replica).
                     let end = Instant::now() + Duration::from_secs(60);
                     let (mut down, mut first, mut stable) = (None, None, None);
+                    let mut old_last = None;
                     let mut run = 0;
                     while Instant::now() < end {
                         let at = started.elapsed();
@@ -169,21 +170,25 @@ fn day2_commands_on_the_lab() {
                             }
                             run += 1;
                             if run >= 5 && finished.load(std::sync::atomic::Ordering::SeqCst) {
-                                return (down, first, stable);
+                                return (old_last, down, first, stable);
                             }
                         } else {
-                            down.get_or_insert(at);
+                            if out.status.success() {
+                                old_last = Some(at);
+                            } else {
+                                down.get_or_insert(at);
+                            }
                             run = 0;
                         }
                         std::thread::sleep(Duration::from_millis(50));
                     }
-                    (down, first, None)
+                    (old_last, down, first, None)
                 });
                 let result = pgdeploy(&["switchover", "--yes", "--to", to], &inventory);
                 finished.store(true, std::sync::atomic::Ordering::SeqCst);
                 (result, watcher.join().unwrap())
             });
-            let ((code, stdout, stderr), (down, first, stable)) = probe;
+            let ((code, stdout, stderr), (old_last, down, first, stable)) = probe;
             let command = started.elapsed();
             assert_eq!(code, 0, "{stdout}{stderr}");
             assert!(
@@ -193,10 +198,11 @@ fn day2_commands_on_the_lab() {
             assert_eq!(leader(&lab), to);
             let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
             eprintln!(
-                "  switchover {old} → {to}: the command took {:.1} s; through the VIP, writes \
-             first failed after {:.1} s, were first accepted by {to} after {:.1} s, and all \
-             went to {to} from {:.1} s on; pgdeploy: {}",
+                "  switchover {old} → {to}: the command took {:.1} s; through the VIP, the last \
+             write {old} accepted was at {:.1} s, the first refused at {:.1} s, the first \
+             accepted by {to} at {:.1} s, and all went to {to} from {:.1} s on; pgdeploy: {}",
                 command.as_secs_f64(),
+                secs(old_last),
                 secs(down),
                 secs(first),
                 secs(stable),
