@@ -1,4 +1,4 @@
-//! The day-2 commands (`switchover`, `restart`, `reinit`, `pause`, `resume`) against one
+//! The day-2 commands (`switchover`, `restart`, `reinit`, `pause`, `failover`, `resume`) against one
 //! real cluster: `playbooks/site.yml` (seed 003's stack: 3 PostgreSQL + etcd + Patroni hosts,
 //! 2 HAProxy + keepalived balancers with the VIP) deployed once on a lab, then checks in order,
 //! each on the cluster the previous one left.
@@ -308,7 +308,7 @@ fn day2_commands_on_the_lab() {
         }));
     });
 
-    c.run("pause_is_shown_in_status_and_honoured_then_resume", || {
+    c.run("pause_is_shown_in_status_and_honoured_failover_then_resume", || {
         let (code, stdout, stderr) = pgdeploy(&["pause", "--yes", "--json"], &inventory);
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(
@@ -322,43 +322,54 @@ fn day2_commands_on_the_lab() {
         assert!(stdout.contains("PAUSED: maintenance mode"), "{stdout}");
         let (_, json, _) = pgdeploy(&["status", "--json"], &inventory);
         assert!(json.contains("\"paused\":true"), "{json}");
-        // Honoured: Patroni stopped on the leader leaves PostgreSQL running, and once its
-        // leader key expired (ttl 30 s) no replica takes over.
+        // Honoured: the leader gone (Patroni and PostgreSQL stopped), no replica takes over,
+        // even once its leader key expired (ttl 30 s).
         let current = leader(&lab);
-        lab.ssh_ok(lab.ip(&current), "systemctl stop patroni");
+        lab.ssh_ok(
+            lab.ip(&current),
+            "systemctl stop patroni && su postgres -s /bin/sh -c \
+             'cd /tmp && /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/pgcluster stop -m fast'",
+        );
         std::thread::sleep(Duration::from_secs(40));
-        for n in NODES {
+        let replicas: Vec<&str> = NODES.iter().copied().filter(|n| *n != current).collect();
+        for n in &replicas {
             let in_recovery = sql_ok(&lab, n, "127.0.0.1", 5432, "SELECT pg_is_in_recovery()");
-            assert_eq!(
-                in_recovery == "f",
-                n == current,
-                "{n}: no failover while paused"
-            );
+            assert_eq!(in_recovery, "t", "{n}: no failover while paused");
         }
-        let other = NODES.iter().find(|n| **n != current).unwrap();
-        let rows = members_on(&lab, other);
-        assert!(
-            rows.iter()
-                .all(|r| r["Role"] != "Leader" || r["Member"] == current.as_str()),
-            "{rows:?}"
+        let rows = members_on(&lab, replicas[0]);
+        assert!(rows.iter().all(|r| r["Role"] != "Leader"), "{rows:?}");
+        // This is what `failover` is for: promote a replica of a cluster without a leader.
+        let to = replicas[1];
+        let (code, stdout, stderr) = pgdeploy(&["failover", "--yes", "--to", to], &inventory);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains(&format!("failed over to `{to}`")), "{stdout}");
+        eprintln!("  {}", stdout.lines().last().unwrap_or_default());
+        assert_eq!(
+            sql_ok(&lab, to, "127.0.0.1", 5432, "SELECT pg_is_in_recovery()"),
+            "f"
         );
+        // The old leader comes back; after the resume Patroni starts it as a replica.
         lab.ssh_ok(lab.ip(&current), "systemctl start patroni");
-        // (its Patroni takes the free leader key back for the running primary before the
-        // resume, so no replica races for it)
-        assert!(
-            eventually(Duration::from_secs(40), || members(&lab)
-                .iter()
-                .any(|r| r["Role"] == "Leader" && r["Member"] == current.as_str())),
-            "{:?}",
-            members(&lab)
-        );
         let (code, stdout, stderr) = pgdeploy(&["resume", "--yes"], &inventory);
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(stdout.contains("resumed"), "{stdout}");
-        let (code, stdout, _) = pgdeploy(&["status"], &inventory);
-        assert_eq!(code, 0, "{stdout}");
-        assert!(!stdout.contains("PAUSED"), "{stdout}");
-        assert_eq!(leader(&lab), current);
+        assert_eq!(leader(&lab), to);
+        // (the old leader's member shows again once its Patroni runs, then rewinds and streams)
+        let mut status = String::new();
+        assert!(
+            eventually(Duration::from_secs(60), || {
+                let (code, stdout, _) = pgdeploy(&["status"], &inventory);
+                status = stdout;
+                code == 0 && status.contains(&format!("{current} ")) && !status.contains("PAUSED")
+            }),
+            "{status}"
+        );
+        let rows = members(&lab);
+        assert!(
+            rows.iter()
+                .any(|r| r["Member"] == current.as_str() && r["State"] == "streaming"),
+            "{rows:?}"
+        );
     });
     c.finish();
 }
