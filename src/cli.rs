@@ -44,6 +44,18 @@ pub enum Command {
     Bench(BenchCommand),
     /// The cluster as Patroni and etcd see it (like `patronictl list`), read over SSH.
     Status(StatusArgs),
+    /// Hand the leadership to a healthy streaming replica (now, or at `--at`), and wait.
+    Switchover(SwitchoverArgs),
+    /// Promote a replica when the cluster has no healthy leader, and wait.
+    Failover(FailoverArgs),
+    /// Restart PostgreSQL through Patroni, replicas first and the leader last.
+    Restart(RestartArgs),
+    /// Erase a replica's data and copy it again from the leader (never the leader).
+    Reinit(ReinitArgs),
+    /// Maintenance mode: Patroni stops managing PostgreSQL (no automatic failover).
+    Pause(OpsArgs),
+    /// End maintenance mode: Patroni manages PostgreSQL again.
+    Resume(OpsArgs),
     /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
@@ -204,6 +216,73 @@ pub struct StatusArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+}
+
+/// Options shared by the day-2 commands (`switchover`, `failover`, `restart`, `reinit`,
+/// `pause`, `resume`): the cluster is found from the inventory alone.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    #[arg(short, long)]
+    pub inventory: PathBuf,
+    /// The cluster's hosts (a pattern); `patronictl` runs on the first that answers.
+    #[arg(long, default_value = "postgres")]
+    pub hosts: String,
+    /// Do not ask for confirmation (needed when stdin is not a terminal: refused with exit
+    /// 64 otherwise).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// How long to wait for the cluster to settle, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The new leader: a streaming replica (default: the healthy one with the least lag).
+    #[arg(long, value_name = "HOST")]
+    pub to: Option<String>,
+    /// When (ISO 8601 with a zone: `2026-12-01T22:00:00+00:00`); Patroni's `scheduled_at`.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The member to promote.
+    #[arg(long, value_name = "HOST")]
+    pub to: String,
+    /// Fail over although a healthy leader runs (refused otherwise: use `switchover`).
+    #[arg(long)]
+    pub with_leader: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The members to restart (default: every member).
+    #[arg(value_name = "HOST")]
+    pub members: Vec<String>,
+    /// Only the members waiting for a restart (a changed setting needs one).
+    #[arg(long)]
+    pub pending: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinitArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The replica to reinitialise.
+    #[arg(value_name = "HOST")]
+    pub host: String,
 }
 
 #[derive(Debug, Args)]

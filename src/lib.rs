@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod lab;
 pub mod locator;
 pub mod module;
+pub mod ops;
 pub mod output;
 pub mod params;
 pub mod playbook;

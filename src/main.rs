@@ -46,6 +46,16 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::run::check(args, cli.json, color).map(ExitCode::from),
         Command::Bench(cmd) => commands::bench::run(cmd).map(ExitCode::from),
         Command::Status(args) => commands::status::run(args, cli.json).map(ExitCode::from),
+        Command::Switchover(args) => {
+            pgdeploy::ops::switchover::run(args, cli.json).map(ExitCode::from)
+        }
+        Command::Failover(args) => pgdeploy::ops::failover::run(args, cli.json).map(ExitCode::from),
+        Command::Restart(args) => pgdeploy::ops::restart::run(args, cli.json).map(ExitCode::from),
+        Command::Reinit(args) => pgdeploy::ops::reinit::run(args, cli.json).map(ExitCode::from),
+        Command::Pause(args) => pgdeploy::ops::pause::run(args, true, cli.json).map(ExitCode::from),
+        Command::Resume(args) => {
+            pgdeploy::ops::pause::run(args, false, cli.json).map(ExitCode::from)
+        }
         Command::Lab(cmd) => pgdeploy::lab::run(cmd.clone()),
         Command::Completions { shell } => commands::docs::completions(*shell).map(ExitCode::from),
         Command::Man => commands::docs::man().map(ExitCode::from),

@@ -52,6 +52,8 @@ pub struct Status {
     pub vips: Vec<VipRow>,
     /// `patroni --version` of the member read from (`3.0.2`), when it said.
     pub patroni_version: Option<String>,
+    /// Maintenance mode (`pgdeploy pause`): Patroni does no automatic failover.
+    pub paused: bool,
 }
 
 use crate::locator::{
@@ -80,6 +82,7 @@ impl Status {
             .as_deref()
             .is_some_and(|v| version_before(v, [3, 0, 4]));
         leaders == 1
+            && !self.paused
             && self.members.iter().all(|m| {
                 m.role.contains("Leader")
                     || m.state == "streaming"
@@ -92,7 +95,7 @@ impl Status {
 }
 
 /// Whether a dotted version (`3.0.2`) is older than `than`.
-fn version_before(version: &str, than: [u64; 3]) -> bool {
+pub fn version_before(version: &str, than: [u64; 3]) -> bool {
     let mut parts = version
         .split(|c: char| !c.is_ascii_digit())
         .filter(|p| !p.is_empty())
@@ -186,6 +189,8 @@ pub async fn read_addresses(
 /// Printed instead of a document when a locator file is missing.
 const NO_PATRONI: &str = "==no-patroni-locator";
 const NO_ETCD: &str = "==no-etcd-locator";
+/// Before the line `pause: true` of `patronictl show-config` when the cluster is paused.
+const PAUSE_MARK: &str = "==pause";
 
 /// The script run on the member: its addresses, then both JSON documents, separated by a
 /// marker line. `config_file` overrides the locator's `PATRONI_CONFIG`.
@@ -209,7 +214,9 @@ fn script(config_file: Option<&str>) -> String {
          ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
          ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
          ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
-         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi",
+         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi; \
+         echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
+         | grep -x 'pause: *true'",
         addresses = addresses_script(),
     )
 }
@@ -257,6 +264,10 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
             ((!v.is_empty()).then_some(v), rest)
         }
         None => (None, text),
+    };
+    let (text, paused) = match text.rsplit_once(&format!("\n{PAUSE_MARK}\n")) {
+        Some((t, p)) => (t, p.trim().starts_with("pause:")),
+        None => (text, false),
     };
     let (patroni, etcd) = text.split_once("\n==etcd\n").unwrap_or((text, ""));
     let rows: Vec<Value> = serde_json::from_str(patroni.trim())
@@ -314,6 +325,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         etcd,
         vips: Vec::new(),
         patroni_version,
+        paused,
     })
 }
 
@@ -345,6 +357,11 @@ pub fn to_text(s: &Status) -> String {
         s.scope.as_deref().unwrap_or("?"),
         s.read_from
     );
+    if s.paused {
+        out.push_str(
+            "PAUSED: maintenance mode, no automatic failover (`pgdeploy resume` ends it)\n",
+        );
+    }
     for r in &rows {
         let line: Vec<String> = r
             .iter()
@@ -416,6 +433,20 @@ mod tests {
         assert!(!s.healthy(), "Patroni 4 says `streaming` when it streams");
         assert!(version_before("3.0.2", [3, 0, 4]) && !version_before("3.0.4", [3, 0, 4]));
         assert!(!version_before("10.0", [3, 0, 4]));
+    }
+
+    #[test]
+    fn a_paused_cluster_says_so() {
+        let s = parse("pg1", &format!("{OUT}\n==pause\npause: true\n")).unwrap();
+        assert!(s.paused);
+        assert!(!s.healthy(), "no automatic failover while paused");
+        assert!(s.etcd.iter().all(|e| e.health), "{:?}", s.etcd);
+        assert!(to_text(&s).contains("\nPAUSED: maintenance mode, no automatic failover"));
+        assert!(serde_json::to_string(&s)
+            .unwrap()
+            .contains(r#""paused":true"#));
+        let s = parse("pg1", &format!("{OUT}\n==pause\n")).unwrap();
+        assert!(!s.paused && s.healthy());
     }
 
     #[test]
@@ -537,6 +568,8 @@ mod tests {
         let out = run(None);
         let (_, rest) = parse_addresses(&out);
         let (patroni, etcd) = rest.split_once("\n==etcd\n").unwrap();
+        let (etcd, pause) = etcd.rsplit_once("\n==pause\n").unwrap();
+        assert_eq!(pause.trim(), "", "not paused");
         assert_eq!(
             patroni.trim(),
             format!("{VERSION_MARK}patroni 3.0.2\n[{{\"ctl\": \"/etc/p.yml\"}}]")

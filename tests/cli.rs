@@ -745,3 +745,41 @@ fn completions_for_every_shell_and_a_man_page_naming_every_subcommand() {
         assert!(!stderr.contains("warning"), "{stderr}");
     }
 }
+
+/// The day-2 commands check their own arguments before connecting to anything.
+#[test]
+fn day2_commands_check_their_arguments_offline() {
+    let out = pgdeploy(&[
+        "switchover",
+        "-i",
+        "inventories/seed003.yml",
+        "--at",
+        "tomorrow",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--at `tomorrow`: give an ISO 8601 time with its zone"),
+        "{err}"
+    );
+    let out = pgdeploy(&["failover", "-i", "inventories/seed003.yml"]);
+    assert_eq!(out.status.code(), Some(64), "--to is required");
+    let out = pgdeploy(&["reinit", "-i", "inventories/seed003.yml"]);
+    assert_eq!(out.status.code(), Some(64), "HOST is required");
+    let out = pgdeploy(&["pause", "-i", "inventories/none.yml", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "no such inventory");
+    for cmd in [
+        "switchover",
+        "failover",
+        "restart",
+        "reinit",
+        "pause",
+        "resume",
+    ] {
+        let help = stdout(&pgdeploy(&[cmd, "--help"]));
+        assert!(
+            help.contains("--yes") && help.contains("--timeout"),
+            "{help}"
+        );
+    }
+}

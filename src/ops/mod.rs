@@ -1,0 +1,382 @@
+//! Day-2 operations on a running Patroni cluster: `switchover`, `failover`, `restart`,
+//! `reinit`, `pause`, `resume` (one file each). What they share is here: finding the cluster
+//! from the inventory alone ([`Cluster::open`]: every host of `--hosts` connected over SSH,
+//! the first that answers runs `patronictl` with the configuration its locator file names,
+//! as `status` does), asking for confirmation ([`confirm`]), reporting ([`Report`]: text or
+//! `--json` events) and waiting for the cluster to settle ([`Cluster::wait_for`]).
+//!
+//! Every action is a `patronictl` command on that member (which talks to the members'
+//! REST APIs with the client certificate its `ctl` section names), so no port needs to be
+//! open to the workstation and nothing here knows where Patroni was installed.
+
+pub mod decide;
+pub mod failover;
+pub mod pause;
+pub mod reinit;
+pub mod restart;
+pub mod state;
+pub mod switchover;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cli::OpsArgs;
+use crate::exit::Exit;
+use crate::inventory::{pattern, Inventory};
+use crate::run::connect::{connect, resolve_targets};
+use crate::transport::shell::quote;
+use crate::transport::{Become, ExecOutput, ExecRequest, Transport};
+use state::ClusterState;
+
+/// Text lines or `--json` events (one JSON object per line on stdout). In text, what is
+/// decided and done goes to stdout, progress and errors to stderr.
+pub struct Report {
+    pub json: bool,
+    pub command: &'static str,
+}
+
+impl Report {
+    fn event(&self, event: &str, message: &str, mut extra: Value) {
+        let mut v = json!({"event": event, "command": self.command, "message": message});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object_mut()) {
+            o.append(e);
+        }
+        crate::outln!("{}", crate::secrets::mask_logged(&v.to_string()));
+    }
+    /// What the command will do (before the confirmation).
+    pub fn plan(&self, message: &str, extra: Value) {
+        if self.json {
+            self.event("plan", message, extra);
+        } else {
+            crate::outln!("{}", crate::secrets::mask_logged(message));
+        }
+    }
+    /// A step on the way (waiting, a member done).
+    pub fn progress(&self, message: &str, extra: Value) {
+        if self.json {
+            self.event("progress", message, extra);
+        } else {
+            crate::eoutln!("{}", crate::secrets::mask_logged(message));
+        }
+    }
+    /// A result.
+    pub fn done(&self, message: &str, extra: Value) {
+        if self.json {
+            self.event("done", message, extra);
+        } else {
+            crate::outln!("{}", crate::secrets::mask_logged(message));
+        }
+    }
+    /// The command refuses or fails: the reason, and the exit code to return.
+    pub fn fail(&self, message: &str, exit: Exit) -> Exit {
+        if self.json {
+            self.event("error", message, json!({"exit": exit as u8}));
+        } else {
+            crate::eoutln!("error: {}", crate::secrets::mask_logged(message));
+        }
+        exit
+    }
+}
+
+/// Asks on the terminal before a change; `--yes` answers for the user. Without a terminal on
+/// stdin (a script, CI) nobody can answer: refused with exit 64, the command line lacking
+/// `--yes` being the problem. "No" exits 1 with nothing changed.
+pub fn confirm(report: &Report, yes: bool, question: &str) -> Result<(), Exit> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(report.fail(
+            &format!(
+                "`pgdeploy {}` changes the cluster and stdin is not a terminal to confirm on: \
+                 nothing was done; add `--yes` to run it without asking",
+                report.command
+            ),
+            Exit::Usage,
+        ));
+    }
+    crate::output::write_err(&format!("{question} [y/N] "));
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(report.fail("not confirmed: nothing was done", Exit::Error))
+    }
+}
+
+/// A connected member.
+struct Host {
+    name: String,
+    transport: Arc<dyn Transport>,
+    become_: Become,
+}
+
+/// The cluster, reached through its members over SSH.
+pub struct Cluster {
+    runtime: tokio::runtime::Runtime,
+    hosts: Vec<Host>,
+    /// The member `patronictl` runs on (index into `hosts`).
+    control: usize,
+    inventory: Inventory,
+    pub state: ClusterState,
+    pub timeout: Duration,
+}
+
+fn become_of(conn: &crate::inventory::Connection) -> Become {
+    match (conn.become_, &conn.become_user) {
+        (false, _) => Become::No,
+        (true, None) => Become::Root,
+        (true, Some(u)) if u == "root" => Become::Root,
+        (true, Some(u)) => Become::User(u.clone()),
+    }
+}
+
+impl Cluster {
+    /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
+    /// the first that can tell. Failures are reported; the `Exit` to return comes back.
+    pub fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
+        let inventory = match args
+            .vault
+            .install()
+            .and_then(|()| crate::commands::load_inventory(&args.inventory))
+        {
+            Ok(i) => i,
+            Err(diags) => {
+                crate::commands::report_as(&diags.sorted(), report.json);
+                return Err(Exit::Error);
+            }
+        };
+        crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
+        let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
+            Ok(h) => h.into_iter().map(str::to_string).collect(),
+            Err(e) => {
+                let help = e
+                    .help()
+                    .map(|h| format!("\n  help: {h}"))
+                    .unwrap_or_default();
+                return Err(report.fail(&format!("--hosts: {e}{help}"), Exit::Usage));
+            }
+        };
+        let targets = match resolve_targets(
+            &inventory,
+            &members,
+            &args.ssh.settings(),
+            &Default::default(),
+        ) {
+            Ok(t) => t,
+            Err(e) => return Err(report.fail(&e.to_string(), Exit::Error)),
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => return Err(report.fail(&e.to_string(), Exit::Error)),
+        };
+        let connected = runtime.block_on(futures::future::join_all(
+            members
+                .iter()
+                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
+        ));
+        let mut hosts = Vec::new();
+        let mut problems = Vec::new();
+        for (name, t) in connected {
+            match t {
+                Ok(transport) => hosts.push(Host {
+                    become_: become_of(&inventory.hosts[&name].connection),
+                    name,
+                    transport,
+                }),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if hosts.is_empty() {
+            for p in &problems {
+                report.fail(p, Exit::Unreachable);
+            }
+            return Err(report.fail(
+                &format!("no host of `{}` could be reached", args.hosts),
+                Exit::Unreachable,
+            ));
+        }
+        for p in &problems {
+            report.progress(&format!("warning: {p}"), json!({"warning": true}));
+        }
+        let mut cluster = Cluster {
+            runtime,
+            hosts,
+            control: 0,
+            inventory,
+            state: ClusterState {
+                read_from: String::new(),
+                scope: None,
+                members: Vec::new(),
+                paused: false,
+                synchronous_mode: false,
+                maximum_lag_on_failover: 0,
+                patroni_version: None,
+            },
+            timeout: Duration::from_secs(args.timeout),
+        };
+        match cluster.refresh() {
+            Ok(_) => Ok(cluster),
+            Err(e) => Err(report.fail(&e, Exit::Error)),
+        }
+    }
+
+    fn exec_on(&self, i: usize, command: String, timeout: Duration) -> Result<ExecOutput, String> {
+        let h = &self.hosts[i];
+        self.runtime
+            .block_on(h.transport.exec(&ExecRequest {
+                command,
+                stdin: None,
+                become_: h.become_.clone(),
+                timeout: Some(timeout),
+            }))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads the cluster again (from the member that runs `patronictl`, or the next one
+    /// that can when it stops answering: a restarted or demoted member).
+    pub fn refresh(&mut self) -> Result<&ClusterState, String> {
+        let mut problems = Vec::new();
+        let order: Vec<usize> = (self.control..self.hosts.len())
+            .chain(0..self.control)
+            .collect();
+        for i in order {
+            let name = self.hosts[i].name.clone();
+            match self.exec_on(i, state::read_script(), Duration::from_secs(30)) {
+                Ok(out) => {
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    match state::parse(&name, &text) {
+                        Ok(s) => {
+                            self.control = i;
+                            self.state = s;
+                            return Ok(&self.state);
+                        }
+                        Err(e) => problems.push(format!(
+                            "{e}{}",
+                            stderr_tail(&out.stderr)
+                                .map(|s| format!(" ({s})"))
+                                .unwrap_or_default()
+                        )),
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        Err(format!(
+            "no member could read the cluster: {}",
+            problems.join("; ")
+        ))
+    }
+
+    /// The member name of inventory host `host` (its name, or the member at its address).
+    pub fn member_name(&self, host: &str) -> String {
+        if self.state.member(host).is_some() {
+            return host.to_string();
+        }
+        let address = self
+            .inventory
+            .hosts
+            .get(host)
+            .and_then(|h| h.vars.get("ansible_host"))
+            .and_then(|v| v.value.as_str())
+            .map(str::to_string);
+        address
+            .and_then(|a| {
+                self.state
+                    .members
+                    .iter()
+                    .find(|m| m.host.split(':').next() == Some(a.as_str()))
+            })
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| host.to_string())
+    }
+
+    pub fn scope(&self) -> String {
+        self.state.scope.clone().unwrap_or_default()
+    }
+
+    /// Runs `patronictl ARGS` on the control member; an error carries its output.
+    pub fn ctl(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
+        let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let command = format!("{}ctl {} 2>&1", state::ctl_prefix(), words.join(" "));
+        let out = self.exec_on(self.control, command, timeout)?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status == 0 {
+            Ok(text)
+        } else {
+            Err(format!(
+                "`patronictl {}` on `{}` failed (exit {}): {text}",
+                args.join(" "),
+                self.hosts[self.control].name,
+                out.status
+            ))
+        }
+    }
+
+    /// Polls the cluster until `done` holds, reporting each change of its summary; an error
+    /// after the timeout, with the last state.
+    pub fn wait_for(
+        &mut self,
+        report: &Report,
+        what: &str,
+        mut done: impl FnMut(&ClusterState) -> bool,
+    ) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut last = String::new();
+        loop {
+            match self.refresh() {
+                Ok(s) => {
+                    if done(s) {
+                        return Ok(started.elapsed());
+                    }
+                    let summary = s.summary();
+                    if summary != last {
+                        report.progress(
+                            &format!("  waiting for {what}: {summary}"),
+                            json!({"members": s.members}),
+                        );
+                        last = summary;
+                    }
+                }
+                Err(e) => last = e,
+            }
+            if started.elapsed() >= self.timeout {
+                return Err(format!(
+                    "{what}: not after {} s (last: {last}); raise `--timeout` or see `journalctl -u patroni`",
+                    self.timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    pub fn close(self) {
+        let Cluster { runtime, hosts, .. } = self;
+        runtime.block_on(async {
+            for h in &hosts {
+                h.transport.close().await;
+            }
+        });
+    }
+}
+
+fn stderr_tail(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    text.trim()
+        .lines()
+        .last()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+}
+
+/// The members as JSON, for events.
+pub fn members_json(s: &ClusterState) -> Value {
+    json!(s.members)
+}
