@@ -203,6 +203,7 @@ pub struct PlaybookArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Inventory file or directory (YAML or INI, Ansible format).
     #[arg(short, long)]
     pub inventory: PathBuf,
     /// The cluster's hosts (a pattern); the first that answers is asked.
@@ -222,6 +223,7 @@ pub struct StatusArgs {
 /// `pause`, `resume`): the cluster is found from the inventory alone.
 #[derive(Debug, Args)]
 pub struct OpsArgs {
+    /// Inventory file or directory (YAML or INI, Ansible format).
     #[arg(short, long)]
     pub inventory: PathBuf,
     /// The cluster's hosts (a pattern); `patronictl` runs on the first that answers.
@@ -287,6 +289,7 @@ pub struct ReinitArgs {
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
+    /// Inventory file or directory (YAML or INI, Ansible format).
     #[arg(short, long)]
     pub inventory: PathBuf,
     /// All groups and hosts with their merged variables, as JSON (like `ansible-inventory --list`).
