@@ -7,6 +7,7 @@ pub mod attrs;
 pub mod content;
 pub mod exec;
 pub mod hosts;
+pub mod pip;
 pub mod secret;
 pub mod shell;
 pub mod stat;

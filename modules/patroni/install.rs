@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use super::super::common::exec;
+use super::super::common::pip;
 use super::super::common::shell::quote;
 use super::super::packages::{self, parse_query, query_script, Installed, PackagesWork};
 use super::platform::Family;
@@ -134,41 +135,10 @@ impl Install {
     /// `VENV/bin/pip install …`, then the stamp (removed first, so only success leaves it).
     fn pip_command(&self) -> String {
         let venv = self.venv();
-        let mut pip = format!(
-            "{} install --disable-pip-version-check --no-cache-dir",
-            quote(&format!("{venv}/bin/pip"))
-        );
-        if let Some(i) = &self.index_url {
-            pip.push_str(&format!(" --index-url {}", quote(i)));
-        }
-        if let Some(f) = &self.find_links {
-            if self.index_url.is_none() {
-                pip.push_str(" --no-index");
-            }
-            pip.push_str(&format!(" --find-links {}", quote(f)));
-        }
-        // pip ignores a plain-http source ("not a trusted or secure host") unless told: the
-        // playbook named it, as air-gapped mirrors often are
-        for host in self.http_hosts() {
-            pip.push_str(&format!(" --trusted-host {}", quote(&host)));
-        }
+        let pip = pip::install_command(venv, self.index_url.as_deref(), self.find_links.as_deref());
         let req = quote(&self.requirement());
         let stamp = quote(&self.stamp_path());
         format!("rm -f -- {stamp} && {pip} {req} && echo {req} > {stamp}")
-    }
-
-    /// The hosts (with their port, as pip matches them) of the `http://` sources.
-    fn http_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = [&self.index_url, &self.find_links]
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u.strip_prefix("http://"))
-            .filter_map(|rest| rest.split(['/', '?', '#']).next())
-            .filter(|h| !h.is_empty())
-            .map(str::to_string)
-            .collect();
-        hosts.dedup();
-        hosts
     }
 
     /// The packages the probe asks about: Patroni's (`package`) or the venv support (`pip`).

@@ -15,6 +15,7 @@ pub use settings::Settings;
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
 use super::common::exec;
+use super::common::pip;
 use super::common::shell::quote;
 use super::common::stat;
 use crate::module::{
@@ -107,22 +108,8 @@ impl Install {
     /// successful run leaves it).
     fn pip_script(&self) -> String {
         let venv = self.venv();
-        let mut pip = format!(
-            "{} install --disable-pip-version-check --no-cache-dir",
-            quote(&format!("{venv}/bin/pip"))
-        );
-        if let Some(i) = &self.index_url {
-            pip.push_str(&format!(" --index-url {}", quote(i)));
-        }
-        if let Some(f) = &self.find_links {
-            if self.index_url.is_none() {
-                pip.push_str(" --no-index");
-            }
-            pip.push_str(&format!(" --find-links {}", quote(f)));
-        }
-        for host in http_hosts(&[&self.index_url, &self.find_links]) {
-            pip.push_str(&format!(" --trusted-host {}", quote(&host)));
-        }
+        let mut pip =
+            pip::install_command(venv, self.index_url.as_deref(), self.find_links.as_deref());
         for r in self.requirements() {
             pip.push_str(&format!(" {}", quote(&r)));
         }
@@ -176,20 +163,6 @@ impl Install {
         }
         p
     }
-}
-
-/// The hosts (with their port) of `http://` sources, which pip ignores unless trusted.
-fn http_hosts(urls: &[&Option<String>]) -> Vec<String> {
-    let mut hosts: Vec<String> = urls
-        .iter()
-        .filter_map(|u| u.as_deref())
-        .filter_map(|u| u.strip_prefix("http://"))
-        .filter_map(|rest| rest.split(['/', '?', '#']).next())
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .collect();
-    hosts.dedup();
-    hosts
 }
 
 /// The module's parameters.
