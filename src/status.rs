@@ -110,7 +110,31 @@ pub fn version_before(version: &str, than: [u64; 3]) -> bool {
 
 /// The line of the status script that gives Patroni's version (`patroni` is beside
 /// `patronictl`, as every install method puts them).
-const VERSION_MARK: &str = "==patroni-version ";
+/// Before the output of `patroni --version` (see [`version_line_script`]).
+pub(crate) const VERSION_MARK: &str = "==patroni-version ";
+
+/// Shell that prints [`VERSION_MARK`] and Patroni's version, once the locator is sourced
+/// (`patroni` beside the `patronictl` it names).
+pub(crate) fn version_line_script() -> String {
+    format!("p=\"${{PATRONICTL:-patronictl}}\"; echo \"{VERSION_MARK}$(\"${{p%ctl}}\" --version 2>/dev/null)\"; ")
+}
+
+/// The version [`version_line_script`] printed at the start of `text`, and the rest.
+pub(crate) fn split_version(text: &str) -> (Option<String>, &str) {
+    match text.strip_prefix(VERSION_MARK) {
+        Some(rest) => {
+            let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
+            let v = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+            ((!v.is_empty()).then_some(v), rest)
+        }
+        None => (None, text),
+    }
+}
+
+/// The error for a member without the Patroni locator file.
+pub(crate) fn no_locator_error(host: &str) -> String {
+    format!("`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?")
+}
 
 /// The part every host runs: its VIP locator and its addresses (one command per host).
 pub fn addresses_script() -> String {
@@ -187,7 +211,7 @@ pub async fn read_addresses(
 }
 
 /// Printed instead of a document when a locator file is missing.
-const NO_PATRONI: &str = "==no-patroni-locator";
+pub(crate) const NO_PATRONI: &str = "==no-patroni-locator";
 const NO_ETCD: &str = "==no-etcd-locator";
 /// Before the line `pause: true` of `patronictl show-config` when the cluster is paused.
 const PAUSE_MARK: &str = "==pause";
@@ -207,7 +231,7 @@ fn script(config_file: Option<&str>) -> String {
     format!(
         "{addresses}; PATRONI_CONFIG=; PATRONICTL=; \
          if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
-         p=\"${{PATRONICTL:-patronictl}}\"; echo \"{VERSION_MARK}$(\"${{p%ctl}}\" --version 2>/dev/null)\"; \
+         {version}\
          \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
          if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
          if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
@@ -218,6 +242,7 @@ fn script(config_file: Option<&str>) -> String {
          echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
          | grep -x 'pause: *true'",
         addresses = addresses_script(),
+        version = version_line_script(),
     )
 }
 
@@ -253,18 +278,9 @@ pub async fn read(
 
 pub fn parse(host: &str, text: &str) -> Result<Status, String> {
     if text.trim() == NO_PATRONI {
-        return Err(format!(
-            "`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?"
-        ));
+        return Err(no_locator_error(host));
     }
-    let (patroni_version, text) = match text.strip_prefix(VERSION_MARK) {
-        Some(rest) => {
-            let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
-            let v = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-            ((!v.is_empty()).then_some(v), rest)
-        }
-        None => (None, text),
-    };
+    let (patroni_version, text) = split_version(text);
     let (text, paused) = match text.rsplit_once(&format!("\n{PAUSE_MARK}\n")) {
         Some((t, p)) => (t, p.trim().starts_with("pause:")),
         None => (text, false),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::locator::PATRONI as PATRONI_LOCATOR;
+use crate::status::{self, NO_PATRONI};
 
 /// One member, as `patronictl list -e` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,8 +108,6 @@ impl ClusterState {
     }
 }
 
-const NO_PATRONI: &str = "==no-patroni-locator";
-const VERSION_MARK: &str = "==patroni-version ";
 const CONFIG_MARK: &str = "==config";
 
 /// The shell prefix that finds `patronictl` and its configuration through the locator;
@@ -124,9 +123,9 @@ pub fn ctl_prefix() -> String {
 /// The script that reads the state: version, `list -e -f json`, then `show-config`.
 pub fn read_script() -> String {
     format!(
-        "{}p=\"${{PATRONICTL:-patronictl}}\"; echo \"{VERSION_MARK}$(\"${{p%ctl}}\" --version 2>/dev/null)\"; \
-         ctl list -e -f json; echo; echo '{CONFIG_MARK}'; ctl show-config",
-        ctl_prefix()
+        "{}{}ctl list -e -f json; echo; echo '{CONFIG_MARK}'; ctl show-config",
+        ctl_prefix(),
+        status::version_line_script()
     )
 }
 
@@ -138,18 +137,9 @@ pub fn no_locator(stdout: &str) -> bool {
 /// Reads [`read_script`]'s output.
 pub fn parse(host: &str, text: &str) -> Result<ClusterState, String> {
     if no_locator(text) {
-        return Err(format!(
-            "`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?"
-        ));
+        return Err(status::no_locator_error(host));
     }
-    let (patroni_version, text) = match text.strip_prefix(VERSION_MARK) {
-        Some(rest) => {
-            let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
-            let v = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-            ((!v.is_empty()).then_some(v), rest)
-        }
-        None => (None, text),
-    };
+    let (patroni_version, text) = status::split_version(text);
     let (list, config) = text
         .split_once(&format!("\n{CONFIG_MARK}\n"))
         .unwrap_or((text, ""));
