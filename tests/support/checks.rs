@@ -23,7 +23,15 @@ impl Checks {
         );
     }
 
+    /// Runs check `name`, unless `PGDEPLOY_CHECKS` (comma-separated parts of names, for working
+    /// on a few checks of a long test) is set and names none of it.
     pub fn run(&mut self, name: &str, f: impl FnOnce()) {
+        if let Ok(only) = std::env::var("PGDEPLOY_CHECKS") {
+            if !only.split(',').any(|part| !part.is_empty() && name.contains(part)) {
+                eprintln!("check {name} ... skipped (PGDEPLOY_CHECKS)");
+                return;
+            }
+        }
         let started = Instant::now();
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => eprintln!(

@@ -4,7 +4,8 @@
 //! `scripts/install-lab-prereqs` and the image (built on first use, about 2 minutes). When
 //! `CI=true` a missing prerequisite fails the test; elsewhere the test is skipped with a reason.
 //! Give every test binary its own lab name and subnet so binaries never collide with each other
-//! or with a user's lab.
+//! or with a user's lab; `PGDEPLOY_TEST_LAB_NAME` and `PGDEPLOY_TEST_LAB_SUBNET` override both
+//! (for a second checkout running the same test).
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -44,6 +45,12 @@ impl LabFixture {
         if !lab_available() {
             return None;
         }
+        // Two checkouts running the same test binary at once (worktrees) each set their own
+        // lab name and subnet, so their labs never collide.
+        let name_override = std::env::var("PGDEPLOY_TEST_LAB_NAME").ok();
+        let subnet_override = std::env::var("PGDEPLOY_TEST_LAB_SUBNET").ok();
+        let name = name_override.as_deref().unwrap_or(name);
+        let subnet = subnet_override.as_deref().unwrap_or(subnet);
         lab::down(name).expect("cannot remove a leftover lab");
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = UpOptions {
