@@ -150,9 +150,15 @@ impl PgliftInstance {
         )
     }
 
+    /// `instance list`, then (when Patroni runs the instance) the locator's state.
     fn list_script(&self) -> String {
+        let locator = if self.patroni.is_some() {
+            locator::read_script()
+        } else {
+            String::new()
+        };
         format!(
-            "if [ -x {exe} ]; then {list}; else echo MISSING; fi",
+            "if [ -x {exe} ]; then {list}; else echo MISSING; fi{locator}",
             exe = quote(self.executable()),
             list = self.pglift("instance list -o json"),
         )
@@ -420,12 +426,32 @@ impl PgliftInstance {
     }
 }
 
-/// What `apply` does: pglift's work, then the cluster-wide settings through Patroni.
+/// What `apply` does: pglift's work, then the cluster-wide settings through Patroni, then
+/// the locator.
 #[derive(Debug)]
 struct Work {
     main: Option<MainWork>,
     /// `patronictl edit-config` setting the DCS-only parameters.
     dcs: Option<String>,
+    locator: LocatorWork,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum LocatorWork {
+    #[default]
+    Keep,
+    /// Written for the instance of this id (`pglift instance env` names the file).
+    Write(String),
+    /// Removed after the drop if the file it names went with the instance.
+    RemoveIfStale,
+}
+
+/// The plan line of a locator (re)written.
+fn locator_change() -> Change {
+    Change::new(format!(
+        "write `{}` (where `pgdeploy status` finds this instance's Patroni)",
+        crate::locator::PATRONI
+    ))
 }
 
 #[derive(Debug)]
@@ -445,6 +471,17 @@ impl Action for PgliftInstance {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
         let out = exec::check(cx, &self.list_script(), "pglift instance list -o json").await?;
         let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (out, locator_part) = locator::split(&out);
+        let locator_ok =
+            self.patroni.is_none() || locator::is_current(locator_part, &self.patronictl());
+        // Written after a creation (the file's path is pglift's to say).
+        let new_locator = || {
+            if self.patroni.is_some() {
+                (vec![locator_change()], LocatorWork::Write(self.id(None)))
+            } else {
+                (Vec::new(), LocatorWork::Keep)
+            }
+        };
         let mut notes = Vec::new();
         if out.trim() == "MISSING" {
             let exe = self.executable();
@@ -467,11 +504,14 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
+            let (mut more, locator) = new_locator();
+            more.insert(0, c);
             let work = Work {
                 main: Some(work),
                 dcs: None,
+                locator,
             };
-            return Ok(Plan::changes(vec![c], work).with_notes(notes));
+            return Ok(Plan::changes(more, work).with_notes(notes));
         }
         let list: Vec<Value> = serde_json::from_str(out.trim()).map_err(|e| {
             ModuleError::Failed(format!(
@@ -494,14 +534,17 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
+            let (mut more, locator) = new_locator();
+            more.insert(0, c);
             let work = Work {
                 main: Some(MainWork::Apply {
                     require: None,
                     manifest: self.manifest(),
                 }),
                 dcs: None,
+                locator,
             };
-            return Ok(Plan::changes(vec![c], work));
+            return Ok(Plan::changes(more, work));
         };
         let id = self.id(found.get("version").and_then(Value::as_str));
         if self.state == State::Absent {
@@ -509,6 +552,11 @@ impl Action for PgliftInstance {
             let work = Work {
                 main: Some(MainWork::Drop(id)),
                 dcs: None,
+                locator: if self.patroni.is_some() {
+                    LocatorWork::RemoveIfStale
+                } else {
+                    LocatorWork::Keep
+                },
             };
             return Ok(Plan::changes(vec![c], work));
         }
@@ -583,10 +631,16 @@ impl Action for PgliftInstance {
                 ),
             ))
         };
+        let locator = if locator_ok {
+            LocatorWork::Keep
+        } else {
+            changes.push(locator_change());
+            LocatorWork::Write(id.clone())
+        };
         if changes.is_empty() {
             return Ok(Plan::unchanged().with_notes(notes));
         }
-        Ok(Plan::changes(changes, Work { main, dcs }).with_notes(notes))
+        Ok(Plan::changes(changes, Work { main, dcs, locator }).with_notes(notes))
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
@@ -625,6 +679,11 @@ impl Action for PgliftInstance {
         }
         if let Some(dcs) = &work.dcs {
             exec::check(cx, dcs, "patronictl edit-config").await?;
+        }
+        match &work.locator {
+            LocatorWork::Keep => {}
+            LocatorWork::Write(id) => locator::write(cx, self, id).await?,
+            LocatorWork::RemoveIfStale => locator::remove_if_stale(cx).await?,
         }
         Ok(())
     }
@@ -715,6 +774,8 @@ impl Params for CollectionInstance {
         ordering(cx)
     }
 }
+
+mod locator;
 
 #[cfg(test)]
 mod tests;
