@@ -195,8 +195,13 @@ fn pglift_playbook_on_the_lab() {
     c.run("status_reads_the_cluster_through_the_locator", || {
         for h in NODES {
             let text = lab.ssh_ok(lab.ip(h), "cat /var/lib/pgdeploy/patroni.env");
-            assert!(
-                text.contains("\nPATRONI_CONFIG=/etc/patroni/15-main.yaml\nPATRONICTL=/opt/pglift/bin/patronictl\n"),
+            let vars: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+            assert_eq!(
+                vars,
+                [
+                    "PATRONI_CONFIG=/etc/patroni/15-main.yaml",
+                    "PATRONICTL=/opt/pglift/bin/patronictl"
+                ],
                 "{h}: {text}"
             );
         }

@@ -17,9 +17,9 @@ use crate::module::{HostContext, ModuleError};
 use crate::transport::{Become, ExecRequest, FileAttrs};
 
 /// Before the locator's content in the plan's read.
-const MARK: &str = "==pgdeploy-locator";
+pub(super) const MARK: &str = "==pgdeploy-locator";
 /// After it, when the configuration file it names is readable.
-const READABLE: &str = "==config-readable";
+pub(super) const READABLE: &str = "==config-readable";
 
 /// Shell appended to the plan's read: the locator's content and whether its file is readable.
 /// The exit status stays that of the read before it.

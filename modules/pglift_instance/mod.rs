@@ -1,7 +1,7 @@
 //! `pglift_instance` (also `dalibo.pglift.instance`, the Ansible collection's name, with its
 //! parameter names): a PostgreSQL instance managed by pglift, optionally run by Patroni and
 //! backed up by pgBackRest. `plan` reads the instance through pglift's JSON output
-//! (`instance list -o json`, then `instance get -o json`) and diffs it with the parameters;
+//! (`instance get -o json`; `not found` is an instance to create) and diffs it with the parameters;
 //! `apply` creates or alters it with `pglift instance apply` (the declarative interface the
 //! collection uses; the manifest, passwords included, goes on stdin), starts or stops it, or
 //! drops it. Commands run as pglift's system user (`runuser` when the task is root). The
@@ -150,17 +150,19 @@ impl PgliftInstance {
         )
     }
 
-    /// `instance list`, then (when Patroni runs the instance) the locator's state.
-    fn list_script(&self) -> String {
+    /// What the plan reads, in one command: `instance get` (one pglift start-up: an instance
+    /// that does not exist is its `not found` error, so no `instance list` before it), then,
+    /// when Patroni runs the instance, the locator's state.
+    fn read_script(&self) -> String {
         let locator = if self.patroni.is_some() {
             locator::read_script()
         } else {
             String::new()
         };
         format!(
-            "if [ -x {exe} ]; then {list}; else echo MISSING; fi{locator}",
+            "if [ -x {exe} ]; then {get}; else echo MISSING; fi{locator}",
             exe = quote(self.executable()),
-            list = self.pglift("instance list -o json"),
+            get = self.pglift(&format!("instance get {} -o json", quote(&self.id(None)))),
         )
     }
 
@@ -367,6 +369,14 @@ impl PgliftInstance {
     }
 }
 
+/// Whether `instance get`'s error says the instance does not exist (pglift 3.3: exit status 2,
+/// `instance 'main' not found`), rather than that pglift failed.
+fn is_not_found(stderr: &[u8], name: &str) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .any(|l| l.contains("not found") && l.contains(&format!("{name}'")))
+}
+
 /// `8MB` and `8 MB`, `on` and `true`, `100` and 100 are the same setting.
 fn same_setting(cur: &Value, want: &Value) -> bool {
     let norm = |v: &Value| -> String {
@@ -469,8 +479,8 @@ enum MainWork {
 #[async_trait::async_trait]
 impl Action for PgliftInstance {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        let out = exec::check(cx, &self.list_script(), "pglift instance list -o json").await?;
-        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let read = exec::run(cx, &self.read_script()).await?;
+        let out = String::from_utf8_lossy(&read.stdout).into_owned();
         let (out, locator_part) = locator::split(&out);
         let locator_ok =
             self.patroni.is_none() || locator::is_current(locator_part, &self.patronictl());
@@ -513,19 +523,17 @@ impl Action for PgliftInstance {
             };
             return Ok(Plan::changes(more, work).with_notes(notes));
         }
-        let list: Vec<Value> = serde_json::from_str(out.trim()).map_err(|e| {
-            ModuleError::Failed(format!(
-                "`pglift instance list -o json` gave no JSON list: {e}"
-            ))
-        })?;
-        let found = list.iter().find(|i| {
-            i.get("name").and_then(Value::as_str) == Some(self.name.as_str())
-                && self
-                    .version
-                    .as_deref()
-                    .is_none_or(|v| i.get("version").and_then(Value::as_str) == Some(v))
-        });
-        let Some(found) = found else {
+        let shown = format!("pglift instance get {} -o json", self.id(None));
+        let found = if read.status == 0 {
+            let got: Value = serde_json::from_str(out.trim())
+                .map_err(|e| ModuleError::Failed(format!("`{shown}` gave no JSON: {e}")))?;
+            Some(got)
+        } else if is_not_found(&read.stderr, &self.name) {
+            None
+        } else {
+            return Err(exec::failure(&shown, &read));
+        };
+        let Some(got) = found else {
             if self.state == State::Absent {
                 return Ok(Plan::unchanged());
             }
@@ -546,7 +554,7 @@ impl Action for PgliftInstance {
             };
             return Ok(Plan::changes(more, work));
         };
-        let id = self.id(found.get("version").and_then(Value::as_str));
+        let id = self.id(got.get("version").and_then(Value::as_str));
         if self.state == State::Absent {
             let c = Change::new(format!("drop instance `{id}`"));
             let work = Work {
@@ -560,13 +568,6 @@ impl Action for PgliftInstance {
             };
             return Ok(Plan::changes(vec![c], work));
         }
-        let get = self.pglift(&format!("instance get {} -o json", quote(&id)));
-        let got = exec::check(cx, &get, &format!("pglift instance get {id} -o json")).await?;
-        let got: Value = serde_json::from_slice(&got.stdout).map_err(|e| {
-            ModuleError::Failed(format!(
-                "`pglift instance get {id} -o json` gave no JSON: {e}"
-            ))
-        })?;
         if got.get("pending_restart").and_then(Value::as_bool) == Some(true) {
             notes.push(format!(
                 "instance `{id}` has settings pending a restart (pglift reports `pending_restart`)"
