@@ -3,7 +3,9 @@
 //! Patroni (cluster `maincluster`) with a pgBackRest stanza. Then: a second apply changes
 //! nothing; a `work_mem` change is converged on every member without restart; `max_connections`
 //! goes through Patroni and is pending a restart; a replica stopped and started again streams;
-//! a replica dropped leaves the cluster healthy.
+//! a replica dropped leaves the cluster healthy. Seed 000's own playbook on that cluster
+//! changes nothing; `pgdeploy status` and `switchover` find pglift's Patroni through the
+//! locator `pglift_instance` writes.
 //!
 //! One lab, one cluster, checks in order (each builds on the previous ones).
 
@@ -26,6 +28,11 @@ const NAME: &str = "pgdpl";
 const SUBNET: &str = "10.213.41.0/24";
 const NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
 const PATRONICTL: &str = "/opt/pglift/bin/patronictl -c /etc/patroni/15-main.yaml";
+/// Seed 000's playbook (its two plays, addresses and passwords from the inventory).
+const SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/lab/seed000-pglift.yml"
+);
 
 fn pgdeploy(mode: &str, args: &[&str], inventory: &Path) -> (i32, String, String) {
     cluster::pgdeploy(mode, args, inventory, &cluster::playbook("pglift.yml"))
@@ -167,6 +174,53 @@ fn pglift_playbook_on_the_lab() {
         assert_eq!(changed(&stdout), 0, "{:#?}", changes(&stdout));
         assert_eq!(start_times(&lab), before, "nothing restarted");
     });
+    c.run("seed_000s_playbook_converges_on_the_cluster", || {
+        // seed 000's own two plays (`hosts: primary`, `hosts: replica`, `become_user:
+        // postgres`) on the lab inventory's groups of the same names: they describe the
+        // instances pglift.yml made, so nothing is left to do
+        let started = Instant::now();
+        let (code, stdout, stderr) = cluster::pgdeploy("apply", &["--json"], &inventory, SEED);
+        eprintln!(
+            "  seed 000's playbook on the cluster: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(code, 0, "{stderr}\n{stdout}");
+        assert_eq!(changed(&stdout), 0, "{:#?}", changes(&stdout));
+        let (code, stdout, stderr) = cluster::pgdeploy("check", &[], &inventory, SEED);
+        assert_eq!(code, 0, "no drift: {stderr}\n{stdout}");
+        let rows = members(&lab, "pg1");
+        assert!(settled(&rows, 3), "{rows:?}");
+        assert_eq!(start_times(&lab), before, "nothing restarted");
+    });
+    c.run("status_reads_the_cluster_through_the_locator", || {
+        for h in NODES {
+            let text = lab.ssh_ok(lab.ip(h), "cat /var/lib/pgdeploy/patroni.env");
+            let vars: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+            assert_eq!(
+                vars,
+                [
+                    "PATRONI_CONFIG=/etc/patroni/15-main.yaml",
+                    "PATRONICTL=/opt/pglift/bin/patronictl"
+                ],
+                "{h}: {text}"
+            );
+        }
+        let (code, stdout, stderr) = cluster::command(&["status", "--json"], &inventory, None);
+        assert_eq!(code, 0, "healthy: {stderr}\n{stdout}");
+        let status: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(status["scope"], "maincluster", "{status}");
+        let mut names: Vec<&str> = status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["member"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, NODES, "{status}");
+        let etcd = status["etcd"].as_array().unwrap();
+        assert_eq!(etcd.len(), 3, "{status}");
+        assert!(etcd.iter().all(|e| e["health"] == true), "{status}");
+    });
     c.run(
         "work_mem_is_converged_on_every_member_without_restart",
         || {
@@ -241,8 +295,29 @@ fn pglift_playbook_on_the_lab() {
             settled(&rows, 2)
         });
         assert!(settled(&rows, 2), "{rows:?}");
+        // its locator named the Patroni file the drop removed: gone with it
+        lab.ssh_ok(lab.ip("pg3"), "test ! -e /var/lib/pgdeploy/patroni.env");
         let (_, stdout, _) = pgdeploy("apply", &["--json"], &inventory);
         assert_eq!(changed(&stdout), 0, "{:#?}", changes(&stdout));
+    });
+    c.run("switchover_moves_the_leader_of_the_pglift_cluster", || {
+        let started = Instant::now();
+        let (code, stdout, stderr) =
+            cluster::command(&["switchover", "--yes", "--to", "pg2"], &inventory, None);
+        eprintln!(
+            "  switchover pg1 → pg2: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(code, 0, "{stderr}\n{stdout}");
+        let rows = members(&lab, "pg1");
+        let leader: Vec<&Value> = rows.iter().filter(|r| r["Role"] == "Leader").collect();
+        assert_eq!(leader.len(), 1, "{rows:?}");
+        assert_eq!(leader[0]["Member"], "pg2", "{rows:?}");
+        let (code, stdout, stderr) = cluster::command(&["status"], &inventory, None);
+        assert_eq!(
+            code, 0,
+            "healthy once the command returned: {stderr}\n{stdout}"
+        );
     });
     c.finish();
 }

@@ -1,7 +1,7 @@
 //! `pglift_instance` (also `dalibo.pglift.instance`, the Ansible collection's name, with its
 //! parameter names): a PostgreSQL instance managed by pglift, optionally run by Patroni and
 //! backed up by pgBackRest. `plan` reads the instance through pglift's JSON output
-//! (`instance list -o json`, then `instance get -o json`) and diffs it with the parameters;
+//! (`instance get -o json`; `not found` is an instance to create) and diffs it with the parameters;
 //! `apply` creates or alters it with `pglift instance apply` (the declarative interface the
 //! collection uses; the manifest, passwords included, goes on stdin), starts or stops it, or
 //! drops it. Commands run as pglift's system user (`runuser` when the task is root). The
@@ -150,11 +150,19 @@ impl PgliftInstance {
         )
     }
 
-    fn list_script(&self) -> String {
+    /// What the plan reads, in one command: `instance get` (one pglift start-up: an instance
+    /// that does not exist is its `not found` error, so no `instance list` before it), then,
+    /// when Patroni runs the instance, the locator's state.
+    fn read_script(&self) -> String {
+        let locator = if self.patroni.is_some() {
+            locator::read_script()
+        } else {
+            String::new()
+        };
         format!(
-            "if [ -x {exe} ]; then {list}; else echo MISSING; fi",
+            "if [ -x {exe} ]; then {get}; else echo MISSING; fi{locator}",
             exe = quote(self.executable()),
-            list = self.pglift("instance list -o json"),
+            get = self.pglift(&format!("instance get {} -o json", quote(&self.id(None)))),
         )
     }
 
@@ -361,6 +369,14 @@ impl PgliftInstance {
     }
 }
 
+/// Whether `instance get`'s error says the instance does not exist (pglift 3.3: exit status 2,
+/// `instance 'main' not found`), rather than that pglift failed.
+fn is_not_found(stderr: &[u8], name: &str) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .any(|l| l.contains("not found") && l.contains(&format!("{name}'")))
+}
+
 /// `8MB` and `8 MB`, `on` and `true`, `100` and 100 are the same setting.
 fn same_setting(cur: &Value, want: &Value) -> bool {
     let norm = |v: &Value| -> String {
@@ -420,12 +436,32 @@ impl PgliftInstance {
     }
 }
 
-/// What `apply` does: pglift's work, then the cluster-wide settings through Patroni.
+/// What `apply` does: pglift's work, then the cluster-wide settings through Patroni, then
+/// the locator.
 #[derive(Debug)]
 struct Work {
     main: Option<MainWork>,
     /// `patronictl edit-config` setting the DCS-only parameters.
     dcs: Option<String>,
+    locator: LocatorWork,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum LocatorWork {
+    #[default]
+    Keep,
+    /// Written for the instance of this id (`pglift instance env` names the file).
+    Write(String),
+    /// Removed after the drop if the file it names went with the instance.
+    RemoveIfStale,
+}
+
+/// The plan line of a locator (re)written.
+fn locator_change() -> Change {
+    Change::new(format!(
+        "write `{}` (where `pgdeploy status` finds this instance's Patroni)",
+        crate::locator::PATRONI
+    ))
 }
 
 #[derive(Debug)]
@@ -443,8 +479,19 @@ enum MainWork {
 #[async_trait::async_trait]
 impl Action for PgliftInstance {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        let out = exec::check(cx, &self.list_script(), "pglift instance list -o json").await?;
-        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let read = exec::run(cx, &self.read_script()).await?;
+        let out = String::from_utf8_lossy(&read.stdout).into_owned();
+        let (out, locator_part) = locator::split(&out);
+        let locator_ok =
+            self.patroni.is_none() || locator::is_current(locator_part, &self.patronictl());
+        // Written after a creation (the file's path is pglift's to say).
+        let new_locator = || {
+            if self.patroni.is_some() {
+                (vec![locator_change()], LocatorWork::Write(self.id(None)))
+            } else {
+                (Vec::new(), LocatorWork::Keep)
+            }
+        };
         let mut notes = Vec::new();
         if out.trim() == "MISSING" {
             let exe = self.executable();
@@ -467,25 +514,26 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
+            let (mut more, locator) = new_locator();
+            more.insert(0, c);
             let work = Work {
                 main: Some(work),
                 dcs: None,
+                locator,
             };
-            return Ok(Plan::changes(vec![c], work).with_notes(notes));
+            return Ok(Plan::changes(more, work).with_notes(notes));
         }
-        let list: Vec<Value> = serde_json::from_str(out.trim()).map_err(|e| {
-            ModuleError::Failed(format!(
-                "`pglift instance list -o json` gave no JSON list: {e}"
-            ))
-        })?;
-        let found = list.iter().find(|i| {
-            i.get("name").and_then(Value::as_str) == Some(self.name.as_str())
-                && self
-                    .version
-                    .as_deref()
-                    .is_none_or(|v| i.get("version").and_then(Value::as_str) == Some(v))
-        });
-        let Some(found) = found else {
+        let shown = format!("pglift instance get {} -o json", self.id(None));
+        let found = if read.status == 0 {
+            let got: Value = serde_json::from_str(out.trim())
+                .map_err(|e| ModuleError::Failed(format!("`{shown}` gave no JSON: {e}")))?;
+            Some(got)
+        } else if is_not_found(&read.stderr, &self.name) {
+            None
+        } else {
+            return Err(exec::failure(&shown, &read));
+        };
+        let Some(got) = found else {
             if self.state == State::Absent {
                 return Ok(Plan::unchanged());
             }
@@ -494,31 +542,32 @@ impl Action for PgliftInstance {
                 self.id(None),
                 self.describe_new()
             ));
+            let (mut more, locator) = new_locator();
+            more.insert(0, c);
             let work = Work {
                 main: Some(MainWork::Apply {
                     require: None,
                     manifest: self.manifest(),
                 }),
                 dcs: None,
+                locator,
             };
-            return Ok(Plan::changes(vec![c], work));
+            return Ok(Plan::changes(more, work));
         };
-        let id = self.id(found.get("version").and_then(Value::as_str));
+        let id = self.id(got.get("version").and_then(Value::as_str));
         if self.state == State::Absent {
             let c = Change::new(format!("drop instance `{id}`"));
             let work = Work {
                 main: Some(MainWork::Drop(id)),
                 dcs: None,
+                locator: if self.patroni.is_some() {
+                    LocatorWork::RemoveIfStale
+                } else {
+                    LocatorWork::Keep
+                },
             };
             return Ok(Plan::changes(vec![c], work));
         }
-        let get = self.pglift(&format!("instance get {} -o json", quote(&id)));
-        let got = exec::check(cx, &get, &format!("pglift instance get {id} -o json")).await?;
-        let got: Value = serde_json::from_slice(&got.stdout).map_err(|e| {
-            ModuleError::Failed(format!(
-                "`pglift instance get {id} -o json` gave no JSON: {e}"
-            ))
-        })?;
         if got.get("pending_restart").and_then(Value::as_bool) == Some(true) {
             notes.push(format!(
                 "instance `{id}` has settings pending a restart (pglift reports `pending_restart`)"
@@ -583,10 +632,16 @@ impl Action for PgliftInstance {
                 ),
             ))
         };
+        let locator = if locator_ok {
+            LocatorWork::Keep
+        } else {
+            changes.push(locator_change());
+            LocatorWork::Write(id.clone())
+        };
         if changes.is_empty() {
             return Ok(Plan::unchanged().with_notes(notes));
         }
-        Ok(Plan::changes(changes, Work { main, dcs }).with_notes(notes))
+        Ok(Plan::changes(changes, Work { main, dcs, locator }).with_notes(notes))
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
@@ -625,6 +680,11 @@ impl Action for PgliftInstance {
         }
         if let Some(dcs) = &work.dcs {
             exec::check(cx, dcs, "patronictl edit-config").await?;
+        }
+        match &work.locator {
+            LocatorWork::Keep => {}
+            LocatorWork::Write(id) => locator::write(cx, self, id).await?,
+            LocatorWork::RemoveIfStale => locator::remove_if_stale(cx).await?,
         }
         Ok(())
     }
@@ -715,6 +775,8 @@ impl Params for CollectionInstance {
         ordering(cx)
     }
 }
+
+mod locator;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,9 @@
 use serde_json::json;
 
+use super::super::common::fake;
 use super::*;
 use crate::diag::{FieldPath, SourceFile};
+use crate::transport::ExecOutput;
 use crate::yaml::{from_node, load_str};
 
 fn params(yaml: &str) -> Result<PgliftInstance, String> {
@@ -105,7 +107,7 @@ fn settings_and_state_differences() {
 #[test]
 fn commands_run_as_the_system_user() {
     let p = params(SEED).unwrap();
-    let s = p.list_script();
+    let s = p.read_script();
     assert!(
         s.starts_with("if [ -x /opt/pglift/bin/pglift ]; then cd / &&"),
         "{s}"
@@ -140,4 +142,95 @@ fn dcs_only_settings_go_through_patroni() {
     let dcs = json!({"postgresql": {"parameters": {"max_connections": 150}}});
     assert!(p.dcs_diff(&dcs).is_empty());
     assert_eq!(p.patronictl(), "/opt/pglift/bin/patronictl");
+}
+
+/// The plan's read: `instance get` (or its error), then the locator part.
+fn read_output(got: &str, locator_part: &str) -> String {
+    format!("{got}\n\n{}\n{locator_part}", locator::MARK)
+}
+
+fn plan_and_apply(read: ExecOutput) -> (Vec<String>, fake::FakeTransport) {
+    let t = fake::FakeTransport::default()
+        .answer("instance get", read)
+        .answer(
+            "instance env",
+            fake::output(0, "/etc/patroni/15-main.yaml\n"),
+        );
+    let h = fake::Harness::new(t, fake::host0_facts("10.0.0.1"));
+    let p = params(SEED).unwrap();
+    let plan = fake::block_on(p.plan(&h.cx())).unwrap();
+    let lines = plan.changes.iter().map(|c| c.summary.clone()).collect();
+    fake::block_on(p.apply(&h.cx(), &plan)).unwrap();
+    (lines, h.transport)
+}
+
+#[test]
+fn a_missing_locator_is_written_with_the_file_pglift_names() {
+    let (lines, t) = plan_and_apply(fake::output(0, &read_output(&got().to_string(), "")));
+    assert_eq!(
+        lines,
+        vec!["write `/var/lib/pgdeploy/patroni.env` (where `pgdeploy status` finds this instance's Patroni)"]
+    );
+    let written = t.written.lock().unwrap();
+    let (text, attrs) = &written["/var/lib/pgdeploy/patroni.env"];
+    assert_eq!(
+        String::from_utf8_lossy(text),
+        locator::render("/etc/patroni/15-main.yaml", "/opt/pglift/bin/patronictl")
+    );
+    assert_eq!(attrs.mode, Some(0o644));
+    // pglift was not asked to apply anything: only the locator was missing
+    assert!(!t.commands().iter().any(|c| c.contains("instance apply")));
+}
+
+#[test]
+fn a_current_locator_leaves_a_converged_instance_unchanged() {
+    let text = locator::render("/etc/patroni/15-main.yaml", "/opt/pglift/bin/patronictl");
+    let part = format!("{text}{}\n", locator::READABLE);
+    let (lines, t) = plan_and_apply(fake::output(0, &read_output(&got().to_string(), &part)));
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(t.written.lock().unwrap().is_empty());
+    assert!(!t.commands().iter().any(|c| c.contains("instance env")));
+}
+
+#[test]
+fn an_instance_pglift_does_not_find_is_created_then_located() {
+    let mut not_found = fake::output(2, &read_output("", ""));
+    not_found.stderr = b"Error: instance '15/main' not found\n".to_vec();
+    let (lines, t) = plan_and_apply(not_found);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "create instance `15/main` (port 5432, Patroni cluster `maincluster` node `srv-pg1`"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("write `/var/lib/pgdeploy/patroni.env`"),
+        "{lines:?}"
+    );
+    let commands = t.commands();
+    let apply = commands
+        .iter()
+        .position(|c| c.contains("instance apply"))
+        .unwrap();
+    let env = commands
+        .iter()
+        .position(|c| c.contains("instance env"))
+        .unwrap();
+    assert!(apply < env, "the locator after the creation: {commands:#?}");
+    assert!(t
+        .written
+        .lock()
+        .unwrap()
+        .contains_key("/var/lib/pgdeploy/patroni.env"));
+}
+
+#[test]
+fn another_failure_of_pglift_is_an_error() {
+    let mut failed = fake::output(1, &read_output("", ""));
+    failed.stderr = b"Error: settings.yaml: invalid\n".to_vec();
+    let t = fake::FakeTransport::default().answer("instance get", failed);
+    let h = fake::Harness::new(t, fake::host0_facts("10.0.0.1"));
+    let e = fake::block_on(params(SEED).unwrap().plan(&h.cx())).unwrap_err();
+    assert!(e.to_string().contains("settings.yaml: invalid"), "{e}");
 }

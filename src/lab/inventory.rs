@@ -42,8 +42,9 @@ pub fn passwords(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
 const PASSWORD_VARS: &[&str] = &["pg_superuser_password", "pg_replication_password"];
 
 /// The inventory text: connection variables for the lab, the lab mirror's URLs as the
-/// variables the shipped playbooks read, and the `postgres` and `balancers` groups (both always
-/// present, so every shipped playbook loads whatever the lab's shape)
+/// variables the shipped playbooks read, and the `postgres`, `primary`, `replica` and
+/// `balancers` groups (always present, so every shipped playbook loads whatever the lab's
+/// shape)
 pub fn render(
     key: &Path,
     known_hosts: &Path,
@@ -77,18 +78,32 @@ pub fn render(
         let _ = writeln!(out, "    {name}: {value}");
     }
     out.push_str("  children:\n");
-    for (group, role) in [("postgres", Role::Postgres), ("balancers", Role::Balancer)] {
-        let members: Vec<&HostState> = hosts.iter().filter(|h| h.role == role).collect();
-        if members.is_empty() {
-            let _ = writeln!(out, "    {group}:");
-            continue;
-        }
-        let _ = writeln!(out, "    {group}:\n      hosts:");
-        for h in members {
+    let postgres: Vec<&HostState> = hosts.iter().filter(|h| h.role == Role::Postgres).collect();
+    let balancers: Vec<&HostState> = hosts.iter().filter(|h| h.role == Role::Balancer).collect();
+    group(&mut out, "postgres", &postgres, true);
+    // Seed 000's shape (`[primary]`, `[replica]`), for the playbooks written for it: the first
+    // database host and the others.
+    let (first, rest) = postgres.split_at(postgres.len().min(1));
+    group(&mut out, "primary", first, false);
+    group(&mut out, "replica", rest, false);
+    group(&mut out, "balancers", &balancers, true);
+    out
+}
+
+/// One group of the inventory: its hosts with their address where they are defined (`with_address`), else by name.
+fn group(out: &mut String, name: &str, members: &[&HostState], with_address: bool) {
+    if members.is_empty() {
+        let _ = writeln!(out, "    {name}:");
+        return;
+    }
+    let _ = writeln!(out, "    {name}:\n      hosts:");
+    for h in members {
+        if with_address {
             let _ = writeln!(out, "        {}: {{ ansible_host: {} }}", h.name, h.ip);
+        } else {
+            let _ = writeln!(out, "        {}:", h.name);
         }
     }
-    out
 }
 
 /// known_hosts lines, one per address and per name, for every host key type
@@ -139,6 +154,7 @@ mod tests {
         assert!(text.contains(
             "    balancers:\n      hosts:\n        lb1: { ansible_host: 10.213.7.21 }\n"
         ));
+        assert!(text.contains("    primary:\n      hosts:\n        pg1:\n    replica:\n"));
         assert!(text.contains("    lab_vip: 10.213.7.100\n"));
         assert!(text.contains("    leader_vip: 10.213.7.101\n"));
         assert!(text.contains("    pgdg_mirror: http://10.213.7.1:8480/apt\n"));

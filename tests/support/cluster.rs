@@ -25,12 +25,20 @@ pub fn pgdeploy(
     inventory: &Path,
     playbook: &str,
 ) -> (i32, String, String) {
+    let mut all = vec![mode];
+    all.extend_from_slice(args);
+    command(&all, inventory, Some(playbook))
+}
+
+/// `pgdeploy ARGS -i INVENTORY [PLAYBOOK]` (stdin closed): exit code, stdout, stderr; without
+/// a playbook for `status` and the day-2 commands
+pub fn command(args: &[&str], inventory: &Path, playbook: Option<&str>) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
-        .arg(mode)
         .args(args)
         .arg("-i")
         .arg(inventory)
-        .arg(playbook)
+        .args(playbook)
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("pgdeploy runs");
     (
