@@ -39,6 +39,8 @@ pub mod pgdg_repo;
 pub mod pglift_instance;
 #[path = "../modules/pglift_site/mod.rs"]
 pub mod pglift_site;
+#[path = "../modules/removed_member/mod.rs"]
+pub mod removed_member;
 #[path = "../modules/service/mod.rs"]
 pub mod service;
 #[path = "../modules/template/mod.rs"]
@@ -60,6 +62,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),
     &Typed::<pglift_site::PgliftSite>::new(),
+    &Typed::<removed_member::RemovedMember>::new(),
     &Typed::<service::Service>::new(),
     &Typed::<template::Template>::new(),
 ];

@@ -157,6 +157,11 @@ pub struct ApplyPlaybookArgs {
     /// Change nothing: the same as `plan` (Ansible's `--check`).
     #[arg(long)]
     pub check: bool,
+    /// Remove the cluster members that the inventory no longer lists (etcd members, Patroni
+    /// members and their services), one at a time, never below quorum; without it they are
+    /// only reported.
+    #[arg(long)]
+    pub allow_removal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +174,10 @@ pub struct PlanArgs {
     /// Also save the plan to FILE (JSON, mode 0600, secrets masked), for `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Show the removals `apply --allow-removal` would make as changes (without it, they are
+    /// notes).
+    #[arg(long)]
+    pub allow_removal: bool,
 }
 
 /// Options shared by the commands that read an inventory and a playbook.
@@ -339,6 +348,9 @@ pub struct ApplySavedArgs {
     pub ssh: SshArgs,
     pub vault: VaultArgs,
     pub diff: bool,
+    /// Given again to apply a plan saved with `plan --allow-removal`; the plan is made again
+    /// with it and compared with the saved one.
+    pub allow_removal: bool,
 }
 
 impl Args for ApplyArgs {
@@ -403,6 +415,7 @@ impl FromArgMatches for ApplyArgs {
             ssh: SshArgs::from_arg_matches_mut(m)?,
             vault: VaultArgs::from_arg_matches_mut(m)?,
             diff: m.get_flag("diff"),
+            allow_removal: m.get_flag("allow_removal"),
         }))
     }
 

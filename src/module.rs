@@ -60,6 +60,10 @@ pub struct HostContext<'a> {
     pub become_: Become,
     /// Where `src:` files and templates are found.
     pub playbook_dir: &'a Path,
+    /// The run's `--allow-removal`: a module that would take a member out of a cluster (one
+    /// the inventory no longer lists) does it only when set, and otherwise says so in a note
+    /// naming the flag. The engine only passes it on; what a removal is, each module decides.
+    pub allow_removal: bool,
 }
 
 /// Why a module could not plan or apply.

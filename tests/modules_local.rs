@@ -131,6 +131,7 @@ impl Env {
             scope: &self.scope,
             become_: Become::No,
             playbook_dir: &self.playbook_dir,
+            allow_removal: false,
         }
     }
 

@@ -163,6 +163,7 @@ impl Harness {
             scope: &self.scope,
             become_: Become::No,
             playbook_dir: &self.playbook_dir,
+            allow_removal: false,
         }
     }
 }
@@ -296,5 +297,6 @@ pub fn context<'a>(
         scope,
         become_: Become::No,
         playbook_dir: std::path::Path::new("/nonexistent"),
+        allow_removal: false,
     }
 }

@@ -38,6 +38,7 @@ use super::common::shell::quote;
 use super::common::stat;
 
 mod host;
+mod removal;
 pub mod unit;
 use unit::LOCATOR;
 
@@ -443,6 +444,18 @@ struct ConfigWork {
     settle: Option<String>,
     /// Binaries missing at plan time, checked again before anything is written.
     missing: Vec<Required>,
+    /// A member no host of the inventory is, removed (`--allow-removal`, first member only).
+    removal: Option<StaleRemoval>,
+    /// Sets aside the data of a member the cluster removed, before it joins again.
+    set_aside: Option<String>,
+}
+
+/// `member remove` of a member the inventory does not have, through the healthy members.
+#[derive(Debug, Clone)]
+struct StaleRemoval {
+    name: String,
+    id: u64,
+    through: Vec<String>,
 }
 
 /// Whose unit runs etcd on a host.
@@ -601,17 +614,20 @@ impl Etcd {
         } else {
             None
         };
+        // Member data of a host that the running cluster no longer lists (it was removed):
+        // etcd refuses to start on it, so it is set aside and the host joins again.
+        let my_peer = self.peer_url(&me);
+        let removed_data = local_member
+            && listed.as_ref().is_some_and(|l| {
+                !l.is_empty() && !l.iter().any(|m| m.peer_urls.contains(&my_peer))
+            });
+        let local_member = local_member && !removed_data;
         let decision = decide(&members, &me, local_member, listed.as_deref(), |m| {
             self.peer_url(m)
         });
-        for stale in &decision.stale {
-            notes.push(format!(
-                "etcd member `{}` ({}) is not in the inventory: it is not removed (remove it with `etcdctl member remove {:x}`)",
-                stale.name,
-                stale.peer_urls.join(", "),
-                stale.id
-            ));
-        }
+        let removal = self
+            .stale_removal(cx, &members, &decision.stale, listed.as_deref(), &mut notes)
+            .await?;
         if certs {
             if let Some(problem) = self.certificate_problem(cx, &me).await? {
                 notes.push(format!(
@@ -643,6 +659,27 @@ impl Etcd {
         } else {
             None
         };
+        if let Some(r) = &removal {
+            changes.push(Change::new(format!(
+                "remove etcd member `{}` (`{:x}`) through `{}`",
+                r.name,
+                r.id,
+                r.through.join("`, `")
+            )));
+        }
+        let set_aside = removed_data.then(|| {
+            let data = format!("{}/member", self.data_dir.trim_end_matches('/'));
+            changes.push(Change::new(format!(
+                "set `{data}` aside (`{data}.removed-TIME`): the running cluster no longer lists `{}` (it was removed) and etcd refuses to start on a removed member's data; it joins again",
+                me.name
+            )));
+            format!(
+                "systemctl stop {} && mv -- {} \"{}.removed-$(date +%Y%m%dT%H%M%S)\"",
+                quote(&self.service),
+                quote(&data),
+                data
+            )
+        });
         let prepare = self.prepare(&provided, &mut changes);
         let content_text = self.render(&me, &decision.initial_cluster, decision.state);
         let file = self.decide_file(&config, content_text, &config_state, &mut changes)?;
@@ -715,6 +752,8 @@ impl Etcd {
                 file,
                 join: decision.join,
                 guessed,
+                removal,
+                set_aside,
                 settle,
                 missing,
             },
@@ -747,6 +786,19 @@ impl Etcd {
         }
         for m in &w.missing {
             m.check(cx).await?;
+        }
+        if let Some(r) = &w.removal {
+            let args = format!("member remove {:x}", r.id);
+            exec::check(
+                cx,
+                &self.ctl(cx.host, &r.through, &args),
+                &format!("etcdctl {args}"),
+            )
+            .await?;
+            self.wait_healthy(cx, &r.through).await?;
+        }
+        if let Some(cmd) = &w.set_aside {
+            exec::check(cx, cmd, "set the removed member's data aside").await?;
         }
         if let Some(cmd) = &w.prepare {
             exec::check(cx, cmd, cmd).await?;

@@ -289,6 +289,123 @@ mod with_a_fake_host {
             .all(|c| !c.contains("ETCDCTL_API=3")));
     }
 
+    /// `member list -w json` listing `names` (`hN` at `https://hN:2380`), as etcdctl prints it.
+    fn member_list(names: &[(u64, &str)]) -> ExecOutput {
+        let members: Vec<String> = names
+            .iter()
+            .map(|(id, n)| {
+                format!(
+                    r#"{{"ID":{id},"name":"{n}","peerURLs":["https://{n}:2380"],"clientURLs":["https://{n}:2379"]}}"#
+                )
+            })
+            .collect();
+        output(0, &format!(r#"{{"members":[{}]}}"#, members.join(",")))
+    }
+
+    #[test]
+    fn a_removed_members_data_is_set_aside_and_it_joins_again() {
+        // h1 has member data, but h2 and h3, which answer, no longer list it: it was removed.
+        let fake = FakeTransport::default()
+            .answer("member list -w json", member_list(&[(2, "h2"), (3, "h3")]))
+            .answer("/member ]", installed("member\ncerts\nopen=1\nopen=2\n"))
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, family("Debian"));
+        let p = params("state: configured\nmembers: [h1, h2, h3]");
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        let s: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert!(
+            s[0].starts_with("add etcd member `h1` (`https://h1:2380`) to the cluster through `https://h2:2379`, `https://h3:2379`"),
+            "{s:?}"
+        );
+        assert!(
+            s[1].starts_with("set `/var/lib/etcd/default/member` aside (`/var/lib/etcd/default/member.removed-TIME`)"),
+            "{s:?}"
+        );
+        assert!(
+            s.iter().any(|c| c.starts_with("start `etcd` to join")),
+            "{s:?}"
+        );
+        // A member the cluster still lists keeps its data.
+        let fake = FakeTransport::default()
+            .answer(
+                "member list -w json",
+                member_list(&[(1, "h1"), (2, "h2"), (3, "h3")]),
+            )
+            .answer(
+                "/member ]",
+                installed("member\ncerts\nopen=0\nopen=1\nopen=2\n"),
+            )
+            .answer("if [ -e", output(0, "missing\nnolink\n"));
+        let h = Harness::new(fake, family("Debian"));
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        assert!(
+            plan.changes
+                .iter()
+                .all(|c| !c.summary.contains("aside") && !c.summary.contains("add etcd member")),
+            "{:?}",
+            plan.changes
+        );
+    }
+
+    #[test]
+    fn a_member_no_inventory_host_is_removed_only_with_the_flag() {
+        let fake = |healthy: &str| {
+            FakeTransport::default()
+                .answer(
+                    "member list -w json",
+                    member_list(&[(1, "h1"), (2, "h2"), (3, "h3"), (9, "old")]),
+                )
+                .answer("endpoint health", output(0, healthy))
+                .answer(
+                    "/member ]",
+                    installed("member\ncerts\nopen=0\nopen=1\nopen=2\n"),
+                )
+                .answer("if [ -e", output(0, "missing\nnolink\n"))
+        };
+        let p = params("state: configured\nmembers: [h1, h2, h3]");
+        let all = "https://h1:2379\nhttps://h2:2379\nhttps://h3:2379\n";
+        let h = Harness::new(fake(all), family("Debian"));
+        let plan = block_on(p.plan(&h.cx())).unwrap();
+        assert!(
+            plan.changes.iter().all(|c| !c.summary.contains("remove")),
+            "{:?}",
+            plan.changes
+        );
+        assert!(
+            plan.notes.iter().any(|n| n.starts_with(
+                "etcd member `old` (https://old:2380) is not in the inventory: nothing is removed without `--allow-removal`"
+            )),
+            "{:?}",
+            plan.notes
+        );
+        let h = Harness::new(fake(all), family("Debian"));
+        let mut cx = h.cx();
+        cx.allow_removal = true;
+        let plan = block_on(p.plan(&cx)).unwrap();
+        assert!(
+            plan.changes.iter().any(|c| c.summary
+                == "remove etcd member `old` (`9`) through `https://h1:2379`, `https://h2:2379`, `https://h3:2379`"),
+            "{:?}",
+            plan.changes
+        );
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("pgdeploy cannot stop its daemons")),
+            "{:?}",
+            plan.notes
+        );
+        // Only one of the three that stay answers: 1 of 4 is no quorum of 4.
+        let h = Harness::new(fake("https://h2:2379\n"), family("Debian"));
+        let mut cx = h.cx();
+        cx.allow_removal = true;
+        let err = block_on(p.plan(&cx)).unwrap_err().to_string();
+        assert!(
+            err.contains("would leave 1 healthy member(s) of 4"),
+            "{err}"
+        );
+    }
+
     /// A certificate from a throw-away CA with these SANs, as the stat probe prints it.
     fn installed_certificate(sans: &[&str]) -> ExecOutput {
         use crate::catalogue::certificates::pki;

@@ -11,6 +11,7 @@ fn options(
     diff: bool,
     json: bool,
     color: bool,
+    allow_removal: bool,
 ) -> RunOptions {
     RunOptions {
         mode,
@@ -20,6 +21,7 @@ fn options(
         diff,
         json,
         color,
+        allow_removal,
     }
 }
 
@@ -43,7 +45,15 @@ pub fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> 
     } else {
         RunMode::Apply
     };
-    let opts = options(&args.connect, mode, false, args.diff, json, color);
+    let opts = options(
+        &args.connect,
+        mode,
+        false,
+        args.diff,
+        json,
+        color,
+        args.allow_removal,
+    );
     block_on(&args.connect, opts)
 }
 
@@ -57,6 +67,9 @@ fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result
         diff: args.diff,
         json,
         color,
+        // A saved plan is applied as it was made: a plan saved with `--allow-removal` holds
+        // its removals as changes, one saved without it holds none.
+        allow_removal: args.allow_removal,
     };
     let vault = crate::cli::VaultArgs {
         vault_password_file: args.vault.vault_password_file.clone(),
@@ -72,6 +85,7 @@ pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
         true,
         json,
         color,
+        args.allow_removal,
     );
     match &args.out {
         Some(out) => runtime()?.block_on(crate::run::saved::plan_and_save(
@@ -84,6 +98,6 @@ pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
 }
 
 pub fn check(args: &ConnectArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
-    let opts = options(args, RunMode::Plan, true, true, json, color);
+    let opts = options(args, RunMode::Plan, true, true, json, color, false);
     block_on(args, opts)
 }

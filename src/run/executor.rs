@@ -45,6 +45,8 @@ pub struct RunContext {
     pub transports: HashMap<String, Arc<ReadAhead>>,
     pub facts: HashMap<String, Arc<Facts>>,
     pub mode: RunMode,
+    /// `--allow-removal`, handed to every step ([`HostContext::allow_removal`]).
+    pub allow_removal: bool,
     pub forks: usize,
     pub reporter: Arc<dyn Reporter>,
     /// Set on Ctrl-C: no new step starts.
@@ -535,6 +537,7 @@ async fn step_body(cx: &RunContext, spec: &StepSpec) -> Result<Option<StepResult
         scope: &spec.scope,
         become_: spec.become_.clone(),
         playbook_dir: Path::new(&cx.playbook.dir),
+        allow_removal: cx.allow_removal,
     };
     let plan = action.plan(&hcx).await?;
     if cx.mode != RunMode::Apply || !plan.needs_apply() {

@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub json: bool,
     /// Colour on stdout (decided for stdout alone: [`crate::output::color`]).
     pub color: bool,
+    /// `--allow-removal`: modules may remove cluster members the inventory no longer lists
+    /// ([`crate::module::HostContext::allow_removal`]).
+    pub allow_removal: bool,
 }
 
 /// A host's open connection, its facts, and what the probes run with them found.
@@ -248,6 +251,7 @@ pub async fn open(
         transports,
         facts,
         mode: opts.mode,
+        allow_removal: opts.allow_removal,
         forks,
         reporter: reporter.clone(),
         stop: Arc::new(AtomicBool::new(false)),

@@ -156,3 +156,67 @@ pub fn assert_bare(lab: &LabFixture, host: &str) {
          && ! command -v haproxy && ! command -v keepalived && test ! -e /opt/patroni",
     );
 }
+
+/// The names of etcd's members, from `etcdctl member list` run on `host` with its own client
+/// certificate (in the order etcd lists them)
+pub fn etcd_members_on(lab: &LabFixture, host: &str) -> Vec<String> {
+    let text = lab.ssh_ok(
+        lab.ip(host),
+        &format!(
+            "ETCDCTL_API=3 etcdctl --endpoints=https://{}:2379 --cacert=/etc/etcd/pki/ca.crt \
+             --cert=/etc/etcd/pki/{host}.crt --key=/etc/etcd/pki/{host}.key member list",
+            lab.ip(host)
+        ),
+    );
+    text.lines()
+        .filter_map(|l| l.split(", ").nth(2).map(str::to_string))
+        .collect()
+}
+
+/// Whether every etcd member answers `endpoint health`, asked on `host`
+pub fn etcd_healthy_on(lab: &LabFixture, host: &str) -> bool {
+    lab.ssh(
+        lab.ip(host),
+        &format!(
+            "ETCDCTL_API=3 etcdctl --endpoints=https://{}:2379 --cacert=/etc/etcd/pki/ca.crt \
+             --cert=/etc/etcd/pki/{host}.crt --key=/etc/etcd/pki/{host}.key endpoint health --cluster",
+            lab.ip(host)
+        ),
+    )
+    .status
+    .success()
+}
+
+/// The lab inventory's text with `hosts` taken out of the `postgres` group but kept in the
+/// inventory (as hosts of `all` without a group): reachable, no longer members
+pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let mut kept = Vec::new();
+    let mut moved = Vec::new();
+    for line in text.lines() {
+        let name = line.trim_start().split(':').next().unwrap_or("");
+        if line.starts_with("        ") && hosts.contains(&name) {
+            moved.push(format!("    {}", line.trim_start()));
+        } else {
+            kept.push(line.to_string());
+        }
+    }
+    assert_eq!(
+        moved.len(),
+        hosts.len(),
+        "the lab inventory lists {hosts:?}: {text}"
+    );
+    let mut out = String::new();
+    for line in kept {
+        out.push_str(&line);
+        out.push('\n');
+        if line == "all:" {
+            out.push_str("  hosts:\n");
+            for m in &moved {
+                out.push_str(m);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
