@@ -9,6 +9,8 @@ mod checks;
 mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "day2/rotation.rs"]
+mod rotation;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -371,5 +373,6 @@ fn day2_commands_on_the_lab() {
             "{rows:?}"
         );
     });
+    rotation::run(&mut c, &lab, &inventory);
     c.finish();
 }
