@@ -127,14 +127,22 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run(
         "a_password_with_a_line_break_is_refused_before_any_host",
         || {
-            let broken = inventory_with(inventory, "line\nbreak", &old_replication, "broken.yml");
+            let broken = inventory_with(
+                inventory,
+                "Qx7first\nQx7second",
+                &old_replication,
+                "broken.yml",
+            );
             let (code, stdout, stderr) = cluster::pgdeploy("plan", &[], &broken, &site);
             assert_eq!(code, 1, "{stdout}{stderr}");
             assert!(
-                stderr
-                    .contains("a password holds a line break: Patroni's `.pgpass` cannot hold one"),
+                stderr.contains(
+                    "playbooks/site.yml:109:11: plays[3].tasks[0].patroni.authentication: a \
+                     password holds a line break: Patroni's `.pgpass` cannot hold one"
+                ),
                 "{stderr}"
             );
+            assert!(stderr.contains("no host was contacted"), "{stderr}");
         },
     );
 
