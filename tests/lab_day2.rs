@@ -1,7 +1,8 @@
 //! The day-2 commands (`switchover`, `restart`, `reinit`, `pause`, `failover`, `resume`) against one
 //! real cluster: `playbooks/site.yml` (seed 003's stack: 3 PostgreSQL + etcd + Patroni hosts,
 //! 2 HAProxy + keepalived balancers with the VIP) deployed once on a lab, then checks in order,
-//! each on the cluster the previous one left.
+//! each on the cluster the previous one left. Checks of other topics are in `day2/` (one file
+//! each, one call line at the end): `rotation.rs` rotates the database passwords.
 
 #[path = "support/checks.rs"]
 mod checks;
