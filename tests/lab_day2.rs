@@ -1,7 +1,8 @@
 //! The day-2 commands (`switchover`, `restart`, `reinit`, `pause`, `failover`, `resume`) against one
 //! real cluster: `playbooks/site.yml` (seed 003's stack: 3 PostgreSQL + etcd + Patroni hosts,
 //! 2 HAProxy + keepalived balancers with the VIP) deployed once on a lab, then checks in order,
-//! each on the cluster the previous one left.
+//! each on the cluster the previous one left. Checks of other topics are in `day2/` (one file
+//! each, one call line at the end): `rotation.rs` rotates the database passwords.
 
 #[path = "support/checks.rs"]
 mod checks;
@@ -11,6 +12,8 @@ mod cluster;
 mod lab_support;
 #[path = "day2/removal.rs"]
 mod removal;
+#[path = "day2/rotation.rs"]
+mod rotation;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -373,6 +376,7 @@ fn day2_commands_on_the_lab() {
             "{rows:?}"
         );
     });
+    rotation::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
     c.finish();
 }

@@ -4,7 +4,8 @@ use serde_json::{json, Map, Value};
 
 use super::params::{Patroni, VerifyClient, ENFORCED_PARAMETERS};
 use super::platform::Family;
-use crate::secrets::MASK;
+use crate::catalogue::common::secret::Secret;
+use crate::secrets::{MASK, SECRET_CHANGED};
 
 /// What varies per host and is found on the host or in its facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl Patroni {
     }
 
     fn render_text(&self, m: &Member) -> String {
-        let password = |p: &str| p.to_string();
+        let password = |p: &Secret| p.expose().to_string();
         let mut etcd = Map::new();
         etcd.insert("hosts".into(), json!(self.etcd_hosts()));
         let protocol = self.etcd.protocol.clone().unwrap_or_else(|| {
@@ -314,11 +315,9 @@ pub fn patch_body(diff: &[(String, Value, Value)]) -> Value {
 pub fn mask_passwords(text: &str) -> String {
     let mut out: String = text
         .lines()
-        .map(|l| match l.split_once("password:") {
-            Some((head, _)) if head.trim().is_empty() || head.trim_end().ends_with('-') => {
-                format!("{head}password: {MASK}")
-            }
-            _ => l.to_string(),
+        .map(|l| match password_line(l) {
+            Some((head, _)) => format!("{head}password: {MASK}"),
+            None => l.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -326,4 +325,42 @@ pub fn mask_passwords(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A password line's head (`password:` key and indentation) and value, if it is one.
+fn password_line(line: &str) -> Option<(&str, &str)> {
+    let (head, value) = line.split_once("password:")?;
+    (head.trim().is_empty() || head.trim_end().ends_with('-')).then_some((head, value))
+}
+
+/// Both sides of a config file's diff with their passwords masked; a password line whose
+/// value changed (a rotation) is marked on its new side, since both sides read the mask.
+/// Password lines are paired in order: the file's layout is the module's own.
+pub fn mask_password_pair(before: &str, after: &str) -> (String, String) {
+    let old: Vec<&str> = before
+        .lines()
+        .filter_map(password_line)
+        .map(|(_, v)| v)
+        .collect();
+    let mut n = 0;
+    let mut out: String = after
+        .lines()
+        .map(|l| match password_line(l) {
+            Some((head, value)) => {
+                let changed = old.get(n).is_some_and(|o| *o != value);
+                n += 1;
+                if changed {
+                    format!("{head}password: {MASK} {SECRET_CHANGED}")
+                } else {
+                    format!("{head}password: {MASK}")
+                }
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if after.ends_with('\n') {
+        out.push('\n');
+    }
+    (mask_passwords(before), out)
 }

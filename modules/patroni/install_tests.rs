@@ -23,7 +23,7 @@ authentication:
 
 const FIND_LINKS: &str = "http://10.213.7.1:8480/python/";
 
-fn params(install: &str) -> Patroni {
+pub(super) fn params(install: &str) -> Patroni {
     let yaml = format!("{BASE}{install}");
     let file = SourceFile::new("playbook.yml");
     let node = load_str(&yaml, &file).expect("YAML");
@@ -32,7 +32,7 @@ fn params(install: &str) -> Patroni {
     p
 }
 
-fn pip() -> Patroni {
+pub(super) fn pip() -> Patroni {
     params(&format!(
         "install: {{method: pip, version: \"4.1.5\", find_links: \"{FIND_LINKS}\"}}\n"
     ))
@@ -46,7 +46,7 @@ fn platform(family: &str, dist: &str, codename: &str, major: &str) -> Facts {
     f.insert("ansible_distribution_major_version".into(), json!(major));
     f
 }
-fn debian12() -> Facts {
+pub(super) fn debian12() -> Facts {
     platform("Debian", "Debian", "bookworm", "12")
 }
 fn ubuntu2404() -> Facts {
@@ -125,12 +125,12 @@ fn stable(text: &str) -> String {
     re.replace_all(text, ".pgdeploy-TEMP").into_owned()
 }
 
-struct Run {
-    plan: Plan,
-    plan_commands: Vec<String>,
-    apply_commands: Vec<String>,
-    written: std::collections::HashMap<String, Vec<u8>>,
-    error: Option<String>,
+pub(super) struct Run {
+    pub(super) plan: Plan,
+    pub(super) plan_commands: Vec<String>,
+    pub(super) apply_commands: Vec<String>,
+    pub(super) written: std::collections::HashMap<String, Vec<u8>>,
+    pub(super) error: Option<String>,
 }
 
 fn transport(probe: &str) -> FakeTransport {
@@ -144,7 +144,7 @@ fn transport(probe: &str) -> FakeTransport {
 }
 
 /// Plans (and, with `apply`, applies) `p` on a host answered by `fake`.
-fn run(p: &Patroni, facts: Facts, fake: FakeTransport, apply: bool) -> Run {
+pub(super) fn run(p: &Patroni, facts: Facts, fake: FakeTransport, apply: bool) -> Run {
     let h = Harness::new(FakeTransport::default(), facts);
     let rec = Recording(fake);
     let cx = context("h1", &rec, &h.facts, &h.scope);
@@ -174,11 +174,11 @@ fn run(p: &Patroni, facts: Facts, fake: FakeTransport, apply: bool) -> Run {
     })
 }
 
-fn summaries(plan: &Plan) -> Vec<String> {
+pub(super) fn summaries(plan: &Plan) -> Vec<String> {
     plan.changes.iter().map(|c| c.summary.clone()).collect()
 }
 
-fn position(commands: &[String], needle: &str) -> usize {
+pub(super) fn position(commands: &[String], needle: &str) -> usize {
     commands
         .iter()
         .position(|c| c.contains(needle))
@@ -304,8 +304,30 @@ fn rocky9_keeps_postgresql_n_off() {
     position(&r.apply_commands, "systemctl disable --now postgresql-16");
 }
 
-/// The files as a converged host has them, for `p` on Debian with PostgreSQL 15.
-fn converged(p: &Patroni, install_lines: &str) -> FakeTransport {
+/// `pg_authid`'s lines for the roles with these passwords (the read of `rotate.rs`).
+pub(super) fn stored_roles(superuser: &str, replication: &str) -> String {
+    let v = |pw: &str| scram::Verifier::new(pw, b"fixed-test-salt!", scram::ITERATIONS).text();
+    format!("postgres {}\nreplicator {}\n", v(superuser), v(replication))
+}
+
+/// The files as a converged host has them, for `p` on Debian with PostgreSQL 15, and the
+/// database holding the passwords of `BASE`.
+pub(super) fn converged(p: &Patroni, install_lines: &str) -> FakeTransport {
+    converged_with(
+        p,
+        install_lines,
+        r#"{"members": []}"#,
+        output(0, &stored_roles("Su-secret-1", "Repl-secret-2")),
+    )
+}
+
+/// [`converged`] with this `GET /cluster` answer and these `pg_authid` lines.
+pub(super) fn converged_with(
+    p: &Patroni,
+    install_lines: &str,
+    cluster: &str,
+    stored: ExecOutput,
+) -> FakeTransport {
     let member = Member {
         name: "h1".into(),
         address: "10.213.7.11".into(),
@@ -341,10 +363,11 @@ fn converged(p: &Patroni, install_lines: &str) -> FakeTransport {
             ),
         )
         .answer("8008/config", output(0, &p.dcs().to_string()))
-        .answer("8008/cluster", output(0, r#"{"members": []}"#))
+        .answer("8008/cluster", output(0, cluster))
+        .answer("FROM pg_authid", stored)
 }
 
-const PIP_CONVERGED: &str = "patroni_version=patroni 4.1.5\nvenv=yes\n\
+pub(super) const PIP_CONVERGED: &str = "patroni_version=patroni 4.1.5\nvenv=yes\n\
      pip_stamp=patroni[etcd3,psycopg3]==4.1.5\n==patroni-packages\napt\n\
      python3-venv\tinstall ok installed\t3.11.2-1+b1\n--candidates--\n==patroni-packages-end\n";
 
@@ -353,8 +376,9 @@ fn a_converged_pip_host_plans_nothing_and_runs_no_extra_command() {
     let p = pip();
     let r = run(&p, debian12(), converged(&p, PIP_CONVERGED), false);
     assert!(!r.plan.is_changed(), "{:?}", summaries(&r.plan));
-    // The probe (which also asks `patroni --version`), three file states, the REST API.
-    assert_eq!(r.plan_commands.len(), 6, "{:#?}", r.plan_commands);
+    // The probe (which also asks `patroni --version`), three file states, the REST API, the
+    // roles' passwords.
+    assert_eq!(r.plan_commands.len(), 7, "{:#?}", r.plan_commands);
     assert_eq!(
         r.plan_commands
             .iter()
@@ -386,6 +410,10 @@ fn without_a_version_any_4x_is_kept() {
     );
 }
 
+pub(super) const PACKAGE_CONVERGED: &str =
+    "patroni_version=patroni 3.0.2\n==patroni-packages\napt\n\
+     patroni\tinstall ok installed\t3.0.2-1\n--candidates--\n==patroni-packages-end\n";
+
 #[test]
 fn a_converged_package_host_plans_nothing() {
     let p = params("");
@@ -393,7 +421,7 @@ fn a_converged_package_host_plans_nothing() {
                  patroni\tinstall ok installed\t3.0.2-1\n--candidates--\n==patroni-packages-end\n";
     let r = run(&p, debian12(), converged(&p, lines), false);
     assert!(!r.plan.is_changed(), "{:?}", summaries(&r.plan));
-    assert_eq!(r.plan_commands.len(), 6, "{:#?}", r.plan_commands);
+    assert_eq!(r.plan_commands.len(), 7, "{:#?}", r.plan_commands);
 }
 
 #[test]

@@ -12,6 +12,8 @@ mod install;
 mod params;
 mod platform;
 mod rest;
+mod rotate;
+mod scram;
 
 use std::time::Duration;
 
@@ -58,6 +60,8 @@ struct Work {
     enable: bool,
     start: bool,
     reload: bool,
+    /// The roles' new passwords, set on the leader before any file is written.
+    rotate: Option<rotate::Rotation>,
     patch: Option<Value>,
     /// Members to restart, replicas first; `Some(empty)`: look again after the patch.
     restart: Option<Vec<(String, String)>>,
@@ -268,6 +272,23 @@ impl Patroni {
     fn rest(&self) -> Rest {
         Rest::new(&self.restapi)
     }
+
+    /// The roles whose passwords the task gives, superuser first.
+    fn roles(&self) -> Vec<rotate::Role> {
+        let a = &self.authentication;
+        vec![
+            rotate::Role {
+                name: a.superuser_name(),
+                kind: "superuser",
+                password: a.superuser.password.clone(),
+            },
+            rotate::Role {
+                name: a.replication_name(),
+                kind: "replication",
+                password: a.replication.password.clone(),
+            },
+        ]
+    }
 }
 
 #[async_trait::async_trait]
@@ -310,6 +331,9 @@ impl Action for Patroni {
             work.create_dir = Some(config_dir);
         }
 
+        // The rotation of passwords, if any, is shown where it runs: before the files.
+        let files_at = changes.len();
+        let mut config_before: Option<Vec<u8>> = None;
         for (path, text, mode, owner, validate) in [
             (
                 UNIT_PATH.to_string(),
@@ -351,11 +375,18 @@ impl Action for Patroni {
             } else {
                 stat::PathState::missing()
             };
+            if is_config {
+                config_before = state.content.clone();
+            }
             if let Some((file_changes, file_work)) = content::decide(&desired, &state)? {
                 for mut c in file_changes {
                     if let Some(d) = c.diff.as_mut() {
-                        d.before = d.before.as_deref().map(mask_passwords);
-                        d.after = d.after.as_deref().map(mask_passwords);
+                        let (before, after) = config::mask_password_pair(
+                            d.before.as_deref().unwrap_or_default(),
+                            d.after.as_deref().unwrap_or_default(),
+                        );
+                        d.before = d.before.as_ref().map(|_| before);
+                        d.after = d.after.as_ref().map(|_| after);
                     }
                     changes.push(c);
                 }
@@ -388,6 +419,18 @@ impl Action for Patroni {
             )));
             work.start = true;
         } else {
+            let local = rotate::Local {
+                psql: format!("{}/psql", self.bin_dir(&member)),
+                port: self.postgresql.port,
+                config_file: &self.config_file,
+                config: config_before.as_deref(),
+            };
+            let (rotation, note) = rotate::plan(cx, &self.rest(), &local, &self.roles()).await?;
+            notes.extend(note);
+            if let Some((change, rotation)) = rotation {
+                changes.insert(files_at, change);
+                work.rotate = Some(rotation);
+            }
             if work.config_changed {
                 changes.push(Change::new("reload `patroni` (configuration changed)"));
                 work.reload = true;
@@ -469,6 +512,9 @@ impl Action for Patroni {
         if work.state_dir {
             let cmd = format!("mkdir -p -- {}", quote(LOCATOR_DIR));
             exec::check(cx, &cmd, &cmd).await?;
+        }
+        if let Some(rotation) = &work.rotate {
+            rotate::apply(cx, &self.rest(), rotation).await?;
         }
         for f in &work.files {
             content::apply(cx, f).await?;
@@ -573,3 +619,6 @@ mod tests;
 
 #[cfg(test)]
 mod install_tests;
+
+#[cfg(test)]
+mod rotate_tests;

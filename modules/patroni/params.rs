@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::install::Install;
+use crate::catalogue::common::secret::Secret;
 use crate::module::Problem;
 use crate::params::OneOrMany;
 
@@ -179,7 +180,8 @@ pub struct Authentication {
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: Option<String>,
-    pub password: String,
+    /// Recorded as a secret when read: masked in all output whatever variable it came from.
+    pub password: Secret,
 }
 
 impl Authentication {
@@ -316,8 +318,14 @@ impl Patroni {
             ("authentication", &self.authentication.superuser.password),
             ("authentication", &self.authentication.replication.password),
         ] {
-            if password.is_empty() {
+            if password.expose().is_empty() {
                 problems.push(Problem::field(field, "a password is empty"));
+            } else if password.expose().contains(['\n', '\r']) {
+                // Patroni writes the passwords into its `.pgpass`, one line per entry.
+                problems.push(Problem::field(
+                    field,
+                    "a password holds a line break: Patroni's `.pgpass` cannot hold one",
+                ));
             }
         }
         if self.etcd.hosts.0.is_empty() {

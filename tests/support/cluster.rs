@@ -97,13 +97,40 @@ pub fn sql(
     query: &str,
 ) -> std::process::Output {
     let password = inventory_var(lab, "pg_superuser_password");
+    sql_as(
+        lab,
+        from,
+        &format!("host={host} port={port} user=postgres"),
+        &password,
+        query,
+    )
+}
+
+/// Runs SQL from host `from` over TLS with `conninfo` (`host=… port=… user=…`, more keys
+/// allowed) and `password`, whatever characters it holds
+pub fn sql_as(
+    lab: &LabFixture,
+    from: &str,
+    conninfo: &str,
+    password: &str,
+    query: &str,
+) -> std::process::Output {
     lab.ssh(
         lab.ip(from),
         &format!(
-            "PGPASSWORD={password} psql 'host={host} port={port} user=postgres dbname=postgres \
-             sslmode=require connect_timeout=5' -XAtc \"{query}\""
+            "PGPASSWORD={} psql {} -XAtc {}",
+            sh_quote(password),
+            sh_quote(&format!(
+                "{conninfo} dbname=postgres sslmode=require connect_timeout=5"
+            )),
+            sh_quote(query)
         ),
     )
+}
+
+/// `s` as one single-quoted shell word
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 pub fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
