@@ -46,7 +46,10 @@ pub fn resolve(
         let mut resolve_all = |tasks: &[Task]| -> Vec<PerHost> {
             tasks
                 .iter()
-                .map(|t| resolve_task(playbook, t, &scopes, &cx, diags))
+                .map(|t| {
+                    check_condition_groups(playbook, t, &shared.inventory, diags);
+                    resolve_task(playbook, t, &scopes, &cx, diags)
+                })
                 .collect()
         };
         let tasks = resolve_all(&play.tasks);
@@ -90,6 +93,7 @@ fn resolve_task(
         TaskParams::Static(_) => Vec::new(),
     };
     let mut per_host = Vec::with_capacity(scopes.len());
+    let mut stop = false;
     // Whether some parameter has a secret name: only then are rendered values looked into
     // (values written in the playbook were recorded as it loaded).
     let secret_params =
@@ -157,7 +161,9 @@ fn resolve_task(
                         mark,
                         message,
                         path,
+                        limit,
                     }) => {
+                        stop |= limit;
                         // A template that does not parse fails the same way for every host.
                         let syntax = templates
                             .iter()
@@ -177,6 +183,12 @@ fn resolve_task(
             }
         };
         per_host.push(action);
+        if stop {
+            // A limit met on one host is reported for it alone: the other hosts would spend
+            // the same budget (seconds each) to fail the same way.
+            per_host.resize(scopes.len(), None);
+            break;
+        }
     }
     for d in merge_per_host(found) {
         diags.push(d);
@@ -217,17 +229,18 @@ fn template_parses(scope: &Scope, text: &str) -> bool {
 }
 
 /// Variables a `when` condition uses that the host does not define (facts excepted while
-/// they are not gathered).
+/// they are not gathered, and names the condition guards: [`guarded_names`](super::guards::guarded_names)).
 fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
     let env = &scope.shared().env;
     let Ok(compiled) = env.compile_expression(expr) else {
         return Vec::new();
     };
     let facts_pending = scope.facts_pending();
+    let guarded = super::guards::guarded_names(expr);
     let mut names: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()
-        .filter(|n| !(scope.defines(n) || facts_pending && is_fact_name(n)))
+        .filter(|n| !(guarded.contains(n) || scope.defines(n) || facts_pending && is_fact_name(n)))
         .collect();
     names.sort();
     names
@@ -237,4 +250,33 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
 /// (`authentication.superuser.password`), as rendered for a host.
 fn record_secret_params(module: &str, params: &crate::yaml::Node) {
     crate::secrets::record_secret_values(module, &params.to_json());
+}
+
+/// A `when` condition that names a group the inventory does not have: in Ansible it fails on
+/// every host at run time; here it is a validation error, with the nearest group's name.
+fn check_condition_groups(
+    playbook: &Playbook,
+    task: &Task,
+    inventory: &crate::inventory::Inventory,
+    diags: &mut Diagnostics,
+) {
+    let Some(when) = &task.when else {
+        return;
+    };
+    for group in super::guards::named_groups(&when.value) {
+        if inventory.groups.contains_key(&group) {
+            continue;
+        }
+        let mut d = Diagnostic::error(
+            Some(Location::new(&playbook.file, when.mark)),
+            task.path.key("when").as_str(),
+            format!("the condition names group `{group}`, which is not in the inventory"),
+        );
+        if let Some(best) =
+            crate::diag::did_you_mean(&group, inventory.groups.keys().map(String::as_str))
+        {
+            d = d.with_help(format!("did you mean `{best}`?"));
+        }
+        diags.push(d);
+    }
 }
