@@ -24,8 +24,9 @@ pub const MAX_ALIAS_NODES: usize = 250_000;
 /// uses about 100,000. A render that runs out is reported for its first host only.
 pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
-/// Largest text one render may produce: 16 MiB.
-pub const MAX_RENDER_BYTES: usize = 16 * 1024 * 1024;
+/// Largest text one render may produce: 4 MiB (a configuration listing 10,000 servers is about
+/// 1 MB).
+pub const MAX_RENDER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Variables rendered in all while rendering one template (each templated variable it reads,
 /// and theirs): chains of variables that each use the previous one twice would otherwise

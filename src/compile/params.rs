@@ -26,6 +26,7 @@ pub fn resolve(
 ) -> Vec<PlayActions> {
     let cx = ParseContext {
         playbook_dir: &playbook.dir,
+        inventory: Some(&shared.inventory),
     };
     let mut out = Vec::new();
     let sees_facts = facts_in_plays(playbook, play_hosts);
@@ -92,6 +93,14 @@ fn resolve_task(
         TaskParams::Templated(node) => templates_in(node),
         TaskParams::Static(_) => Vec::new(),
     };
+    if let TaskParams::Static(_) = &task.params {
+        // Parsed when the playbook loaded, without the inventory: parsed again once with it,
+        // for the parameters that name its hosts or groups (the same for every host).
+        let path = task.path.key(task.module.name());
+        if let Err(es) = task.module.parse(&task.raw_params, &path, cx) {
+            found.extend(es.into_iter().map(|e| (e.into_diagnostic(file), None)));
+        }
+    }
     let mut per_host = Vec::with_capacity(scopes.len());
     let mut stop = false;
     // Whether some parameter has a secret name: only then are rendered values looked into
