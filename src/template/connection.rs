@@ -102,3 +102,32 @@ pub fn render_connections(inventory: &mut Inventory) -> Result<(), Diagnostics> 
     }
     diags.into_result(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templated_connection_variables_are_rendered_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.yml");
+        std::fs::write(
+            &path,
+            "all:\n  vars:\n    ansible_user: \"{{ deploy_user }}\"\n    deploy_user: admin\n    \
+             ansible_ssh_private_key_file: \"~/.ssh/{{ inventory_hostname }}\"\n  hosts:\n    \
+             pg1: { ansible_host: \"{{ inventory_hostname }}.example.com\" }\n    pg2: {}\n",
+        )
+        .unwrap();
+        let mut inv = crate::inventory::load(&path).unwrap();
+        render_connections(&mut inv).unwrap();
+        let c = &inv.hosts["pg1"].connection;
+        assert_eq!(c.address, "pg1.example.com");
+        assert_eq!(c.user.as_deref(), Some("admin"));
+        assert_eq!(c.private_key_file.as_deref(), Some("~/.ssh/pg1"));
+        assert_eq!(inv.hosts["pg2"].connection.address, "pg2");
+        assert_eq!(
+            inv.hosts["pg2"].connection.private_key_file.as_deref(),
+            Some("~/.ssh/pg2")
+        );
+    }
+}

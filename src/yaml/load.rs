@@ -357,6 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn nesting_and_aliases_are_bounded() {
+        let deep = format!("{}v\n", "- ".repeat(20_000));
+        let e = load(&deep).unwrap_err().to_string();
+        assert!(
+            e.contains("t.yml:1:") && e.contains("`MAX_YAML_DEPTH`"),
+            "{e}"
+        );
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (p, n) in "abcdefg".chars().zip("bcdefgh".chars()) {
+            laughs.push_str(&format!(
+                "{n}: &{n} [{}]\n",
+                vec![format!("*{p}"); 10].join(", ")
+            ));
+        }
+        let e = load(&laughs).unwrap_err().to_string();
+        assert!(e.contains("`MAX_ALIAS_NODES`"), "{e}");
+        // Within the budget, aliases are copied as before.
+        assert!(load("a: &a [1, 2]\nb: [*a, *a]\n").is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let n = load("\u{feff}a: 1\n").unwrap();
+        assert_eq!(n.get("a").unwrap().as_str(), Some("1"));
+    }
+
+    #[test]
     fn empty_document_is_null() {
         assert!(load("").unwrap().is_null());
         assert!(load("# only a comment\n").unwrap().is_null());
