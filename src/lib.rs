@@ -14,6 +14,7 @@ pub mod exit;
 pub mod inputs;
 pub mod inventory;
 pub mod lab;
+pub mod limits;
 pub mod locator;
 pub mod module;
 pub mod ops;

@@ -42,9 +42,12 @@ pub struct OrderingContext<'a> {
     pub params: &'a Node,
 }
 
-/// Where a module's local files (templates, `src:` files) are looked up.
+/// Where a module's local files (templates, `src:` files) are looked up, and the inventory
+/// once it is known (when compiling, not when the playbook loads), for parameters that name
+/// its hosts or groups.
 pub struct ParseContext<'a> {
     pub playbook_dir: &'a Path,
+    pub inventory: Option<&'a crate::inventory::Inventory>,
 }
 
 /// Everything a module may use on one host. Modules reach the host only through

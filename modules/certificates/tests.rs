@@ -64,6 +64,7 @@ fn checks_name_the_field() {
     let p = params("installs: [{dir: etc/x}]\nextra_sans: ['a b']\nca_cert: ca.pem\ndays: 10");
     let cx = ParseContext {
         playbook_dir: Path::new("/nonexistent"),
+        inventory: None,
     };
     let problems: Vec<String> = p
         .check(&cx)
@@ -164,6 +165,7 @@ fn user_provided_ca_signs_the_leaf() {
     let p = params("ca_cert: own/root.pem\nca_key: own/root.key\ninstalls: [{dir: /etc/pg}]");
     let cx = ParseContext {
         playbook_dir: dir.path(),
+        inventory: None,
     };
     assert!(p.check(&cx).is_empty());
     let plan = block_on(p.plan(&h.cx())).unwrap();

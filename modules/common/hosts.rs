@@ -3,8 +3,54 @@
 
 use std::net::Ipv4Addr;
 
-use crate::inventory::Host;
-use crate::module::{HostContext, ModuleError};
+use crate::diag::did_you_mean;
+use crate::inventory::{Host, Inventory};
+use crate::module::{HostContext, ModuleError, ParseContext, Problem};
+
+/// A parameter that names inventory hosts (etcd `members`): each must be a host of the
+/// inventory, or the name would be used as an address and add a member nobody runs.
+/// Checked once the inventory is known (when compiling).
+pub fn check_hosts_named(
+    cx: &ParseContext<'_>,
+    field: &'static str,
+    names: &[String],
+) -> Vec<Problem> {
+    let Some(inventory) = cx.inventory else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter(|n| !inventory.hosts.contains_key(n.as_str()))
+        .map(|n| {
+            let hint = did_you_mean(n, inventory.hosts.keys().map(String::as_str))
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            Problem::field(field, format!("`{n}` is not a host of the inventory{hint}"))
+        })
+        .collect()
+}
+
+/// A parameter that names an inventory group (haproxy's and keepalived's `group`): it must
+/// be a group of the inventory. Checked once the inventory is known (when compiling).
+pub fn check_group_named(cx: &ParseContext<'_>, field: &'static str, group: &str) -> Vec<Problem> {
+    let Some(inventory) = cx.inventory else {
+        return Vec::new();
+    };
+    if inventory.groups.contains_key(group) || group.trim().is_empty() {
+        return Vec::new();
+    }
+    let hint = group_hint(inventory, group);
+    vec![Problem::field(
+        field,
+        format!("`{group}` is not a group of the inventory{hint}"),
+    )]
+}
+
+fn group_hint(inventory: &Inventory, group: &str) -> String {
+    did_you_mean(group, inventory.groups.keys().map(String::as_str))
+        .map(|b| format!(" (did you mean `{b}`?)"))
+        .unwrap_or_default()
+}
 
 /// The hosts of `group`, in inventory order; an error when the group is unknown or empty.
 pub fn group_members<'a>(

@@ -1254,8 +1254,8 @@ impl Params for Etcd {
     const SUMMARY: &'static str =
         "an etcd cluster with mutual TLS: new/existing computed, members joined one at a time";
 
-    fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
-        let mut problems = Vec::new();
+    fn check(&self, cx: &ParseContext<'_>) -> Vec<Problem> {
+        let mut problems = super::common::hosts::check_hosts_named(cx, "members", &self.members);
         if self.members.is_empty() {
             problems.push(Problem::field("members", "at least one member is needed"));
         }

@@ -120,6 +120,7 @@ fn checks_name_the_field() {
     let p = params("members: [pg1, pg1, 'a b']\npeer_port: 2379\ndata_dir: var/lib/etcd");
     let cx = ParseContext {
         playbook_dir: std::path::Path::new("/nonexistent"),
+        inventory: None,
     };
     let problems: Vec<String> = p
         .check(&cx)

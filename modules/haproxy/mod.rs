@@ -335,8 +335,13 @@ impl Params for Haproxy {
     const SUMMARY: &'static str =
         "HAProxy routing to the Patroni primary and replicas, validated and reloaded";
 
-    fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
+    fn check(&self, cx: &ParseContext<'_>) -> Vec<Problem> {
         let mut p = super::check_absolute("config", &self.config);
+        p.extend(super::common::hosts::check_group_named(
+            cx,
+            "group",
+            &self.group,
+        ));
         if self.group.trim().is_empty() {
             p.push(Problem::field(
                 "group",

@@ -215,6 +215,7 @@ fn an_invalid_config_is_refused_and_nothing_is_reloaded() {
 fn parameter_checks_name_the_field() {
     let cx = ParseContext {
         playbook_dir: std::path::Path::new("/nonexistent"),
+        inventory: None,
     };
     let h = params(
         "group: postgres\nreader_port: 5432\ntimeouts: {client: 10x}\nconfig: haproxy.cfg\n\

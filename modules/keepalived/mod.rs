@@ -664,8 +664,13 @@ impl Params for Keepalived {
         errors
     }
 
-    fn check(&self, _cx: &ParseContext<'_>) -> Vec<Problem> {
+    fn check(&self, cx: &ParseContext<'_>) -> Vec<Problem> {
         let mut p = super::check_absolute("config", &self.config);
+        p.extend(super::common::hosts::check_group_named(
+            cx,
+            "group",
+            &self.group,
+        ));
         if let Err(e) = parse_vip(&self.vip) {
             p.push(Problem::field("vip", e));
         }

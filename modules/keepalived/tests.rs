@@ -151,6 +151,7 @@ fn vip_outside_the_interface_subnet_is_refused() {
 fn parameter_checks_name_the_field_and_never_show_the_password() {
     let cx = ParseContext {
         playbook_dir: std::path::Path::new("/nonexistent"),
+        inventory: None,
     };
     let long = "changeme123";
     let k: Keepalived = serde_yaml_ng::from_str(&format!(

@@ -19,6 +19,7 @@ fn refused(yaml: &str) -> Vec<String> {
     let node = load_str(yaml, &file).expect("YAML");
     let cx = ParseContext {
         playbook_dir: std::path::Path::new("/nonexistent"),
+        inventory: None,
     };
     match Typed::<PgdgRepo>::new().parse(&node, &FieldPath::root().key("pgdg_repo"), &cx) {
         Ok(_) => Vec::new(),

@@ -27,6 +27,7 @@ impl Template {
     async fn render(&self, cx: &HostContext<'_>) -> Result<String, ModuleError> {
         let parse_cx = ParseContext {
             playbook_dir: cx.playbook_dir,
+            inventory: None,
         };
         let path = super::find_template(&self.src, &parse_cx)
             .map_err(|p| ModuleError::Failed(p.message))?;

@@ -73,6 +73,7 @@ pub fn load(args: &PlaybookArgs) -> Result<Loaded, Diagnostics> {
     if found.has_errors() {
         return Err(found);
     }
+    crate::template::connection::render_connections(&mut inventory)?;
     // The inventory's own warnings were printed as it loaded; those of `-e` values are new.
     for w in found {
         if w.location.as_ref().is_some_and(|l| origins.contains(l)) {

@@ -33,6 +33,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         .vault
         .install()
         .and_then(|()| super::load_inventory(&args.inventory))
+        .and_then(|mut i| crate::template::connection::render_connections(&mut i).map(|()| i))
     {
         Ok(i) => i,
         Err(diags) => {

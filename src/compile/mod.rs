@@ -7,13 +7,14 @@
 //! Only this module's output — never raw playbook nodes — reaches the executor.
 
 mod dag;
+mod guards;
 mod output;
 mod params;
 
 pub use dag::{Edge, Step, StepKind};
 pub use output::{to_dot, to_text};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -48,6 +49,9 @@ pub struct Compiled {
     pub order: Vec<NodeIndex>,
     /// Warnings found while compiling (errors abort instead).
     pub warnings: Diagnostics,
+    /// The hosts whose facts some play sees ([`Compiled::needs_facts`]), as a set: asked once
+    /// per host, a scan of every play's hosts would be quadratic.
+    facts_hosts: HashSet<String>,
 }
 
 /// Compiles a loaded playbook against an inventory.
@@ -58,10 +62,10 @@ pub fn compile(
 ) -> Result<Compiled, Diagnostics> {
     let mut diags = Diagnostics::new();
     let file = &playbook.file;
-    let limited: Option<Vec<&str>> = match options.limit {
+    let limited: Option<HashSet<&str>> = match options.limit {
         None => None,
         Some(limit) => match pattern::select(&inventory, limit) {
-            Ok(hosts) => Some(hosts),
+            Ok(hosts) => Some(hosts.into_iter().collect()),
             Err(e) => {
                 diags.push(Diagnostic::error(None, "--limit", e.to_string()));
                 return Err(diags);
@@ -123,13 +127,21 @@ pub fn compile(
             return Err(diags.sorted());
         }
     };
-    let mut hosts: Vec<String> = Vec::new();
-    for host in shared.inventory.hosts.keys() {
-        if play_hosts.iter().any(|p| p.contains(host)) {
-            hosts.push(host.clone());
-        }
-    }
+    let in_plays: HashSet<&str> = play_hosts.iter().flatten().map(String::as_str).collect();
+    let hosts: Vec<String> = shared
+        .inventory
+        .hosts
+        .keys()
+        .filter(|h| in_plays.contains(h.as_str()))
+        .cloned()
+        .collect();
     let play_facts = params::facts_in_plays(playbook, &play_hosts);
+    let facts_hosts = play_hosts
+        .iter()
+        .zip(&play_facts)
+        .flat_map(|(hosts, f)| hosts.iter().zip(f).filter(|(_, &f)| f))
+        .map(|(h, _)| h.clone())
+        .collect();
     Ok(Compiled {
         graph,
         play_hosts,
@@ -137,6 +149,7 @@ pub fn compile(
         play_facts,
         become_methods,
         order,
+        facts_hosts,
         warnings: diags.sorted(),
     })
 }
@@ -144,10 +157,7 @@ pub fn compile(
 impl Compiled {
     /// The hosts whose facts some play sees: only they are gathered.
     pub fn needs_facts(&self, host: &str) -> bool {
-        self.play_hosts
-            .iter()
-            .zip(&self.play_facts)
-            .any(|(hosts, f)| hosts.iter().zip(f).any(|(h, &f)| f && h == host))
+        self.facts_hosts.contains(host)
     }
 }
 

@@ -26,6 +26,7 @@ pub fn resolve(
 ) -> Vec<PlayActions> {
     let cx = ParseContext {
         playbook_dir: &playbook.dir,
+        inventory: Some(&shared.inventory),
     };
     let mut out = Vec::new();
     let sees_facts = facts_in_plays(playbook, play_hosts);
@@ -46,7 +47,10 @@ pub fn resolve(
         let mut resolve_all = |tasks: &[Task]| -> Vec<PerHost> {
             tasks
                 .iter()
-                .map(|t| resolve_task(playbook, t, &scopes, &cx, diags))
+                .map(|t| {
+                    check_condition_groups(playbook, t, &shared.inventory, diags);
+                    resolve_task(playbook, t, &scopes, &cx, diags)
+                })
                 .collect()
         };
         let tasks = resolve_all(&play.tasks);
@@ -89,7 +93,16 @@ fn resolve_task(
         TaskParams::Templated(node) => templates_in(node),
         TaskParams::Static(_) => Vec::new(),
     };
+    if let TaskParams::Static(_) = &task.params {
+        // Parsed when the playbook loaded, without the inventory: parsed again once with it,
+        // for the parameters that name its hosts or groups (the same for every host).
+        let path = task.path.key(task.module.name());
+        if let Err(es) = task.module.parse(&task.raw_params, &path, cx) {
+            found.extend(es.into_iter().map(|e| (e.into_diagnostic(file), None)));
+        }
+    }
     let mut per_host = Vec::with_capacity(scopes.len());
+    let mut stop = false;
     // Whether some parameter has a secret name: only then are rendered values looked into
     // (values written in the playbook were recorded as it loaded).
     let secret_params =
@@ -157,7 +170,9 @@ fn resolve_task(
                         mark,
                         message,
                         path,
+                        limit,
                     }) => {
+                        stop |= limit;
                         // A template that does not parse fails the same way for every host.
                         let syntax = templates
                             .iter()
@@ -177,6 +192,12 @@ fn resolve_task(
             }
         };
         per_host.push(action);
+        if stop {
+            // A limit met on one host is reported for it alone: the other hosts would spend
+            // the same budget (seconds each) to fail the same way.
+            per_host.resize(scopes.len(), None);
+            break;
+        }
     }
     for d in merge_per_host(found) {
         diags.push(d);
@@ -217,17 +238,18 @@ fn template_parses(scope: &Scope, text: &str) -> bool {
 }
 
 /// Variables a `when` condition uses that the host does not define (facts excepted while
-/// they are not gathered).
+/// they are not gathered, and names the condition guards: [`guarded_names`](super::guards::guarded_names)).
 fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
     let env = &scope.shared().env;
     let Ok(compiled) = env.compile_expression(expr) else {
         return Vec::new();
     };
     let facts_pending = scope.facts_pending();
+    let guarded = super::guards::guarded_names(expr);
     let mut names: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()
-        .filter(|n| !(scope.defines(n) || facts_pending && is_fact_name(n)))
+        .filter(|n| !(guarded.contains(n) || scope.defines(n) || facts_pending && is_fact_name(n)))
         .collect();
     names.sort();
     names
@@ -237,4 +259,33 @@ fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
 /// (`authentication.superuser.password`), as rendered for a host.
 fn record_secret_params(module: &str, params: &crate::yaml::Node) {
     crate::secrets::record_secret_values(module, &params.to_json());
+}
+
+/// A `when` condition that names a group the inventory does not have: in Ansible it fails on
+/// every host at run time; here it is a validation error, with the nearest group's name.
+fn check_condition_groups(
+    playbook: &Playbook,
+    task: &Task,
+    inventory: &crate::inventory::Inventory,
+    diags: &mut Diagnostics,
+) {
+    let Some(when) = &task.when else {
+        return;
+    };
+    for group in super::guards::named_groups(&when.value) {
+        if inventory.groups.contains_key(&group) {
+            continue;
+        }
+        let mut d = Diagnostic::error(
+            Some(Location::new(&playbook.file, when.mark)),
+            task.path.key("when").as_str(),
+            format!("the condition names group `{group}`, which is not in the inventory"),
+        );
+        if let Some(best) =
+            crate::diag::did_you_mean(&group, inventory.groups.keys().map(String::as_str))
+        {
+            d = d.with_help(format!("did you mean `{best}`?"));
+        }
+        diags.push(d);
+    }
 }

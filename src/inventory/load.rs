@@ -108,10 +108,14 @@ fn inventory_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Reads one inventory file into `b`, as YAML or INI.
 fn read_file(path: &Path, b: &mut Builder) {
     let file = SourceFile::new(path);
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::limits::read_input(path) {
         Ok(t) => t,
         Err(e) => {
-            b.diags.extend(read_error(&file, "cannot read file", &e));
+            b.diags.push(Diagnostic::error(
+                Some(Location::file(&file)),
+                "",
+                e.to_string(),
+            ));
             return;
         }
     };

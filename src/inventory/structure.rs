@@ -21,10 +21,51 @@ pub(crate) fn finish(b: Builder) -> (Inventory, Diagnostics) {
         ..
     } = b;
     check_group_names(&inv, &child_at, &mut diags);
+    check_vars_only_groups(&inv, &mut diags);
     break_cycles(&mut inv, &child_at, &mut diags);
     attach_top_level_groups(&mut inv);
     assign_hosts(&mut inv);
     (inv, diags)
+}
+
+/// A group that only has variables (`[postgress:vars]`, no hosts, no children) is most often
+/// a misspelt group: its variables reach no host. A warning, with the nearest group's name.
+fn check_vars_only_groups(inv: &Inventory, diags: &mut Diagnostics) {
+    let populated = |g: &super::Group| !g.hosts.is_empty() || !g.children.is_empty();
+    let is_child: std::collections::HashSet<&str> = inv
+        .groups
+        .values()
+        .flat_map(|g| g.children.iter().map(String::as_str))
+        .collect();
+    for g in inv.groups.values() {
+        if g.name == ALL || g.name == UNGROUPED || populated(g) || g.vars.is_empty() {
+            continue;
+        }
+        if is_child.contains(g.name.as_str()) {
+            continue;
+        }
+        let at = g
+            .defined_at
+            .clone()
+            .or_else(|| g.vars.values().next().map(|v| v.origin.clone()));
+        let mut d = Diagnostic::warning(
+            at,
+            "",
+            format!(
+                "group `{}` has variables but no hosts and no children: they reach no host",
+                g.name
+            ),
+        );
+        let others = inv
+            .groups
+            .values()
+            .filter(|o| o.name != g.name && populated(o))
+            .map(|o| o.name.as_str());
+        if let Some(best) = crate::diag::did_you_mean(&g.name, others) {
+            d = d.with_help(format!("did you mean `{best}`?"));
+        }
+        diags.push(d);
+    }
 }
 
 fn check_group_names(

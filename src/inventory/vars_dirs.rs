@@ -55,7 +55,7 @@ pub(crate) fn load_vars_dirs(inv: &mut Inventory, base: &Path) -> Diagnostics {
                 Kind::Group => inv.sources.group_files.entry(entity).or_default(),
                 Kind::Host => inv.sources.host_files.entry(entity).or_default(),
             };
-            for file in files_of(path) {
+            for file in files_of(path, &mut diags) {
                 read_vars_file(&file, target, &mut diags);
             }
         }
@@ -174,25 +174,49 @@ fn sorted_entries(dir: &Path, diags: &mut Diagnostics) -> Vec<(String, PathBuf)>
 
 /// The files of a vars path: itself, or a directory's files (recursively, sorted) that have
 /// a vars extension or none.
-fn files_of(path: &Path) -> Vec<PathBuf> {
+/// A directory reached twice through symbolic links (a link to a parent) is read once.
+fn files_of(path: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    files_into(path, &mut std::collections::HashSet::new(), &mut out, diags);
+    out
+}
+
+fn files_into(
+    path: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    diags: &mut Diagnostics,
+) {
     if !path.is_dir() {
-        return vec![path.to_path_buf()];
+        // Files are read (and refused when irregular, such as a loop of links) by the loader.
+        out.push(path.to_path_buf());
+        return;
+    }
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if !seen.insert(real.clone()) {
+        diags.push(Diagnostic::warning(
+            Some(Location::file(&SourceFile::new(path))),
+            "",
+            format!(
+                "skipped: this directory is `{}`, already read (a symbolic link loop)",
+                real.display()
+            ),
+        ));
+        return;
     }
     let mut ignored = Diagnostics::new();
-    let mut out = Vec::new();
     for (name, p) in sorted_entries(path, &mut ignored) {
         let ext = Path::new(&name)
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()));
         if p.is_dir() {
             if ext.is_none() {
-                out.extend(files_of(&p));
+                files_into(&p, seen, out, diags);
             }
         } else if ext.as_deref().is_none_or(|e| EXTENSIONS.contains(&e)) {
             out.push(p);
         }
     }
-    out
 }
 
 /// Reads one vars file (YAML or JSON: a mapping of variable names) into `target`.

@@ -143,6 +143,7 @@ impl Cluster {
             .vault
             .install()
             .and_then(|()| crate::commands::load_inventory(&args.inventory))
+            .and_then(|mut i| crate::template::connection::render_connections(&mut i).map(|()| i))
         {
             Ok(i) => i,
             Err(diags) => {

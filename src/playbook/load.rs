@@ -38,6 +38,71 @@ const TASK_KEYS: &[&str] = &[
     "become_user",
     "no_log",
 ];
+/// Ansible's task keywords that pgdeploy does not run: refused by name (never read as a
+/// misspelt module), with what to do instead where there is something.
+const ANSIBLE_ONLY_TASK_KEYS: &[(&str, &str)] = &[
+    (
+        "failed_when",
+        "modules report their own failures; `command` fails on a non-zero exit",
+    ),
+    (
+        "changed_when",
+        "modules know when they change something; `command` changes unless `creates` exists",
+    ),
+    (
+        "register",
+        "tasks do not pass results to each other; modules read the hosts themselves",
+    ),
+    (
+        "ignore_errors",
+        "a failed step stops its host; fix the cause or remove the task",
+    ),
+    (
+        "loop",
+        "write one task per item, or give the module a list where it takes one",
+    ),
+    (
+        "with_items",
+        "write one task per item, or give the module a list where it takes one",
+    ),
+    (
+        "until",
+        "modules that wait (etcd, patroni) wait until settled themselves",
+    ),
+    (
+        "retries",
+        "modules that wait (etcd, patroni) wait until settled themselves",
+    ),
+    (
+        "delay",
+        "modules that wait (etcd, patroni) wait until settled themselves",
+    ),
+    (
+        "delegate_to",
+        "a task runs on its play's hosts; write a play for the other host",
+    ),
+    (
+        "run_once",
+        "a task runs on every host of its play; use a play for one host",
+    ),
+    ("throttle", "`throttle` is a play keyword in pgdeploy"),
+    (
+        "environment",
+        "not supported: set the variables in the command itself",
+    ),
+    ("async", "not supported"),
+    ("poll", "not supported"),
+    (
+        "check_mode",
+        "use `pgdeploy plan` or `check` for the whole run",
+    ),
+    ("diff", "`plan` always shows diffs"),
+    (
+        "vars",
+        "set variables in the play's `vars`, the inventory or `-e`",
+    ),
+];
+
 const HANDLER_KEYS: &[&str] = &[
     "name",
     "listen",
@@ -54,7 +119,10 @@ pub fn load(path: &Path) -> Result<Playbook, Diagnostics> {
     let (file, root) = yaml::load_file(path)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut diags = Diagnostics::new();
-    let cx = ParseContext { playbook_dir: &dir };
+    let cx = ParseContext {
+        playbook_dir: &dir,
+        inventory: None,
+    };
     let plays_path = FieldPath::root().key("plays");
     let mut plays = Vec::new();
     match root.as_seq() {
@@ -280,6 +348,20 @@ fn load_task(
         }
         match catalogue::find(name) {
             Some(m) => modules.push((m, k, v)),
+            None if ANSIBLE_ONLY_TASK_KEYS.iter().any(|(n, _)| *n == name) => {
+                let why = ANSIBLE_ONLY_TASK_KEYS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, w)| w);
+                diags.push(
+                    f.error(
+                        k,
+                        &f.path.key(name),
+                        format!("the Ansible task keyword `{name}` is not supported by pgdeploy"),
+                    )
+                    .with_help(why),
+                );
+            }
             None => {
                 let mut d = f.error(
                     k,

@@ -6,6 +6,7 @@
 //! precedence. Variables
 //! whose values are templates themselves are rendered when read, like Ansible's lazy vars.
 
+pub mod connection;
 mod filters;
 pub mod lookup;
 mod render;
@@ -34,6 +35,7 @@ pub fn environment_for(playbook_dir: &std::path::Path) -> Environment<'static> {
     lookup::register(&mut env, playbook_dir.to_path_buf());
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_fuel(Some(crate::limits::TEMPLATE_FUEL));
     filters::register(&mut env);
     env
 }

@@ -21,6 +21,9 @@ pub enum RenderError {
         message: String,
         /// The field whose template failed, when rendering a node.
         path: Option<FieldPath>,
+        /// A resource limit or a loop of variables stopped it: other hosts would most likely
+        /// spend the same budget to fail the same way.
+        limit: bool,
     },
 }
 
@@ -52,9 +55,56 @@ pub(crate) fn eval_str(
                 ErrorKind::UndefinedError,
                 format!("`{expr}` is undefined"),
             )),
+            v if v
+                .as_str()
+                .is_some_and(|s| s.len() > crate::limits::MAX_RENDER_BYTES) =>
+            {
+                let sentence = format!(
+                    "`{expr}` is over {} bytes (`MAX_RENDER_BYTES`)",
+                    crate::limits::MAX_RENDER_BYTES
+                );
+                super::scope::set_cause(sentence.clone());
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, sentence))
+            }
             v => Ok(v),
         },
-        None => env.render_str(s, ctx).map(Value::from),
+        None => {
+            let mut out = Bounded(Vec::new());
+            let result = env
+                .template_from_str(s)?
+                .render_captured_to(ctx, &mut out)
+                .map(drop);
+            if out.0.len() > crate::limits::MAX_RENDER_BYTES {
+                let sentence = format!(
+                    "the template's output is over {} bytes (`MAX_RENDER_BYTES`)",
+                    crate::limits::MAX_RENDER_BYTES
+                );
+                super::scope::set_cause(sentence.clone());
+                return Err(minijinja::Error::new(ErrorKind::InvalidOperation, sentence));
+            }
+            result?;
+            String::from_utf8(out.0).map(Value::from).map_err(|_| {
+                minijinja::Error::new(ErrorKind::InvalidOperation, "output is not UTF-8")
+            })
+        }
+    }
+}
+
+/// A render's output, refused past [`MAX_RENDER_BYTES`](crate::limits::MAX_RENDER_BYTES).
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > crate::limits::MAX_RENDER_BYTES {
+            // Kept past the limit by one byte, for the caller to tell this error.
+            self.0.resize(crate::limits::MAX_RENDER_BYTES + 1, 0);
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -80,6 +130,7 @@ fn missing_names(env: &Environment<'static>, s: &str, scope: &Scope) -> Vec<Stri
 /// Renders one template string for a host, explaining failures in terms of the template.
 pub fn render_str(s: &str, scope: &Arc<Scope>, mark: Mark) -> Result<Value, RenderError> {
     let env = &scope.shared().env;
+    super::scope::clear_cause();
     eval_str(env, s, &scope.context()).map_err(|e| explain(env, s, scope, mark, &e))
 }
 
@@ -100,7 +151,11 @@ fn explain(
         .iter()
         .find(|n| is_fact_name(n))
         .filter(|_| !scope.sees_facts());
-    let message = if let Some(fact) = facts_off {
+    let cause = super::scope::take_cause();
+    let limit = cause.is_some() || e.kind() == ErrorKind::OutOfFuel;
+    let message = if let Some(sentence) = cause {
+        sentence
+    } else if let Some(fact) = facts_off {
         format!(
             "`{fact}` is a fact, and facts are not gathered in this play (`gather_facts: false`)"
         )
@@ -121,6 +176,7 @@ fn explain(
         mark,
         message,
         path: None,
+        limit,
     }
 }
 
@@ -153,10 +209,16 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<
     Ok(match &node.kind {
         NodeKind::Scalar(s) if is_template(&s.text) => {
             let value = render_str(&s.text, scope, node.mark).map_err(|e| match e {
-                RenderError::Failed { mark, message, .. } => RenderError::Failed {
+                RenderError::Failed {
+                    mark,
+                    message,
+                    limit,
+                    ..
+                } => RenderError::Failed {
                     mark,
                     message,
                     path: Some(path.clone()),
+                    limit,
                 },
                 other => other,
             })?;

@@ -4,9 +4,9 @@
 //! every host's `hostvars` eagerly would cost a million entries. Lookups walk the precedence
 //! chain instead, and variables whose values are templates are rendered when read.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
@@ -71,6 +71,9 @@ pub struct Scope {
     /// when no earlier play of the host gathered them (as in Ansible, where facts gathered
     /// once stay for the rest of the run).
     facts: bool,
+    /// Templated variables already rendered for this host and play: a variable read twice is
+    /// rendered once, so chains of variables cost their length, not 2^length.
+    rendered: Mutex<HashMap<String, Value>>,
 }
 
 impl std::fmt::Debug for Scope {
@@ -80,10 +83,37 @@ impl std::fmt::Debug for Scope {
 }
 
 thread_local! {
-    /// Depth of nested lazy renders, to stop `a: "{{ b }}"`, `b: "{{ a }}"` loops.
+    /// Depth of nested lazy renders, to stop deep chains of variables.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Lazy renders since the outermost one began ([`MAX_LAZY_RENDERS`]).
+    static RENDERS: Cell<u32> = const { Cell::new(0) };
+    /// Variables being rendered, outermost first, to name a loop (`a: "{{ b }}"`,
+    /// `b: "{{ a }}"`) by its variables.
+    static RENDERING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The first loop or limit met by a variable's render: minijinja turns a variable that
+    /// cannot be read into an undefined value, so the cause is told through here to the one
+    /// explaining the error.
+    static CAUSE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 const MAX_DEPTH: u32 = 32;
+use crate::limits::MAX_LAZY_RENDERS;
+
+/// The loop or limit met while rendering the last template, as a sentence, if any.
+pub(crate) fn take_cause() -> Option<String> {
+    CAUSE.with(|l| l.borrow_mut().take())
+}
+
+/// Forgets the cause found by an earlier render.
+pub(crate) fn clear_cause() {
+    CAUSE.with(|l| *l.borrow_mut() = None);
+}
+
+/// Records why a render failed (a loop or a limit), unless a deeper cause already is.
+pub(crate) fn set_cause(sentence: String) {
+    CAUSE.with(|l| {
+        l.borrow_mut().get_or_insert(sentence);
+    });
+}
 
 impl Scope {
     pub fn new(
@@ -109,6 +139,7 @@ impl Scope {
             play_vars,
             play_hosts,
             facts,
+            rendered: Mutex::default(),
         })
     }
 
@@ -198,16 +229,81 @@ impl Scope {
             .map(|v| &v.value)
     }
 
+    /// Variable `name` (whose stored value is `value`) with the templates inside it rendered,
+    /// once per scope.
+    fn lazy_named(
+        self: &Arc<Self>,
+        name: &str,
+        value: &serde_json::Value,
+    ) -> Result<Value, minijinja::Error> {
+        if !contains_template(value) {
+            return Ok(Value::from_serialize(value));
+        }
+        if let Some(v) = self.rendered.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(v);
+        }
+        let chain = RENDERING.with(|r| {
+            let r = r.borrow();
+            r.iter()
+                .position(|n| n == name)
+                .map(|i| r[i + 1..].to_vec())
+        });
+        if let Some(through) = chain {
+            let sentence = if through.is_empty() {
+                format!("`{name}` refers to itself")
+            } else {
+                let via: Vec<String> = through.iter().map(|n| format!("`{n}`")).collect();
+                format!("`{name}` refers to itself through {}", via.join(", "))
+            };
+            set_cause(sentence.clone());
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                sentence,
+            ));
+        }
+        RENDERING.with(|r| r.borrow_mut().push(name.to_string()));
+        let result = self.lazy(value);
+        RENDERING.with(|r| r.borrow_mut().pop());
+        if let Err(e) = &result {
+            if e.kind() == minijinja::ErrorKind::OutOfFuel {
+                set_cause(format!("variable `{name}`: {}", describe_error(e)));
+            }
+        }
+        if let (Ok(v), Ok(mut m)) = (&result, self.rendered.lock()) {
+            m.insert(name.to_string(), v.clone());
+        }
+        result
+    }
+
     /// Renders the template strings inside a variable's value.
     fn lazy(self: &Arc<Self>, value: &serde_json::Value) -> Result<Value, minijinja::Error> {
         if !contains_template(value) {
             return Ok(Value::from_serialize(value));
         }
         let depth = DEPTH.with(|d| d.get());
-        if depth >= MAX_DEPTH {
+        if depth == 0 {
+            RENDERS.with(|r| r.set(0));
+        }
+        let renders = RENDERS.with(|r| {
+            r.set(r.get() + 1);
+            r.get()
+        });
+        let limit = if renders > MAX_LAZY_RENDERS {
+            Some(format!(
+                "more than {MAX_LAZY_RENDERS} templated variables rendered for one value (`MAX_LAZY_RENDERS`)"
+            ))
+        } else if depth >= MAX_DEPTH {
+            Some(format!(
+                "variables use each other more than {MAX_DEPTH} levels deep"
+            ))
+        } else {
+            None
+        };
+        if let Some(sentence) = limit {
+            set_cause(sentence.clone());
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
-                "variables refer to each other in a loop",
+                sentence,
             ));
         }
         DEPTH.with(|d| d.set(depth + 1));
@@ -258,7 +354,7 @@ impl Scope {
                 continue;
             }
             if let Some(json) = self
-                .lazy(raw)
+                .lazy_named(name, raw)
                 .ok()
                 .and_then(|v| serde_json::to_value(&v).ok())
             {
@@ -271,13 +367,39 @@ impl Scope {
     /// Why `name` is undefined even though the host has it: its own template failed.
     pub fn explain(self: &Arc<Self>, name: &str) -> Option<String> {
         let raw = self.raw(name)?;
-        self.lazy(raw).err().map(|e| describe_error(&e))
+        clear_cause();
+        let error = self.lazy_named(name, raw).err()?;
+        Some(take_cause().unwrap_or_else(|| describe_error(&error)))
     }
 }
 
 /// One line for a minijinja error, without the template source (which may hold secrets once
 /// rendered; the caller names the template itself).
 pub(crate) fn describe_error(e: &minijinja::Error) -> String {
+    use minijinja::ErrorKind as K;
+    // minijinja says "unknown filter: filter x is unknown": name it once, in backticks.
+    let unknown = match e.kind() {
+        K::UnknownFilter => Some("filter"),
+        K::UnknownTest => Some("test"),
+        K::UnknownFunction => Some("function"),
+        _ => None,
+    };
+    if let Some(what) = unknown {
+        let name = e
+            .detail()
+            .and_then(|d| d.strip_prefix(what))
+            .and_then(|d| d.trim().strip_suffix("is unknown"))
+            .map(str::trim);
+        if let Some(name) = name {
+            return format!("unknown {what} `{name}`");
+        }
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template ran more than {} instructions (`TEMPLATE_FUEL`)",
+            crate::limits::TEMPLATE_FUEL
+        );
+    }
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
         None => e.kind().to_string(),
@@ -304,7 +426,7 @@ impl Object for Scope {
             return Some(v);
         }
         let raw = self.raw(name)?;
-        self.lazy(raw).ok()
+        self.lazy_named(name, raw).ok()
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

@@ -72,6 +72,32 @@ impl fmt::Display for DeError {
 
 impl std::error::Error for DeError {}
 
+/// Rust's names of integer types (serde's expectations) in the user's words.
+fn in_words(exp: &str) -> Option<&'static str> {
+    Some(match exp {
+        "u8" => "an integer from 0 to 255",
+        "u16" => "an integer from 0 to 65535",
+        "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+        "f32" | "f64" => "a number",
+        _ => return None,
+    })
+}
+
+/// A scalar as the user wrote it (`abc`, `70000`), others described.
+fn as_written(unexp: &Unexpected<'_>) -> String {
+    match unexp {
+        Unexpected::Str(s) => format!("`{s}`"),
+        Unexpected::Unsigned(i) => format!("`{i}`"),
+        Unexpected::Signed(i) => format!("`{i}`"),
+        Unexpected::Float(x) => format!("`{x}`"),
+        other => describe(other),
+    }
+}
+
+/// The text `expected a port number (1–65535)` errors use.
+pub const PORT_EXPECTED: &str = "a port number (1–65535)";
+
 fn describe(unexp: &Unexpected<'_>) -> String {
     match unexp {
         Unexpected::Bool(b) => format!("boolean `{b}`"),
@@ -100,13 +126,22 @@ impl de::Error for DeError {
         DeError::new(msg.to_string())
     }
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!("expected {exp}, found {}", describe(&unexp)))
+        let exp = exp.to_string();
+        match in_words(&exp) {
+            // "expected an integer, found `abc`": the value as written, not its YAML type.
+            Some(words) => DeError::new(format!("expected {words}, found {}", as_written(&unexp))),
+            None => DeError::new(format!("expected {exp}, found {}", describe(&unexp))),
+        }
     }
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!(
-            "invalid value {}, expected {exp}",
-            describe(&unexp)
-        ))
+        let exp = exp.to_string();
+        match in_words(&exp) {
+            Some(words) => DeError::new(format!("expected {words}, found {}", as_written(&unexp))),
+            None => DeError::new(format!(
+                "invalid value {}, expected {exp}",
+                describe(&unexp)
+            )),
+        }
     }
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         let mut e = DeError::new(format!("unknown field `{field}`"));
@@ -245,9 +280,36 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         visitor.visit_unit()
     }
 
+    /// A `u16` field whose name ends in `port` is a port: 1 to 65535 (0 would let the kernel
+    /// pick one, which no configuration means).
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let is_port = self
+            .path
+            .as_str()
+            .rsplit('.')
+            .next()
+            .is_some_and(|k| k.ends_with("port"));
+        let NodeKind::Scalar(s) = &self.node.kind else {
+            return self.deserialize_any(visitor);
+        };
+        if !is_port || s.resolve() == Resolved::Null {
+            return self.deserialize_any(visitor);
+        }
+        match s.resolve() {
+            Resolved::Int(i) if (1..=65535).contains(&i) => {
+                let r = visitor.visit_u16(i as u16);
+                self.pin(r)
+            }
+            _ => Err(
+                DeError::new(format!("expected {PORT_EXPECTED}, found `{}`", s.text))
+                    .at(self.node.mark, self.path),
+            ),
+        }
+    }
+
     forward_to_any! {
         deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_i128 deserialize_u8 deserialize_u32 deserialize_u64
         deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_seq deserialize_map
     }
@@ -465,7 +527,7 @@ mod tests {
         let e = read("name: x\ninner: {ttl: 30}\nitems:\n  - ttl: abc\n").unwrap_err();
         assert_eq!(e.mark, Some(Mark { line: 4, col: 10 }));
         assert_eq!(e.path.unwrap().as_str(), "patroni.items[0].ttl");
-        assert_eq!(e.message, "expected u32, found string `abc`");
+        assert_eq!(e.message, "expected a non-negative integer, found `abc`");
     }
 
     #[test]
@@ -479,6 +541,6 @@ mod tests {
     #[test]
     fn out_of_range_integer() {
         let e = read("name: x\ninner: {ttl: -1}\n").unwrap_err();
-        assert!(e.message.contains("integer `-1`"), "{}", e.message);
+        assert_eq!(e.message, "expected a non-negative integer, found `-1`");
     }
 }

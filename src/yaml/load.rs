@@ -13,13 +13,8 @@ use crate::diag::{Diagnostic, Diagnostics, Location, Mark, SourceFile};
 /// Ansible Vault is decrypted first (positions in errors are then in the plaintext).
 pub fn load_file(path: &Path) -> Result<(SourceFile, Node), Diagnostics> {
     let file = SourceFile::new(path);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::error(
-            Some(Location::file(&file)),
-            "",
-            format!("cannot read file: {e}"),
-        )
-    })?;
+    let text = crate::limits::read_input(path)
+        .map_err(|e| Diagnostic::error(Some(Location::file(&file)), "", e.to_string()))?;
     crate::inputs::record(path, text.as_bytes());
     let node = load_text(&text, &file)?;
     Ok((file, node))
@@ -40,21 +35,39 @@ pub fn load_text(text: &str, file: &SourceFile) -> Result<Node, Diagnostics> {
 
 /// Parses one YAML document held in memory; `file` names it in errors.
 pub fn load_str(text: &str, file: &SourceFile) -> Result<Node, Diagnostics> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder {
         file,
         stack: Vec::new(),
         anchors: HashMap::new(),
         docs: Vec::new(),
         diags: Diagnostics::new(),
+        aliased: 0,
+        stopped: false,
     };
-    if let Err(e) = Parser::new_from_str(text).load(&mut builder, true) {
-        let mark = to_mark(*e.marker());
-        return Err(Diagnostic::error(
-            Some(Location::new(file, mark)),
-            "",
-            format!("invalid YAML: {}", e.info()),
-        )
-        .into());
+    // Events are pulled one by one rather than through `Parser::load`, which recurses once per
+    // nesting level (a file of 20,000 nested `- ` overflows the stack there); the builder's
+    // own stack is a `Vec`, and it stops the parse at the first limit it meets.
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((ev, marker)) => {
+                builder.on_event(ev, marker);
+                if builder.stopped {
+                    return Err(builder.diags);
+                }
+            }
+            Err(e) => {
+                let mark = to_mark(*e.marker());
+                return Err(Diagnostic::error(
+                    Some(Location::new(file, mark)),
+                    "",
+                    format!("invalid YAML: {}", e.info()),
+                )
+                .into());
+            }
+        }
     }
     let mut diags = builder.diags;
     let mut docs = builder.docs;
@@ -97,9 +110,49 @@ enum Open {
 struct Builder<'a> {
     file: &'a SourceFile,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     docs: Vec<Node>,
     diags: Diagnostics,
+    /// Nodes copied by aliases so far ([`MAX_ALIAS_NODES`]).
+    aliased: usize,
+    /// A limit was met: the parse stops with the builder's diagnostics.
+    stopped: bool,
+}
+
+use crate::limits::{MAX_ALIAS_NODES, MAX_YAML_DEPTH};
+
+/// Number of nodes in a tree (keys count), walked without recursion.
+fn size(node: &Node) -> usize {
+    let mut count = 0;
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        count += 1;
+        match &n.kind {
+            NodeKind::Scalar(_) => {}
+            NodeKind::Seq(items) => todo.extend(items),
+            NodeKind::Map(entries) => todo.extend(entries.iter().flat_map(|(k, v)| [k, v])),
+        }
+    }
+    count
+}
+
+/// Removes later duplicates of a key (reported as errors), in one pass over the mapping.
+fn drop_duplicates(entries: Vec<(Node, Node)>, b: &mut Builder) -> Vec<(Node, Node)> {
+    let mut first: HashMap<String, Mark> = HashMap::with_capacity(entries.len());
+    let mut kept = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        if let Some(name) = k.as_str() {
+            if let Some(at) = first.get(name) {
+                let message = format!("duplicate key `{name}` (first defined at line {})", at.line);
+                b.error(k.mark, message);
+                continue;
+            }
+            first.insert(name.to_string(), k.mark);
+        }
+        kept.push((k, v));
+    }
+    kept
 }
 
 impl Builder<'_> {
@@ -114,7 +167,8 @@ impl Builder<'_> {
     /// Attaches a finished node to its parent (or ends the document).
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -128,22 +182,8 @@ impl Builder<'_> {
                     merge_into(merged, node);
                     return;
                 }
-                let duplicate = key.as_str().and_then(|k| {
-                    entries
-                        .iter()
-                        .find(|(e, _)| e.as_str() == Some(k))
-                        .map(|(e, _)| (k.to_string(), e.mark))
-                });
-                match duplicate {
-                    Some((name, first)) => self.error(
-                        key.mark,
-                        format!(
-                            "duplicate key `{name}` (first defined at line {})",
-                            first.line
-                        ),
-                    ),
-                    None => entries.push((key, node)),
-                }
+                // Duplicates are found when the mapping ends, in one pass.
+                entries.push((key, node));
             }
         }
     }
@@ -158,13 +198,28 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, merged: Node) {
     };
     for source in sources {
         if let NodeKind::Map(more) = source.kind {
-            for (k, v) in more {
-                if !entries.iter().any(|(e, _)| e.as_str() == k.as_str()) {
-                    entries.push((k, v));
-                }
-            }
+            entries.extend(more);
         }
     }
+}
+
+/// The mapping's own entries, then the merged ones whose key it does not have (the first
+/// merged source wins among them), in one pass.
+fn with_merged(mut entries: Vec<(Node, Node)>, merged: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+    if merged.is_empty() {
+        return entries;
+    }
+    let mut seen: std::collections::HashSet<String> = entries
+        .iter()
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .collect();
+    for (k, v) in merged {
+        match k.as_str() {
+            Some(name) if !seen.insert(name.to_string()) => {}
+            _ => entries.push((k, v)),
+        }
+    }
+    entries
 }
 
 impl MarkedEventReceiver for Builder<'_> {
@@ -190,6 +245,15 @@ impl MarkedEventReceiver for Builder<'_> {
                     });
                 self.push_node(Node::scalar(text, plain, mark), anchor);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..)
+                if self.stack.len() >= MAX_YAML_DEPTH =>
+            {
+                self.error(
+                    mark,
+                    format!("nested more than {MAX_YAML_DEPTH} levels deep (`MAX_YAML_DEPTH`)"),
+                );
+                self.stopped = true;
+            }
             Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(mark, anchor, Vec::new())),
             Event::MappingStart(anchor, _) => {
                 self.stack
@@ -208,12 +272,9 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Open::Map(m, anchor, mut entries, _, merged)) = self.stack.pop() {
-                    for (k, v) in merged {
-                        if !entries.iter().any(|(e, _)| e.as_str() == k.as_str()) {
-                            entries.push((k, v));
-                        }
-                    }
+                if let Some(Open::Map(m, anchor, entries, _, merged)) = self.stack.pop() {
+                    let entries = drop_duplicates(entries, self);
+                    let entries = with_merged(entries, merged);
                     // A block mapping's start event is reported after its first key; the
                     // first key is where a reader sees the mapping begin.
                     let m = entries.first().map_or(m, |(k, _)| m.min(k.mark));
@@ -226,8 +287,19 @@ impl MarkedEventReceiver for Builder<'_> {
                     );
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, n)) if self.aliased + n > MAX_ALIAS_NODES => {
+                    self.error(
+                        mark,
+                        format!(
+                            "aliases expand to more than {MAX_ALIAS_NODES} nodes (`MAX_ALIAS_NODES`)"
+                        ),
+                    );
+                    self.stopped = true;
+                }
+                Some((node, n)) => {
+                    self.aliased += n;
+                    let mut node = node.clone();
                     node.mark = mark;
                     self.push_node(node, 0);
                 }
@@ -282,6 +354,33 @@ mod tests {
         let e = n.get("e").unwrap();
         assert_eq!(e.get("x").unwrap().as_str(), Some("1"));
         assert_eq!(e.get("y").unwrap().as_str(), Some("3"));
+    }
+
+    #[test]
+    fn nesting_and_aliases_are_bounded() {
+        let deep = format!("{}v\n", "- ".repeat(20_000));
+        let e = load(&deep).unwrap_err().to_string();
+        assert!(
+            e.contains("t.yml:1:") && e.contains("`MAX_YAML_DEPTH`"),
+            "{e}"
+        );
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (p, n) in "abcdefg".chars().zip("bcdefgh".chars()) {
+            laughs.push_str(&format!(
+                "{n}: &{n} [{}]\n",
+                vec![format!("*{p}"); 10].join(", ")
+            ));
+        }
+        let e = load(&laughs).unwrap_err().to_string();
+        assert!(e.contains("`MAX_ALIAS_NODES`"), "{e}");
+        // Within the budget, aliases are copied as before.
+        assert!(load("a: &a [1, 2]\nb: [*a, *a]\n").is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let n = load("\u{feff}a: 1\n").unwrap();
+        assert_eq!(n.get("a").unwrap().as_str(), Some("1"));
     }
 
     #[test]
