@@ -135,13 +135,16 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
             );
             let (code, stdout, stderr) = cluster::pgdeploy("plan", &[], &broken, &site);
             assert_eq!(code, 1, "{stdout}{stderr}");
-            // located at the `authentication:` key of site.yml's patroni task, wherever it is
+            // located at the value of site.yml's patroni `authentication:` (the mapping on the
+            // next line), wherever the task is
             let text = std::fs::read_to_string(&site).unwrap();
-            let (line, column) = text
-                .lines()
-                .enumerate()
-                .find_map(|(i, l)| l.find("authentication:").map(|c| (i + 1, c + 1)))
+            let lines: Vec<&str> = text.lines().collect();
+            let key = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with("authentication:"))
                 .expect("site.yml has a patroni `authentication:`");
+            let value = lines[key + 1];
+            let (line, column) = (key + 2, value.len() - value.trim_start().len() + 1);
             assert!(
                 stderr.contains(&format!("playbooks/site.yml:{line}:{column}: plays[")),
                 "{stderr}"

@@ -214,8 +214,9 @@ pub fn etcd_healthy_on(lab: &LabFixture, host: &str) -> bool {
     .success()
 }
 
-/// The lab inventory's text with `hosts` taken out of the `postgres` group but kept in the
-/// inventory (as hosts of `all` without a group): reachable, no longer members
+/// The lab inventory's text with `hosts` taken out of the `postgres` group (and of seed 000's
+/// `primary`/`replica` groups) but kept in the inventory (as hosts of `all` without a group,
+/// with their address): reachable, no longer members
 pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
     let text = std::fs::read_to_string(lab.inventory()).unwrap();
     let mut kept = Vec::new();
@@ -223,7 +224,10 @@ pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
     for line in text.lines() {
         let name = line.trim_start().split(':').next().unwrap_or("");
         if line.starts_with("        ") && hosts.contains(&name) {
-            moved.push(format!("    {}", line.trim_start()));
+            // the entry with the address is kept; the other groups only name the host
+            if line.contains("ansible_host") {
+                moved.push(format!("    {}", line.trim_start()));
+            }
         } else {
             kept.push(line.to_string());
         }
