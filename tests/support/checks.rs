@@ -27,7 +27,10 @@ impl Checks {
     /// on a few checks of a long test) is set and names none of it.
     pub fn run(&mut self, name: &str, f: impl FnOnce()) {
         if let Ok(only) = std::env::var("PGDEPLOY_CHECKS") {
-            if !only.split(',').any(|part| !part.is_empty() && name.contains(part)) {
+            if !only
+                .split(',')
+                .any(|part| !part.is_empty() && name.contains(part))
+            {
                 eprintln!("check {name} ... skipped (PGDEPLOY_CHECKS)");
                 return;
             }
