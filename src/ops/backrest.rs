@@ -53,7 +53,7 @@ impl Backrest {
     /// `pgbackrest --stanza=S ARGS` as `user`.
     pub fn command(&self, user: &str, args: &str) -> String {
         format!(
-            "runuser -u {} -- {} --stanza={} {args}",
+            "cd / && runuser -u {} -- {} --stanza={} {args}",
             quote(user),
             quote(&self.binary),
             quote(&self.stanza)
@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(b.repo_host, "lb1");
         assert_eq!(
             b.on_repo("check"),
-            "runuser -u postgres -- /usr/bin/pgbackrest --stanza=pgcluster check"
+            "cd / && runuser -u postgres -- /usr/bin/pgbackrest --stanza=pgcluster check"
         );
         assert!(parse_locator("stanza=\nrepo_host=lb1\n").is_none());
         assert_eq!(

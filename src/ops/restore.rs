@@ -89,7 +89,7 @@ fn paths(cluster: &Cluster, host: &str) -> Result<Paths, String> {
 fn target(cluster: &Cluster, args: &RestoreArgs, leader_host: &str) -> Result<Target, String> {
     if let Some(t) = &args.target_time {
         let script = format!(
-            "printf '%s\\n' \"select extract(epoch from :'t'::timestamptz), extract(epoch from now())\" | runuser -u postgres -- psql -XAt -F ' ' -v t={}",
+            "printf '%s\\n' \"select extract(epoch from :'t'::timestamptz), extract(epoch from now())\" | (cd / && runuser -u postgres -- psql -XAt -F ' ' -v t={})",
             quote(t)
         );
         let out = cluster.run_on(leader_host, &script, None, Duration::from_secs(30))?;
