@@ -10,6 +10,9 @@ mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
 
+#[path = "day2/backups.rs"]
+mod backups;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -371,5 +374,6 @@ fn day2_commands_on_the_lab() {
             "{rows:?}"
         );
     });
+    backups::run(&mut c, &lab, &inventory);
     c.finish();
 }

@@ -192,7 +192,7 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
                 others.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
             }
         ),
-        json!({"target": format!("{target:?}"), "backup": set, "restored_on": leader_host, "replicas": others}),
+        json!({"target": target.shown(), "backup": set, "restored_on": leader_host, "replicas": others}),
     );
     confirm(
         report,
