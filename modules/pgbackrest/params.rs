@@ -55,8 +55,9 @@ pub struct Pgbackrest {
     /// The inventory group of the PostgreSQL hosts.
     #[serde(default = "default_group")]
     pub group: String,
-    /// The data directory on the members (Patroni's `data_dir`).
-    pub pg_path: String,
+    /// The data directory on the members (Patroni's `data_dir`); required by
+    /// `state: configured`.
+    pub pg_path: Option<String>,
     #[serde(default = "default_pg_port")]
     pub pg_port: u16,
     /// The user pgBackRest runs as on the repository host (owner of the repository).
@@ -67,7 +68,8 @@ pub struct Pgbackrest {
     /// This host's certificate, key and the CA (the `certificates` module's files): the
     /// members and the repository talk over mutual TLS (`pgbackrest server`, port
     /// `tls_port`); a peer is let in by the CN of its certificate, its inventory name.
-    pub tls: Tls,
+    /// Required by `state: configured`.
+    pub tls: Option<Tls>,
     #[serde(default = "default_tls_port")]
     pub tls_port: u16,
     #[serde(default)]
@@ -80,7 +82,7 @@ pub struct Pgbackrest {
     pub state: State,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     pub cert_file: String,
@@ -135,6 +137,14 @@ fn plain(s: &str) -> bool {
 }
 
 impl Pgbackrest {
+    /// The TLS files (empty paths when not given: `check` refuses that for `configured`).
+    pub fn tls(&self) -> Tls {
+        self.tls.clone().unwrap_or_default()
+    }
+    pub fn pg_path(&self) -> &str {
+        self.pg_path.as_deref().unwrap_or_default()
+    }
+
     pub fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !plain(&self.stanza) {
@@ -152,13 +162,33 @@ impl Pgbackrest {
                 format!("`{}` is not a plain user name", self.repo_user),
             ));
         }
-        for (field, path) in [
-            ("pg_path", &self.pg_path),
-            ("repo_path", &self.repo_path),
-            ("tls", &self.tls.cert_file),
-            ("tls", &self.tls.key_file),
-            ("tls", &self.tls.ca_file),
-        ] {
+        if self.state == State::Configured {
+            for (field, missing) in [
+                ("pg_path", self.pg_path.is_none()),
+                ("tls", self.tls.is_none()),
+            ] {
+                if missing {
+                    problems.push(Problem::field(
+                        field,
+                        format!("`state: configured` needs `{field}`"),
+                    ));
+                }
+            }
+        }
+        let tls = self.tls();
+        let pg_path = self.pg_path().to_string();
+        let mut paths = vec![("repo_path", &self.repo_path)];
+        if self.pg_path.is_some() {
+            paths.push(("pg_path", &pg_path));
+        }
+        if self.tls.is_some() {
+            paths.extend([
+                ("tls", &tls.cert_file),
+                ("tls", &tls.key_file),
+                ("tls", &tls.ca_file),
+            ]);
+        }
+        for (field, path) in paths {
             if !path.starts_with('/') || path.contains('\n') {
                 problems.push(Problem::field(
                     field,

@@ -24,7 +24,7 @@ const HEADER: &str = "# Managed by pgdeploy (module `pgbackrest`): changes here 
 
 impl Pgbackrest {
     fn common(&self, out: &mut String, clients: &[&str]) {
-        let t = &self.tls;
+        let t = self.tls();
         let _ = write!(
             out,
             "log-level-console=warn\nlog-level-file=info\nlog-path=/var/log/pgbackrest\n\
@@ -40,7 +40,7 @@ impl Pgbackrest {
     /// A member's configuration: the repository is remote (TLS), the data directory local;
     /// the repository host alone may connect to its server.
     pub fn member_config(&self, repo_address: &str) -> String {
-        let t = &self.tls;
+        let t = self.tls();
         let mut out = format!(
             "{HEADER}[global]\nrepo1-host={repo_address}\nrepo1-host-type=tls\nrepo1-host-port={}\n\
              repo1-host-cert-file={}\nrepo1-host-key-file={}\nrepo1-host-ca-file={}\n",
@@ -50,7 +50,9 @@ impl Pgbackrest {
         let _ = write!(
             out,
             "\n[{}]\npg1-path={}\npg1-port={}\n",
-            self.stanza, self.pg_path, self.pg_port
+            self.stanza,
+            self.pg_path(),
+            self.pg_port
         );
         out
     }
@@ -73,7 +75,7 @@ impl Pgbackrest {
         let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
         self.common(&mut out, &names);
         let _ = write!(out, "\n[{}]\n", self.stanza);
-        let t = &self.tls;
+        let t = self.tls();
         for (i, m) in members.iter().enumerate() {
             let n = i + 1;
             let _ = write!(
@@ -86,7 +88,7 @@ impl Pgbackrest {
                 t.cert_file,
                 t.key_file,
                 t.ca_file,
-                self.pg_path,
+                self.pg_path(),
                 self.pg_port
             );
         }

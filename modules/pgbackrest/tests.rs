@@ -80,3 +80,91 @@ fn a_stanza_exists_with_or_without_backups() {
     assert!(!stanza_exists(&json!([])));
     assert!(!stanza_exists(&Value::Null));
 }
+
+mod plan {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::catalogue::common::fake::*;
+    use crate::module::Action;
+
+    const LAB: &[(&str, &str, &[&str])] = &[
+        ("pg1", "10.0.0.11", &["postgres"]),
+        ("pg2", "10.0.0.12", &["postgres"]),
+        ("lb1", "10.0.0.21", &["balancers"]),
+    ];
+
+    /// Plans `p` on `host`, whose probe prints `probe` and whose paths are all missing.
+    fn plan_on(p: &Pgbackrest, host: &str, probe: &str) -> Result<crate::module::Plan, String> {
+        let facts: HashMap<String, crate::template::Facts> = LAB
+            .iter()
+            .map(|(n, ip, _)| (n.to_string(), host0_facts(ip)))
+            .collect();
+        let scope = cluster_scope(LAB, facts.clone(), host, &["pg1", "pg2", "lb1"]);
+        let t = FakeTransport::default()
+            .answer("getent hosts", output(0, probe))
+            .answer("stat -L", output(0, "missing\nnolink\n"));
+        let cx = context(host, &t, &facts[host], &scope);
+        block_on(p.plan(&cx)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn peers_that_do_not_resolve_stop_the_plan() {
+        let e = plan_on(&params(""), "pg1", "binary=yes\nuser=yes\nunresolved=lb1\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "`lb1` does not resolve on `pg1`: pgBackRest reaches its peers by inventory name"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bare_repository_host_gets_everything_and_the_cipher_is_not_shown() {
+        let p = params("cipher_pass: 'q\"uo\\te'\n");
+        let plan = plan_on(&p, "lb1", "binary=yes\n").unwrap();
+        let shown: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}\n{}",
+                    c.summary,
+                    c.diff.as_ref().map(|d| d.unified()).unwrap_or_default()
+                )
+            })
+            .collect();
+        let all = shown.join("\n");
+        assert!(all.contains("create system user `postgres`"), "{all}");
+        assert!(
+            all.contains("create directory `/var/lib/pgbackrest`"),
+            "{all}"
+        );
+        assert!(all.contains("pg2-host=pg2"), "members by name: {all}");
+        assert!(
+            all.contains("enable `pgbackrest-backup-full.timer`"),
+            "{all}"
+        );
+        assert!(all.contains("repo1-cipher-pass=********"), "{all}");
+        assert!(!all.contains("uo\\te"), "{all}");
+    }
+
+    #[test]
+    fn a_member_without_pgbackrest_yet_is_a_note_and_the_stanza_is_the_repository_hosts() {
+        let plan = plan_on(&params(""), "pg2", "user=yes\n").unwrap();
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("pgBackRest is not installed on `pg2`")),
+            "{:?}",
+            plan.notes
+        );
+        let mut p = params("");
+        p.state = State::Stanza;
+        let e = plan_on(&p, "pg2", "").unwrap_err();
+        assert_eq!(
+            e,
+            "`state: stanza` runs on the repository host `lb1`, not on `pg2`"
+        );
+    }
+}
