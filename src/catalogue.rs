@@ -33,6 +33,8 @@ pub mod keepalived;
 pub mod packages;
 #[path = "../modules/patroni/mod.rs"]
 pub mod patroni;
+#[path = "../modules/pgbackrest/mod.rs"]
+pub mod pgbackrest;
 #[path = "../modules/pgdg_repo/mod.rs"]
 pub mod pgdg_repo;
 #[path = "../modules/pglift_instance/mod.rs"]
@@ -58,6 +60,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<keepalived::Keepalived>::new(),
     &Typed::<packages::Packages>::new(),
     &Typed::<patroni::Patroni>::new(),
+    &Typed::<pgbackrest::Pgbackrest>::new(),
     &Typed::<pgdg_repo::PgdgRepo>::new(),
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),

@@ -52,6 +52,10 @@ pub enum Command {
     Restart(RestartArgs),
     /// Erase a replica's data and copy it again from the leader (never the leader).
     Reinit(ReinitArgs),
+    /// Take a pgBackRest backup of the cluster's leader into its repository, and wait.
+    Backup(BackupArgs),
+    /// Bring the whole cluster back to a point in time from the pgBackRest repository.
+    Restore(RestoreArgs),
     /// Maintenance mode: Patroni stops managing PostgreSQL (no automatic failover).
     Pause(OpsArgs),
     /// End maintenance mode: Patroni manages PostgreSQL again.
@@ -294,6 +298,52 @@ pub struct ReinitArgs {
     /// The replica to reinitialise.
     #[arg(value_name = "HOST")]
     pub host: String,
+}
+
+/// A pgBackRest backup type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupKind {
+    /// Everything.
+    Full,
+    /// What changed since the last full backup.
+    Diff,
+    /// What changed since the last backup of any type.
+    Incr,
+}
+
+impl BackupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Diff => "diff",
+            BackupKind::Incr => "incr",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The backup type.
+    #[arg(long = "type", value_enum, default_value = "full")]
+    pub kind: BackupKind,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["target_time", "target_lsn", "latest"])))]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Recover to this time (as PostgreSQL reads it, with a zone: `2026-12-01 22:54:45+00`).
+    #[arg(long, value_name = "TIME")]
+    pub target_time: Option<String>,
+    /// Recover to this WAL position (`0/3000028`).
+    #[arg(long, value_name = "LSN")]
+    pub target_lsn: Option<String>,
+    /// Recover to the end of the archived WAL.
+    #[arg(long)]
+    pub latest: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,9 @@ pub const PATRONI: &str = "/var/lib/pgdeploy/patroni.env";
 pub const ETCD: &str = "/var/lib/pgdeploy/etcd.env";
 /// Written by `keepalived`: `VIP`.
 pub const KEEPALIVED: &str = "/var/lib/pgdeploy/keepalived.env";
+/// Written by `pgbackrest`: `PGBACKREST_STANZA`, `PGBACKREST_REPO_HOST` (an inventory name),
+/// `PGBACKREST_REPO_USER`, `PGBACKREST_CONFIG`, `PGBACKREST`.
+pub const PGBACKREST: &str = "/var/lib/pgdeploy/pgbackrest.env";
 
 /// A locator's content: a header naming the module and what `status` finds there, then one
 /// shell-sourceable `NAME=value` line per variable (values quoted only when they need it).
@@ -32,7 +35,7 @@ mod tests {
 
     #[test]
     fn paths_are_in_the_directory() {
-        for p in [PATRONI, ETCD, KEEPALIVED] {
+        for p in [PATRONI, ETCD, KEEPALIVED, PGBACKREST] {
             assert_eq!(p.rsplit_once('/').map(|(d, _)| d), Some(DIR));
         }
     }

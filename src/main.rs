@@ -52,6 +52,8 @@ fn main() -> ExitCode {
         Command::Failover(args) => pgdeploy::ops::failover::run(args, cli.json).map(ExitCode::from),
         Command::Restart(args) => pgdeploy::ops::restart::run(args, cli.json).map(ExitCode::from),
         Command::Reinit(args) => pgdeploy::ops::reinit::run(args, cli.json).map(ExitCode::from),
+        Command::Backup(args) => pgdeploy::ops::backup::run(args, cli.json).map(ExitCode::from),
+        Command::Restore(args) => pgdeploy::ops::restore::run(args, cli.json).map(ExitCode::from),
         Command::Pause(args) => pgdeploy::ops::pause::run(args, true, cli.json).map(ExitCode::from),
         Command::Resume(args) => {
             pgdeploy::ops::pause::run(args, false, cli.json).map(ExitCode::from)

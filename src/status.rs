@@ -54,10 +54,30 @@ pub struct Status {
     pub patroni_version: Option<String>,
     /// Maintenance mode (`pgdeploy pause`): Patroni does no automatic failover.
     pub paused: bool,
+    /// The pgBackRest repository, when the member has the `pgbackrest` locator.
+    pub backups: Option<Backups>,
+}
+
+/// The repository as the member read from sees it (`pgbackrest info` through its TLS link
+/// to the repository host) and its own WAL archiver.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backups {
+    pub stanza_status: String,
+    pub last_full: Option<crate::ops::backrest::BackupSet>,
+    /// The newest differential or incremental backup after the last full one.
+    pub last_diff: Option<crate::ops::backrest::BackupSet>,
+    pub archive_max: Option<String>,
+    /// The member's `pg_stat_archiver`, when it is the primary: `Some(true)` when its last
+    /// archive attempt succeeded.
+    pub archiving_ok: Option<bool>,
+    /// Unix time on the member, for the backups' ages.
+    pub now: Option<i64>,
+    pub error: Option<String>,
 }
 
 use crate::locator::{
     ETCD as ETCD_LOCATOR, KEEPALIVED as KEEPALIVED_LOCATOR, PATRONI as PATRONI_LOCATOR,
+    PGBACKREST as PGBACKREST_LOCATOR,
 };
 
 /// What a host has of the VIP: the one its locator names, and its IPv4 addresses.
@@ -215,6 +235,11 @@ pub(crate) const NO_PATRONI: &str = "==no-patroni-locator";
 const NO_ETCD: &str = "==no-etcd-locator";
 /// Before the line `pause: true` of `patronictl show-config` when the cluster is paused.
 const PAUSE_MARK: &str = "==pause";
+/// Before `pgbackrest info`'s JSON, then the archiver's line (`f|0|f`: not in recovery, no
+/// failure, last failure not after the last success) and the member's clock.
+const BACKUPS_MARK: &str = "==backups";
+const NO_BACKUPS: &str = "==no-pgbackrest";
+const ARCHIVER_MARK: &str = "==archiver";
 
 /// The script run on the member: its addresses, then both JSON documents, separated by a
 /// marker line. `config_file` overrides the locator's `PATRONI_CONFIG`.
@@ -240,7 +265,12 @@ fn script(config_file: Option<&str>) -> String {
          ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
          endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi; \
          echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
-         | grep -x 'pause: *true'",
+         | grep -x 'pause: *true'; echo; echo '{BACKUPS_MARK}'; \
+         if [ -r {PGBACKREST_LOCATOR} ]; then . {PGBACKREST_LOCATOR}; cd / && \
+         runuser -u postgres -- \"$PGBACKREST\" --stanza=\"$PGBACKREST_STANZA\" --output=json info 2>&1; \
+         echo; echo '{ARCHIVER_MARK}'; runuser -u postgres -- psql -XAtc \
+         \"select pg_is_in_recovery(), failed_count, coalesce(last_failed_time > last_archived_time, failed_count > 0), extract(epoch from now())::bigint from pg_stat_archiver\" 2>/dev/null; \
+         else echo '{NO_BACKUPS}'; fi",
         addresses = addresses_script(),
         version = version_line_script(),
     )
@@ -281,6 +311,10 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         return Err(no_locator_error(host));
     }
     let (patroni_version, text) = split_version(text);
+    let (text, backups) = match text.rsplit_once(&format!("\n{BACKUPS_MARK}\n")) {
+        Some((t, b)) => (t, parse_backups(b)),
+        None => (text, None),
+    };
     let (text, paused) = match text.rsplit_once(&format!("\n{PAUSE_MARK}\n")) {
         Some((t, p)) => (t, p.trim().starts_with("pause:")),
         None => (text, false),
@@ -342,7 +376,85 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         vips: Vec::new(),
         patroni_version,
         paused,
+        backups,
     })
+}
+
+/// The section after [`BACKUPS_MARK`]: `None` without the `pgbackrest` locator.
+fn parse_backups(text: &str) -> Option<Backups> {
+    use crate::ops::backrest::parse_info;
+    if text.trim() == NO_BACKUPS {
+        return None;
+    }
+    let (info, archiver) = text
+        .split_once(&format!("\n{ARCHIVER_MARK}\n"))
+        .unwrap_or((text, ""));
+    let fields: Vec<&str> = archiver.trim().split('|').collect();
+    let (archiving_ok, now) = match fields.as_slice() {
+        [recovery, _, failed_last, now] => (
+            (*recovery == "f").then_some(*failed_last == "f"),
+            now.parse().ok(),
+        ),
+        _ => (None, None),
+    };
+    Some(match parse_info(info) {
+        Ok(i) => {
+            let last_full_at = i.backups.iter().rposition(|b| b.kind == "full");
+            Backups {
+                stanza_status: i.status.clone(),
+                last_full: last_full_at.map(|n| i.backups[n].clone()),
+                last_diff: last_full_at.and_then(|n| i.backups[n + 1..].last().cloned()),
+                archive_max: i.archive_max.clone(),
+                archiving_ok,
+                now,
+                error: None,
+            }
+        }
+        Err(e) => Backups {
+            stanza_status: "unknown".into(),
+            last_full: None,
+            last_diff: None,
+            archive_max: None,
+            archiving_ok,
+            now,
+            error: Some(info.trim().lines().last().map(str::to_string).unwrap_or(e)),
+        },
+    })
+}
+
+/// The backups' lines of the text status.
+fn backups_text(b: &Backups) -> String {
+    use crate::ops::backrest::{age, utc};
+    let mut out = format!("\nbackups (pgBackRest): {}\n", b.stanza_status);
+    if let Some(e) = &b.error {
+        out.push_str(&format!("  UNAVAILABLE: {e}\n"));
+    }
+    for (what, set) in [
+        ("last full", &b.last_full),
+        ("last diff/incr", &b.last_diff),
+    ] {
+        match set {
+            Some(s) => out.push_str(&format!(
+                "  {what}: `{}` at {}{}\n",
+                s.label,
+                utc(s.stop),
+                b.now
+                    .map(|n| format!(" ({} ago)", age(n - s.stop)))
+                    .unwrap_or_default()
+            )),
+            None => out.push_str(&format!("  {what}: none\n")),
+        }
+    }
+    let archiving = match b.archiving_ok {
+        Some(true) => "ok",
+        Some(false) => "FAILING (see `pg_stat_archiver` on the leader)",
+        None => "not read (the status was read from a replica)",
+    };
+    out.push_str(&format!(
+        "  WAL archive up to {}; archiving: {archiving}\n",
+        b.archive_max.as_deref().unwrap_or("(none)")
+    ));
+    out
 }
 
 /// The `patronictl list`-like table, then etcd's endpoints.
@@ -407,6 +519,9 @@ pub fn to_text(s: &Status) -> String {
         };
         out.push_str(&format!("VIP {} on {on}\n", v.address));
     }
+    if let Some(b) = &s.backups {
+        out.push_str(&backups_text(b));
+    }
     out
 }
 
@@ -449,6 +564,44 @@ mod tests {
         assert!(!s.healthy(), "Patroni 4 says `streaming` when it streams");
         assert!(version_before("3.0.2", [3, 0, 4]) && !version_before("3.0.4", [3, 0, 4]));
         assert!(!version_before("10.0", [3, 0, 4]));
+    }
+
+    #[test]
+    fn backups_are_read_with_their_ages() {
+        let text = format!(
+            "{OUT}\n{BACKUPS_MARK}\n{}\n{ARCHIVER_MARK}\nf|0|f|1764630700\n",
+            r#"[{"archive":[{"max":"000000010000000000000007"}],"backup":[
+              {"label":"F1","type":"full","timestamp":{"start":1764630000,"stop":1764630010},"lsn":{"start":"0/1","stop":"0/2"},"info":{"size":1,"repository":{"size":1}}},
+              {"label":"F1_D1","type":"diff","timestamp":{"start":1764630600,"stop":1764630605},"lsn":{"start":"0/3","stop":"0/4"},"info":{"size":1,"repository":{"size":1}}}],
+              "status":{"code":0,"message":"ok"}}]"#
+        );
+        let s = parse("pg1", &text).unwrap();
+        let b = s.backups.as_ref().unwrap();
+        assert_eq!(b.last_full.as_ref().unwrap().label, "F1");
+        assert_eq!(b.last_diff.as_ref().unwrap().label, "F1_D1");
+        assert_eq!(b.archiving_ok, Some(true));
+        let shown = to_text(&s);
+        assert!(
+            shown.contains("last full: `F1` at 2025-12-01 23:00:10+00 (11 min ago)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("WAL archive up to 000000010000000000000007; archiving: ok"),
+            "{shown}"
+        );
+        let none = parse("pg1", &format!("{OUT}\n{BACKUPS_MARK}\n{NO_BACKUPS}\n")).unwrap();
+        assert!(none.backups.is_none());
+        let broken = parse(
+            "pg1",
+            &format!("{OUT}\n{BACKUPS_MARK}\nERROR: [039]: HTTP request failed\n{ARCHIVER_MARK}\nt|0|f|1\n"),
+        )
+        .unwrap();
+        let b = broken.backups.unwrap();
+        assert_eq!(
+            b.error.as_deref(),
+            Some("ERROR: [039]: HTTP request failed")
+        );
+        assert_eq!(b.archiving_ok, None);
     }
 
     #[test]
@@ -585,7 +738,13 @@ mod tests {
         let (_, rest) = parse_addresses(&out);
         let (patroni, etcd) = rest.split_once("\n==etcd\n").unwrap();
         let (etcd, pause) = etcd.rsplit_once("\n==pause\n").unwrap();
-        assert_eq!(pause.trim(), "", "not paused");
+        // without the `pgbackrest` locator (its path here is the host's own, absent), no
+        // backups section
+        assert_eq!(
+            pause.trim(),
+            format!("{BACKUPS_MARK}\n{NO_BACKUPS}"),
+            "not paused"
+        );
         assert_eq!(
             patroni.trim(),
             format!("{VERSION_MARK}patroni 3.0.2\n[{{\"ctl\": \"/etc/p.yml\"}}]")

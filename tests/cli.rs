@@ -768,6 +768,25 @@ fn day2_commands_check_their_arguments_offline() {
     assert_eq!(out.status.code(), Some(64), "HOST is required");
     let out = pgdeploy(&["pause", "-i", "inventories/none.yml", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "no such inventory");
+    let out = pgdeploy(&["restore", "-i", "inventories/seed003.yml", "--yes"]);
+    assert_eq!(out.status.code(), Some(64), "a target is required");
+    let out = pgdeploy(&[
+        "restore",
+        "-i",
+        "inventories/seed003.yml",
+        "--latest",
+        "--target-lsn",
+        "0/1",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "one target only");
+    let out = pgdeploy(&[
+        "backup",
+        "-i",
+        "inventories/seed003.yml",
+        "--type",
+        "weekly",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "full, diff or incr");
     for cmd in [
         "switchover",
         "failover",
@@ -775,6 +794,8 @@ fn day2_commands_check_their_arguments_offline() {
         "reinit",
         "pause",
         "resume",
+        "backup",
+        "restore",
     ] {
         let help = stdout(&pgdeploy(&[cmd, "--help"]));
         assert!(

@@ -4,6 +4,8 @@
 //! each on the cluster the previous one left. Checks of other topics are in `day2/` (one file
 //! each, one call line at the end): `rotation.rs` rotates the database passwords.
 
+#[path = "day2/backups.rs"]
+mod backups;
 #[path = "support/checks.rs"]
 mod checks;
 #[path = "support/cluster.rs"]
@@ -377,6 +379,7 @@ fn day2_commands_on_the_lab() {
         );
     });
     rotation::run(&mut c, &lab, &inventory);
+    backups::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
     c.finish();
 }

@@ -61,6 +61,9 @@ impl Patroni {
         if !d.pg_hba.is_empty() {
             postgresql.insert("pg_hba".into(), json!(d.pg_hba));
         }
+        if !d.recovery_conf.is_empty() {
+            postgresql.insert("recovery_conf".into(), json!(d.recovery_conf));
+        }
         json!({
             "ttl": d.ttl,
             "loop_wait": d.loop_wait,
@@ -153,6 +156,15 @@ impl Patroni {
         );
         if !self.postgresql.parameters.is_empty() {
             postgresql.insert("parameters".into(), json!(self.postgresql.parameters));
+        }
+        if !self.postgresql.create_replica_methods.is_empty() {
+            postgresql.insert(
+                "create_replica_methods".into(),
+                json!(self.postgresql.create_replica_methods),
+            );
+        }
+        if let Some(m) = &self.postgresql.pgbackrest {
+            postgresql.insert("pgbackrest".into(), json!(m));
         }
 
         let mut ctl = Map::new();

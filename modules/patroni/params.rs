@@ -155,6 +155,13 @@ pub struct Postgresql {
     /// Settings of this member only (the cluster-wide ones go in `dcs.parameters`).
     #[serde(default)]
     pub parameters: IndexMap<String, Value>,
+    /// How a new or re-initialised replica gets its data, in order of preference (Patroni's
+    /// `create_replica_methods`; default: `basebackup` from the primary).
+    #[serde(default)]
+    pub create_replica_methods: Vec<String>,
+    /// The `pgbackrest` replica method (Patroni's `postgresql.pgbackrest`: `command`,
+    /// `keep_data`, `no_params`).
+    pub pgbackrest: Option<IndexMap<String, Value>>,
 }
 
 impl Default for Postgresql {
@@ -165,6 +172,8 @@ impl Default for Postgresql {
             data_dir: None,
             bin_dir: None,
             parameters: IndexMap::new(),
+            create_replica_methods: Vec::new(),
+            pgbackrest: None,
         }
     }
 }
@@ -218,6 +227,9 @@ pub struct Dcs {
     pub parameters: IndexMap<String, Value>,
     #[serde(default)]
     pub pg_hba: Vec<String>,
+    /// Recovery settings (`restore_command`, …), Patroni's `postgresql.recovery_conf`.
+    #[serde(default)]
+    pub recovery_conf: IndexMap<String, Value>,
 }
 
 fn ttl() -> u64 {
@@ -240,6 +252,7 @@ impl Default for Dcs {
             synchronous_mode: false,
             parameters: IndexMap::new(),
             pg_hba: Vec::new(),
+            recovery_conf: IndexMap::new(),
         }
     }
 }
@@ -363,6 +376,13 @@ impl Patroni {
             problems.push(Problem::field(
                 "restapi",
                 "`verify_client` needs `cafile` to verify client certificates against",
+            ));
+        }
+        let methods = &self.postgresql.create_replica_methods;
+        if methods.iter().any(|m| m == "pgbackrest") && self.postgresql.pgbackrest.is_none() {
+            problems.push(Problem::field(
+                "postgresql",
+                "`create_replica_methods` names `pgbackrest` without a `pgbackrest` section (its `command`)",
             ));
         }
         problems.extend(self.install.check());

@@ -9,11 +9,14 @@
 //! REST APIs with the client certificate its `ctl` section names), so no port needs to be
 //! open to the workstation and nothing here knows where Patroni was installed.
 
+pub mod backrest;
+pub mod backup;
 pub mod decide;
 pub mod failover;
 pub mod pause;
 pub mod reinit;
 pub mod restart;
+pub mod restore;
 pub mod state;
 pub mod switchover;
 
@@ -122,6 +125,10 @@ pub struct Cluster {
     /// The member `patronictl` runs on (index into `hosts`).
     control: usize,
     inventory: Inventory,
+    /// How hosts are reached, for [`Cluster::connect_host`].
+    ssh: crate::run::connect::ConnectSettings,
+    /// Hosts outside `--hosts` connected later (a pgBackRest repository host).
+    extra: Vec<Host>,
     pub state: ClusterState,
     pub timeout: Duration,
 }
@@ -212,6 +219,8 @@ impl Cluster {
             hosts,
             control: 0,
             inventory,
+            ssh: args.ssh.settings(),
+            extra: Vec::new(),
             state: ClusterState {
                 read_from: String::new(),
                 scope: None,
@@ -230,15 +239,126 @@ impl Cluster {
     }
 
     fn exec_on(&self, i: usize, command: String, timeout: Duration) -> Result<ExecOutput, String> {
-        let h = &self.hosts[i];
+        self.exec_host(&self.hosts[i], command, None, timeout)
+    }
+
+    fn exec_host(
+        &self,
+        h: &Host,
+        command: String,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, String> {
         self.runtime
             .block_on(h.transport.exec(&ExecRequest {
                 command,
-                stdin: None,
+                stdin,
                 become_: h.become_.clone(),
                 timeout: Some(timeout),
             }))
             .map_err(|e| e.to_string())
+    }
+
+    /// Connects to inventory host `name` too (one outside `--hosts`), unless it already is.
+    pub fn connect_host(&mut self, name: &str) -> Result<(), String> {
+        if self.host(name).is_some() {
+            return Ok(());
+        }
+        if !self.inventory.hosts.contains_key(name) {
+            return Err(format!("`{name}` is not a host of the inventory"));
+        }
+        let targets = resolve_targets(
+            &self.inventory,
+            &[name.to_string()],
+            &self.ssh,
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let transport = self
+            .runtime
+            .block_on(connect(&targets[name]))
+            .map_err(|e| e.to_string())?;
+        self.extra.push(Host {
+            become_: become_of(&self.inventory.hosts[name].connection),
+            name: name.to_string(),
+            transport,
+        });
+        Ok(())
+    }
+
+    fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts
+            .iter()
+            .chain(&self.extra)
+            .find(|h| h.name == name)
+    }
+
+    /// The connected inventory hosts of `--hosts`, in inventory order.
+    pub fn host_names(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// The inventory host of member `member` (its name, or the host at its address).
+    pub fn host_of_member(&self, member: &str) -> Option<String> {
+        if self.hosts.iter().any(|h| h.name == member) {
+            return Some(member.to_string());
+        }
+        let address = self
+            .state
+            .member(member)?
+            .host
+            .split(':')
+            .next()?
+            .to_string();
+        self.hosts
+            .iter()
+            .find(|h| {
+                self.inventory.hosts.get(&h.name).is_some_and(|ih| {
+                    ih.vars.get("ansible_host").and_then(|v| v.value.as_str())
+                        == Some(address.as_str())
+                })
+            })
+            .map(|h| h.name.clone())
+    }
+
+    /// Runs `command` on connected host `name` (with its privilege), `stdin` given to it.
+    pub fn run_on(
+        &self,
+        name: &str,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, String> {
+        let h = self
+            .host(name)
+            .ok_or_else(|| format!("`{name}` is not connected"))?;
+        self.exec_host(h, command.to_string(), stdin, timeout)
+    }
+
+    /// Like [`Cluster::run_on`], an error (with the output's last lines) unless it exits 0;
+    /// its stdout otherwise. `shown` names the command in the error.
+    pub fn run_ok(
+        &self,
+        name: &str,
+        command: &str,
+        shown: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let out = self.run_on(name, command, None, timeout)?;
+        if out.status == 0 {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if text.is_empty() {
+            text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        let tail: Vec<&str> = text.lines().rev().take(6).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!(
+            "{shown} on `{name}` failed (exit {}): {}",
+            out.status,
+            tail.join(" / ")
+        ))
     }
 
     /// Reads the cluster again (from the member that runs `patronictl`, or the next one
@@ -359,9 +479,14 @@ impl Cluster {
     }
 
     pub fn close(self) {
-        let Cluster { runtime, hosts, .. } = self;
+        let Cluster {
+            runtime,
+            hosts,
+            extra,
+            ..
+        } = self;
         runtime.block_on(async {
-            for h in &hosts {
+            for h in hosts.iter().chain(&extra) {
                 h.transport.close().await;
             }
         });
