@@ -26,4 +26,5 @@ pub mod status;
 pub mod template;
 pub mod transport;
 pub mod vault;
+pub mod verify;
 pub mod yaml;

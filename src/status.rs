@@ -233,16 +233,26 @@ fn script(config_file: Option<&str>) -> String {
          if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
          {version}\
          \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
-         if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
-         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
-         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
-         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
-         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
-         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi; \
+         {etcd} \
          echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
          | grep -x 'pause: *true'",
         addresses = addresses_script(),
         version = version_line_script(),
+        etcd = etcd_health_script(),
+    )
+}
+
+/// Shell that prints `etcdctl endpoint health --cluster -w json` of every member (with the
+/// configuration and certificates the `etcd.env` locator names), or a marker line when the
+/// host has no such locator; [`parse_etcd`] reads it.
+pub(crate) fn etcd_health_script() -> String {
+    format!(
+        "if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
+         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
+         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
+         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
+         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
+         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi;"
     )
 }
 
@@ -306,7 +316,20 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         .first()
         .and_then(|r| r["Cluster"].as_str())
         .map(str::to_string);
-    let etcd = match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
+    Ok(Status {
+        read_from: host.to_string(),
+        scope,
+        members,
+        etcd: parse_etcd(host, etcd),
+        vips: Vec::new(),
+        patroni_version,
+        paused,
+    })
+}
+
+/// Reads [`etcd_health_script`]'s output (read on `host`).
+pub(crate) fn parse_etcd(host: &str, etcd: &str) -> Vec<EtcdRow> {
+    match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
         _ if etcd.trim() == NO_ETCD => vec![EtcdRow {
             endpoint: "(etcd)".into(),
             health: false,
@@ -333,16 +356,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
                     .to_string(),
             ),
         }],
-    };
-    Ok(Status {
-        read_from: host.to_string(),
-        scope,
-        members,
-        etcd,
-        vips: Vec::new(),
-        patroni_version,
-        paused,
-    })
+    }
 }
 
 /// The `patronictl list`-like table, then etcd's endpoints.
