@@ -11,6 +11,8 @@ mod cluster;
 mod lab_support;
 #[path = "day2/removal.rs"]
 mod removal;
+#[path = "day2/verify.rs"]
+mod verify;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -93,6 +95,7 @@ fn day2_commands_on_the_lab() {
             members(&lab)
         );
     });
+    verify::run(&mut c, &lab, &inventory);
 
     c.run("without_yes_and_a_terminal_nothing_is_done", || {
         let before = leader(&lab);

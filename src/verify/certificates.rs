@@ -16,11 +16,13 @@ pub const KIND: Kind = Kind {
     evaluate,
 };
 
-const DECODE: &str = "import ssl,sys,time\n\
-for f in sorted(set(sys.argv[1:])):\n\
-    try: print('cert', f, int(ssl.cert_time_to_seconds(ssl._ssl._test_decode_cert(f)['notAfter'])), sep='\\t')\n\
-    except Exception as e: print('cert', f, 'unreadable', sep='\\t')\n\
-print('now', int(time.time()), sep='\\t')\n";
+const DECODE: &str = concat!(
+    "import ssl,sys,time\n",
+    "for f in sorted(set(sys.argv[1:])):\n",
+    "    try: print('cert', f, int(ssl.cert_time_to_seconds(ssl._ssl._test_decode_cert(f)['notAfter'])), sep='\\t')\n",
+    "    except Exception: print('cert', f, 'unreadable', sep='\\t')\n",
+    "print('now', int(time.time()), sep='\\t')\n",
+);
 
 fn probe() -> String {
     let q = crate::transport::shell::quote;

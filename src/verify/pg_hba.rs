@@ -24,7 +24,7 @@ fn probe() -> String {
          echo \"plain_lines=$(grep -cE '^[[:space:]]*host[[:space:]]' \"$data/pg_hba.conf\" 2>/dev/null || echo unreadable)\"; \
          psql=psql; [ -x \"$bin/psql\" ] && psql=\"$bin/psql\"; \
          echo '==attempt'; \
-         env -u PGPASSWORD PGPASSFILE=/dev/null PGCONNECT_TIMEOUT=5 \"$psql\" -w -Atc 'select 1' \
+         env -u PGPASSWORD PGPASSFILE=/nonexistent/.pgpass PGCONNECT_TIMEOUT=5 \"$psql\" -w -Atc 'select 1' \
          \"host=${{ca%:*}} port=${{ca##*:}} dbname=postgres user=postgres sslmode=disable\" 2>&1 | head -n 3"
     )
 }
@@ -51,6 +51,15 @@ fn evaluate(g: &Gathered, _: &Options) -> Vec<Finding> {
                 Outcome::Pass,
                 format!("plain connection to `{address}` refused (no encryption)"),
             ),
+            _ if attempt.contains("Connection refused") || attempt.contains("timeout expired") => {
+                finding(
+                    Outcome::Fail,
+                    format!(
+                        "not checked: PostgreSQL does not answer on `{address}`: {}",
+                        attempt.trim().lines().next().unwrap_or_default()
+                    ),
+                )
+            }
             Some("unreadable") => finding(
                 Outcome::Fail,
                 "`pg_hba.conf` in the data directory could not be read".into(),

@@ -350,4 +350,9 @@ fn a_hosts_command_holds_its_probes_and_is_shell() {
         read.keys().collect::<Vec<_>>(),
         ["certificates", "etcd", "pg_hba"]
     );
+    assert!(
+        read["certificates"].starts_with("now\t"),
+        "{}",
+        read["certificates"]
+    );
 }
