@@ -44,6 +44,10 @@ pub enum Command {
     Bench(BenchCommand),
     /// The cluster as Patroni and etcd see it (like `patronictl list`), read over SSH.
     Status(StatusArgs),
+    /// Read-only health checks of a deployed cluster: members, replication, etcd, the VIP,
+    /// HAProxy's backends, certificates, pg_hba (exit 0 all pass, 2 failed or warned, 4
+    /// unreachable).
+    Verify(VerifyArgs),
     /// Hand the leadership to a healthy streaming replica (now, or at `--at`), and wait.
     Switchover(SwitchoverArgs),
     /// Promote a replica when the cluster has no healthy leader, and wait.
@@ -226,6 +230,30 @@ pub struct StatusArgs {
     /// recorded in `/var/lib/pgdeploy/patroni.env`.
     #[arg(long)]
     pub config_file: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Inventory file or directory (YAML or INI, Ansible format).
+    #[arg(short, long)]
+    pub inventory: PathBuf,
+    /// The cluster's database hosts (a pattern).
+    #[arg(long, default_value = "postgres")]
+    pub hosts: String,
+    /// The balancers (HAProxy + keepalived; a pattern); none when the default group is
+    /// not in the inventory.
+    #[arg(long, default_value = "balancers")]
+    pub balancers: String,
+    /// A certificate expiring in fewer days is a warning.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub cert_warn_days: u64,
+    /// A replica further behind (in MB) is a warning.
+    #[arg(long, value_name = "MB", default_value_t = 16.0)]
+    pub max_lag_mb: f64,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]

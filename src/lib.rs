@@ -27,4 +27,5 @@ pub mod status;
 pub mod template;
 pub mod transport;
 pub mod vault;
+pub mod verify;
 pub mod yaml;

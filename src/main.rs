@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::run::check(args, cli.json, color).map(ExitCode::from),
         Command::Bench(cmd) => commands::bench::run(cmd).map(ExitCode::from),
         Command::Status(args) => commands::status::run(args, cli.json).map(ExitCode::from),
+        Command::Verify(args) => commands::verify::run(args, cli.json).map(ExitCode::from),
         Command::Switchover(args) => {
             pgdeploy::ops::switchover::run(args, cli.json).map(ExitCode::from)
         }

@@ -258,12 +258,7 @@ fn script(config_file: Option<&str>) -> String {
          if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
          {version}\
          \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
-         if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
-         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
-         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
-         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
-         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
-         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi; \
+         {etcd} \
          echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
          | grep -x 'pause: *true'; echo; echo '{BACKUPS_MARK}'; \
          if [ -r {PGBACKREST_LOCATOR} ]; then . {PGBACKREST_LOCATOR}; cd / && \
@@ -273,6 +268,21 @@ fn script(config_file: Option<&str>) -> String {
          else echo '{NO_BACKUPS}'; fi",
         addresses = addresses_script(),
         version = version_line_script(),
+        etcd = etcd_health_script(),
+    )
+}
+
+/// Shell that prints `etcdctl endpoint health --cluster -w json` of every member (with the
+/// configuration and certificates the `etcd.env` locator names), or a marker line when the
+/// host has no such locator; [`parse_etcd`] reads it.
+pub(crate) fn etcd_health_script() -> String {
+    format!(
+        "if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
+         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
+         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
+         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
+         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
+         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi;"
     )
 }
 
@@ -340,7 +350,22 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         .first()
         .and_then(|r| r["Cluster"].as_str())
         .map(str::to_string);
-    let etcd = match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
+    let etcd = parse_etcd(host, etcd);
+    Ok(Status {
+        read_from: host.to_string(),
+        scope,
+        members,
+        etcd,
+        vips: Vec::new(),
+        patroni_version,
+        paused,
+        backups,
+    })
+}
+
+/// Reads [`etcd_health_script`]'s output (read on `host`).
+pub(crate) fn parse_etcd(host: &str, etcd: &str) -> Vec<EtcdRow> {
+    match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
         _ if etcd.trim() == NO_ETCD => vec![EtcdRow {
             endpoint: "(etcd)".into(),
             health: false,
@@ -367,17 +392,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
                     .to_string(),
             ),
         }],
-    };
-    Ok(Status {
-        read_from: host.to_string(),
-        scope,
-        members,
-        etcd,
-        vips: Vec::new(),
-        patroni_version,
-        paused,
-        backups,
-    })
+    }
 }
 
 /// The section after [`BACKUPS_MARK`]: `None` without the `pgbackrest` locator.

@@ -804,3 +804,38 @@ fn day2_commands_check_their_arguments_offline() {
         );
     }
 }
+
+/// `pg_failover_profile` of `site.yml`: `default` and `fast` are valid, any other value is an
+/// error at the place that reads it, before any host is contacted.
+#[test]
+fn the_failover_profile_is_checked_at_validate() {
+    for profile in ["default", "fast"] {
+        let out = pgdeploy(&[
+            "validate",
+            "-i",
+            "inventories/seed003.yml",
+            "playbooks/site.yml",
+            "-e",
+            &format!("pg_failover_profile={profile}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = pgdeploy(&[
+        "validate",
+        "-i",
+        "inventories/seed003.yml",
+        "playbooks/site.yml",
+        "-e",
+        "pg_failover_profile=quick",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plays[4].tasks[0].patroni.dcs.ttl: template error: undefined value"),
+        "{err}"
+    );
+}

@@ -16,6 +16,8 @@ mod lab_support;
 mod removal;
 #[path = "day2/rotation.rs"]
 mod rotation;
+#[path = "day2/verify.rs"]
+mod verify;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -98,6 +100,7 @@ fn day2_commands_on_the_lab() {
             members(&lab)
         );
     });
+    verify::run(&mut c, &lab, &inventory);
 
     c.run("without_yes_and_a_terminal_nothing_is_done", || {
         let before = leader(&lab);

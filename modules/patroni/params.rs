@@ -280,6 +280,15 @@ impl Patroni {
         if d.loop_wait == 0 {
             problems.push(Problem::field("dcs", "`loop_wait` must be at least 1"));
         }
+        if d.retry_timeout < 3 {
+            problems.push(Problem::field(
+                "dcs",
+                format!(
+                    "`retry_timeout` is {}; Patroni needs at least 3",
+                    d.retry_timeout
+                ),
+            ));
+        }
         if d.loop_wait + 2 * d.retry_timeout > d.ttl {
             problems.push(Problem::field(
                 "dcs",

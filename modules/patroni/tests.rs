@@ -76,6 +76,35 @@ fn timing_rules_are_checked() {
     assert!(p.check()[0].message.contains("at least 20"));
 }
 
+/// `site.yml`'s `pg_failover_profile` timings: both keep Patroni's rule, and `fast` reaches
+/// the rendered configuration; a `retry_timeout` under Patroni's minimum is refused.
+#[test]
+fn failover_profiles_keep_the_timing_rule() {
+    for (profile, ttl, loop_wait, retry) in [("default", 30, 10, 10), ("fast", 20, 2, 4)] {
+        let p = params(&LAB.replace(
+            "dcs:\n",
+            &format!("dcs:\n  ttl: {ttl}\n  loop_wait: {loop_wait}\n  retry_timeout: {retry}\n"),
+        ));
+        assert_eq!(p.check().len(), 0, "{profile}: {:?}", p.check());
+        let rendered = p.render(&member(), true);
+        let dcs = rendered
+            .lines()
+            .filter(|l| {
+                ["ttl:", "loop_wait:", "retry_timeout:"]
+                    .contains(&l.trim().split(' ').next().unwrap_or(""))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        insta::assert_snapshot!(format!("failover_profile_{profile}"), dcs);
+    }
+    let p = params(&LAB.replace(
+        "dcs:\n",
+        "dcs:\n  ttl: 20\n  loop_wait: 2\n  retry_timeout: 2\n",
+    ));
+    let problems: Vec<String> = p.check().into_iter().map(|p| p.message).collect();
+    assert_eq!(problems, ["`retry_timeout` is 2; Patroni needs at least 3"]);
+}
+
 #[test]
 fn weak_settings_are_refused() {
     let p = params(&LAB.replace("max_connections: 100", "wal_log_hints: off"));

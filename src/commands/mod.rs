@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod run;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::path::Path;
