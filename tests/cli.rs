@@ -835,7 +835,7 @@ fn the_failover_profile_is_checked_at_validate() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("plays[4].tasks[0].patroni.dcs.ttl: template error: undefined value"),
+        err.contains(".tasks[0].patroni.dcs.ttl: template error: undefined value"),
         "{err}"
     );
 }
