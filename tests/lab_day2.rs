@@ -9,6 +9,8 @@ mod checks;
 mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "day2/objects.rs"]
+mod objects;
 #[path = "day2/removal.rs"]
 mod removal;
 
@@ -374,5 +376,6 @@ fn day2_commands_on_the_lab() {
         );
     });
     removal::run(&mut c, &lab, &inventory);
+    objects::run(&mut c, &lab, &inventory);
     c.finish();
 }

@@ -8,6 +8,7 @@ pub mod content;
 pub mod exec;
 pub mod hosts;
 pub mod pip;
+pub mod postgres;
 pub mod secret;
 pub mod shell;
 pub mod stat;

@@ -220,3 +220,44 @@ pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
     }
     out
 }
+
+/// `value` in single quotes for the remote shell
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Runs SQL as `user` with `password` in database `db` over TLS (`sslmode=require`) from host
+/// `from` to `host:port`; the password goes in `PGPASSWORD`, quoted for the shell
+pub fn sql_as(
+    lab: &LabFixture,
+    from: &str,
+    (host, port): (&str, u16),
+    (user, password, db): (&str, &str, &str),
+    query: &str,
+) -> std::process::Output {
+    lab.ssh(
+        lab.ip(from),
+        &format!(
+            "PGPASSWORD={} psql 'host={host} port={port} user={user} dbname={db} \
+             sslmode=require connect_timeout=5' -XAtc {}",
+            shell_quote(password),
+            shell_quote(query)
+        ),
+    )
+}
+
+/// Changed steps per host of a `--json` run's recap
+pub fn changed_per_host(stdout: &str) -> std::collections::BTreeMap<String, u64> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "recap")
+        .flat_map(|e| e["hosts"].as_array().cloned().unwrap_or_default())
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap_or_default().to_string(),
+                h["changed"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
