@@ -375,7 +375,7 @@ fn day2_commands_on_the_lab() {
             "{rows:?}"
         );
     });
-    removal::run(&mut c, &lab, &inventory);
     objects::run(&mut c, &lab, &inventory);
+    removal::run(&mut c, &lab, &inventory);
     c.finish();
 }
