@@ -41,6 +41,12 @@ pub mod pgdg_repo;
 pub mod pglift_instance;
 #[path = "../modules/pglift_site/mod.rs"]
 pub mod pglift_site;
+#[path = "../modules/postgresql_database/mod.rs"]
+pub mod postgresql_database;
+#[path = "../modules/postgresql_extension/mod.rs"]
+pub mod postgresql_extension;
+#[path = "../modules/postgresql_role/mod.rs"]
+pub mod postgresql_role;
 #[path = "../modules/removed_member/mod.rs"]
 pub mod removed_member;
 #[path = "../modules/service/mod.rs"]
@@ -65,6 +71,9 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),
     &Typed::<pglift_site::PgliftSite>::new(),
+    &Typed::<postgresql_database::PostgresqlDatabase>::new(),
+    &Typed::<postgresql_extension::PostgresqlExtension>::new(),
+    &Typed::<postgresql_role::PostgresqlRole>::new(),
     &Typed::<removed_member::RemovedMember>::new(),
     &Typed::<service::Service>::new(),
     &Typed::<template::Template>::new(),

@@ -8,6 +8,8 @@ pub mod content;
 pub mod exec;
 pub mod hosts;
 pub mod pip;
+pub mod postgres;
+pub mod scram;
 pub mod secret;
 pub mod shell;
 pub mod stat;

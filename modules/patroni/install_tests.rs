@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::catalogue::common::fake::*;
+use crate::catalogue::common::scram;
 use crate::diag::{FieldPath, SourceFile};
 use crate::template::Facts;
 use crate::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};

@@ -13,7 +13,6 @@ mod params;
 mod platform;
 mod rest;
 mod rotate;
-mod scram;
 
 use std::time::Duration;
 

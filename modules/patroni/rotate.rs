@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::rest::Rest;
-use super::scram::{self, Verifier};
 use crate::catalogue::common::exec;
+use crate::catalogue::common::scram::{self, Verifier};
 use crate::catalogue::common::secret::Secret;
 use crate::catalogue::common::shell::quote;
 use crate::module::{Change, HostContext, ModuleError};

@@ -107,7 +107,7 @@ pub fn sql(
 }
 
 /// Runs SQL from host `from` over TLS with `conninfo` (`host=… port=… user=…`, more keys
-/// allowed) and `password`, whatever characters it holds
+/// allowed: `dbname=…` overrides `postgres`) and `password`, whatever characters it holds
 pub fn sql_as(
     lab: &LabFixture,
     from: &str,
@@ -121,7 +121,7 @@ pub fn sql_as(
             "PGPASSWORD={} psql {} -XAtc {}",
             sh_quote(password),
             sh_quote(&format!(
-                "{conninfo} dbname=postgres sslmode=require connect_timeout=5"
+                "dbname=postgres sslmode=require connect_timeout=5 {conninfo}"
             )),
             sh_quote(query)
         ),
@@ -250,4 +250,20 @@ pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
         }
     }
     out
+}
+
+/// Changed steps per host of a `--json` run's recap
+pub fn changed_per_host(stdout: &str) -> std::collections::BTreeMap<String, u64> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "recap")
+        .flat_map(|e| e["hosts"].as_array().cloned().unwrap_or_default())
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap_or_default().to_string(),
+                h["changed"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
 }

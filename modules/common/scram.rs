@@ -15,12 +15,16 @@
 //! refused by SASLprep, and PostgreSQL then uses the raw bytes): here the raw bytes are used,
 //! and [`needs_saslprep`] tells the passwords for which that could differ.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use pbkdf2::sha2::{Digest, Sha256};
 
 /// What PostgreSQL uses by default (`scram_iterations`, PostgreSQL 16+; fixed before).
 pub const ITERATIONS: u32 = 4096;
 const PREFIX: &str = "SCRAM-SHA-256$";
+/// The salt length PostgreSQL uses (`SCRAM_DEFAULT_SALT_LEN`).
+const SALT_LEN: usize = 16;
 
 /// A stored SCRAM-SHA-256 verifier, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +50,9 @@ impl Verifier {
         let (stored, server) = keys.split_once(':')?;
         Some(Verifier {
             iterations: iterations.parse().ok().filter(|n| *n > 0)?,
-            salt: base64_decode(salt)?,
-            stored_key: base64_decode(stored).filter(|k| k.len() == 32)?,
-            server_key: base64_decode(server).filter(|k| k.len() == 32)?,
+            salt: STANDARD.decode(salt).ok()?,
+            stored_key: STANDARD.decode(stored).ok().filter(|k| k.len() == 32)?,
+            server_key: STANDARD.decode(server).ok().filter(|k| k.len() == 32)?,
         })
     }
 
@@ -63,6 +67,15 @@ impl Verifier {
         }
     }
 
+    /// A new verifier of `password` with a random salt from the kernel and PostgreSQL's
+    /// default iterations: what `ALTER ROLE … PASSWORD` is given.
+    pub fn random(password: &str) -> std::io::Result<Verifier> {
+        use std::io::Read;
+        let mut salt = [0u8; SALT_LEN];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+        Ok(Verifier::new(password, &salt, ITERATIONS))
+    }
+
     /// Whether this verifier was made from `password`.
     pub fn matches(&self, password: &str) -> bool {
         let (stored, server) = keys(password.as_bytes(), &self.salt, self.iterations);
@@ -75,9 +88,9 @@ impl Verifier {
         format!(
             "{PREFIX}{}:{}${}:{}",
             self.iterations,
-            base64_encode(&self.salt),
-            base64_encode(&self.stored_key),
-            base64_encode(&self.server_key)
+            STANDARD.encode(&self.salt),
+            STANDARD.encode(&self.stored_key),
+            STANDARD.encode(&self.server_key)
         )
     }
 }
@@ -96,64 +109,9 @@ fn keys(password: &[u8], salt: &[u8], iterations: u32) -> (Vec<u8>, Vec<u8>) {
     (stored_key, hmac(&salted, b"Server Key"))
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding, as PostgreSQL writes verifiers.
-fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let body = text.trim_end_matches('=');
-    if text.len() % 4 != 0 || text.len() - body.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in body.bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
-            let text = base64_encode(data);
-            assert_eq!(base64_decode(&text).as_deref(), Some(data), "{text}");
-        }
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64_encode(b"fooba"), "Zm9vYmE=");
-        assert_eq!(base64_decode("Zm9v!mFy"), None);
-        assert_eq!(base64_decode("Zm9"), None);
-    }
 
     /// Made by PostgreSQL 15.18 (Debian 12's; `SET password_encryption = 'scram-sha-256'; CREATE ROLE x
     /// PASSWORD 'it''s a \ $secret'`) and read back from `pg_authid`.
@@ -174,6 +132,27 @@ mod tests {
         assert_eq!(back, v);
         assert!(back.matches("n'ew \\ $pw"));
         assert!(!back.matches("n'ew \\ $pW"));
+    }
+
+    /// RFC 7677's example (password `pencil`, its salt, 4096 iterations) as a PostgreSQL
+    /// verifier.
+    #[test]
+    fn the_rfc_7677_example_is_recomputed() {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let v = Verifier::new("pencil", &salt, 4096);
+        assert_eq!(
+            v.text(),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
+    }
+
+    #[test]
+    fn a_random_verifier_matches_quotes_backslashes_and_newlines() {
+        let p = "it's \\ a\nnew \"one\"";
+        let v = Verifier::random(p).unwrap();
+        assert!(Verifier::parse(&v.text()).unwrap().matches(p));
+        assert!(!v.matches("it's \\ a"));
+        assert!(!v.text().contains(p));
     }
 
     #[test]
