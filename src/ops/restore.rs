@@ -333,7 +333,6 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
             |s| s.healthy_leader().is_some_and(|l| l.name == leader_name),
         )
         .map_err(|e| fail(report, e))?;
-    let timeline = cluster.state.leader().and_then(|l| l.timeline);
 
     // 5. The others re-created as replicas.
     stage(
@@ -356,14 +355,15 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
             )
             .map_err(|e| fail(report, e))?;
     }
+    // The leader's timeline is read when settled, not at stage 4: Patroni may still move the
+    // restored leader to a newer timeline after it first reports it leads.
     let count = hosts.len();
     cluster
         .wait_for(report, "every member to stream on the new timeline", |s| {
-            s.settled()
-                && s.members.len() == count
-                && s.members.iter().all(|m| m.timeline == timeline)
+            s.settled() && s.members.len() == count
         })
         .map_err(|e| fail(report, e))?;
+    let timeline = cluster.state.leader().and_then(|l| l.timeline);
     report.done(
         &format!(
             "cluster `{scope}` restored to {} in {:.1} s: `{leader}` leads on timeline {} ({})",
