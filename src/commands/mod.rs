@@ -116,6 +116,26 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, Diagnostics> {
     Ok(inventory)
 }
 
+/// [`load_inventory`], then every templated connection variable rendered per host: what the
+/// commands that connect without a playbook (`status`, `verify`, the day-2 commands) read.
+pub fn load_connected_inventory(path: &Path) -> Result<Inventory, Diagnostics> {
+    let mut inventory = load_inventory(path)?;
+    crate::template::connection::render_connections(&mut inventory)?;
+    Ok(inventory)
+}
+
+/// The privilege a host's connection variables ask for (`ansible_become`,
+/// `ansible_become_user`), for the commands that run without a playbook.
+pub fn become_of(conn: &crate::inventory::Connection) -> crate::transport::Become {
+    use crate::transport::Become;
+    match (conn.become_, &conn.become_user) {
+        (false, _) => Become::No,
+        (true, None) => Become::Root,
+        (true, Some(u)) if u == "root" => Become::Root,
+        (true, Some(u)) => Become::User(u.clone()),
+    }
+}
+
 /// A facts file: a mapping of host names to mappings of facts.
 pub fn load_facts(path: &Path) -> Result<HashMap<String, Facts>, Diagnostics> {
     let (file, node) = crate::yaml::load_file(path)?;

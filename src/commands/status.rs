@@ -11,29 +11,19 @@ use std::sync::Arc;
 
 use crate::cli::StatusArgs;
 use crate::exit::Exit;
-use crate::inventory::{pattern, Connection};
+use crate::inventory::pattern;
 use crate::run::connect::{connect, resolve_targets};
 use crate::status::{HostAddresses, Status};
-use crate::transport::{Become, Transport, TransportError};
+use crate::transport::{Transport, TransportError};
 
 /// A host's connection, or why there is none.
 type Connected = Result<Arc<dyn Transport>, TransportError>;
-
-fn become_of(conn: &Connection) -> Become {
-    match (conn.become_, &conn.become_user) {
-        (false, _) => Become::No,
-        (true, None) => Become::Root,
-        (true, Some(u)) if u == "root" => Become::Root,
-        (true, Some(u)) => Become::User(u.clone()),
-    }
-}
 
 pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
-        .and_then(|()| super::load_inventory(&args.inventory))
-        .and_then(|mut i| crate::template::connection::render_connections(&mut i).map(|()| i))
+        .and_then(|()| super::load_connected_inventory(&args.inventory))
     {
         Ok(i) => i,
         Err(diags) => {
@@ -60,7 +50,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let become_for = |h: &str| become_of(&inventory.hosts[h].connection);
+    let become_for = |h: &str| super::become_of(&inventory.hosts[h].connection);
     let config_file = args.config_file.as_deref();
     let (status, problems) = runtime.block_on(async {
         let connected: Vec<(String, Connected)> = futures::future::join_all(

@@ -8,20 +8,11 @@ use std::time::Duration;
 
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
-use crate::inventory::{pattern, Connection, Inventory};
+use crate::inventory::{pattern, Inventory};
 use crate::ops::state;
 use crate::run::connect::{connect, resolve_targets};
 use crate::transport::{Become, ExecRequest, Transport};
 use crate::verify::{self, Gathered, HostRead, Options};
-
-fn become_of(conn: &Connection) -> Become {
-    match (conn.become_, &conn.become_user) {
-        (false, _) => Become::No,
-        (true, None) => Become::Root,
-        (true, Some(u)) if u == "root" => Become::Root,
-        (true, Some(u)) => Become::User(u.clone()),
-    }
-}
 
 fn hosts_of(inventory: &Inventory, p: &str, default: &str) -> anyhow::Result<Vec<String>> {
     match pattern::select(inventory, p) {
@@ -54,7 +45,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()
-        .and_then(|()| super::load_inventory(&args.inventory))
+        .and_then(|()| super::load_connected_inventory(&args.inventory))
     {
         Ok(i) => i,
         Err(diags) => {
@@ -75,7 +66,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let become_for = |h: &str| become_of(&inventory.hosts[h].connection);
+    let become_for = |h: &str| super::become_of(&inventory.hosts[h].connection);
     let gathered = runtime.block_on(async {
         let connected = futures::future::join_all(
             all.iter()

@@ -9,6 +9,16 @@ use serde_json::Value;
 use super::{Connection, ConnectionKind, Var, Vars};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 
+/// The names Ansible reads the become password from, in its order of preference.
+pub const BECOME_PASSWORD_VARS: &[&str] = &[
+    "ansible_become_password",
+    "ansible_become_pass",
+    "ansible_sudo_pass",
+    "ansible_sudo_password",
+    "ansible_su_pass",
+    "ansible_su_password",
+];
+
 /// The accepted `ansible_connection` values: `paramiko` and `smart` are Ansible's other ssh
 /// connections and mean ssh here.
 pub const CONNECTION_KINDS: &[&str] = &["ssh", "local", "paramiko", "smart"];
@@ -34,14 +44,7 @@ pub fn connection_from_vars(host: &str, vars: &Vars) -> Result<Connection, Diagn
     if let Some(method) = r.become_method() {
         c.escalation.method = method;
     }
-    c.escalation.password = r.string(&[
-        "ansible_become_password",
-        "ansible_become_pass",
-        "ansible_sudo_pass",
-        "ansible_sudo_password",
-        "ansible_su_pass",
-        "ansible_su_password",
-    ]);
+    c.escalation.password = r.string(BECOME_PASSWORD_VARS);
     if let Some(kind) = r.kind() {
         c.kind = kind;
     }

@@ -32,7 +32,7 @@ mod structure;
 mod vars_dirs;
 mod yaml;
 
-pub use connection::{connection_from_vars, CONNECTION_KINDS};
+pub use connection::{connection_from_vars, BECOME_PASSWORD_VARS, CONNECTION_KINDS};
 pub use load::{add_vars_dirs, load, load_with_warnings};
 
 /// A variable's value and where it was set (for error messages about it).

@@ -133,15 +133,6 @@ pub struct Cluster {
     pub timeout: Duration,
 }
 
-fn become_of(conn: &crate::inventory::Connection) -> Become {
-    match (conn.become_, &conn.become_user) {
-        (false, _) => Become::No,
-        (true, None) => Become::Root,
-        (true, Some(u)) if u == "root" => Become::Root,
-        (true, Some(u)) => Become::User(u.clone()),
-    }
-}
-
 impl Cluster {
     /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
     /// the first that can tell. Failures are reported; the `Exit` to return comes back.
@@ -149,8 +140,7 @@ impl Cluster {
         let inventory = match args
             .vault
             .install()
-            .and_then(|()| crate::commands::load_inventory(&args.inventory))
-            .and_then(|mut i| crate::template::connection::render_connections(&mut i).map(|()| i))
+            .and_then(|()| crate::commands::load_connected_inventory(&args.inventory))
         {
             Ok(i) => i,
             Err(diags) => {
@@ -195,7 +185,7 @@ impl Cluster {
         for (name, t) in connected {
             match t {
                 Ok(transport) => hosts.push(Host {
-                    become_: become_of(&inventory.hosts[&name].connection),
+                    become_: crate::commands::become_of(&inventory.hosts[&name].connection),
                     name,
                     transport,
                 }),
@@ -279,7 +269,7 @@ impl Cluster {
             .block_on(connect(&targets[name]))
             .map_err(|e| e.to_string())?;
         self.extra.push(Host {
-            become_: become_of(&self.inventory.hosts[name].connection),
+            become_: crate::commands::become_of(&self.inventory.hosts[name].connection),
             name: name.to_string(),
             transport,
         });

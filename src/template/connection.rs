@@ -23,14 +23,7 @@ fn fields(c: &mut Connection) -> [(&'static [&'static str], Option<&mut String>)
         (&["pgdeploy_known_hosts_file"], c.known_hosts_file.as_mut()),
         (&["ansible_become_user"], c.become_user.as_mut()),
         (
-            &[
-                "ansible_become_password",
-                "ansible_become_pass",
-                "ansible_sudo_pass",
-                "ansible_sudo_password",
-                "ansible_su_pass",
-                "ansible_su_password",
-            ],
+            crate::inventory::BECOME_PASSWORD_VARS,
             c.escalation.password.as_mut(),
         ),
     ]
