@@ -196,7 +196,8 @@ pub fn parse_time_with_offset(t: &str) -> Result<f64, String> {
             .flatten()
     };
     let d: Vec<&str> = date.split('-').collect();
-    let [Some(y), Some(mo), Some(day)] = [d.first(), d.get(1), d.get(2)].map(|p| p.and_then(|p| num(p)))
+    let [Some(y), Some(mo), Some(day)] =
+        [d.first(), d.get(1), d.get(2)].map(|p| p.and_then(|p| num(p)))
     else {
         return Err(bad());
     };
@@ -243,12 +244,21 @@ pub fn parse_time_with_offset(t: &str) -> Result<f64, String> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    if !(1..=12).contains(&mo) || day < 1 || day > days_in(y, mo) || h > 23 || mi > 59 || sec >= 60.0
+    if !(1..=12).contains(&mo)
+        || day < 1
+        || day > days_in(y, mo)
+        || h > 23
+        || mi > 59
+        || sec >= 60.0
     {
         return Err(bad());
     }
     // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
     let era = yy.div_euclid(400);
     let yoe = yy - era * 400;
     let doy = (153 * mm + 2) / 5 + day - 1;
@@ -397,7 +407,10 @@ mod tests {
             "2026-12-01",
         ] {
             let e = t(bad).unwrap_err();
-            assert!(e.contains("give a date, a time and a UTC offset"), "{bad}: {e}");
+            assert!(
+                e.contains("give a date, a time and a UTC offset"),
+                "{bad}: {e}"
+            );
         }
     }
 

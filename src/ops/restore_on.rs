@@ -182,7 +182,10 @@ mod tests {
         let c = choose(&state(), &candidates(), host_of).unwrap();
         assert_eq!((c.host.as_str(), c.running_leader), ("pg1", true));
         let e = choose(&state(), &candidates()[1..], |_| None).unwrap_err();
-        assert!(e.contains("`pg1` (10.0.0.11, running) in the DCS and not stopped"), "{e}");
+        assert!(
+            e.contains("`pg1` (10.0.0.11, running) in the DCS and not stopped"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -192,19 +195,34 @@ mod tests {
         s.members[1].role = "Leader".into();
         let c = choose(&s, &candidates(), host_of).unwrap();
         assert_eq!((c.host.as_str(), c.running_leader), ("pg2", false));
-        assert!(c.why.contains("the DCS still names it leader (state `stopped`)"), "{}", c.why);
+        assert!(
+            c.why
+                .contains("the DCS still names it leader (state `stopped`)"),
+            "{}",
+            c.why
+        );
         // no leader in the DCS: the one shut down as a primary
         let mut cs = candidates();
         cs[2].pg_state = Some("shut down".into());
         let c = choose(&stopped(), &cs, host_of).unwrap();
         assert_eq!(c.host, "pg3");
-        assert!(c.why.contains("last a primary (`pg_controldata`: `shut down`)"), "{}", c.why);
+        assert!(
+            c.why
+                .contains("last a primary (`pg_controldata`: `shut down`)"),
+            "{}",
+            c.why
+        );
         // nothing known: the first in inventory order, said so
         let mut none = stopped();
         none.members.clear();
         let c = choose(&none, &candidates(), host_of).unwrap();
         assert_eq!(c.host, "pg1");
-        assert!(c.why.contains("the first reachable member in inventory order"), "{}", c.why);
+        assert!(
+            c.why
+                .contains("the first reachable member in inventory order"),
+            "{}",
+            c.why
+        );
     }
 
     #[test]
@@ -214,7 +232,11 @@ mod tests {
         s.members[0].role = "Leader".into();
         let c = choose(&s, &candidates()[1..], |m| (m != "pg1").then(|| m.into())).unwrap();
         assert_eq!(c.host, "pg2");
-        assert!(c.why.contains("the last leader `pg1` is not reachable"), "{}", c.why);
+        assert!(
+            c.why.contains("the last leader `pg1` is not reachable"),
+            "{}",
+            c.why
+        );
         let mut cs = candidates();
         cs[0].nofailover = true;
         cs[0].pg_state = Some("shut down".into());
@@ -235,11 +257,15 @@ mod tests {
         s.members[2].state = "streaming".into();
         let e = choose(&s, &candidates()[..2], |m| (m != "pg3").then(|| m.into())).unwrap_err();
         assert!(
-            e.starts_with("`pg3` (10.0.0.13, streaming) in the DCS and not stopped, on no reachable host"),
+            e.starts_with(
+                "`pg3` (10.0.0.13, streaming) in the DCS and not stopped, on no reachable host"
+            ),
             "{e}"
         );
         // stopped there: nothing to fear
-        let c = choose(&stopped(), &candidates()[..2], |m| (m != "pg3").then(|| m.into()));
+        let c = choose(&stopped(), &candidates()[..2], |m| {
+            (m != "pg3").then(|| m.into())
+        });
         assert_eq!(c.unwrap().host, "pg1");
     }
 }
