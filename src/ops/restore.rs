@@ -368,8 +368,11 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
     );
     let psql = format!("runuser -u postgres -- {}/psql -XAt", quote(&p.bin_dir));
     let log = "/var/log/pgbackrest/pgdeploy-restore-postgresql.log";
+    // The restored `postgresql.conf` is the one Patroni wrote on the member the backup was
+    // taken from: its certificate paths name that host. Started alone, PostgreSQL listens on
+    // localhost without TLS; Patroni writes this member's own configuration at stage 4.
     let recover = format!(
-        "{pg_ctl} -l {log} -w -t 3600 -o \"-c listen_addresses=localhost\" start >/dev/null && \
+        "{pg_ctl} -l {log} -w -t 3600 -o \"-c listen_addresses=localhost -c ssl=off\" start >/dev/null && \
          for i in $(seq 36000); do \
            r=$({psql} -c 'select pg_is_in_recovery()' 2>/dev/null); \
            [ \"$r\" = f ] && break; \
