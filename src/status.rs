@@ -67,9 +67,14 @@ pub struct Backups {
     /// The newest differential or incremental backup after the last full one.
     pub last_diff: Option<crate::ops::backrest::BackupSet>,
     pub archive_max: Option<String>,
-    /// The member's `pg_stat_archiver`, when it is the primary: `Some(true)` when its last
-    /// archive attempt succeeded.
+    /// The leader's `pg_stat_archiver` (whatever member the status was read from):
+    /// `Some(true)` when its last archive attempt succeeded; `None` when it could not be
+    /// read ([`Backups::archiving_note`] says why).
     pub archiving_ok: Option<bool>,
+    /// The host whose `pg_stat_archiver` gave [`Backups::archiving_ok`]: the leader's.
+    pub archiving_on: Option<String>,
+    /// Why archiving was not read (no leader, the leader's host unreachable, …).
+    pub archiving_note: Option<String>,
     /// Unix time on the member, for the backups' ages.
     pub now: Option<i64>,
     pub error: Option<String>,
@@ -263,13 +268,111 @@ fn script(config_file: Option<&str>) -> String {
          | grep -x 'pause: *true'; echo; echo '{BACKUPS_MARK}'; \
          if [ -r {PGBACKREST_LOCATOR} ]; then . {PGBACKREST_LOCATOR}; cd / && \
          runuser -u postgres -- \"$PGBACKREST\" --stanza=\"$PGBACKREST_STANZA\" --output=json info 2>&1; \
-         echo; echo '{ARCHIVER_MARK}'; runuser -u postgres -- psql -XAtc \
-         \"select pg_is_in_recovery(), failed_count, coalesce(last_failed_time > last_archived_time, failed_count > 0), extract(epoch from now())::bigint from pg_stat_archiver\" 2>/dev/null; \
+         echo; echo '{ARCHIVER_MARK}'; {archiver} \
          else echo '{NO_BACKUPS}'; fi",
         addresses = addresses_script(),
+        archiver = archiver_script(),
         version = version_line_script(),
         etcd = etcd_health_script(),
     )
+}
+
+/// Shell that prints the archiver's line: `f|0|f|1764630700` (not in recovery, failures,
+/// last failure after the last success, the host's clock).
+fn archiver_script() -> String {
+    "cd / && runuser -u postgres -- psql -XAtc \
+     \"select pg_is_in_recovery(), failed_count, coalesce(last_failed_time > last_archived_time, failed_count > 0), extract(epoch from now())::bigint from pg_stat_archiver\" 2>/dev/null;"
+        .to_string()
+}
+
+/// Reads [`archiver_script`]'s line: whether archiving works (`None` on a replica or
+/// without an answer) and the host's clock.
+fn parse_archiver(line: &str) -> (Option<bool>, Option<i64>) {
+    let fields: Vec<&str> = line.trim().split('|').collect();
+    match fields.as_slice() {
+        [recovery, _, failed_last, now] => (
+            (*recovery == "f").then_some(*failed_last == "f"),
+            now.parse().ok(),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// The host that is the leader member: the one of that name, else the one having the
+/// leader's address among its own (`hosts`: each reachable host and its addresses).
+pub fn leader_host(status: &Status, hosts: &[(String, HostAddresses)]) -> Option<String> {
+    let leader = status.members.iter().find(|m| m.role == "Leader")?;
+    if let Some((h, _)) = hosts.iter().find(|(h, _)| *h == leader.member) {
+        return Some(h.clone());
+    }
+    let address = leader.host.split(':').next().unwrap_or_default();
+    hosts
+        .iter()
+        .find(|(_, a)| a.addresses.iter().any(|x| x == address))
+        .map(|(h, _)| h.clone())
+}
+
+/// Makes the status's archiving state the leader's: WAL is archived by the primary only,
+/// so a replica's `pg_stat_archiver` tells nothing. The status was read on `read_from`;
+/// when the leader is another host, its archiver is read there (`leader`: that host's
+/// transport and privilege, `None` when it is not reachable).
+pub async fn archiving_from_leader(
+    status: &mut Status,
+    hosts: &[(String, HostAddresses)],
+    leader: impl FnOnce(&str) -> Option<(std::sync::Arc<dyn Transport>, Become)>,
+) {
+    let found = leader_host(status, hosts);
+    let has_leader = status.members.iter().any(|m| m.role == "Leader");
+    let Some(b) = status.backups.as_mut() else {
+        return;
+    };
+    let Some(host) = found else {
+        b.archiving_ok = None;
+        b.archiving_on = None;
+        b.archiving_note = Some(if has_leader {
+            "the leader is not a reachable host of the inventory".into()
+        } else {
+            "the cluster has no leader".into()
+        });
+        return;
+    };
+    if host == status.read_from {
+        b.archiving_on = b.archiving_ok.map(|_| host.clone());
+        if b.archiving_ok.is_none() {
+            b.archiving_note = Some(format!(
+                "`{host}`'s `pg_stat_archiver` did not answer as a primary"
+            ));
+        }
+        return;
+    }
+    b.archiving_ok = None;
+    b.archiving_on = None;
+    let Some((transport, become_)) = leader(&host) else {
+        b.archiving_note = Some(format!("the leader `{host}` is not reachable"));
+        return;
+    };
+    let out = transport
+        .exec(&ExecRequest {
+            command: archiver_script(),
+            stdin: None,
+            become_,
+            timeout: Some(std::time::Duration::from_secs(30)),
+        })
+        .await;
+    match out {
+        Ok(out) => match parse_archiver(&String::from_utf8_lossy(&out.stdout)) {
+            (Some(ok), _) => {
+                b.archiving_ok = Some(ok);
+                b.archiving_on = Some(host);
+            }
+            (None, _) => {
+                b.archiving_note = Some(format!(
+                    "`{host}`'s `pg_stat_archiver` did not answer as a primary"
+                ))
+            }
+        },
+        Err(e) => b.archiving_note = Some(format!("on the leader `{host}`: {e}")),
+    }
 }
 
 /// Shell that prints `etcdctl endpoint health --cluster -w json` of every member (with the
@@ -404,14 +507,7 @@ fn parse_backups(text: &str) -> Option<Backups> {
     let (info, archiver) = text
         .split_once(&format!("\n{ARCHIVER_MARK}\n"))
         .unwrap_or((text, ""));
-    let fields: Vec<&str> = archiver.trim().split('|').collect();
-    let (archiving_ok, now) = match fields.as_slice() {
-        [recovery, _, failed_last, now] => (
-            (*recovery == "f").then_some(*failed_last == "f"),
-            now.parse().ok(),
-        ),
-        _ => (None, None),
-    };
+    let (archiving_ok, now) = parse_archiver(archiver);
     Some(match parse_info(info) {
         Ok(i) => {
             let last_full_at = i.backups.iter().rposition(|b| b.kind == "full");
@@ -421,6 +517,8 @@ fn parse_backups(text: &str) -> Option<Backups> {
                 last_diff: last_full_at.and_then(|n| i.backups[n + 1..].last().cloned()),
                 archive_max: i.archive_max.clone(),
                 archiving_ok,
+                archiving_on: None,
+                archiving_note: None,
                 now,
                 error: None,
             }
@@ -431,6 +529,8 @@ fn parse_backups(text: &str) -> Option<Backups> {
             last_diff: None,
             archive_max: None,
             archiving_ok,
+            archiving_on: None,
+            archiving_note: None,
             now,
             error: Some(info.trim().lines().last().map(str::to_string).unwrap_or(e)),
         },
@@ -460,10 +560,18 @@ fn backups_text(b: &Backups) -> String {
             None => out.push_str(&format!("  {what}: none\n")),
         }
     }
+    let on = b
+        .archiving_on
+        .as_deref()
+        .map(|h| format!(" (on the leader `{h}`)"))
+        .unwrap_or_default();
     let archiving = match b.archiving_ok {
-        Some(true) => "ok",
-        Some(false) => "FAILING (see `pg_stat_archiver` on the leader)",
-        None => "not read (the status was read from a replica)",
+        Some(true) => format!("ok{on}"),
+        Some(false) => format!("FAILING{on}: see its `pg_stat_archiver`"),
+        None => format!(
+            "not read: {}",
+            b.archiving_note.as_deref().unwrap_or("no leader answered")
+        ),
     };
     out.push_str(&format!(
         "  WAL archive up to {}; archiving: {archiving}\n",
@@ -776,5 +884,73 @@ mod tests {
         std::fs::remove_file(dir.path().join("patroni.env")).unwrap();
         let out = run(None);
         assert_eq!(parse_addresses(&out).1.trim(), "==no-patroni-locator");
+    }
+
+    /// The status read on a replica (`db-b`, in recovery), the leader `pg1` at `10.0.0.11`
+    /// being inventory host `db-a`: archiving is the leader's, read there.
+    #[tokio::test]
+    async fn archiving_is_the_leaders_whatever_member_answers_first() {
+        use crate::transport::memory::MemoryTransport;
+        use crate::transport::ExecOutput;
+        use std::sync::Arc;
+        let answer = |stdout: String| {
+            move |_: &ExecRequest| {
+                Ok(ExecOutput {
+                    status: 0,
+                    stdout: stdout.clone().into_bytes(),
+                    stderr: Vec::new(),
+                })
+            }
+        };
+        let info = r#"[{"archive":[{"max":"000000010000000000000007"}],"backup":[],"status":{"code":2,"message":"no valid backups"}}]"#;
+        // on the replica: its archiver says nothing of archiving (`t`: in recovery)
+        let replica = MemoryTransport::with_handler(
+            "db-b",
+            Arc::new(answer(format!(
+                "==vip\n==addresses\n2: h0 inet 10.0.0.12/24 brd x\n==end-addresses\n{OUT}\n{BACKUPS_MARK}\n{info}\n{ARCHIVER_MARK}\nt|0|f|1764630700\n"
+            ))),
+        );
+        // on the leader: three failures, the last after the last success
+        let leader: Arc<dyn Transport> = Arc::new(MemoryTransport::with_handler(
+            "db-a",
+            Arc::new(answer("f|3|t|1764630700\n".into())),
+        ));
+        let (mut s, replica_addresses) = read(&replica, None, Become::No).await.unwrap();
+        assert_eq!(s.read_from, "db-b");
+        let hosts = vec![
+            (
+                "db-a".to_string(),
+                HostAddresses {
+                    vip: None,
+                    addresses: vec!["10.0.0.11".into()],
+                },
+            ),
+            ("db-b".to_string(), replica_addresses),
+        ];
+        assert_eq!(leader_host(&s, &hosts).as_deref(), Some("db-a"));
+        let mut asked = Vec::new();
+        archiving_from_leader(&mut s, &hosts, |h| {
+            asked.push(h.to_string());
+            Some((leader.clone(), Become::No))
+        })
+        .await;
+        assert_eq!(asked, ["db-a"]);
+        let b = s.backups.as_ref().unwrap();
+        assert_eq!(b.archiving_ok, Some(false), "{b:?}");
+        assert_eq!(b.archiving_on.as_deref(), Some("db-a"));
+        assert!(
+            to_text(&s)
+                .contains("archiving: FAILING (on the leader `db-a`): see its `pg_stat_archiver`"),
+            "{}",
+            to_text(&s)
+        );
+        // the leader unreachable, or no leader: not read, and said why
+        let (mut s, _) = read(&replica, None, Become::No).await.unwrap();
+        archiving_from_leader(&mut s, &hosts, |_| None).await;
+        assert!(to_text(&s).contains("archiving: not read: the leader `db-a` is not reachable"));
+        let (mut s, _) = read(&replica, None, Become::No).await.unwrap();
+        s.members[0].role = "Replica".into();
+        archiving_from_leader(&mut s, &hosts, |_| panic!("no leader to ask")).await;
+        assert!(to_text(&s).contains("archiving: not read: the cluster has no leader"));
     }
 }

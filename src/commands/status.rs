@@ -5,7 +5,8 @@
 //!
 //! Every host is connected to at once and runs one command: the member asked for the
 //! cluster's status runs the status script (which includes its addresses), the others only
-//! list their addresses.
+//! list their addresses. When the backups are configured, the leader's host is then asked
+//! for its WAL archiver's state (only the primary archives).
 
 use std::sync::Arc;
 
@@ -122,6 +123,13 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         if let Some(s) = status.as_mut() {
             addresses.sort_by(|a, b| a.0.cmp(&b.0));
             s.vips = crate::status::vips(&addresses);
+            // WAL archiving is the leader's, whichever member answered first.
+            crate::status::archiving_from_leader(s, &addresses, |h| {
+                up.iter()
+                    .find(|(n, _)| n == h)
+                    .map(|(_, t)| (t.clone(), become_for(h)))
+            })
+            .await;
         }
         for (_, t) in &up {
             t.close().await;

@@ -178,6 +178,95 @@ impl Target {
     }
 }
 
+/// A `--target-time` read without PostgreSQL (no member runs one to ask): only the
+/// unambiguous form, a date, a time and a UTC offset (`2026-12-01 22:54:45.5+00`,
+/// `2026-12-01T22:54:45Z`, `+05:30`), as Unix seconds. Recovery reads the same text.
+pub fn parse_time_with_offset(t: &str) -> Result<f64, String> {
+    let bad = || {
+        format!(
+            "`--target-time` `{t}`: with no PostgreSQL running to read it, give a date, a time and a UTC offset (`2026-12-01 22:54:45+00`)"
+        )
+    };
+    let s = t.trim();
+    let (date, rest) = s.split_at_checked(10).ok_or_else(bad)?;
+    let rest = rest.strip_prefix([' ', 'T']).ok_or_else(bad)?;
+    let num = |x: &str| {
+        (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| x.parse::<i64>().ok())
+            .flatten()
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let [Some(y), Some(mo), Some(day)] =
+        [d.first(), d.get(1), d.get(2)].map(|p| p.and_then(|p| num(p)))
+    else {
+        return Err(bad());
+    };
+    let at = rest.find(['+', '-', 'Z', 'z']).ok_or_else(bad)?;
+    let (clock, zone) = rest.split_at(at);
+    let c: Vec<&str> = clock.trim_end().split(':').collect();
+    let (h, mi, sec) = match c.as_slice() {
+        [h, m] => (num(h), num(m), Some(0.0)),
+        [h, m, s] => (
+            num(h),
+            num(m),
+            s.split_once('.')
+                .map_or(num(s).map(|v| v as f64), |(w, f)| {
+                    num(w).and(num(f)).and(s.parse::<f64>().ok())
+                }),
+        ),
+        _ => (None, None, None),
+    };
+    let (Some(h), Some(mi), Some(sec)) = (h, mi, sec) else {
+        return Err(bad());
+    };
+    let offset = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let z = zone[1..].replace(':', "");
+            let (zh, zm) = match z.len() {
+                2 => (num(&z), Some(0)),
+                4 => (num(&z[..2]), num(&z[2..])),
+                _ => (None, None),
+            };
+            let (Some(zh), Some(zm)) = (zh, zm) else {
+                return Err(bad());
+            };
+            if zh > 15 || zm > 59 {
+                return Err(bad());
+            }
+            sign * (zh * 3600 + zm * 60)
+        }
+    };
+    let days_in = |y: i64, m: i64| match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo)
+        || day < 1
+        || day > days_in(y, mo)
+        || h > 23
+        || mi > 59
+        || sec >= 60.0
+    {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok((days * 86_400 + h * 3600 + mi * 60 - offset) as f64 + sec)
+}
+
 /// The newest backup a restore to `target` can start from: one that ended before it (a time
 /// target) or at or before it (an LSN); the newest one for `Latest`. `Err` says why there is
 /// none.
@@ -297,6 +386,32 @@ mod tests {
         assert!(backup_for(&empty, &Target::Latest)
             .unwrap_err()
             .contains("holds no backup yet"));
+    }
+
+    #[test]
+    fn times_with_an_offset_are_read_without_postgresql() {
+        let t = |s: &str| parse_time_with_offset(s);
+        assert_eq!(t("2027-01-01 00:00:00+00").unwrap(), 1_798_761_600.0);
+        assert_eq!(t("2027-01-01T00:00:00Z").unwrap(), 1_798_761_600.0);
+        assert_eq!(t("2027-01-01 01:30+01:30").unwrap(), 1_798_761_600.0);
+        assert_eq!(t("2026-12-31 19:00:00.25-0500").unwrap(), 1_798_761_600.25);
+        assert_eq!(t("2024-02-29 12:00:00+00").unwrap(), 1_709_208_000.0);
+        for bad in [
+            "not a time",
+            "2026-12-01 22:54:45",
+            "2026-13-01 00:00:00+00",
+            "2025-02-29 00:00:00+00",
+            "2026-12-01 24:00:00+00",
+            "2026-12-01 22:54:45+99",
+            "2026-12-01 22:54:4x+00",
+            "2026-12-01",
+        ] {
+            let e = t(bad).unwrap_err();
+            assert!(
+                e.contains("give a date, a time and a UTC offset"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

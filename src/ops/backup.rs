@@ -1,14 +1,16 @@
 //! `pgdeploy backup [--type full|diff|incr]`: one pgBackRest backup of the cluster, taken
 //! from its current leader into the repository. pgBackRest runs it on the repository host
 //! (the one its members' locator names), which finds the primary among the members itself;
-//! the command checks first that the cluster has a leader, and waits until the backup is in
-//! the repository's list.
+//! the command checks first that the cluster has a running leader (refused otherwise, with
+//! the members' states: pgBackRest needs the primary for every backup), and waits until the
+//! backup is in the repository's list.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::backrest::{self, Backrest};
+use super::state::ClusterState;
 use super::{Cluster, Report};
 use crate::cli::BackupArgs;
 use crate::exit::Exit;
@@ -63,16 +65,26 @@ pub fn info(cluster: &Cluster, b: &Backrest) -> Result<backrest::Info, String> {
     backrest::parse_info(&out)
 }
 
+/// Why there is no backup without a running leader: pgBackRest takes every backup through
+/// the primary (with `backup-standby` it copies the files from a replica, but still starts
+/// and stops the backup on the primary), so no replica is used instead.
+fn no_leader(s: &ClusterState) -> String {
+    let members = if s.members.is_empty() {
+        "no member in the DCS".to_string()
+    } else {
+        s.summary()
+    };
+    format!(
+        "cluster `{}` has no running leader to back up ({members}): pgBackRest backs up through the primary \
+         (even with `backup-standby`, which copies from a replica, the primary must run); start Patroni, \
+         or bring the cluster back with `pgdeploy restore`",
+        s.scope.as_deref().unwrap_or_default()
+    )
+}
+
 fn backup(cluster: &mut Cluster, args: &BackupArgs, report: &Report) -> Exit {
-    let Some(leader) = cluster.state.leader().map(|l| l.name.clone()) else {
-        return report.fail(
-            &format!(
-                "cluster `{}` has no running leader to back up ({})",
-                cluster.scope(),
-                cluster.state.summary()
-            ),
-            Exit::Error,
-        );
+    let Some(leader) = cluster.state.healthy_leader().map(|l| l.name.clone()) else {
+        return report.fail(&no_leader(&cluster.state), Exit::Error);
     };
     let b = match locate(cluster) {
         Ok(b) => b,
@@ -138,4 +150,25 @@ fn backup(cluster: &mut Cluster, args: &BackupArgs, report: &Report) -> Exit {
         json!({"backup": set, "seconds": elapsed.as_secs_f64()}),
     );
     Exit::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_running_leader_the_backup_says_why() {
+        let mut s = crate::ops::state::tests::state();
+        s.members[0].state = "stopped".into();
+        let e = no_leader(&s);
+        assert!(
+            e.starts_with(
+                "cluster `pgcluster` has no running leader to back up (pg1 Leader stopped TL 2"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("the primary must run"), "{e}");
+        s.members.clear();
+        assert!(no_leader(&s).contains("(no member in the DCS)"));
+    }
 }

@@ -17,6 +17,7 @@ pub mod pause;
 pub mod reinit;
 pub mod restart;
 pub mod restore;
+pub mod restore_on;
 pub mod state;
 pub mod switchover;
 

@@ -2,12 +2,18 @@
 //! to a point in the past from the pgBackRest repository, the sequence of seeds 000 and 002
 //! orchestrated and checked, stage by stage:
 //!
-//! 1. checks, with nothing stopped: the repository holds a backup that ends before the target
-//!    (refused otherwise), the target is one PostgreSQL reads, the members' pgBackRest and
-//!    Patroni agree on the data directory, and `pgbackrest check` on the leader pushes the
-//!    WAL written so far into the repository (recovery needs a WAL record after the target);
+//! 1. checks, with nothing stopped: the member to restore on is chosen ([`restore_on`]: the
+//!    running leader, or without one the last leader, else the first member in inventory
+//!    order; refused when a Patroni that cannot be stopped could take over), the repository
+//!    holds a backup that ends before the target (refused otherwise), the target is one
+//!    PostgreSQL reads (without a running leader: a time with a UTC offset), the members'
+//!    pgBackRest and Patroni agree on the data directory and on the cluster, and
+//!    `pgbackrest check` on the leader pushes the WAL written so far into the repository
+//!    (recovery needs a WAL record after the target; without a running leader, WAL not
+//!    archived before it stopped is not recovered, and `pgbackrest info` on the chosen
+//!    member checks it reaches the repository);
 //! 2. Patroni stopped on every member, replicas first (it stops PostgreSQL);
-//! 3. `pgbackrest restore` on the former leader, PostgreSQL started alone on it (local
+//! 3. `pgbackrest restore` on the chosen member, PostgreSQL started alone on it (local
 //!    connections only) until recovery reaches the target and promotes on a new timeline;
 //!    the recovery settings pgBackRest wrote reset, PostgreSQL stopped;
 //! 4. the cluster's keys removed from the DCS (`patronictl remove`), so that Patroni, started
@@ -25,6 +31,7 @@ use serde_json::json;
 
 use super::backrest::{self, Target};
 use super::backup::{info, locate};
+use super::restore_on::{self, Candidate};
 use super::{confirm, state, Cluster, Report};
 use crate::cli::RestoreArgs;
 use crate::exit::Exit;
@@ -35,6 +42,11 @@ use crate::transport::shell::quote;
 struct Paths {
     data_dir: String,
     bin_dir: String,
+    /// Patroni's `name` and `scope` for the member.
+    name: Option<String>,
+    scope: Option<String>,
+    /// The `nofailover` tag.
+    nofailover: bool,
 }
 
 pub fn run(args: &RestoreArgs, json: bool) -> anyhow::Result<Exit> {
@@ -55,7 +67,8 @@ pub fn run(args: &RestoreArgs, json: bool) -> anyhow::Result<Exit> {
 }
 
 const PATHS_SCRIPT: &str = ". /var/lib/pgdeploy/patroni.env && \
-    sed -n -e 's/^  data_dir: /data_dir=/p' -e 's/^  bin_dir: /bin_dir=/p' \"$PATRONI_CONFIG\"; \
+    sed -n -e 's/^  data_dir: /data_dir=/p' -e 's/^  bin_dir: /bin_dir=/p' -e 's/^name: /name=/p' \
+      -e 's/^scope: /scope=/p' -e '/^tags:/,/^[^ ]/s/^  nofailover: /nofailover=/p' \"$PATRONI_CONFIG\"; \
     sed -n 's/^pg1-path=/pg1_path=/p' /etc/pgbackrest/pgbackrest.conf";
 
 fn paths(cluster: &Cluster, host: &str) -> Result<Paths, String> {
@@ -76,7 +89,13 @@ fn paths(cluster: &Cluster, host: &str) -> Result<Paths, String> {
     let bin_dir = get("bin_dir")
         .ok_or_else(|| format!("no `postgresql.bin_dir` in Patroni's configuration on `{host}`"))?;
     match get("pg1_path") {
-        Some(p) if p == data_dir => Ok(Paths { data_dir, bin_dir }),
+        Some(p) if p == data_dir => Ok(Paths {
+            data_dir,
+            bin_dir,
+            name: get("name"),
+            scope: get("scope"),
+            nofailover: get("nofailover").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }),
         other => Err(format!(
             "on `{host}`, pgBackRest's `pg1-path` (`{}`) is not Patroni's data directory `{data_dir}`: a restore would write elsewhere",
             other.unwrap_or_else(|| "unset".into())
@@ -84,9 +103,55 @@ fn paths(cluster: &Cluster, host: &str) -> Result<Paths, String> {
     }
 }
 
+/// `pg_controldata`'s `Database cluster state` of the member's data directory (`None`
+/// without one): tells which member was last a primary when no Patroni says.
+fn pg_state(cluster: &Cluster, host: &str, p: &Paths) -> Option<String> {
+    let script = format!(
+        "cd / && runuser -u postgres -- {}/pg_controldata -D {} 2>/dev/null | sed -n 's/^Database cluster state: *//p'",
+        quote(&p.bin_dir),
+        quote(&p.data_dir)
+    );
+    let out = cluster
+        .run_on(host, &script, None, Duration::from_secs(30))
+        .ok()?;
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status == 0 && !state.is_empty()).then_some(state)
+}
+
+/// A time without a running PostgreSQL: read here (an offset required), and not after the
+/// clock of the member restored on.
+fn offline_time(cluster: &Cluster, t: &str, host: &str) -> Result<Target, String> {
+    let epoch = backrest::parse_time_with_offset(t)?;
+    let now = cluster
+        .run_ok(
+            host,
+            "date +%s",
+            "reading the clock",
+            Duration::from_secs(30),
+        )?
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`date +%s` on `{host}` printed no number"))?;
+    if epoch > now {
+        return Err(format!(
+            "`--target-time` `{t}` is in the future of `{host}`'s clock: nothing to recover to yet"
+        ));
+    }
+    Ok(Target::Time(t.to_string(), epoch))
+}
+
 /// The target as PostgreSQL reads it: a time is parsed by the leader's PostgreSQL (the
-/// parser recovery uses), so a time it would not accept is refused before anything stops.
-fn target(cluster: &Cluster, args: &RestoreArgs, leader_host: &str) -> Result<Target, String> {
+/// parser recovery uses), so a time it would not accept is refused before anything stops;
+/// without a running leader, see [`offline_time`].
+fn target(
+    cluster: &Cluster,
+    args: &RestoreArgs,
+    leader_host: &str,
+    running: bool,
+) -> Result<Target, String> {
+    if let (Some(t), false) = (&args.target_time, running) {
+        return offline_time(cluster, t, leader_host);
+    }
     if let Some(t) = &args.target_time {
         let script = format!(
             "printf '%s\\n' \"select extract(epoch from :'t'::timestamptz), extract(epoch from now())\" | (cd / && runuser -u postgres -- psql -XAt -F ' ' -v t={})",
@@ -116,6 +181,26 @@ fn target(cluster: &Cluster, args: &RestoreArgs, leader_host: &str) -> Result<Ta
     Ok(Target::Latest)
 }
 
+/// The cluster's scope: the DCS's, else (no member left there) the members' Patroni
+/// configurations'; every member must say the same (`--hosts` naming one cluster).
+fn scope_of(cluster: &Cluster, all_paths: &[(String, Paths)]) -> Result<String, String> {
+    let dcs = cluster.state.scope.clone();
+    let mut scope = dcs.clone();
+    for (h, p) in all_paths {
+        match (&scope, &p.scope) {
+            (_, None) => return Err(format!("no `scope` in Patroni's configuration on `{h}`")),
+            (None, Some(s)) => scope = Some(s.clone()),
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!(
+                    "refusing to restore: `{h}` is a member of cluster `{b}`, not `{a}` (`--hosts` names one cluster); nothing was stopped"
+                ))
+            }
+            _ => {}
+        }
+    }
+    scope.ok_or_else(|| "no member of `--hosts` was reached".to_string())
+}
+
 fn stage(report: &Report, n: u32, what: &str) {
     report.progress(&format!("stage {n}/5: {what}"), json!({"stage": n}));
 }
@@ -127,24 +212,33 @@ fn fail(report: &Report, message: String) -> Exit {
 fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result<(), Exit> {
     let started = Instant::now();
     // 1. Checks; nothing is stopped before they all pass.
-    let scope = cluster.scope();
-    let Some(leader) = cluster.state.healthy_leader().map(|l| l.name.clone()) else {
-        return Err(fail(
-            report,
-            format!(
-                "cluster `{scope}` has no running leader ({}): `restore` reads the target and pushes the last WAL through it",
-                cluster.state.summary()
-            ),
-        ));
-    };
-    let Some(leader_host) = cluster.host_of_member(&leader) else {
-        return Err(fail(
-            report,
-            format!("the leader `{leader}` is not a connected host of `--hosts`"),
-        ));
-    };
+    let hosts = cluster.host_names();
+    let mut all_paths = Vec::new();
+    for h in &hosts {
+        all_paths.push((h.clone(), paths(cluster, h).map_err(|e| fail(report, e))?));
+    }
+    let scope = scope_of(cluster, &all_paths).map_err(|e| fail(report, e))?;
+    let candidates: Vec<Candidate> = all_paths
+        .iter()
+        .map(|(h, p)| Candidate {
+            host: h.clone(),
+            member: p.name.clone().unwrap_or_else(|| cluster.member_name(h)),
+            nofailover: p.nofailover,
+            pg_state: pg_state(cluster, h, p),
+        })
+        .collect();
+    let choice = restore_on::choose(&cluster.state, &candidates, |m| cluster.host_of_member(m))
+        .map_err(|e| {
+            fail(
+                report,
+                format!("refusing to restore: {e}; nothing was stopped"),
+            )
+        })?;
+    let leader_host = choice.host.clone();
+    let leader = choice.member.clone();
     let b = locate(cluster).map_err(|e| fail(report, e))?;
-    let target = target(cluster, args, &leader_host).map_err(|e| fail(report, e))?;
+    let target =
+        target(cluster, args, &leader_host, choice.running_leader).map_err(|e| fail(report, e))?;
     let repo = info(cluster, &b).map_err(|e| fail(report, e))?;
     let set = backrest::backup_for(&repo, &target)
         .map_err(|e| {
@@ -154,24 +248,38 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
             )
         })?
         .clone();
-    let hosts = cluster.host_names();
-    let mut all_paths = Vec::new();
-    for h in &hosts {
-        all_paths.push((h.clone(), paths(cluster, h).map_err(|e| fail(report, e))?));
+    if choice.running_leader {
+        stage(
+            report,
+            1,
+            "`pgbackrest check` on the leader: the WAL written so far reaches the repository",
+        );
+        cluster
+            .run_ok(
+                &leader_host,
+                &b.on_member("check"),
+                "`pgbackrest check`",
+                Duration::from_secs(120),
+            )
+            .map_err(|e| fail(report, format!("{e}; nothing was stopped")))?;
+    } else {
+        stage(
+            report,
+            1,
+            &format!(
+                "no running primary to push the last WAL: recovery reaches at most the archive's end (`{}`); `pgbackrest info` on `{leader_host}`: it reaches the repository",
+                repo.archive_max.as_deref().unwrap_or("none")
+            ),
+        );
+        cluster
+            .run_ok(
+                &leader_host,
+                &b.on_member("info"),
+                "`pgbackrest info`",
+                Duration::from_secs(120),
+            )
+            .map_err(|e| fail(report, format!("{e}; nothing was stopped")))?;
     }
-    stage(
-        report,
-        1,
-        "`pgbackrest check` on the leader: the WAL written so far reaches the repository",
-    );
-    cluster
-        .run_ok(
-            &leader_host,
-            &b.on_member("check"),
-            "`pgbackrest check`",
-            Duration::from_secs(120),
-        )
-        .map_err(|e| fail(report, format!("{e}; nothing was stopped")))?;
     let others: Vec<String> = hosts
         .iter()
         .filter(|h| **h != leader_host)
@@ -179,20 +287,21 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
         .collect();
     report.plan(
         &format!(
-            "restore cluster `{scope}` to {} from backup `{}` ({}, ended `{}`): stop Patroni on {}, restore `{leader_host}`, \
+            "restore cluster `{scope}` to {} from backup `{}` ({}, ended `{}`): stop Patroni on {}, restore `{leader_host}` ({}), \
              bootstrap the cluster from it, then erase and re-create {} as replicas",
             target.shown(),
             set.label,
             set.kind,
             backrest::utc(set.stop),
             hosts.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
+            choice.why,
             if others.is_empty() {
                 "no other member".to_string()
             } else {
                 others.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
             }
         ),
-        json!({"target": target.shown(), "backup": set, "restored_on": leader_host, "replicas": others}),
+        json!({"target": target.shown(), "backup": set, "restored_on": leader_host, "why": choice.why, "replicas": others}),
     );
     confirm(
         report,
@@ -259,8 +368,11 @@ fn restore(cluster: &mut Cluster, args: &RestoreArgs, report: &Report) -> Result
     );
     let psql = format!("runuser -u postgres -- {}/psql -XAt", quote(&p.bin_dir));
     let log = "/var/log/pgbackrest/pgdeploy-restore-postgresql.log";
+    // The restored `postgresql.conf` is the one Patroni wrote on the member the backup was
+    // taken from: its certificate paths name that host. Started alone, PostgreSQL listens on
+    // localhost without TLS; Patroni writes this member's own configuration at stage 4.
     let recover = format!(
-        "{pg_ctl} -l {log} -w -t 3600 -o \"-c listen_addresses=localhost\" start >/dev/null && \
+        "{pg_ctl} -l {log} -w -t 3600 -o \"-c listen_addresses=localhost -c ssl=off\" start >/dev/null && \
          for i in $(seq 36000); do \
            r=$({psql} -c 'select pg_is_in_recovery()' 2>/dev/null); \
            [ \"$r\" = f ] && break; \
