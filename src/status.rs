@@ -655,7 +655,8 @@ mod tests {
     fn one_etcd_member_down_is_named_and_the_others_counted() {
         // what etcd 3.4's `etcdctl endpoint health --cluster -w json 2>&1` printed on the
         // lab with `pg3`'s etcd stopped
-        let etcd = "[{\"endpoint\":\"https://10.213.45.11:2379\",\"health\":true,\"took\":\"3.2ms\"},\
+        let etcd =
+            "[{\"endpoint\":\"https://10.213.45.11:2379\",\"health\":true,\"took\":\"3.2ms\"},\
             {\"endpoint\":\"https://10.213.45.12:2379\",\"health\":true,\"took\":\"4.8ms\"},\
             {\"endpoint\":\"https://10.213.45.13:2379\",\"health\":false,\"took\":\"5.0s\",\
             \"error\":\"context deadline exceeded\"}]\n\

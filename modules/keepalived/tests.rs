@@ -261,9 +261,7 @@ fn fresh_balancer_in_order_with_masked_diff() {
     // validated and renamed in one command
     assert!(applied_cmds[1]
         .contains("setsid -w keepalived -t -f /etc/keepalived/.keepalived.conf.pgdeploy-"));
-    assert!(applied_cmds[1].contains(
-        "then mv -f -- /etc/keepalived/.keepalived.conf.pgdeploy-"
-    ));
+    assert!(applied_cmds[1].contains("then mv -f -- /etc/keepalived/.keepalived.conf.pgdeploy-"));
     assert_eq!(applied_cmds[2], "mkdir -p -- /var/lib/pgdeploy");
     assert_eq!(
         applied_cmds[3],
