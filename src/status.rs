@@ -467,8 +467,17 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
 }
 
 /// Reads [`etcd_health_script`]'s output (read on `host`).
+///
+/// The endpoints are the one line that is a JSON array: with an endpoint down, `etcdctl`
+/// prints its warnings and `Error: unhealthy cluster` on stderr around that line (the script
+/// merges the streams), and the healthy members must still be counted, for the quorum.
 pub(crate) fn parse_etcd(host: &str, etcd: &str) -> Vec<EtcdRow> {
-    match serde_json::from_str::<Vec<Value>>(etcd.trim()) {
+    let endpoints = etcd
+        .lines()
+        .filter(|l| l.trim_start().starts_with('['))
+        .find_map(|l| serde_json::from_str::<Vec<Value>>(l.trim()).ok())
+        .ok_or(());
+    match endpoints {
         _ if etcd.trim() == NO_ETCD => vec![EtcdRow {
             endpoint: "(etcd)".into(),
             health: false,
@@ -748,6 +757,36 @@ mod tests {
         let s = parse("pg1", &text).unwrap();
         assert!(!s.healthy());
         assert_eq!(s.etcd[0].error.as_deref(), Some("Error: unhealthy cluster"));
+    }
+
+    #[test]
+    fn one_etcd_member_down_is_named_and_the_others_counted() {
+        // what etcd 3.4's `etcdctl endpoint health --cluster -w json 2>&1` printed on the
+        // lab with `pg3`'s etcd stopped
+        let etcd =
+            "[{\"endpoint\":\"https://10.213.45.11:2379\",\"health\":true,\"took\":\"3.2ms\"},\
+            {\"endpoint\":\"https://10.213.45.12:2379\",\"health\":true,\"took\":\"4.8ms\"},\
+            {\"endpoint\":\"https://10.213.45.13:2379\",\"health\":false,\"took\":\"5.0s\",\
+            \"error\":\"context deadline exceeded\"}]\n\
+            {\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\"}\n\
+            Error: unhealthy cluster\n";
+        let rows = parse_etcd("pg1", etcd);
+        let health: Vec<(&str, bool)> = rows
+            .iter()
+            .map(|r| (r.endpoint.as_str(), r.health))
+            .collect();
+        assert_eq!(
+            health,
+            [
+                ("https://10.213.45.11:2379", true),
+                ("https://10.213.45.12:2379", true),
+                ("https://10.213.45.13:2379", false)
+            ]
+        );
+        assert_eq!(rows[2].error.as_deref(), Some("context deadline exceeded"));
+        // the warning first, the array after it: the same
+        let swapped = "{\"level\":\"warn\"}\n".to_string() + etcd;
+        assert_eq!(parse_etcd("pg1", &swapped).len(), 3);
     }
 
     const ADDRESSES: &str = "==vip\n# Managed by pgdeploy\nVIP=10.213.7.100\n\n==addresses\n\

@@ -2,7 +2,9 @@
 //! real cluster: `playbooks/site.yml` (seed 003's stack: 3 PostgreSQL + etcd + Patroni hosts,
 //! 2 HAProxy + keepalived balancers with the VIP) deployed once on a lab, then checks in order,
 //! each on the cluster the previous one left. Checks of other topics are in `day2/` (one file
-//! each, one call line at the end): `rotation.rs` rotates the database passwords.
+//! each, one call line at the end): `rotation.rs` rotates the database passwords, `faults.rs`
+//! causes faults (an etcd member down, `apply` killed, an SSH session cut) and checks that the
+//! cluster recovers.
 
 #[path = "day2/backups.rs"]
 mod backups;
@@ -10,6 +12,8 @@ mod backups;
 mod checks;
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "day2/faults.rs"]
+mod faults;
 #[path = "support/lab.rs"]
 mod lab_support;
 #[path = "day2/objects.rs"]
@@ -386,6 +390,7 @@ fn day2_commands_on_the_lab() {
     rotation::run(&mut c, &lab, &inventory);
     backups::run(&mut c, &lab, &inventory);
     objects::run(&mut c, &lab, &inventory);
+    faults::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
     c.finish();
 }

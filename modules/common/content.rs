@@ -137,11 +137,7 @@ pub async fn apply(cx: &HostContext<'_>, work: &ContentWork) -> Result<(), Modul
                 .write_file(&temp, content, attrs, &cx.become_)
                 .await?;
             let check = validate.replace("%s", &quote(&temp));
-            let script = format!(
-                "( {check} ); rc=$?; if [ $rc -ne 0 ]; then rm -f -- {t}; fi; exit $rc",
-                t = quote(&temp)
-            );
-            let out = exec::run(cx, &script).await?;
+            let out = exec::run(cx, &validate_and_rename(&check, &temp, dest)).await?;
             if out.status != 0 {
                 return Err(match exec::failure(&check, &out) {
                     ModuleError::Command { output, .. } => ModuleError::Failed(format!(
@@ -151,21 +147,38 @@ pub async fn apply(cx: &HostContext<'_>, work: &ContentWork) -> Result<(), Modul
                     other => other,
                 });
             }
-            let mv = format!("mv -f -- {} {}", quote(&temp), quote(dest));
-            exec::check(cx, &mv, &mv).await?;
         }
     }
     Ok(())
 }
 
+/// One command that validates the candidate `temp` and renames it over `dest`, or removes
+/// it: validation and rename in separate commands left the candidate behind when the run was
+/// killed between them. Candidates of earlier runs killed between the write and this command
+/// (`dest` then still holds its old content, so this run writes it again) are removed too.
+fn validate_and_rename(check: &str, temp: &str, dest: &str) -> String {
+    format!(
+        "( {check} ); rc=$?; if [ $rc -eq 0 ]; then mv -f -- {t} {d} || rc=$?; fi; \
+         rm -f -- {t} {leftovers}*; exit $rc",
+        t = quote(temp),
+        d = quote(dest),
+        leftovers = quote(&temp_prefix(dest)),
+    )
+}
+
+/// The start of every candidate's name for `dest`: hidden, beside it.
+fn temp_prefix(dest: &str) -> String {
+    let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
+    format!("{dir}/.{name}.pgdeploy-")
+}
+
 /// A unique hidden name in `dest`'s directory.
 fn temp_path(dest: &str) -> String {
-    let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{dir}/.{name}.pgdeploy-{}-{nanos}", std::process::id())
+    format!("{}{}-{nanos}", temp_prefix(dest), std::process::id())
 }
 
 #[cfg(test)]
@@ -273,5 +286,44 @@ mod tests {
     fn temp_path_is_beside_dest() {
         assert!(temp_path("/etc/haproxy/haproxy.cfg")
             .starts_with("/etc/haproxy/.haproxy.cfg.pgdeploy-"));
+    }
+
+    /// The files of `dir`, sorted
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn validate_and_rename_leaves_no_candidate_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("haproxy.cfg");
+        let dest = dest.to_str().unwrap();
+        let run = |check: &str, temp: &str| {
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(validate_and_rename(check, temp, dest))
+                .status()
+                .unwrap()
+                .success()
+        };
+        std::fs::write(dest, "old\n").unwrap();
+        // a candidate of a run killed before its validation, and this run's own
+        let leftover = format!("{}1234-5678", temp_prefix(dest));
+        std::fs::write(&leftover, "older candidate\n").unwrap();
+        let temp = temp_path(dest);
+        std::fs::write(&temp, "refused\n").unwrap();
+        assert!(!run("false", &temp), "a failed validation fails");
+        assert_eq!(std::fs::read_to_string(dest).unwrap(), "old\n");
+        assert_eq!(names(dir.path()), ["haproxy.cfg"]);
+        std::fs::write(&leftover, "older candidate\n").unwrap();
+        std::fs::write(&temp, "new\n").unwrap();
+        assert!(run(&format!("grep -q new {}", quote(&temp)), &temp));
+        assert_eq!(std::fs::read_to_string(dest).unwrap(), "new\n");
+        assert_eq!(names(dir.path()), ["haproxy.cfg"]);
     }
 }

@@ -127,9 +127,10 @@ fn fresh_host_gets_a_validated_file_then_haproxy_enabled_and_started() {
     );
     let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
     assert!(cmds[2].contains("haproxy -c -q -f /etc/haproxy/.haproxy.cfg.pgdeploy-"));
-    assert!(cmds[3].starts_with("mv -f -- /etc/haproxy/.haproxy.cfg.pgdeploy-"));
+    // validated and renamed in one command
+    assert!(cmds[2].contains("then mv -f -- /etc/haproxy/.haproxy.cfg.pgdeploy-"));
     assert_eq!(
-        cmds[4],
+        cmds[3],
         "systemctl enable -- haproxy && systemctl start -- haproxy"
     );
     let written = t.file(&t.writes()[0]).unwrap();

@@ -253,17 +253,18 @@ fn fresh_balancer_in_order_with_masked_diff() {
         cmds[cmds.len() - 1].contains("grep -qw -- 192.168.0.210"),
         "{cmds:?}"
     );
-    let applied_cmds = &cmds[cmds.len() - 6..cmds.len() - 1];
+    let applied_cmds = &cmds[cmds.len() - 5..cmds.len() - 1];
     assert_eq!(
         applied_cmds[0],
         "install -d -o root -g root -m 0755 -- /etc/keepalived/scripts"
     );
+    // validated and renamed in one command
     assert!(applied_cmds[1]
         .contains("setsid -w keepalived -t -f /etc/keepalived/.keepalived.conf.pgdeploy-"));
-    assert!(applied_cmds[2].starts_with("mv -f -- /etc/keepalived/.keepalived.conf.pgdeploy-"));
-    assert_eq!(applied_cmds[3], "mkdir -p -- /var/lib/pgdeploy");
+    assert!(applied_cmds[1].contains("then mv -f -- /etc/keepalived/.keepalived.conf.pgdeploy-"));
+    assert_eq!(applied_cmds[2], "mkdir -p -- /var/lib/pgdeploy");
     assert_eq!(
-        applied_cmds[4],
+        applied_cmds[3],
         "systemctl enable -- keepalived && systemctl start -- keepalived"
     );
     let writes = t.writes();

@@ -338,10 +338,21 @@ pub fn read_result(
 /// the rename: readers see either the old file or the complete new one, never a partial file or
 /// one with loose permissions. Attributes not given are taken from the file being replaced, or
 /// follow the umask for a new file, as `cp` would. Any failure removes the temporary file.
-pub fn write_script(path: &str, attrs: &FileAttrs) -> Result<String, String> {
+///
+/// `len` is the content's size in bytes, checked before the rename: when the connection drops
+/// mid-transfer (the controller killed, the SSH session cut), sshd closes the command's stdin,
+/// `cat` sees an ordinary end of file and succeeds with part of the content. Without the check
+/// that part would be renamed over the target: a torn file.
+pub fn write_script(path: &str, attrs: &FileAttrs, len: usize) -> Result<String, String> {
     let p = quote(path);
     let d = quote(&parent_dir(path)?);
-    let mut steps = vec!["cat > \"$t\"".to_owned()];
+    let mut steps = vec![
+        "cat > \"$t\"".to_owned(),
+        format!(
+            "{{ n=$(wc -c < \"$t\"); [ \"$n\" -eq {len} ] || \
+             {{ echo \"received $n of {len} bytes: the input ended early\" >&2; false; }}; }}"
+        ),
+    ];
     steps.push(format!(
         "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null; chmod --reference={p} \"$t\"; \
          else chmod \"$(printf %o $((0666 & ~$(umask))))\" \"$t\"; fi"
@@ -521,6 +532,55 @@ mod tests {
         assert!(read_script("/etc/").is_err());
     }
 
+    /// Runs `write_script(target, len)` with `/bin/sh`, `input` on its stdin: status, stderr
+    fn run_write(target: &std::path::Path, len: usize, input: &[u8]) -> (bool, String) {
+        use std::io::Write;
+        let script = write_script(target.to_str().unwrap(), &FileAttrs::default(), len).unwrap();
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // the input then its end: what sshd gives the command when the connection drops
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn write_script_refuses_a_truncated_input_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("patroni.yml");
+        std::fs::write(&target, "old: complete\n").unwrap();
+        let new = b"scope: pgcluster\nname: pg1\n";
+        // the connection cut after 10 of the bytes: the old file stays whole
+        let (ok, stderr) = run_write(&target, new.len(), &new[..10]);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("received 10 of {} bytes", new.len())),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"old: complete\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["patroni.yml"], "no temporary file left");
+        // the whole content: replaced
+        let (ok, stderr) = run_write(&target, new.len(), new);
+        assert!(ok, "{stderr}");
+        assert_eq!(std::fs::read(&target).unwrap(), new);
+        // an empty file is a size like any other
+        let (ok, stderr) = run_write(&target, 0, b"");
+        assert!(ok, "{stderr}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
+    }
+
     #[test]
     fn write_script_sets_attrs_before_rename() {
         let attrs = FileAttrs {
@@ -528,7 +588,7 @@ mod tests {
             group: Some("etcd".into()),
             mode: Some(0o640),
         };
-        let s = write_script("/etc/etcd/etcd.conf", &attrs).unwrap();
+        let s = write_script("/etc/etcd/etcd.conf", &attrs, 3).unwrap();
         let chown = s.find("chown -- etcd").unwrap();
         let chmod = s.find("chmod 0640").unwrap();
         let mv = s.find("mv -f").unwrap();
@@ -539,7 +599,8 @@ mod tests {
             &FileAttrs {
                 mode: Some(0o17777),
                 ..Default::default()
-            }
+            },
+            0
         )
         .is_err());
     }

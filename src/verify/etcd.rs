@@ -42,7 +42,10 @@ fn evaluate(g: &Gathered, _: &Options) -> Vec<Finding> {
                     Outcome::Fail,
                     &r.endpoint,
                     format!(
-                        "unhealthy{} (read on `{}`)",
+                        "unhealthy{}{} (read on `{}`)",
+                        member_at(g, &r.endpoint)
+                            .map(|m| format!(" (member `{m}`)"))
+                            .unwrap_or_default(),
                         r.error
                             .as_deref()
                             .map(|e| format!(": {e}"))
@@ -64,4 +67,17 @@ fn evaluate(g: &Gathered, _: &Options) -> Vec<Finding> {
         ),
     ));
     out
+}
+
+/// The inventory host an endpoint URL (`https://10.0.0.13:2379`) is on, by name or address:
+/// an endpoint down is named as the host to look at.
+fn member_at<'a>(g: &'a Gathered, endpoint: &str) -> Option<&'a str> {
+    let authority = endpoint.split_once("://").map_or(endpoint, |(_, a)| a);
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    g.members()
+        .find(|h| h.name == host || h.address.as_deref() == Some(host))
+        .map(|h| h.name.as_str())
 }

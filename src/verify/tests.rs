@@ -167,18 +167,26 @@ fn replication_lag_sync_standby_and_timelines() {
 #[test]
 fn etcd_endpoints_and_quorum() {
     let mut g = healthy();
+    // as etcdctl prints it with one endpoint down: its warning and error on stderr, merged
     let one_down = ETCD.replacen(
         "\"health\":true}",
         "\"health\":false,\"error\":\"context deadline exceeded\"}",
         1,
-    );
+    ) + "\n{\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\"}\nError: unhealthy cluster\n";
     for h in g.hosts.iter_mut().filter(|h| h.member) {
         h.outputs.insert("etcd".into(), one_down.clone());
+        h.address = Some(format!("10.213.47.1{}", &h.name[2..]));
     }
     let f = failed(&evaluate(&g, &Options::default()));
     assert_eq!(
         f,
-        ["etcd Fail https://10.213.47.11:2379: unhealthy: context deadline exceeded (read on `pg1`)"]
+        ["etcd Fail https://10.213.47.11:2379: unhealthy (member `pg1`): context deadline exceeded (read on `pg1`)"]
+    );
+    let all = evaluate(&g, &Options::default());
+    assert!(
+        all.iter()
+            .any(|f| f.subject == "quorum" && f.message == "2 of 3 members healthy: quorum"),
+        "{all:?}"
     );
     let two_down = one_down.replacen("\"health\":true}", "\"health\":false}", 1);
     for h in g.hosts.iter_mut().filter(|h| h.member) {

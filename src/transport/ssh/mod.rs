@@ -298,7 +298,8 @@ impl Transport for SshTransport {
         attrs: &FileAttrs,
         become_: &Become,
     ) -> Result<(), TransportError> {
-        let script = shell::write_script(path, attrs).map_err(|m| self.remote_error(m))?;
+        let script =
+            shell::write_script(path, attrs, content.len()).map_err(|m| self.remote_error(m))?;
         let out = self
             .exec(&ExecRequest {
                 command: script,
