@@ -16,6 +16,7 @@ pub mod pg_hba;
 pub mod replication;
 pub mod report;
 pub mod vip;
+pub mod drill;
 
 use std::collections::BTreeMap;
 
