@@ -10,6 +10,8 @@ mod backups;
 mod checks;
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "day2/drills.rs"]
+mod drills;
 #[path = "support/lab.rs"]
 mod lab_support;
 #[path = "day2/objects.rs"]
@@ -387,5 +389,6 @@ fn day2_commands_on_the_lab() {
     backups::run(&mut c, &lab, &inventory);
     objects::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
+    drills::run(&mut c, &lab, &inventory);
     c.finish();
 }
