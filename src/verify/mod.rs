@@ -9,6 +9,7 @@
 //! probes only read: nothing on a host changes.
 
 pub mod certificates;
+pub mod drill;
 pub mod etcd;
 pub mod haproxy;
 pub mod members;
@@ -16,7 +17,6 @@ pub mod pg_hba;
 pub mod replication;
 pub mod report;
 pub mod vip;
-pub mod drill;
 
 use std::collections::BTreeMap;
 

@@ -50,11 +50,12 @@ fn drill(lab: &LabFixture, inventory: &Path, kind: &str, extra: &[&str]) -> (i32
         .find(|v| v["event"] == "drill")
         .unwrap_or(Value::Null);
     eprintln!(
-        "  drill {kind} {}: {:.1} s, exit {code}; RTO {} s (gap {} → {}), RPO {} of {} commits, \
+        "  drill {kind} {}: {:.1} s, exit {code}; event at {} s; RTO {} s (gap {} → {}), RPO {} of {} commits, \
          two primaries {} (most writable {}, {} rounds, unreached {}), `{}` back after {} s, \
          new leader {}, verify exit {}; {}",
         extra.join(" "),
         started.elapsed().as_secs_f64(),
+        doc["event_at_s"],
         doc["rto_s"],
         doc["gap_from_s"],
         doc["gap_to_s"],
@@ -76,7 +77,10 @@ fn drill(lab: &LabFixture, inventory: &Path, kind: &str, extra: &[&str]) -> (i32
 fn assert_drill(code: i32, doc: &Value, out: &str) {
     assert!(doc.is_object(), "no drill document:\n{out}");
     assert_eq!(doc["rpo_commits"], 0, "acknowledged commits lost:\n{out}");
-    assert_eq!(doc["two_primaries"], false, "two writable primaries:\n{out}");
+    assert_eq!(
+        doc["two_primaries"], false,
+        "two writable primaries:\n{out}"
+    );
     assert!(doc["commits"].as_u64().unwrap_or(0) > 0, "{out}");
     assert_eq!(doc["writes_resumed"], true, "{out}");
     assert!(doc["back_after_s"].is_number(), "victim not back:\n{out}");
@@ -109,7 +113,14 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
         assert_eq!(code, 64, "{stdout}{stderr}");
         assert!(stderr.contains("add `--yes`"), "{stderr}");
         let (code, _, stderr) = cluster::command(
-            &["verify", "--drill", "leader-partition", "--yes", "--ca", &ca],
+            &[
+                "verify",
+                "--drill",
+                "leader-partition",
+                "--yes",
+                "--ca",
+                &ca,
+            ],
             inventory,
             None,
         );

@@ -54,12 +54,16 @@ fn hold_restart(units: &[&str]) -> String {
         .join(" && ")
 }
 
-/// The command that kills `units` hard and leaves them down.
+/// The command that kills `units` hard and leaves them down. `systemctl kill` may report a
+/// failure for processes that died with the main one (seen in containers: "Failed to send
+/// signal SIGKILL to auxiliary processes"), so what counts is that no unit is active after.
 pub fn kill_script(units: &[&str]) -> String {
+    let names = units.join(" ");
     format!(
-        "set -e; {}; systemctl daemon-reload; systemctl kill --signal=SIGKILL {}",
+        "set -e; {}; systemctl daemon-reload; systemctl kill --signal=SIGKILL {names} || true; \
+         for i in $(seq 50); do systemctl is-active -q {names} || break; sleep 0.1; done; \
+         for u in {names}; do if systemctl is-active -q \"$u\"; then echo \"$u still runs\" >&2; exit 1; fi; done",
         hold_restart(units),
-        units.join(" ")
     )
 }
 
@@ -100,6 +104,33 @@ fn lab_err(e: anyhow::Error) -> String {
     format!("{e:#}")
 }
 
+/// How the victim of `plan` comes back: known before the event, so that a failed event
+/// (half done) is undone too.
+pub fn back_of(plan: &Plan, victim: &str) -> Back {
+    let host = victim.to_string();
+    match (plan.kind, &plan.lab) {
+        (DrillKind::Switchover, _) => Back::Rejoins,
+        (DrillKind::LeaderPartition, Some(lab)) => Back::Heal {
+            lab: lab.clone(),
+            host,
+        },
+        // (refused before: `run` asks for `--lab`)
+        (DrillKind::LeaderPartition, None) => Back::Rejoins,
+        (_, Some(lab)) if plan.power_cut => Back::PowerOn {
+            lab: lab.clone(),
+            host,
+        },
+        (DrillKind::Failover, _) => Back::Units {
+            host,
+            units: vec!["patroni".into()],
+        },
+        (DrillKind::BalancerLoss, _) => Back::Units {
+            host,
+            units: vec!["keepalived".into(), "haproxy".into()],
+        },
+    }
+}
+
 /// Causes the event on `victim` (an inventory host: the leader's, or the VIP's balancer):
 /// how it was done, and how to bring the victim back.
 pub fn cause(
@@ -108,64 +139,41 @@ pub fn cause(
     victim: &str,
     report: &Report,
 ) -> Result<(String, Back), String> {
-    let t = Duration::from_secs(60);
-    match plan.kind {
-        DrillKind::Switchover => {
+    let back = back_of(plan, victim);
+    let how = match (&back, &plan.lab) {
+        (Back::Rejoins, _) if plan.kind != DrillKind::Switchover => {
+            return Err(format!("`{}` needs `--lab NAME`", plan.kind.name()));
+        }
+        (Back::Rejoins, _) => {
             let exit = crate::ops::switchover::switchover(cluster, None, None, true, report);
             if exit != crate::exit::Exit::Success {
                 return Err(format!("the switchover failed (exit {})", exit as u8));
             }
-            Ok((
-                format!("switchover from `{victim}` (patronictl → REST API)"),
-                Back::Rejoins,
-            ))
+            format!("switchover from `{victim}` (patronictl → REST API)")
         }
-        DrillKind::Failover | DrillKind::BalancerLoss => {
-            let units: &[&str] = if plan.kind == DrillKind::Failover {
-                &["patroni"]
-            } else {
-                &["keepalived", "haproxy"]
-            };
-            match (&plan.lab, plan.power_cut) {
-                (Some(lab), true) => {
-                    crate::lab::kill(lab, victim).map_err(lab_err)?;
-                    Ok((
-                        format!("power cut of `{victim}` (`pgdeploy lab kill {lab} {victim}`)"),
-                        Back::PowerOn {
-                            lab: lab.clone(),
-                            host: victim.to_string(),
-                        },
-                    ))
-                }
-                _ => {
-                    cluster.run_ok(victim, &kill_script(units), "the kill", t)?;
-                    Ok((
-                        format!(
-                            "SIGKILL of `{}` on `{victim}` (`systemctl kill`, no restart)",
-                            units.join("`, `")
-                        ),
-                        Back::Units {
-                            host: victim.to_string(),
-                            units: units.iter().map(|u| u.to_string()).collect(),
-                        },
-                    ))
-                }
-            }
+        (Back::PowerOn { lab, .. }, _) => {
+            crate::lab::kill(lab, victim).map_err(lab_err)?;
+            format!("power cut of `{victim}` (`pgdeploy lab kill {lab} {victim}`)")
         }
-        DrillKind::LeaderPartition => {
-            let Some(lab) = &plan.lab else {
-                return Err("`leader-partition` needs `--lab NAME`".into());
-            };
+        (Back::Heal { lab, .. }, _) => {
             crate::lab::partition(lab, victim, false).map_err(lab_err)?;
-            Ok((
-                format!("network of `{victim}` cut (`pgdeploy lab partition {lab} {victim}`)"),
-                Back::Heal {
-                    lab: lab.clone(),
-                    host: victim.to_string(),
-                },
-            ))
+            format!("network of `{victim}` cut (`pgdeploy lab partition {lab} {victim}`)")
         }
-    }
+        (Back::Units { units, .. }, _) => {
+            let names: Vec<&str> = units.iter().map(String::as_str).collect();
+            cluster.run_ok(
+                victim,
+                &kill_script(&names),
+                "the kill",
+                Duration::from_secs(60),
+            )?;
+            format!(
+                "SIGKILL of `{}` on `{victim}` (`systemctl kill`, no restart)",
+                names.join("`, `")
+            )
+        }
+    };
+    Ok((how, back))
 }
 
 /// Brings the victim back.
@@ -194,8 +202,13 @@ mod tests {
         let s = kill_script(&["keepalived", "haproxy"]);
         assert!(s.starts_with("set -e; mkdir -p /run/systemd/system/keepalived.service.d && "));
         assert!(s.contains("/run/systemd/system/haproxy.service.d/pgdeploy-drill.conf"));
+        assert!(s.contains(
+            "systemctl daemon-reload; systemctl kill --signal=SIGKILL keepalived haproxy || true; "
+        ));
+        // what counts: neither is active afterwards
         assert!(s.ends_with(
-            "systemctl daemon-reload; systemctl kill --signal=SIGKILL keepalived haproxy"
+            "for u in keepalived haproxy; do if systemctl is-active -q \"$u\"; then \
+             echo \"$u still runs\" >&2; exit 1; fi; done"
         ));
         let s = start_script(&["patroni".into()]);
         assert_eq!(

@@ -188,11 +188,14 @@ pub async fn read_back(target: &Target, run: &str) -> Result<(Vec<i64>, bool), S
     .await
     .map_err(|_| "reading the drill's rows: no answer".to_string())?
     .map_err(|e| format!("reading the drill's rows: {e}"))?;
-    let primary = timeout(STALL, client.query_one("SELECT NOT pg_is_in_recovery()", &[]))
-        .await
-        .map_err(|_| "pg_is_in_recovery: no answer".to_string())?
-        .map_err(|e| e.to_string())?
-        .get::<_, bool>(0);
+    let primary = timeout(
+        STALL,
+        client.query_one("SELECT NOT pg_is_in_recovery()", &[]),
+    )
+    .await
+    .map_err(|_| "pg_is_in_recovery: no answer".to_string())?
+    .map_err(|e| e.to_string())?
+    .get::<_, bool>(0);
     if primary {
         // the run's rows served their purpose (the table stays for the next drill)
         let _ = timeout(

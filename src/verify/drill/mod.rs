@@ -122,7 +122,8 @@ fn drill(
             Exit::Usage,
         );
     };
-    let Some(vip) = var(&inventory, &everyone, "vip").or_else(|| var(&inventory, &everyone, "lab_vip"))
+    let Some(vip) =
+        var(&inventory, &everyone, "vip").or_else(|| var(&inventory, &everyone, "lab_vip"))
     else {
         return report.fail(
             "no `vip` (or `lab_vip`) in the inventory: the drill writes through the VIP",
@@ -141,13 +142,19 @@ fn drill(
     let s = cluster.state.clone();
     let Some(leader) = s.healthy_leader().map(|m| m.name.clone()) else {
         return report.fail(
-            &format!("no healthy leader ({}): a drill starts from a healthy cluster", s.summary()),
+            &format!(
+                "no healthy leader ({}): a drill starts from a healthy cluster",
+                s.summary()
+            ),
             Exit::Error,
         );
     };
     if !s.settled() {
         return report.fail(
-            &format!("the cluster is not settled ({}): a drill starts from a healthy cluster", s.summary()),
+            &format!(
+                "the cluster is not settled ({}): a drill starts from a healthy cluster",
+                s.summary()
+            ),
             Exit::Error,
         );
     }
@@ -158,7 +165,12 @@ fn drill(
             if let Err(e) = cluster.connect_host(b) {
                 return report.fail(&e, Exit::Unreachable);
             }
-            match cluster.run_ok(b, &events::holder_script(), "finding the VIP", Duration::from_secs(30)) {
+            match cluster.run_ok(
+                b,
+                &events::holder_script(),
+                "finding the VIP",
+                Duration::from_secs(30),
+            ) {
                 Ok(out) if out.trim() == "holder" => holder = Some(b.clone()),
                 Ok(_) => {}
                 Err(e) => return report.fail(&e, Exit::Error),
@@ -291,7 +303,13 @@ fn drill(
                 how = h;
                 back = Some(b);
             }
-            Err(e) => problems.push(format!("the event: {e}")),
+            Err(e) => {
+                problems.push(format!("the event: {e}"));
+                // half done, perhaps: undone all the same
+                if let Err(e) = events::bring_back(&events::back_of(&plan, &victim), cluster) {
+                    problems.push(format!("bringing `{victim}` back: {e}"));
+                }
+            }
         }
     }
     let event_done = Instant::now();
@@ -316,7 +334,8 @@ fn drill(
     // writes flow again: a commit acknowledged within the last 0.5 s, 2 s after the event
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     while back.is_some()
-        && !(event_done.elapsed() >= Duration::from_secs(2) && since_ack(Duration::from_millis(500)))
+        && !(event_done.elapsed() >= Duration::from_secs(2)
+            && since_ack(Duration::from_millis(500)))
     {
         if Instant::now() > deadline {
             problems.push(format!(
@@ -336,7 +355,10 @@ fn drill(
     };
     if let Some(b) = &back {
         report.progress(
-            &format!("  {:.1} s: bringing `{victim}` back", start.elapsed().as_secs_f64()),
+            &format!(
+                "  {:.1} s: bringing `{victim}` back",
+                start.elapsed().as_secs_f64()
+            ),
             json!({}),
         );
         if let Err(e) = events::bring_back(b, cluster) {
@@ -349,7 +371,9 @@ fn drill(
         } else {
             let member = cluster.member_name(&victim);
             match cluster.wait_for(report, &format!("`{member}` to stream as a replica"), |s| {
-                s.member(&member).is_some_and(|m| m.streams(s.old_patroni())) && s.settled()
+                s.member(&member)
+                    .is_some_and(|m| m.streams(s.old_patroni()))
+                    && s.settled()
             }) {
                 Ok(_) => back_after = Some(start.elapsed().saturating_sub(event_at)),
                 Err(e) => problems.push(e),
@@ -458,7 +482,10 @@ fn drill(
             crate::secrets::mask_logged(&report::to_json(&figures, exit as u8).to_string())
         );
     } else {
-        crate::out!("{}", crate::secrets::mask_logged(&report::to_text(&figures)));
+        crate::out!(
+            "{}",
+            crate::secrets::mask_logged(&report::to_text(&figures))
+        );
     }
     exit
 }
