@@ -346,7 +346,7 @@ fn drill(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut back_after = None;
+    let mut back_at = None;
     let mut verified: Option<(Vec<crate::verify::Finding>, Exit)> = None;
     let back_as = if kind == DrillKind::BalancerLoss {
         "a balancer again (`verify` passes)"
@@ -366,7 +366,7 @@ fn drill(
         } else if kind == DrillKind::BalancerLoss {
             verified = verify_until_passed(args, &inventory, Duration::from_secs(args.timeout));
             if verified.as_ref().is_some_and(|(_, e)| *e == Exit::Success) {
-                back_after = Some(start.elapsed().saturating_sub(event_at));
+                back_at = Some(start.elapsed());
             }
         } else {
             let member = cluster.member_name(&victim);
@@ -375,11 +375,11 @@ fn drill(
                     .is_some_and(|m| m.streams(s.old_patroni()))
                     && s.settled()
             }) {
-                Ok(_) => back_after = Some(start.elapsed().saturating_sub(event_at)),
+                Ok(_) => back_at = Some(start.elapsed()),
                 Err(e) => problems.push(e),
             }
         }
-        if matches!(b, Back::Rejoins) && back_after.is_none() && problems.is_empty() {
+        if matches!(b, Back::Rejoins) && back_at.is_none() && problems.is_empty() {
             problems.push(format!("`{victim}` did not rejoin"));
         }
     }
@@ -458,7 +458,11 @@ fn drill(
         two_primaries: !twice.is_empty(),
         two_primaries_at_s: twice.into_iter().take(20).collect(),
         unobserved_rounds: report::unobserved(&rounds, &names),
-        back_after_s: back_after.map(|d| d.as_secs_f64()),
+        // from the outage's start as the client saw it (the last commit before the longest
+        // gap): the event itself may wait (for the lab's lock, for `patronictl`)
+        back_after_s: back_at
+            .map(|b| b.as_secs_f64() - gap.map_or(event_at.as_secs_f64(), |g| g.1)),
+        event_done_s: event_done.duration_since(start).as_secs_f64(),
         back_as: back_as.into(),
         verify_exit,
         verify_failed,

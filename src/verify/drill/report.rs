@@ -86,8 +86,10 @@ pub struct Figures {
     /// The leader (or the VIP's balancer) the event hit.
     pub victim: String,
     pub new_leader: Option<String>,
-    /// When the event started, seconds since the load started.
+    /// When the event was asked for, and when it was done (a switchover: the cluster settled),
+    /// seconds since the load started.
     pub event_at_s: f64,
+    pub event_done_s: f64,
     pub attempts: i64,
     pub commits: usize,
     pub connections: u32,
@@ -105,7 +107,8 @@ pub struct Figures {
     pub two_primaries: bool,
     pub two_primaries_at_s: Vec<f64>,
     pub unobserved_rounds: Vec<(String, usize)>,
-    /// Seconds from the event until the victim was back (a streaming replica, or for a
+    /// Seconds from the outage's start (the last commit before the longest gap) until the
+    /// victim was back (a streaming replica, or for a
     /// balancer `verify` passing again); `None`: it was not.
     pub back_after_s: Option<f64>,
     pub back_as: String,
@@ -138,7 +141,13 @@ pub fn to_text(f: &Figures) -> String {
     let yes_no = |b: bool| if b { "YES" } else { "no" };
     let rows: Vec<(&str, String)> = vec![
         ("drill", f.drill.to_string()),
-        ("event", format!("{} (at {:.2} s)", f.event, f.event_at_s)),
+        (
+            "event",
+            format!(
+                "{} (asked at {:.2} s, done at {:.2} s)",
+                f.event, f.event_at_s, f.event_done_s
+            ),
+        ),
         (
             "new leader",
             f.new_leader.clone().unwrap_or_else(|| "-".into()),
@@ -199,7 +208,10 @@ pub fn to_text(f: &Figures) -> String {
         (
             "victim back",
             match f.back_after_s {
-                Some(s) => format!("`{}` {} after {s:.1} s", f.victim, f.back_as),
+                Some(s) => format!(
+                    "`{}` {} {s:.1} s after the outage began",
+                    f.victim, f.back_as
+                ),
                 None => format!("`{}` NOT BACK as {}", f.victim, f.back_as),
             },
         ),
