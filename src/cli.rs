@@ -254,10 +254,57 @@ pub struct VerifyArgs {
     /// A replica further behind (in MB) is a warning.
     #[arg(long, value_name = "MB", default_value_t = 16.0)]
     pub max_lag_mb: f64,
+    /// Instead of the checks alone: a drill under a write load through the VIP (RTO, RPO,
+    /// two writable primaries or not, the old leader's return), then the checks. Changes the
+    /// cluster: needs `--yes`.
+    #[arg(long, value_enum, value_name = "EVENT")]
+    pub drill: Option<DrillKind>,
+    /// Do not ask for confirmation before a drill (refused with exit 64 without a terminal).
+    #[arg(short = 'y', long, requires = "drill")]
+    pub yes: bool,
+    /// The CA that signed the members' certificates, for the drill's TLS connections
+    /// (`playbooks/site.yml` makes it in `pki/ca.crt` beside itself).
+    #[arg(long, value_name = "FILE", requires = "drill")]
+    pub ca: Option<PathBuf>,
+    /// The hosts are the machines of this `pgdeploy lab`: the drill may cut power
+    /// (`--power-cut`) and network (`leader-partition`) with the lab's commands.
+    #[arg(long, value_name = "NAME", requires = "drill")]
+    pub lab: Option<String>,
+    /// On a lab, `failover` and `balancer-loss` cut the host's power (`lab kill`) instead of
+    /// killing its daemons with SIGKILL.
+    #[arg(long, requires = "lab")]
+    pub power_cut: bool,
+    /// How long a drill waits for the cluster to recover, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 180, requires = "drill")]
+    pub timeout: u64,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+}
+
+/// The event of `verify --drill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrillKind {
+    /// A switchover through Patroni's REST API (`patronictl switchover`).
+    Switchover,
+    /// The leader's Patroni and PostgreSQL killed with SIGKILL (or its power cut on a lab).
+    Failover,
+    /// The leader's network cut (a lab only).
+    LeaderPartition,
+    /// The balancer holding the VIP loses HAProxy and keepalived (SIGKILL, or power on a lab).
+    BalancerLoss,
+}
+
+impl DrillKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DrillKind::Switchover => "switchover",
+            DrillKind::Failover => "failover",
+            DrillKind::LeaderPartition => "leader-partition",
+            DrillKind::BalancerLoss => "balancer-loss",
+        }
+    }
 }
 
 /// Options shared by the day-2 commands (`switchover`, `failover`, `restart`, `reinit`,

@@ -839,3 +839,42 @@ fn the_failover_profile_is_checked_at_validate() {
         "{err}"
     );
 }
+
+/// `verify --drill`'s refusals come before any host is touched (seed 003's hosts do not
+/// exist here): a partition without a lab, a drill without `--ca`, a `--ca` without a
+/// certificate; each exit 64, naming what is missing.
+#[test]
+fn drills_are_refused_before_any_host_is_touched() {
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--drill", "leader-partition", "--yes", "--ca", empty],
+            "give `--lab NAME`",
+        ),
+        (&["--drill", "failover", "--yes"], "give `--ca FILE`"),
+        (
+            &["--drill", "switchover", "--yes", "--ca", empty],
+            "no PEM certificate in it",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["verify", "-i", "inventories/seed003.yml"];
+        all.extend_from_slice(args);
+        let out = pgdeploy(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let out = pgdeploy(&[
+        "verify",
+        "-i",
+        "inventories/seed003.yml",
+        "--drill",
+        "switchover",
+        "--yes",
+        "--ca",
+        empty,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(empty));
+}

@@ -12,6 +12,8 @@ mod backups;
 mod checks;
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "day2/drills.rs"]
+mod drills;
 #[path = "day2/faults.rs"]
 mod faults;
 #[path = "support/lab.rs"]
@@ -392,5 +394,6 @@ fn day2_commands_on_the_lab() {
     objects::run(&mut c, &lab, &inventory);
     faults::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
+    drills::run(&mut c, &lab, &inventory);
     c.finish();
 }

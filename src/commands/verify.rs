@@ -12,7 +12,7 @@ use crate::inventory::{pattern, Inventory};
 use crate::ops::state;
 use crate::run::connect::{connect, resolve_targets};
 use crate::transport::{Become, ExecRequest, Transport};
-use crate::verify::{self, Gathered, HostRead, Options};
+use crate::verify::{self, Finding, Gathered, HostRead, Options};
 
 fn hosts_of(inventory: &Inventory, p: &str, default: &str) -> anyhow::Result<Vec<String>> {
     match pattern::select(inventory, p) {
@@ -42,6 +42,9 @@ async fn exec(t: &dyn Transport, command: String, become_: Become) -> Result<Str
 }
 
 pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
+    if args.drill.is_some() {
+        return crate::verify::drill::run(args, json);
+    }
     let inventory = match args
         .vault
         .install()
@@ -54,15 +57,31 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
         }
     };
     crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
-    let members = hosts_of(&inventory, &args.hosts, "postgres")?;
-    let balancers = hosts_of(&inventory, &args.balancers, "balancers")?;
+    let (findings, exit) = check(args, &inventory)?;
+    if json {
+        let doc = verify::report::to_json(&findings, exit as u8);
+        crate::outln!("{}", crate::secrets::mask_logged(&doc.to_string()));
+    } else {
+        crate::out!(
+            "{}",
+            crate::secrets::mask_logged(&verify::report::to_text(&findings))
+        );
+    }
+    Ok(exit)
+}
+
+/// Every check on the hosts of `args` (the cluster read, judged): the findings and the exit
+/// code. Also the last step of a drill.
+pub fn check(args: &VerifyArgs, inventory: &Inventory) -> anyhow::Result<(Vec<Finding>, Exit)> {
+    let members = hosts_of(inventory, &args.hosts, "postgres")?;
+    let balancers = hosts_of(inventory, &args.balancers, "balancers")?;
     let all: Vec<String> = inventory
         .hosts
         .keys()
         .filter(|h| members.contains(h) || balancers.contains(h))
         .cloned()
         .collect();
-    let targets = resolve_targets(&inventory, &all, &args.ssh.settings(), &Default::default())?;
+    let targets = resolve_targets(inventory, &all, &args.ssh.settings(), &Default::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -139,14 +158,5 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     };
     let findings = verify::evaluate(&gathered, &options);
     let exit = verify::exit(&gathered, &findings);
-    if json {
-        let doc = verify::report::to_json(&findings, exit as u8);
-        crate::outln!("{}", crate::secrets::mask_logged(&doc.to_string()));
-    } else {
-        crate::out!(
-            "{}",
-            crate::secrets::mask_logged(&verify::report::to_text(&findings))
-        );
-    }
-    Ok(exit)
+    Ok((findings, exit))
 }

@@ -284,6 +284,21 @@ impl Cluster {
             .find(|h| h.name == name)
     }
 
+    /// The inventory the cluster was found from.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Reads the cluster through another member than inventory host `host` from now on
+    /// (a drill is about to cut it off: its reads would wait for SSH's timeout first).
+    pub fn avoid_control(&mut self, host: &str) {
+        if self.hosts[self.control].name == host {
+            if let Some(i) = self.hosts.iter().position(|h| h.name != host) {
+                self.control = i;
+            }
+        }
+    }
+
     /// The connected inventory hosts of `--hosts`, in inventory order.
     pub fn host_names(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.name.clone()).collect()

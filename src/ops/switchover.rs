@@ -48,13 +48,28 @@ pub fn run(args: &SwitchoverArgs, json: bool) -> anyhow::Result<Exit> {
         Ok(c) => c,
         Err(e) => return Ok(e),
     };
-    let exit = switchover(&mut cluster, args, &report);
+    let exit = switchover(
+        &mut cluster,
+        args.to.as_deref(),
+        args.at.as_deref(),
+        args.ops.yes,
+        &report,
+    );
     cluster.close();
     Ok(exit)
 }
 
-fn switchover(cluster: &mut Cluster, args: &SwitchoverArgs, report: &Report) -> Exit {
-    let to = args.to.as_deref().map(|h| cluster.member_name(h));
+/// The switchover on an open cluster: to inventory host or member `to` (or the best
+/// candidate), at `at` (or now); asks first unless `yes`. Also the event of
+/// `verify --drill switchover`.
+pub fn switchover(
+    cluster: &mut Cluster,
+    to: Option<&str>,
+    at: Option<&str>,
+    yes: bool,
+    report: &Report,
+) -> Exit {
+    let to = to.map(|h| cluster.member_name(h));
     let s = &cluster.state;
     let Some(leader) = s.healthy_leader().map(|m| m.name.clone()) else {
         return report.fail(
@@ -69,9 +84,7 @@ fn switchover(cluster: &mut Cluster, args: &SwitchoverArgs, report: &Report) -> 
         Ok(c) => c,
         Err(why) => return report.fail(&format!("refusing the switchover: {why}"), Exit::Error),
     };
-    let when = args
-        .at
-        .as_deref()
+    let when = at
         .map(|a| format!(" at {a}"))
         .unwrap_or_else(|| " now".into());
     report.plan(
@@ -80,9 +93,9 @@ fn switchover(cluster: &mut Cluster, args: &SwitchoverArgs, report: &Report) -> 
             cluster.scope(),
             s.summary()
         ),
-        json!({"leader": leader, "candidate": candidate, "at": args.at, "members": s.members}),
+        json!({"leader": leader, "candidate": candidate, "at": at, "members": s.members}),
     );
-    if let Err(e) = confirm(report, args.ops.yes, "Switch over?") {
+    if let Err(e) = confirm(report, yes, "Switch over?") {
         return e;
     }
     let scope = cluster.scope();
@@ -95,15 +108,15 @@ fn switchover(cluster: &mut Cluster, args: &SwitchoverArgs, report: &Report) -> 
         candidate.as_str(),
         "--force",
     ];
-    if let Some(at) = &args.at {
-        ctl.extend(["--scheduled", at.as_str()]);
+    if let Some(at) = at {
+        ctl.extend(["--scheduled", at]);
     }
     let started = Instant::now();
     let answer = match cluster.ctl(&ctl, cluster.timeout) {
         Ok(a) => a,
         Err(e) => return report.fail(&e, Exit::Error),
     };
-    if let Some(at) = &args.at {
+    if let Some(at) = at {
         report.done(
             &format!(
                 "switchover to `{candidate}` scheduled at {at} (Patroni does it then; `pgdeploy status` shows the leader)"

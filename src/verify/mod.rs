@@ -9,6 +9,7 @@
 //! probes only read: nothing on a host changes.
 
 pub mod certificates;
+pub mod drill;
 pub mod etcd;
 pub mod haproxy;
 pub mod members;
