@@ -12,6 +12,8 @@ mod checks;
 mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "day2/metrics.rs"]
+mod metrics;
 #[path = "day2/objects.rs"]
 mod objects;
 #[path = "day2/removal.rs"]
@@ -386,6 +388,7 @@ fn day2_commands_on_the_lab() {
     rotation::run(&mut c, &lab, &inventory);
     backups::run(&mut c, &lab, &inventory);
     objects::run(&mut c, &lab, &inventory);
+    metrics::run(&mut c, &lab, &inventory);
     removal::run(&mut c, &lab, &inventory);
     c.finish();
 }

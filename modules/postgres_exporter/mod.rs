@@ -88,7 +88,10 @@ pub struct PostgresExporter {
     #[serde(default = "d_user")]
     pub user: String,
     /// Its password (a secret: masked everywhere; in its own 0600 file on the host).
-    pub password: Secret,
+    /// Required; `none` is accepted when the task is read (a playbook passes
+    /// `default(none)` to a task its `when` skips) and refused when the step plans.
+    #[serde(default)]
+    pub password: Option<Secret>,
     /// Make `user` a login role of `pg_monitor` with `password` (on the leader). `false`: the
     /// role exists already (the superuser, say) and is left as it is.
     #[serde(default = "yes")]
@@ -175,7 +178,7 @@ impl PostgresExporter {
     fn role(&self) -> PostgresqlRole {
         PostgresqlRole {
             name: self.user.clone(),
-            password: Some(self.password.clone()),
+            password: self.password.clone(),
             login: Some(true),
             superuser: None,
             createdb: None,
@@ -268,6 +271,12 @@ impl PostgresExporter {
 #[async_trait::async_trait]
 impl Action for PostgresExporter {
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
+        let Some(secret) = &self.password else {
+            return Err(ModuleError::Failed(format!(
+                "postgres_exporter `{}` needs a `password` (the role `{}`'s)",
+                self.name, self.user
+            )));
+        };
         let mut changes = Vec::new();
         let mut notes = Vec::new();
         let mut work = Work::default();
@@ -346,7 +355,7 @@ impl Action for PostgresExporter {
             .plan_file(
                 cx,
                 &pass_path,
-                self.password.expose().to_string(),
+                secret.expose().to_string(),
                 Wanted {
                     owner: Some(&self.run_as),
                     group: Some(&self.run_as),
@@ -460,7 +469,10 @@ impl Action for PostgresExporter {
         }
         if let Some(w) = &work.password {
             content::apply(cx, w).await.map_err(|e| match e {
-                ModuleError::Failed(m) => ModuleError::Failed(self.password.mask_in(&m)),
+                ModuleError::Failed(m) => ModuleError::Failed(match &self.password {
+                    Some(p) => p.mask_in(&m),
+                    None => m,
+                }),
                 other => other,
             })?;
         }
@@ -567,7 +579,7 @@ impl Params for PostgresExporter {
         if !self.binary.starts_with('/') || self.binary.contains(char::is_whitespace) {
             problems.push(Problem::field("binary", "an absolute path without spaces"));
         }
-        let p = self.password.expose();
+        let p = self.password.as_ref().map_or("-", |p| p.expose());
         if p.is_empty() {
             problems.push(Problem::field("password", "the password is empty"));
         } else if p.trim() != p {
