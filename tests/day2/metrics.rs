@@ -2,7 +2,8 @@
 //! with `postgres_exporter_password` (a quote and a backslash in it) installs Debian's
 //! `prometheus-postgres-exporter` on every member from the lab mirror, its role `prometheus`
 //! made on the leader and replicated; every member's exporter answers `/metrics` with
-//! `pg_up 1`, `pgdeploy verify` says so, a second apply changes nothing, and a new password
+//! `pg_up 1` (and Patroni's own `/metrics` over TLS with the playbook's CA), `pgdeploy verify`
+//! says so, a second apply changes nothing, and a new password
 //! is a masked change in `plan` (not applied: the cluster is left as the apply made it).
 
 use std::path::Path;
@@ -52,6 +53,20 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
                 &format!("curl -s --max-time 5 http://{ip}:9187/metrics"),
             );
             assert!(metrics.lines().any(|l| l == "pg_up 1"), "{m}: {metrics}");
+            // Patroni's own /metrics, over TLS verified with the playbook's CA (the README's
+            // scrape configuration)
+            let patroni = lab.ssh_ok(
+                lab.ip("pg1"),
+                &format!(
+                    "curl -s --max-time 5 --cacert /etc/patroni/pki/ca.crt https://{ip}:8008/metrics"
+                ),
+            );
+            assert!(
+                patroni
+                    .lines()
+                    .any(|l| l.starts_with("patroni_postgres_running{") && l.ends_with(" 1")),
+                "{m}: {patroni}"
+            );
             let file = lab.ssh_ok(
                 ip,
                 "stat -c '%a %U' /etc/prometheus-postgres-exporter/pgcluster.password",
