@@ -332,7 +332,7 @@ impl Action for PostgresExporter {
             mode: Some(Mode(0o644)),
         };
         let unit = self
-            .plan_file(cx, UNIT_PATH, self.render_unit(), root.clone())
+            .plan_file(cx, UNIT_PATH, self.render_unit(), root)
             .await?;
         changes.extend(unit.changes.iter().cloned());
         work.unit = unit.work::<ContentWork>().cloned();
