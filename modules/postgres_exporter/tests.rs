@@ -171,3 +171,24 @@ fn bad_parameters_are_refused() {
         ["listen_address"]
     );
 }
+
+#[test]
+fn a_multi_line_password_is_written_as_is_and_shown_nowhere() {
+    let pw = "li'ne\\one\nline\"two";
+    let e = exporter(&format!(
+        "{{password: {}}}",
+        serde_json::to_string(pw).unwrap()
+    ));
+    let (plan, h) = plan_and_apply(&e, bare("f\n==role\n==member\n1\n"));
+    let shown = format!("{:?} {:?}", plan.changes, plan.notes);
+    assert!(
+        !shown.contains("line\\\"two") && !shown.contains("li'ne"),
+        "{shown}"
+    );
+    let written = h.transport.written.lock().unwrap().clone();
+    assert_eq!(
+        written["/etc/prometheus-postgres-exporter/main.password"].0,
+        pw.as_bytes()
+    );
+    assert!(!h.transport.commands().iter().any(|c| c.contains("line")));
+}
