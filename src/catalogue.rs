@@ -41,6 +41,8 @@ pub mod pgdg_repo;
 pub mod pglift_instance;
 #[path = "../modules/pglift_site/mod.rs"]
 pub mod pglift_site;
+#[path = "../modules/postgres_exporter/mod.rs"]
+pub mod postgres_exporter;
 #[path = "../modules/postgresql_database/mod.rs"]
 pub mod postgresql_database;
 #[path = "../modules/postgresql_extension/mod.rs"]
@@ -71,6 +73,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),
     &Typed::<pglift_site::PgliftSite>::new(),
+    &Typed::<postgres_exporter::PostgresExporter>::new(),
     &Typed::<postgresql_database::PostgresqlDatabase>::new(),
     &Typed::<postgresql_extension::PostgresqlExtension>::new(),
     &Typed::<postgresql_role::PostgresqlRole>::new(),

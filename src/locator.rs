@@ -16,6 +16,14 @@ pub const KEEPALIVED: &str = "/var/lib/pgdeploy/keepalived.env";
 /// Written by `pgbackrest`: `PGBACKREST_STANZA`, `PGBACKREST_REPO_HOST` (an inventory name),
 /// `PGBACKREST_REPO_USER`, `PGBACKREST_CONFIG`, `PGBACKREST`.
 pub const PGBACKREST: &str = "/var/lib/pgdeploy/pgbackrest.env";
+/// Written by `postgres_exporter`, one per instance: `EXPORTER_NAME`, `EXPORTER_UNIT`,
+/// `EXPORTER_URL` (where its `/metrics` answers from the host itself).
+pub const POSTGRES_EXPORTER_GLOB: &str = "/var/lib/pgdeploy/postgres_exporter-*.env";
+
+/// The `postgres_exporter` locator of instance `name`.
+pub fn postgres_exporter(name: &str) -> String {
+    format!("{DIR}/postgres_exporter-{name}.env")
+}
 
 /// A locator's content: a header naming the module and what `status` finds there, then one
 /// shell-sourceable `NAME=value` line per variable (values quoted only when they need it).
@@ -35,7 +43,14 @@ mod tests {
 
     #[test]
     fn paths_are_in_the_directory() {
-        for p in [PATRONI, ETCD, KEEPALIVED, PGBACKREST] {
+        for p in [
+            PATRONI,
+            ETCD,
+            KEEPALIVED,
+            PGBACKREST,
+            POSTGRES_EXPORTER_GLOB,
+            &postgres_exporter("main"),
+        ] {
             assert_eq!(p.rsplit_once('/').map(|(d, _)| d), Some(DIR));
         }
     }

@@ -101,6 +101,17 @@ fn parse_found(out: &str) -> Result<Option<Found>, ModuleError> {
 }
 
 impl PostgresqlRole {
+    /// The `pg_authid` read of this role, for a module that manages a role as part of its own
+    /// work (`postgres_exporter`'s monitoring role) and has found the leader itself.
+    pub(crate) fn read_sql(&self) -> String {
+        format!("{READ}{};\n", literal(&self.name))
+    }
+
+    /// The plan from [`Self::read_sql`]'s output, applied by [`Action::apply`] as usual.
+    pub(crate) fn plan_read(&self, out: &str) -> Result<Plan, ModuleError> {
+        self.decide(parse_found(out)?.as_ref())
+    }
+
     fn wanted(&self) -> [Option<bool>; 6] {
         [
             self.superuser,

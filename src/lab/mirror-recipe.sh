@@ -23,6 +23,7 @@ APT_PACKAGES=(
     haproxy keepalived
     pgbackrest
     patroni
+    prometheus-postgres-exporter
     python3-venv
     acl
 )
@@ -102,7 +103,7 @@ test -s "$OUT/apt/dists/$SUITE/InRelease"
 gpg --batch --yes --dearmor -o "$WORK/lab-key.gpg" "$OUT/apt/pgdeploy-lab.asc"
 gpgv --keyring "$WORK/lab-key.gpg" "$OUT/apt/dists/$SUITE/InRelease" 2>/dev/null ||
     { echo "InRelease signature does not verify" >&2; exit 1; }
-for p in postgresql-15 etcd-server haproxy keepalived pgbackrest patroni python3-venv; do
+for p in postgresql-15 etcd-server haproxy keepalived pgbackrest patroni python3-venv prometheus-postgres-exporter; do
     ls "$OUT"/apt/pool/main/*/*/"${p}"_*.deb >/dev/null 2>&1 || { echo "package $p missing" >&2; exit 1; }
 done
 ls "$OUT"/python/patroni-4.*.whl >/dev/null

@@ -1,7 +1,8 @@
 //! `pgdeploy verify`: read-only health checks of a deployed cluster (seed 003 §12's list),
 //! each a [`Kind`] of [`KINDS`], the one table of checks: members and one leader, replication
 //! (lag, the synchronous standby), etcd health and quorum, the VIP (on one host, answering on
-//! 5432), HAProxy's backends, certificates' expiry, and `pg_hba` refusing plain connections.
+//! 5432), HAProxy's backends, certificates' expiry, `pg_hba` refusing plain connections, and the postgres_exporters
+//! answering with `pg_up 1`.
 //!
 //! A kind says what to read on which hosts ([`Kind::probe`]: shell run on the members or the
 //! balancers, every kind's probe of a host in one command) and how to judge what was read
@@ -11,6 +12,7 @@
 pub mod certificates;
 pub mod drill;
 pub mod etcd;
+pub mod exporter;
 pub mod haproxy;
 pub mod members;
 pub mod pg_hba;
@@ -143,6 +145,7 @@ pub const KINDS: &[Kind] = &[
     haproxy::KIND,
     certificates::KIND,
     pg_hba::KIND,
+    exporter::KIND,
 ];
 
 const MARK: &str = "==verify ";

@@ -68,6 +68,13 @@ fn healthy() -> Gathered {
                     ("etcd", ETCD.to_string()),
                     ("certificates", certs(3650).replace("pg1", n)),
                     ("pg_hba", HBA.replace("47.11", &format!("47.1{}", &n[2..]))),
+                    (
+                        "postgres_exporter",
+                        format!(
+                            "exporter\tmain\thttp://10.213.47.1{}:9187/metrics\t1\n",
+                            &n[2..]
+                        ),
+                    ),
                 ],
             )
         })
@@ -295,6 +302,45 @@ fn pg_hba_must_refuse_plain_connections() {
 }
 
 #[test]
+fn exporters_answer_with_pg_up_1_or_are_named() {
+    let mut g = healthy();
+    g.hosts[1].outputs.insert(
+        "postgres_exporter".into(),
+        "exporter\tmain\thttp://10.213.47.12:9187/metrics\t0\n".into(),
+    );
+    g.hosts[2]
+        .outputs
+        .insert("postgres_exporter".into(), String::new());
+    let f = evaluate(&g, &Options::default());
+    assert_eq!(
+        failed(&f),
+        [
+            "postgres_exporter Fail pg2:main: `http://10.213.47.12:9187/metrics` answers with pg_up 0: the exporter cannot connect to PostgreSQL (see `journalctl -u pgdeploy-postgres-exporter@main`)",
+            "postgres_exporter Fail pg3: no postgres_exporter here (2 other member(s) have one)",
+        ]
+    );
+    // none answering at all
+    g.hosts[1].outputs.insert(
+        "postgres_exporter".into(),
+        "exporter\tmain\thttp://10.213.47.12:9187/metrics\tnone\n".into(),
+    );
+    let f = evaluate(&g, &Options::default());
+    assert!(
+        failed(&f)[0].ends_with("does not answer with metrics"),
+        "{:?}",
+        failed(&f)
+    );
+    // a cluster without exporters: nothing to check
+    for h in &mut g.hosts {
+        h.outputs.remove("postgres_exporter");
+    }
+    let f = evaluate(&g, &Options::default());
+    assert!(f
+        .iter()
+        .any(|x| x.check == "postgres_exporter" && x.outcome == Outcome::Skip));
+}
+
+#[test]
 fn unreachable_hosts() {
     let mut g = healthy();
     g.hosts.retain(|h| h.name != "lb2");
@@ -329,6 +375,7 @@ fn a_hosts_command_holds_its_probes_and_is_shell() {
         ("haproxy", false, true),
         ("certificates", true, true),
         ("pg_hba", true, false),
+        ("postgres_exporter", true, false),
     ] {
         let mark = format!("{MARK}{k}'");
         assert_eq!(member.contains(&mark), on_member, "{k} on a member");
@@ -356,7 +403,7 @@ fn a_hosts_command_holds_its_probes_and_is_shell() {
     let read = parse(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         read.keys().collect::<Vec<_>>(),
-        ["certificates", "etcd", "pg_hba"]
+        ["certificates", "etcd", "pg_hba", "postgres_exporter"]
     );
     assert!(
         read["certificates"].starts_with("now\t"),
