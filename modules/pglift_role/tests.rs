@@ -94,7 +94,9 @@ fn unknown_and_unsupported_parameters_are_located_errors() {
         "{m:?}"
     );
     assert!(m[2].starts_with("`soon` is not a date and time"), "{m:?}");
-    let m = messages("{instance: 15/main, name: bob, state: absent, password: x}");
+    let m = messages(
+        "{instance: 15/main, name: bob, state: absent, password: Pglift-Role-Absent-Pw-1}",
+    );
     assert!(
         m[0].starts_with("`password` is for `state: present`"),
         "{m:?}"
@@ -122,11 +124,11 @@ fn a_new_role_is_created_with_its_password_masked() {
 
 #[test]
 fn the_same_role_plans_nothing_and_a_new_password_a_masked_change() {
-    let stored = Verifier::random("old").unwrap().text();
-    let r = parse("{instance: 15/main, name: bob, login: true, password: old, validity: '2030-01-01T00:00', in_roles: [pg_read_all_stats]}").unwrap();
+    let stored = Verifier::random("Pglift-Role-Old-Pw-1").unwrap().text();
+    let r = parse("{instance: 15/main, name: bob, login: true, password: Pglift-Role-Old-Pw-1, validity: '2030-01-01T00:00', in_roles: [pg_read_all_stats]}").unwrap();
     assert!(!r.decide(Some(&bob()), &stored).is_changed());
     let r = parse(
-        "{instance: 15/main, name: bob, login: true, password: new, in_roles: [pg_read_all_stats]}",
+        "{instance: 15/main, name: bob, login: true, password: Pglift-Role-New-Pw-1, in_roles: [pg_read_all_stats]}",
     )
     .unwrap();
     let p = r.decide(Some(&bob()), &stored);
@@ -134,7 +136,7 @@ fn the_same_role_plans_nothing_and_a_new_password_a_masked_change() {
     let d = p.changes[0].diff.as_ref().unwrap().unified();
     assert!(d.contains("-password: ********\n"), "{d}");
     assert!(d.contains("+password: ******** (changed)\n"), "{d}");
-    assert!(!d.contains("new"), "{d}");
+    assert!(!d.contains("Pglift-Role-New-Pw-1"), "{d}");
 }
 
 #[test]

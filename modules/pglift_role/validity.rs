@@ -40,9 +40,7 @@ pub fn parse(text: &str) -> Option<Stamp> {
     let mut secs = 0;
     let mut rest = rest;
     if let Some(r) = rest.strip_prefix(['T', ' ']) {
-        let end = r
-            .find(|c: char| c == 'Z' || c == '+' || c == '-')
-            .unwrap_or(r.len());
+        let end = r.find(['Z', '+', '-']).unwrap_or(r.len());
         let (time, zone) = r.split_at(end);
         let time = time.split('.').next()?;
         let mut parts = time.split(':');
