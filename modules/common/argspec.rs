@@ -245,7 +245,6 @@ impl Opt {
             }
         }
         if self.no_log {
-            crate::secrets::record_secret_values("password", &value);
             if let Value::String(s) = &value {
                 crate::secrets::record_from("given to a `no_log` parameter", s);
             }
