@@ -335,10 +335,17 @@ impl Action for PgliftRole {
         match plan.work::<Work>() {
             Some(Work::Apply(manifest)) => self.target.apply(cx, "role", manifest).await,
             Some(Work::Later) => {
+                // planned before pglift or the instance was there: read again, decide now
                 let again = self.plan(cx).await?;
                 match again.work::<Work>() {
                     Some(Work::Apply(manifest)) => self.target.apply(cx, "role", manifest).await,
-                    _ => Ok(()),
+                    Some(Work::Later) => Err(ModuleError::Failed(format!(
+                        "pglift instance `{}` is still not there on `{}`: {}",
+                        self.target.instance,
+                        cx.host,
+                        again.notes.join("; ")
+                    ))),
+                    None => Ok(()),
                 }
             }
             None => Ok(()),
