@@ -166,3 +166,54 @@ fn absent_drops_an_existing_role_only() {
     assert_eq!(p.changes[0].summary, "drop role `bob`");
     assert!(p.changes[0].diff.as_ref().unwrap().after.is_none());
 }
+
+mod over_a_fake_host {
+    use super::*;
+    use crate::catalogue::common::fake::*;
+    use crate::template::Facts;
+
+    const PRIMARY: &str = "==name h1\n==surole postgres\n==recovery f\n==get\nError: role 'bob' not found\n==get-status 1\n==sql\n";
+
+    #[test]
+    fn the_primary_plans_a_creation_and_apply_runs_role_apply() {
+        let r = parse("{instance: 15/main, name: bob, login: true}").unwrap();
+        let h = Harness::new(
+            FakeTransport::default().answer("instance env", output(0, PRIMARY)),
+            Facts::default(),
+        );
+        let p = block_on(r.plan(&h.cx())).unwrap();
+        assert_eq!(p.changes[0].summary, "create role `bob`");
+        block_on(r.apply(&h.cx(), &p)).unwrap();
+        let cmds = h.transport.commands();
+        assert!(
+            cmds[1].contains("role -i 15/main apply -f - -o json"),
+            "{cmds:?}"
+        );
+    }
+
+    #[test]
+    fn still_not_installed_at_apply_is_an_error() {
+        let r = parse("{instance: 15/main, name: bob}").unwrap();
+        let h = Harness::new(
+            FakeTransport::default().answer("instance env", output(0, "==missing\n")),
+            Facts::default(),
+        );
+        let p = block_on(r.plan(&h.cx())).unwrap();
+        assert!(p.is_changed() && !p.notes.is_empty());
+        let e = block_on(r.apply(&h.cx(), &p)).unwrap_err().to_string();
+        assert!(e.contains("is still not there on `h1`"), "{e}");
+    }
+
+    #[test]
+    fn a_replica_plans_nothing() {
+        let r = parse("{instance: 15/main, name: bob}").unwrap();
+        let text = "==name h1\n==surole postgres\n==patroni\n[{\"Member\": \"h2\", \"Role\": \"Leader\", \"State\": \"running\"}]\n==recovery t\n";
+        let h = Harness::new(
+            FakeTransport::default().answer("instance env", output(0, text)),
+            Facts::default(),
+        );
+        let p = block_on(r.plan(&h.cx())).unwrap();
+        assert!(!p.is_changed());
+        assert!(p.notes[0].contains("on the leader `h2`"), "{:?}", p.notes);
+    }
+}
