@@ -37,8 +37,12 @@ pub mod patroni;
 pub mod pgbackrest;
 #[path = "../modules/pgdg_repo/mod.rs"]
 pub mod pgdg_repo;
+#[path = "../modules/pglift_database/mod.rs"]
+pub mod pglift_database;
 #[path = "../modules/pglift_instance/mod.rs"]
 pub mod pglift_instance;
+#[path = "../modules/pglift_role/mod.rs"]
+pub mod pglift_role;
 #[path = "../modules/pglift_site/mod.rs"]
 pub mod pglift_site;
 #[path = "../modules/postgres_exporter/mod.rs"]
@@ -70,8 +74,12 @@ pub static MODULES: &[&dyn Module] = &[
     &Typed::<patroni::Patroni>::new(),
     &Typed::<pgbackrest::Pgbackrest>::new(),
     &Typed::<pgdg_repo::PgdgRepo>::new(),
+    &pglift_database::DatabaseModule("pglift_database"),
+    &pglift_database::DatabaseModule("dalibo.pglift.database"),
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),
+    &pglift_role::RoleModule("pglift_role"),
+    &pglift_role::RoleModule("dalibo.pglift.role"),
     &Typed::<pglift_site::PgliftSite>::new(),
     &Typed::<postgres_exporter::PostgresExporter>::new(),
     &Typed::<postgresql_database::PostgresqlDatabase>::new(),

@@ -5,7 +5,8 @@
 //! goes through Patroni and is pending a restart; a replica stopped and started again streams;
 //! a replica dropped leaves the cluster healthy. Seed 000's own playbook on that cluster
 //! changes nothing; `pgdeploy status` and `switchover` find pglift's Patroni through the
-//! locator `pglift_instance` writes.
+//! locator `pglift_instance` writes. Roles and databases through `dalibo.pglift.role` and
+//! `dalibo.pglift.database` (`pglift/objects.rs`).
 //!
 //! One lab, one cluster, checks in order (each builds on the previous ones).
 
@@ -15,6 +16,8 @@ mod checks;
 mod cluster;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "pglift/objects.rs"]
+mod objects;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -221,6 +224,10 @@ fn pglift_playbook_on_the_lab() {
         assert_eq!(etcd.len(), 3, "{status}");
         assert!(etcd.iter().all(|e| e["health"] == true), "{status}");
     });
+    c.run(
+        "roles_and_databases_through_the_collections_modules",
+        || objects::run(&lab, &inventory),
+    );
     c.run(
         "work_mem_is_converged_on_every_member_without_restart",
         || {

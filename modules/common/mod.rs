@@ -3,10 +3,12 @@
 //! a file's content (`copy`, `template`).
 
 pub mod apt;
+pub mod argspec;
 pub mod attrs;
 pub mod content;
 pub mod exec;
 pub mod hosts;
+pub mod pglift_objects;
 pub mod pip;
 pub mod postgres;
 pub mod scram;

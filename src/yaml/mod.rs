@@ -12,4 +12,4 @@ mod node;
 
 pub use de::{from_node, DeError};
 pub use load::{load_file, load_str, load_text};
-pub use node::{Node, NodeKind, Scalar};
+pub use node::{Node, NodeKind, Resolved, Scalar};
