@@ -101,8 +101,10 @@ pub fn compile(
     }
     check_notify(playbook, &mut diags);
     let become_methods = become_methods(playbook, &play_hosts, &inventory, &mut diags);
+    let mut env = crate::template::environment_for(&playbook.dir);
+    params::precompile_templates(playbook, &mut env);
     let shared = ScopeShared::new(
-        Arc::new(crate::template::environment_for(&playbook.dir)),
+        Arc::new(env),
         inventory,
         options.facts,
     );

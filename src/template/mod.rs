@@ -12,7 +12,7 @@ pub mod lookup;
 mod render;
 mod scope;
 
-pub use render::{render_node, render_str, RenderError};
+pub use render::{precompile, render_node, render_str, RenderError};
 pub use scope::{Facts, Scope, ScopeShared};
 
 use minijinja::{Environment, UndefinedBehavior};

@@ -70,10 +70,12 @@ pub(crate) fn eval_str(
         },
         None => {
             let mut out = Bounded(Vec::new());
-            let result = env
-                .template_from_str(s)?
-                .render_captured_to(ctx, &mut out)
-                .map(drop);
+            // A playbook's templates were compiled once for every host ([`precompile`]).
+            let template = match env.get_template(s) {
+                Ok(t) => t,
+                Err(_) => env.template_from_str(s)?,
+            };
+            let result = template.render_captured_to(ctx, &mut out).map(drop);
             if out.0.len() > crate::limits::MAX_RENDER_BYTES {
                 let sentence = format!(
                     "the template's output is over {} bytes (`MAX_RENDER_BYTES`)",
@@ -87,6 +89,16 @@ pub(crate) fn eval_str(
                 minijinja::Error::new(ErrorKind::InvalidOperation, "output is not UTF-8")
             })
         }
+    }
+}
+
+/// Compiles a template string into `env` once, named by its own text, for [`eval_str`] to
+/// find instead of parsing it again for every host. Single expressions are left out (they
+/// are evaluated, not rendered), and so are templates that do not parse: their error is
+/// reported when they are rendered.
+pub fn precompile(env: &mut Environment<'static>, s: &str) {
+    if single_expression(s).is_none() && env.get_template(s).is_err() {
+        let _ = env.add_template_owned(s.to_string(), s.to_string());
     }
 }
 
