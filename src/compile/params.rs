@@ -106,6 +106,7 @@ fn resolve_task(
             found.extend(es.into_iter().map(|e| (e.into_diagnostic(file), None)));
         }
     }
+    let params_path = task.path.key(task.module.name());
     let mut per_host = Vec::with_capacity(scopes.len());
     // The action read from each rendered parameters seen so far: hosts whose parameters
     // render the same (`dest: "/etc/{{ cluster_name }}.conf"`) share one action, read once
@@ -147,7 +148,7 @@ fn resolve_task(
         let action = match &task.params {
             TaskParams::Static(action) => Some(action.clone()),
             TaskParams::Templated(node) => {
-                match render_node(node, scope, &task.path.key(task.module.name())) {
+                match render_node(node, scope, &params_path) {
                     Ok(rendered) if parsed_for.contains_key(&rendered) => {
                         parsed_for.get(&rendered).cloned()
                     }
@@ -156,8 +157,7 @@ fn resolve_task(
                         if secret_params {
                             record_secret_params(task.module.name(), &rendered);
                         }
-                        let path = task.path.key(task.module.name());
-                        match task.module.parse(&rendered, &path, cx) {
+                        match task.module.parse(&rendered, &params_path, cx) {
                             Ok(parsed) => {
                                 // The same warning for every host is shown once.
                                 for w in parsed.warnings {
