@@ -103,11 +103,7 @@ pub fn compile(
     let become_methods = become_methods(playbook, &play_hosts, &inventory, &mut diags);
     let mut env = crate::template::environment_for(&playbook.dir);
     params::precompile_templates(playbook, &mut env);
-    let shared = ScopeShared::new(
-        Arc::new(env),
-        inventory,
-        options.facts,
-    );
+    let shared = ScopeShared::new(Arc::new(env), inventory, options.facts);
     let actions = params::resolve(playbook, &play_hosts, &shared, &mut diags);
     if diags.has_errors() {
         return Err(diags.sorted());
