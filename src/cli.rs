@@ -87,6 +87,10 @@ pub enum BenchCommand {
         /// Repetitions; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Write the generated `inventory.yml` and `playbook.yml` into this directory and
+        /// measure nothing: for timing or profiling `pgdeploy validate` on them.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
     },
     /// Re-apply a small generic playbook to converged hosts over real SSH (needs root and
     /// OpenSSH: starts one local sshd on 127.0.0.1 per host).

@@ -25,7 +25,10 @@ pub const MAX_ALIAS_NODES: usize = 250_000;
 pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
 /// Largest text one render may produce: 4 MiB (a configuration listing 10,000 servers is about
-/// 1 MB).
+/// 1 MB). Values built inside a render are not bounded by it: minijinja itself refuses a string
+/// repetition (`'a' * n`) over 100,000,000 bytes (its `MAX_REPEATED_STRING_LEN`, fixed), but
+/// has no hook on operators for a lower bound, so `'a' * 99999999` costs about 100 MB before
+/// this limit refuses the output.
 pub const MAX_RENDER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Variables rendered in all while rendering one template (each templated variable it reads,

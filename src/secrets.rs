@@ -413,11 +413,26 @@ impl Redactor {
     /// value decrypted or [`record`]ed so far.
     pub fn from_inventory(inv: &Inventory) -> Self {
         let mut values = crate::vault::revealed();
+        // Every host has its groups' variables: each name is judged once, not once a host.
+        let mut secret_name: std::collections::HashMap<String, bool> = Default::default();
         let mut collect = |name: &str, v: &crate::inventory::Var| {
             if crate::vault::is_decrypted_file(&v.origin.file) {
                 collect_only_strings(&v.value, &mut values);
             }
-            collect_secret_values(name, &v.value, &mut values);
+            let nested = matches!(
+                v.value,
+                serde_json::Value::Object(_) | serde_json::Value::Array(_)
+            );
+            // A scalar is a secret only by its own name (as `collect_secret_values` reads it).
+            let secret = match secret_name.get(name) {
+                Some(&s) => s,
+                None => *secret_name
+                    .entry(name.to_string())
+                    .or_insert_with(|| is_secret_name(name)),
+            };
+            if nested || secret {
+                collect_secret_values(name, &v.value, &mut values);
+            }
         };
         for host in inv.hosts.values() {
             for (k, v) in &host.vars {

@@ -3,14 +3,15 @@
 //! The inventory has `hosts` hosts in three groups with group and host variables; the
 //! playbook has `tasks` tasks over two plays, half of them templated per host (so the
 //! renderer and the typed reading run once per host), with a notified handler and a
-//! rolling `throttle`. Reported: the median wall time of load + compile and the peak memory.
+//! rolling `throttle`. Reported: the median wall time and CPU time of what `pgdeploy validate`
+//! does (load, type-check, compile: [`crate::commands::load`]), generation excluded, and the
+//! peak memory. `--write DIR` writes the inputs instead, for timing `validate` itself.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::compile::{compile, CompileOptions};
+use crate::cli::{PlaybookArgs, VaultArgs};
 
 pub struct Report {
     pub hosts: usize,
@@ -18,6 +19,8 @@ pub struct Report {
     pub steps: usize,
     pub median: Duration,
     pub min: Duration,
+    /// Median CPU time (user + system) of one load + compile.
+    pub cpu: Duration,
     pub peak_rss_kib: Option<u64>,
 }
 
@@ -94,25 +97,28 @@ pub fn generate(dir: &Path, hosts: usize, tasks: usize) -> std::io::Result<()> {
 pub fn run(hosts: usize, tasks: usize, runs: usize) -> anyhow::Result<Report> {
     let dir = tempfile_dir()?;
     generate(&dir, hosts, tasks)?;
+    let args = PlaybookArgs {
+        inventory: dir.join("inventory.yml"),
+        playbook: dir.join("playbook.yml"),
+        limit: None,
+        facts: None,
+        extra_vars: Vec::new(),
+        tags: Vec::new(),
+        skip_tags: Vec::new(),
+        vault: VaultArgs {
+            vault_password_file: None,
+        },
+    };
     let mut samples = Vec::new();
+    let mut cpu = Vec::new();
     let mut steps = 0;
     for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        let inventory = crate::inventory::load(&dir.join("inventory.yml"))
-            .map_err(|d| anyhow::anyhow!("generated inventory is invalid:\n{d}"))?;
-        let playbook = crate::playbook::load(&dir.join("playbook.yml"))
-            .map_err(|d| anyhow::anyhow!("generated playbook is invalid:\n{d}"))?;
-        let compiled = compile(
-            &playbook,
-            Arc::new(inventory),
-            CompileOptions {
-                limit: None,
-                facts: None,
-            },
-        )
-        .map_err(|d| anyhow::anyhow!("generated playbook does not compile:\n{d}"))?;
+        let (start, cpu_start) = (Instant::now(), cpu_time());
+        let loaded = crate::commands::load(&args)
+            .map_err(|d| anyhow::anyhow!("generated site is invalid:\n{d}"))?;
         samples.push(start.elapsed());
-        steps = compiled.graph.node_count();
+        cpu.push(cpu_time().saturating_sub(cpu_start));
+        steps = loaded.compiled.graph.node_count();
     }
     let _ = std::fs::remove_dir_all(&dir);
     let min = samples.iter().min().copied().unwrap_or_default();
@@ -122,8 +128,21 @@ pub fn run(hosts: usize, tasks: usize, runs: usize) -> anyhow::Result<Report> {
         steps,
         median: super::median(samples),
         min,
+        cpu: super::median(cpu),
         peak_rss_kib: super::peak_rss_kib(),
     })
+}
+
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: an all-zero `rusage` is a valid value, which `getrusage` fills for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {

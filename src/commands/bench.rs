@@ -5,14 +5,34 @@ use crate::exit::Exit;
 
 pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
     match cmd {
-        BenchCommand::Compile { hosts, tasks, runs } => {
+        BenchCommand::Compile {
+            hosts,
+            tasks,
+            write: Some(dir),
+            ..
+        } => {
+            std::fs::create_dir_all(dir)?;
+            crate::bench::compile::generate(dir, *hosts, *tasks)?;
+            crate::outln!(
+                "wrote {hosts} hosts and {tasks} tasks: pgdeploy validate -i {} {}",
+                dir.join("inventory.yml").display(),
+                dir.join("playbook.yml").display()
+            );
+        }
+        BenchCommand::Compile {
+            hosts,
+            tasks,
+            runs,
+            write: None,
+        } => {
             let r = crate::bench::compile::run(*hosts, *tasks, *runs)?;
             crate::outln!(
-                "compile: {} hosts, {} tasks, {} steps: median {:.1} ms, min {:.1} ms over {runs} runs, peak memory {}",
+                "compile: {} hosts, {} tasks, {} steps: median {:.1} ms (CPU {:.1} ms), min {:.1} ms over {runs} runs, peak memory {}",
                 r.hosts,
                 r.tasks,
                 r.steps,
                 r.median.as_secs_f64() * 1000.0,
+                r.cpu.as_secs_f64() * 1000.0,
                 r.min.as_secs_f64() * 1000.0,
                 r.peak_rss_kib
                     .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))

@@ -23,19 +23,21 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub enum StepKind {
     /// A task on one host. `action` is `None` while it needs facts not yet gathered.
+    /// `name` and `host` are shared by the steps of a task and of a host: a site of 100,000
+    /// hosts has millions of steps.
     Task {
         play: usize,
         task: usize,
-        name: String,
-        host: String,
+        name: Arc<str>,
+        host: Arc<str>,
         action: Option<Arc<dyn Action>>,
     },
     /// A handler on one host; it runs only if something notified it there.
     Handler {
         play: usize,
         handler: usize,
-        name: String,
-        host: String,
+        name: Arc<str>,
+        host: Arc<str>,
         action: Option<Arc<dyn Action>>,
     },
     /// A synchronisation point: every step before it finishes before any step after it.
@@ -139,6 +141,7 @@ pub fn build(
         } = acts;
         let mut prev: Vec<Option<NodeIndex>> = vec![gate; hosts.len()];
         let mut why = Edge::PlayBoundary;
+        let host_names: Vec<Arc<str>> = hosts.iter().map(|h| Arc::from(h.as_str())).collect();
         let host_refs: Vec<&Host> = hosts
             .iter()
             .filter_map(|h| inventory.hosts.get(h))
@@ -156,7 +159,8 @@ pub fn build(
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let nodes: Vec<NodeIndex> = hosts
+            let name: Arc<str> = Arc::from(task.display_name());
+            let nodes: Vec<NodeIndex> = host_names
                 .iter()
                 .zip(per_host)
                 .map(|(host, action)| {
@@ -164,7 +168,7 @@ pub fn build(
                         kind: StepKind::Task {
                             play: p,
                             task: t,
-                            name: task.display_name().to_string(),
+                            name: name.clone(),
                             host: host.clone(),
                             action,
                         },
@@ -211,12 +215,13 @@ pub fn build(
             if !notified {
                 continue;
             }
-            for (i, (host, action)) in hosts.iter().zip(per_host).enumerate() {
+            let name: Arc<str> = Arc::from(handler.display_name());
+            for (i, (host, action)) in host_names.iter().zip(per_host).enumerate() {
                 let n = g.add_node(Step {
                     kind: StepKind::Handler {
                         play: p,
                         handler: h,
-                        name: handler.display_name().to_string(),
+                        name: name.clone(),
                         host: host.clone(),
                         action,
                     },

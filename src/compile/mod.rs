@@ -101,11 +101,9 @@ pub fn compile(
     }
     check_notify(playbook, &mut diags);
     let become_methods = become_methods(playbook, &play_hosts, &inventory, &mut diags);
-    let shared = ScopeShared::new(
-        Arc::new(crate::template::environment_for(&playbook.dir)),
-        inventory,
-        options.facts,
-    );
+    let mut env = crate::template::environment_for(&playbook.dir);
+    params::precompile_templates(playbook, &mut env);
+    let shared = ScopeShared::new(Arc::new(env), inventory, options.facts);
     let actions = params::resolve(playbook, &play_hosts, &shared, &mut diags);
     if diags.has_errors() {
         return Err(diags.sorted());

@@ -1,6 +1,7 @@
 //! Per-host parameters: templates rendered with each host's variables, then typed by the
 //! module. Also checks that `when` conditions only use defined variables.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::diag::{merge_per_host, Diagnostic, Diagnostics, Location, Mark};
@@ -12,6 +13,10 @@ use crate::yaml::{Node, NodeKind};
 /// A task's action for each host of its play (same order as the play's hosts); `None` when
 /// the parameters need facts that are not gathered yet.
 pub type PerHost = Vec<Option<Arc<dyn Action>>>;
+
+/// Distinct rendered parameters whose actions one task keeps for its other hosts: parameters
+/// that differ on every host (a host's own address) stop filling it early.
+const PARSED_KEPT: usize = 64;
 
 pub struct PlayActions {
     pub tasks: Vec<PerHost>,
@@ -101,7 +106,18 @@ fn resolve_task(
             found.extend(es.into_iter().map(|e| (e.into_diagnostic(file), None)));
         }
     }
+    let params_path = task.path.key(task.module.name());
     let mut per_host = Vec::with_capacity(scopes.len());
+    // The action read from each rendered parameters seen so far: hosts whose parameters
+    // render the same (`dest: "/etc/{{ cluster_name }}.conf"`) share one action, read once
+    // (a `template`'s check reads and parses its source file). Only successes are kept:
+    // errors are reported per host.
+    let mut parsed_for: HashMap<Node, Arc<dyn Action>> = HashMap::new();
+    // What the condition uses, read once for all the hosts.
+    let condition_names = task
+        .when
+        .as_ref()
+        .map(|when| condition_names(&when.value, shared_env(scopes)));
     let mut stop = false;
     // Whether some parameter has a secret name: only then are rendered values looked into
     // (values written in the playbook were recorded as it loaded).
@@ -109,8 +125,8 @@ fn resolve_task(
         crate::secrets::has_secret_name(task.module.name(), &task.raw_params.to_json());
     for scope in scopes {
         let host = || Some(scope.host().to_string());
-        if let Some(when) = &task.when {
-            for name in undefined_in_condition(&when.value, scope) {
+        if let Some((when, used)) = task.when.as_ref().zip(condition_names.as_ref()) {
+            for name in undefined_in_condition(used, scope) {
                 let message = if is_fact_name(&name) && !scope.sees_facts() {
                     format!(
                         "`{name}` is a fact, and facts are not gathered in this play \
@@ -132,18 +148,23 @@ fn resolve_task(
         let action = match &task.params {
             TaskParams::Static(action) => Some(action.clone()),
             TaskParams::Templated(node) => {
-                match render_node(node, scope, &task.path.key(task.module.name())) {
+                match render_node(node, scope, &params_path) {
+                    Ok(rendered) if parsed_for.contains_key(&rendered) => {
+                        parsed_for.get(&rendered).cloned()
+                    }
                     Ok(rendered) => {
                         // Before the module reads them: its errors may quote a value.
                         if secret_params {
                             record_secret_params(task.module.name(), &rendered);
                         }
-                        let path = task.path.key(task.module.name());
-                        match task.module.parse(&rendered, &path, cx) {
+                        match task.module.parse(&rendered, &params_path, cx) {
                             Ok(parsed) => {
                                 // The same warning for every host is shown once.
                                 for w in parsed.warnings {
                                     diags.push(w.into_warning(file));
+                                }
+                                if parsed_for.len() < PARSED_KEPT {
+                                    parsed_for.insert(rendered, parsed.action.clone());
                                 }
                                 Some(parsed.action)
                             }
@@ -205,6 +226,19 @@ fn resolve_task(
     per_host
 }
 
+/// Compiles the templates of every task's parameters once, for all the hosts that render them.
+pub fn precompile_templates(playbook: &Playbook, env: &mut minijinja::Environment<'static>) {
+    for play in &playbook.plays {
+        for task in play.tasks.iter().chain(&play.handlers) {
+            if let TaskParams::Templated(node) = &task.params {
+                for (_, text) in templates_in(node) {
+                    crate::template::precompile(env, text);
+                }
+            }
+        }
+    }
+}
+
 /// The template strings of a parameters node (keys and values), with their positions.
 fn templates_in(node: &Node) -> Vec<(Mark, &str)> {
     fn walk<'a>(node: &'a Node, out: &mut Vec<(Mark, &'a str)>) {
@@ -237,22 +271,37 @@ fn template_parses(scope: &Scope, text: &str) -> bool {
     }
 }
 
-/// Variables a `when` condition uses that the host does not define (facts excepted while
-/// they are not gathered, and names the condition guards: [`guarded_names`](super::guards::guarded_names)).
-fn undefined_in_condition(expr: &str, scope: &Arc<Scope>) -> Vec<String> {
-    let env = &scope.shared().env;
-    let Ok(compiled) = env.compile_expression(expr) else {
+/// The variables a `when` condition uses, less the names it guards
+/// ([`guarded_names`](super::guards::guarded_names)), sorted; none when it does not parse
+/// (the render reports that).
+fn condition_names(expr: &str, env: Option<&minijinja::Environment<'static>>) -> Vec<String> {
+    let Some(compiled) = env.and_then(|env| env.compile_expression(expr).ok()) else {
         return Vec::new();
     };
-    let facts_pending = scope.facts_pending();
     let guarded = super::guards::guarded_names(expr);
     let mut names: Vec<String> = compiled
         .undeclared_variables(false)
         .into_iter()
-        .filter(|n| !(guarded.contains(n) || scope.defines(n) || facts_pending && is_fact_name(n)))
+        .filter(|n| !guarded.contains(n))
         .collect();
     names.sort();
     names
+}
+
+/// The environment the scopes render with (one for the whole run).
+fn shared_env(scopes: &[Arc<Scope>]) -> Option<&minijinja::Environment<'static>> {
+    scopes.first().map(|s| &*s.shared().env)
+}
+
+/// The variables of a `when` condition ([`condition_names`]) that the host does not define
+/// (facts excepted while they are not gathered).
+fn undefined_in_condition(names: &[String], scope: &Arc<Scope>) -> Vec<String> {
+    let facts_pending = scope.facts_pending();
+    names
+        .iter()
+        .filter(|n| !(scope.defines(n) || facts_pending && is_fact_name(n)))
+        .cloned()
+        .collect()
 }
 
 /// Records the values of a task's parameters that have secret names at any depth

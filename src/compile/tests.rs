@@ -342,3 +342,34 @@ fn playbook_secrets_are_recorded_as_it_loads() {
         assert!(recorded.iter().any(|r| r == v), "{v} in {recorded:?}");
     }
 }
+
+/// Hosts whose parameters render the same share one action (read once); hosts whose
+/// parameters differ each have their own, with their own values.
+#[test]
+fn identical_rendered_parameters_share_one_action() {
+    let inv = inventory(&[("pg1", &["postgres"]), ("pg2", &["postgres"])]);
+    let c = compile_str(
+        "- hosts: postgres\n  gather_facts: false\n  vars: { base: /srv }\n  tasks:\n    - name: same\n      directory: {path: \"{{ base }}/x\"}\n    - name: own\n      copy: {dest: /etc/x, content: \"{{ inventory_hostname }} {% if true %}y{% endif %}\\n\"}\n",
+        inv,
+    )
+    .unwrap();
+    let actions = |task: usize| -> Vec<Arc<dyn crate::module::Action>> {
+        c.graph
+            .node_weights()
+            .filter_map(|s| match &s.kind {
+                StepKind::Task {
+                    task: t, action, ..
+                } if *t == task => action.clone(),
+                _ => None,
+            })
+            .collect()
+    };
+    let same = actions(0);
+    assert_eq!(same.len(), 2);
+    assert!(Arc::ptr_eq(&same[0], &same[1]));
+    let own = actions(1);
+    assert_eq!(own.len(), 2);
+    assert!(!Arc::ptr_eq(&own[0], &own[1]));
+    let (a, b) = (format!("{:?}", own[0]), format!("{:?}", own[1]));
+    assert!(a.contains("pg1 y") && b.contains("pg2 y"), "{a} / {b}");
+}

@@ -124,6 +124,7 @@ pub fn step_probes(
         else {
             continue;
         };
+        let host: &str = host;
         if waits_for_other_hosts(&compiled.graph, n) {
             fenced.insert(host);
         }
@@ -143,11 +144,11 @@ pub fn step_probes(
             continue;
         }
         let p = &playbook.plays[*play];
-        steps.entry(host.clone()).or_default().push(StepProbes {
+        steps.entry(host.to_string()).or_default().push(StepProbes {
             node: n,
             become_: resolve_become(&p.tasks[*task], p, inventory, host),
             probes,
-            fence: fenced.remove(host.as_str()),
+            fence: fenced.remove(host),
         });
     }
     steps
@@ -231,7 +232,7 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
             let start = match &g[n].kind {
                 StepKind::Barrier { .. } => None,
                 StepKind::Task { host, .. } | StepKind::Handler { host, .. }
-                    if stopping || down.contains(host) =>
+                    if stopping || down.contains(&**host) =>
                 {
                     None
                 }
@@ -242,13 +243,13 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                     ..
                 } => {
                     let wanted = notified
-                        .get(host)
+                        .get(&**host)
                         .is_some_and(|s| s.contains(&(*play, *handler)));
-                    wanted.then(|| (*play, *handler, true, host.clone()))
+                    wanted.then(|| (*play, *handler, true, host.to_string()))
                 }
                 StepKind::Task {
                     play, task, host, ..
-                } => Some((*play, *task, false, host.clone())),
+                } => Some((*play, *task, false, host.to_string())),
             };
             let Some((p, t, is_handler, host)) = start else {
                 if matches!(g[n].kind, StepKind::Task { .. }) {
@@ -300,7 +301,7 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
                 .edges_directed(n, Direction::Incoming)
                 .filter(|e| *e.weight() == Edge::FirstHost && not_ok.contains(&e.source()))
                 .find_map(|e| match &g[e.source()].kind {
-                    StepKind::Task { host, .. } => Some(host.clone()),
+                    StepKind::Task { host, .. } => Some(host.to_string()),
                     _ => None,
                 });
             if let Some(first) = blocked {
@@ -335,8 +336,8 @@ pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<
         let (p, t, host) = match &g[n].kind {
             StepKind::Task {
                 play, task, host, ..
-            } => (*play, Some(*task), host.clone()),
-            StepKind::Handler { play, host, .. } => (*play, None, host.clone()),
+            } => (*play, Some(*task), host.to_string()),
+            StepKind::Handler { play, host, .. } => (*play, None, host.to_string()),
             StepKind::Barrier { .. } => unreachable_barrier(),
         };
         if matches!(outcome.status, Status::Failed | Status::Unreachable) {

@@ -29,7 +29,7 @@ pub fn step_keys(compiled: &Compiled) -> Vec<Option<StepKey>> {
         .enumerate()
         .map(|(i, h)| (h.as_str(), i))
         .collect();
-    let host_index = |h: &String| hosts.get(h.as_str()).copied().unwrap_or(usize::MAX);
+    let host_index = |h: &str| hosts.get(h).copied().unwrap_or(usize::MAX);
     compiled
         .graph
         .node_indices()

@@ -70,10 +70,12 @@ pub(crate) fn eval_str(
         },
         None => {
             let mut out = Bounded(Vec::new());
-            let result = env
-                .template_from_str(s)?
-                .render_captured_to(ctx, &mut out)
-                .map(drop);
+            // A playbook's templates were compiled once for every host ([`precompile`]).
+            let template = match env.get_template(s) {
+                Ok(t) => t,
+                Err(_) => env.template_from_str(s)?,
+            };
+            let result = template.render_captured_to(ctx, &mut out).map(drop);
             if out.0.len() > crate::limits::MAX_RENDER_BYTES {
                 let sentence = format!(
                     "the template's output is over {} bytes (`MAX_RENDER_BYTES`)",
@@ -87,6 +89,16 @@ pub(crate) fn eval_str(
                 minijinja::Error::new(ErrorKind::InvalidOperation, "output is not UTF-8")
             })
         }
+    }
+}
+
+/// Compiles a template string into `env` once, named by its own text, for [`eval_str`] to
+/// find instead of parsing it again for every host. Single expressions are left out (they
+/// are evaluated, not rendered), and so are templates that do not parse: their error is
+/// reported when they are rendered.
+pub fn precompile(env: &mut Environment<'static>, s: &str) {
+    if single_expression(s).is_none() && env.get_template(s).is_err() {
+        let _ = env.add_template_owned(s.to_string(), s.to_string());
     }
 }
 
@@ -206,6 +218,16 @@ fn undefined_by_own_template(
 /// returned as they are; positions are kept so typed errors still point at the source.
 /// `path` is the node's field path: a failure names the field whose template failed.
 pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<Node, RenderError> {
+    render_at(node, scope, &|| path.clone())
+}
+
+/// [`render_node`] with the field path made only when a template fails: made for every
+/// field of every host, paths were a tenth of a compile.
+fn render_at(
+    node: &Node,
+    scope: &Arc<Scope>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<Node, RenderError> {
     Ok(match &node.kind {
         NodeKind::Scalar(s) if is_template(&s.text) => {
             let value = render_str(&s.text, scope, node.mark).map_err(|e| match e {
@@ -217,7 +239,7 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<
                 } => RenderError::Failed {
                     mark,
                     message,
-                    path: Some(path.clone()),
+                    path: Some(path()),
                     limit,
                 },
                 other => other,
@@ -230,7 +252,7 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| render_node(item, scope, &path.index(i)))
+                    .map(|(i, item)| render_at(item, scope, &|| path().index(i)))
                     .collect::<Result<_, _>>()?,
             ),
             mark: node.mark,
@@ -240,12 +262,13 @@ pub fn render_node(node: &Node, scope: &Arc<Scope>, path: &FieldPath) -> Result<
                 entries
                     .iter()
                     .map(|(k, v)| {
-                        let key = render_node(k, scope, path)?;
-                        let child = match &key.kind {
-                            NodeKind::Scalar(s) => path.key(&s.text),
-                            _ => path.clone(),
+                        let key = render_at(k, scope, path)?;
+                        let child = || match &key.kind {
+                            NodeKind::Scalar(s) => path().key(&s.text),
+                            _ => path(),
                         };
-                        Ok((key, render_node(v, scope, &child)?))
+                        let value = render_at(v, scope, &child)?;
+                        Ok((key, value))
                     })
                     .collect::<Result<_, _>>()?,
             ),

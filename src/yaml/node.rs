@@ -3,13 +3,13 @@
 use crate::diag::Mark;
 
 /// A YAML node and where it starts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Node {
     pub kind: NodeKind,
     pub mark: Mark,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NodeKind {
     Scalar(Scalar),
     Seq(Vec<Node>),
@@ -19,7 +19,7 @@ pub enum NodeKind {
 
 /// A scalar as written. Its type (null, bool, int, float, string) is resolved when it is
 /// read, so that `mode: 0644` read as a string keeps its leading zero.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scalar {
     pub text: String,
     /// Plain (unquoted) scalars are resolved by the YAML core schema; quoted ones are strings.
