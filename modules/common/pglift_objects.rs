@@ -237,6 +237,46 @@ impl Target {
     }
 }
 
+/// What a pglift object's plan leaves for its apply.
+#[derive(Debug)]
+pub enum Work {
+    /// The manifest for `pglift KIND apply -f -`.
+    Apply(Value),
+    /// Planned before pglift or the instance was there: read and decide again when applying.
+    Later,
+}
+
+impl Target {
+    /// Carries out what `plan` decided: its manifest applied, or, when it was planned before
+    /// the instance existed, the object read and decided again now (`replan`, not awaited
+    /// otherwise); still no instance then is an error naming it.
+    pub async fn apply_planned(
+        &self,
+        cx: &HostContext<'_>,
+        kind: &str,
+        plan: &Plan,
+        replan: impl std::future::Future<Output = Result<Plan, ModuleError>>,
+    ) -> Result<(), ModuleError> {
+        match plan.work::<Work>() {
+            Some(Work::Apply(manifest)) => self.apply(cx, kind, manifest).await,
+            Some(Work::Later) => {
+                let again = replan.await?;
+                match again.work::<Work>() {
+                    Some(Work::Apply(manifest)) => self.apply(cx, kind, manifest).await,
+                    Some(Work::Later) => Err(ModuleError::Failed(format!(
+                        "pglift instance `{}` is still not there on `{}`: {}",
+                        self.instance,
+                        cx.host,
+                        again.notes.join("; ")
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// The lines after the line `mark`, up to the first line starting with one of `until`.
 fn section<'a>(text: &'a str, mark: &str, until: &[&str]) -> Option<&'a str> {
     let start = text.find(&format!("{mark}\n"))? + mark.len() + 1;

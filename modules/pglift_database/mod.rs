@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock};
 use serde_json::{Map, Value};
 
 use super::common::argspec::{Options, SpecFile};
-use super::common::pglift_objects::{self, sql_literal, Found, Target, DEFAULT_EXECUTABLE};
+use super::common::pglift_objects::{self, sql_literal, Found, Target, Work, DEFAULT_EXECUTABLE};
 use super::pglift_role::add_pgdeploy_options;
 use crate::diag::FieldPath;
 use crate::module::{
@@ -36,13 +36,6 @@ pub struct PgliftDatabase {
     pub name: String,
     /// pglift's fields as given (`name`, `instance`, `executable`, `system_user` out).
     pub manifest: Map<String, Value>,
-}
-
-#[derive(Debug)]
-enum Work {
-    Apply(Value),
-    /// Planned before the instance existed: read and decide again when applying.
-    Later,
 }
 
 /// What the query in the database said: its `current_schema()` and the extensions' default
@@ -417,26 +410,9 @@ impl Action for PgliftDatabase {
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
-        match plan.work::<Work>() {
-            Some(Work::Apply(manifest)) => self.target.apply(cx, "database", manifest).await,
-            Some(Work::Later) => {
-                // planned before pglift or the instance was there: read again, decide now
-                let again = self.plan(cx).await?;
-                match again.work::<Work>() {
-                    Some(Work::Apply(manifest)) => {
-                        self.target.apply(cx, "database", manifest).await
-                    }
-                    Some(Work::Later) => Err(ModuleError::Failed(format!(
-                        "pglift instance `{}` is still not there on `{}`: {}",
-                        self.target.instance,
-                        cx.host,
-                        again.notes.join("; ")
-                    ))),
-                    None => Ok(()),
-                }
-            }
-            None => Ok(()),
-        }
+        self.target
+            .apply_planned(cx, "database", plan, self.plan(cx))
+            .await
     }
 }
 

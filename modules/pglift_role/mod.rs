@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use serde_json::{Map, Value};
 
 use super::common::argspec::{Opt, Options, SpecFile};
-use super::common::pglift_objects::{self, sql_literal, Found, Target, DEFAULT_EXECUTABLE};
+use super::common::pglift_objects::{self, sql_literal, Found, Target, Work, DEFAULT_EXECUTABLE};
 use super::common::scram::Verifier;
 use crate::diag::FieldPath;
 use crate::module::{
@@ -68,14 +68,6 @@ pub struct PgliftRole {
     pub name: String,
     /// pglift's fields as given (aliases renamed; `instance`, `executable`, `system_user` out).
     pub manifest: Map<String, Value>,
-}
-
-/// What `apply` sends.
-#[derive(Debug)]
-enum Work {
-    Apply(Value),
-    /// Planned before the instance existed: read and decide again when applying.
-    Later,
 }
 
 impl PgliftRole {
@@ -332,24 +324,9 @@ impl Action for PgliftRole {
     }
 
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
-        match plan.work::<Work>() {
-            Some(Work::Apply(manifest)) => self.target.apply(cx, "role", manifest).await,
-            Some(Work::Later) => {
-                // planned before pglift or the instance was there: read again, decide now
-                let again = self.plan(cx).await?;
-                match again.work::<Work>() {
-                    Some(Work::Apply(manifest)) => self.target.apply(cx, "role", manifest).await,
-                    Some(Work::Later) => Err(ModuleError::Failed(format!(
-                        "pglift instance `{}` is still not there on `{}`: {}",
-                        self.target.instance,
-                        cx.host,
-                        again.notes.join("; ")
-                    ))),
-                    None => Ok(()),
-                }
-            }
-            None => Ok(()),
-        }
+        self.target
+            .apply_planned(cx, "role", plan, self.plan(cx))
+            .await
     }
 }
 
