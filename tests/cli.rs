@@ -835,7 +835,9 @@ fn the_failover_profile_is_checked_at_validate() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(".tasks[0].patroni.dcs.ttl: template error: undefined value"),
+        err.contains(
+            ".tasks[0].patroni.dcs.ttl: `dcs_timings` has no key `quick` (its keys: `default`, `fast`)"
+        ),
         "{err}"
     );
 }

@@ -9,6 +9,7 @@
 pub mod connection;
 mod filters;
 pub mod lookup;
+mod missing_key;
 mod render;
 mod scope;
 

@@ -181,6 +181,16 @@ fn explain(
         format!("undefined {word} {}", list.join(", "))
     } else if let Some(inner) = undefined_by_own_template(env, s, scope) {
         inner
+    } else if let Some(sentence) = (e.kind() == ErrorKind::UndefinedError)
+        .then(|| {
+            let ctx = scope.context();
+            super::missing_key::expressions(s)
+                .into_iter()
+                .find_map(|expr| super::missing_key::explain(env, expr, &ctx))
+        })
+        .flatten()
+    {
+        sentence
     } else {
         format!("template error: {}", describe_error(e))
     };
