@@ -257,7 +257,7 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .filter(|f| f["outcome"] != "pass")
+                    .filter(|f| f["outcome"] == "fail")
                     .collect();
                 assert!(
                     failed.len() == 1
