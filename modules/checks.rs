@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::module::{ParseContext, Problem};
+use pgdeploy_core::module::{ParseContext, Problem};
 
 /// Remote paths must be absolute: a relative one would depend on the login directory.
 pub fn check_absolute(field: &'static str, path: &str) -> Vec<Problem> {

@@ -66,7 +66,7 @@ pub enum Command {
     Resume(OpsArgs),
     /// A local lab of real Debian hosts (systemd-nspawn containers on a private bridge).
     #[command(subcommand)]
-    Lab(crate::lab::LabCommand),
+    Lab(pgdeploy_lab::LabCommand),
     /// Shell completions on stdout (`pgdeploy completions bash > …/completions/pgdeploy`).
     Completions {
         #[arg(value_enum)]
@@ -134,8 +134,8 @@ pub struct SshArgs {
 }
 
 impl SshArgs {
-    pub fn settings(&self) -> crate::run::connect::ConnectSettings {
-        crate::run::connect::ConnectSettings {
+    pub fn settings(&self) -> pgdeploy_engine::run::connect::ConnectSettings {
+        pgdeploy_engine::run::connect::ConnectSettings {
             accept_new_host_keys: self.accept_new_host_keys,
             ssh_config: self.ssh_config.clone(),
         }
@@ -152,9 +152,9 @@ pub struct VaultArgs {
 }
 
 impl VaultArgs {
-    /// Reads the password for the rest of the process (see [`crate::vault`]).
-    pub fn install(&self) -> Result<(), crate::diag::Diagnostics> {
-        crate::vault::use_password_file(self.vault_password_file.as_deref())
+    /// Reads the password for the rest of the process (see [`pgdeploy_core::vault`]).
+    pub fn install(&self) -> Result<(), pgdeploy_core::diag::Diagnostics> {
+        pgdeploy_core::vault::use_password_file(self.vault_password_file.as_deref())
     }
 }
 
@@ -220,6 +220,23 @@ pub struct PlaybookArgs {
     pub skip_tags: Vec<String>,
     #[command(flatten)]
     pub vault: VaultArgs,
+}
+
+impl PlaybookArgs {
+    /// What the engine loads for these arguments, with pgdeploy's module table.
+    pub fn to_load(&self) -> pgdeploy_engine::load::LoadArgs {
+        pgdeploy_engine::load::LoadArgs {
+            inventory: self.inventory.clone(),
+            playbook: self.playbook.clone(),
+            limit: self.limit.clone(),
+            facts: self.facts.clone(),
+            extra_vars: self.extra_vars.clone(),
+            tags: self.tags.clone(),
+            skip_tags: self.skip_tags.clone(),
+            vault_password_file: self.vault.vault_password_file.clone(),
+            catalogue: &pgdeploy_modules::CATALOGUE,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -578,5 +595,5 @@ fn is_saved_plan(path: &std::path::Path) -> bool {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["format"] == crate::run::saved::format::FORMAT)
+        .is_some_and(|v| v["format"] == pgdeploy_engine::run::saved::format::FORMAT)
 }

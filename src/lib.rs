@@ -1,31 +1,13 @@
-//! pgdeploy: the engine and its command line.
+//! pgdeploy's command line: argument types, one file per command, the day-2 operations
+//! (`ops`), `status`, `verify` and `bench`. The engine is `pgdeploy-engine`, the modules
+//! `pgdeploy-modules`, what both share `pgdeploy-core`; this crate is where they meet.
 
 // Everything on stderr goes through `output::stderr` (`eprintln!` panics when it is closed).
 #![deny(clippy::print_stderr)]
 
 pub mod bench;
-pub mod catalogue;
-pub mod change;
 pub mod cli;
 pub mod commands;
-pub mod compile;
-pub mod diag;
-pub mod exit;
-pub mod inputs;
-pub mod inventory;
-pub mod lab;
-pub mod limits;
-pub mod locator;
-pub mod module;
 pub mod ops;
-pub mod output;
-pub mod params;
-pub mod playbook;
-pub mod run;
-pub mod secrets;
 pub mod status;
-pub mod template;
-pub mod transport;
-pub mod vault;
 pub mod verify;
-pub mod yaml;

@@ -9,11 +9,11 @@ use clap::Parser;
 
 use pgdeploy::cli::{Cli, Command};
 use pgdeploy::commands;
-use pgdeploy::exit::Exit;
-use pgdeploy::output::{self, Stream};
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::output::{self, Stream};
 
 fn main() -> ExitCode {
-    pgdeploy::secrets::mask_panics();
+    pgdeploy_core::secrets::mask_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage(&e).into(),
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         // Log lines may hold command lines with secrets: masked once the inventory is loaded.
         // Through `output::stderr`, which never fails: the formatter reports a failed write
         // with `eprintln!`, which would panic on the same closed stderr.
-        .with_writer(|| pgdeploy::secrets::LogWriter(output::stderr::Writer))
+        .with_writer(|| pgdeploy_core::secrets::LogWriter(output::stderr::Writer))
         .log_internal_errors(false)
         .with_ansi(output::color(Stream::Stderr, cli.no_color))
         .init();
@@ -59,16 +59,16 @@ fn main() -> ExitCode {
         Command::Resume(args) => {
             pgdeploy::ops::pause::run(args, false, cli.json).map(ExitCode::from)
         }
-        Command::Lab(cmd) => pgdeploy::lab::run(cmd.clone()),
+        Command::Lab(cmd) => pgdeploy_lab::run(cmd.clone()),
         Command::Completions { shell } => commands::docs::completions(*shell).map(ExitCode::from),
         Command::Man => commands::docs::man().map(ExitCode::from),
     };
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            pgdeploy::eoutln!(
+            pgdeploy_core::eoutln!(
                 "error: {}",
-                pgdeploy::secrets::mask_logged(&format!("{e:#}"))
+                pgdeploy_core::secrets::mask_logged(&format!("{e:#}"))
             );
             Exit::Error.into()
         }
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         return Exit::StdoutClosed.into();
     }
     if let Some(e) = output::stdout_error() {
-        pgdeploy::eoutln!("error: cannot write the output to stdout: {e}");
+        pgdeploy_core::eoutln!("error: cannot write the output to stdout: {e}");
         return Exit::Error.into();
     }
     code

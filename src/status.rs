@@ -10,7 +10,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::transport::{Become, ExecRequest, Transport, TransportError};
+use pgdeploy_core::transport::{Become, ExecRequest, Transport, TransportError};
+use pgdeploy_modules::patroni_state::{
+    no_locator_error, split_version, version_before, version_line_script, NO_PATRONI,
+};
 
 /// One row of `patronictl list`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,7 +83,7 @@ pub struct Backups {
     pub error: Option<String>,
 }
 
-use crate::locator::{
+use pgdeploy_core::locator::{
     ETCD as ETCD_LOCATOR, KEEPALIVED as KEEPALIVED_LOCATOR, PATRONI as PATRONI_LOCATOR,
     PGBACKREST as PGBACKREST_LOCATOR,
 };
@@ -117,48 +120,6 @@ impl Status {
             && self.etcd.iter().all(|e| e.health)
             && self.vips.iter().all(|v| v.hosts.len() == 1)
     }
-}
-
-/// Whether a dotted version (`3.0.2`) is older than `than`.
-pub fn version_before(version: &str, than: [u64; 3]) -> bool {
-    let mut parts = version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u64>().unwrap_or(0));
-    let v = [
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    ];
-    v < than
-}
-
-/// The line of the status script that gives Patroni's version (`patroni` is beside
-/// `patronictl`, as every install method puts them).
-/// Before the output of `patroni --version` (see [`version_line_script`]).
-pub(crate) const VERSION_MARK: &str = "==patroni-version ";
-
-/// Shell that prints [`VERSION_MARK`] and Patroni's version, once the locator is sourced
-/// (`patroni` beside the `patronictl` it names).
-pub(crate) fn version_line_script() -> String {
-    format!("p=\"${{PATRONICTL:-patronictl}}\"; echo \"{VERSION_MARK}$(\"${{p%ctl}}\" --version 2>/dev/null)\"; ")
-}
-
-/// The version [`version_line_script`] printed at the start of `text`, and the rest.
-pub(crate) fn split_version(text: &str) -> (Option<String>, &str) {
-    match text.strip_prefix(VERSION_MARK) {
-        Some(rest) => {
-            let (line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
-            let v = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-            ((!v.is_empty()).then_some(v), rest)
-        }
-        None => (None, text),
-    }
-}
-
-/// The error for a member without the Patroni locator file.
-pub(crate) fn no_locator_error(host: &str) -> String {
-    format!("`{host}` has no `{PATRONI_LOCATOR}`: was `playbooks/site.yml` applied?")
 }
 
 /// The part every host runs: its VIP locator and its addresses (one command per host).
@@ -236,7 +197,6 @@ pub async fn read_addresses(
 }
 
 /// Printed instead of a document when a locator file is missing.
-pub(crate) const NO_PATRONI: &str = "==no-patroni-locator";
 const NO_ETCD: &str = "==no-etcd-locator";
 /// Before the line `pause: true` of `patronictl show-config` when the cluster is paused.
 const PAUSE_MARK: &str = "==pause";
@@ -249,7 +209,7 @@ const ARCHIVER_MARK: &str = "==archiver";
 /// The script run on the member: its addresses, then both JSON documents, separated by a
 /// marker line. `config_file` overrides the locator's `PATRONI_CONFIG`.
 fn script(config_file: Option<&str>) -> String {
-    let q = crate::transport::shell::quote;
+    let q = pgdeploy_core::transport::shell::quote;
     let set = config_file
         .map(|c| format!("PATRONI_CONFIG={}; ", q(c)))
         .unwrap_or_default();
@@ -660,6 +620,7 @@ pub fn to_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgdeploy_modules::patroni_state::VERSION_MARK;
 
     const OUT: &str = r#"[{"Cluster": "pgcluster", "Member": "pg1", "Host": "10.0.0.11", "Role": "Leader", "State": "running", "TL": 1}, {"Cluster": "pgcluster", "Member": "pg2", "Host": "10.0.0.12", "Role": "Sync Standby", "State": "streaming", "TL": 1, "Receive LSN": "0/5000000", "Receive Lag": 0, "Replay LSN": "0/5000000", "Replay Lag": 0}]
 ==etcd
@@ -929,8 +890,8 @@ mod tests {
     /// being inventory host `db-a`: archiving is the leader's, read there.
     #[tokio::test]
     async fn archiving_is_the_leaders_whatever_member_answers_first() {
-        use crate::transport::memory::MemoryTransport;
-        use crate::transport::ExecOutput;
+        use pgdeploy_core::transport::ExecOutput;
+        use pgdeploy_test_support::memory::MemoryTransport;
         use std::sync::Arc;
         let answer = |stdout: String| {
             move |_: &ExecRequest| {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use checks::Checks;
 use lab_support::LabFixture;
-use pgdeploy::lab::{self, UpOptions};
+use pgdeploy_lab::{self as lab, UpOptions};
 
 const NAME: &str = "etcdt";
 const SUBNET: &str = "10.213.21.0/24";

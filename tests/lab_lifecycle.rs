@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use checks::Checks;
 use clap::Parser;
 use lab_support::{port22_open, LabFixture};
-use pgdeploy::lab::{self, HostRunState, LabCommand, UpOptions};
+use pgdeploy_lab::{self as lab, HostRunState, LabCommand, UpOptions};
 
 const NAME: &str = "pgdt1";
 const SUBNET: &str = "10.213.201.0/24";

@@ -408,7 +408,7 @@ fn site_playbook_on_the_lab() {
         let holder = vip_holder(&lab, &vip).expect("a balancer holds the VIP");
         let other = if holder == "lb1" { "lb2" } else { "lb1" };
         let started = Instant::now();
-        pgdeploy::lab::kill(NAME, holder).unwrap();
+        pgdeploy_lab::kill(NAME, holder).unwrap();
         assert!(
             eventually(Duration::from_secs(30), || vip_holder(&lab, &vip)
                 == Some(other)),
@@ -426,7 +426,7 @@ fn site_playbook_on_the_lab() {
             moved.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
-        pgdeploy::lab::start(NAME, holder).unwrap();
+        pgdeploy_lab::start(NAME, holder).unwrap();
     });
     c.run("a_fourth_host_joins_as_a_streaming_replica", || {
         let (_, plan, _) = pgdeploy("plan", &["--no-color"], &full_inventory);

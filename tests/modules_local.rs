@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pgdeploy::diag::{Location, SourceFile};
-use pgdeploy::inventory::{Connection, ConnectionKind, Host, Inventory};
-use pgdeploy::module::{Action, HostContext, ModuleError, Plan};
-use pgdeploy::template::{Facts, Scope, ScopeShared};
-use pgdeploy::transport::{
+use pgdeploy_core::diag::{Location, SourceFile};
+use pgdeploy_core::inventory::{Connection, ConnectionKind, Host, Inventory};
+use pgdeploy_core::module::{Action, HostContext, ModuleError, Plan};
+use pgdeploy_core::template::{Facts, Scope, ScopeShared};
+use pgdeploy_core::transport::{
     Become, ExecOutput, ExecRequest, FileAttrs, LocalTransport, Transport, TransportError,
 };
 use serde::de::DeserializeOwned;
@@ -75,11 +75,11 @@ impl Env {
         let root = tmp.path().to_path_buf();
         let playbook_dir = root.join("playbook");
         std::fs::create_dir_all(playbook_dir.join("templates")).expect("playbook dir");
-        let mut vars = pgdeploy::inventory::Vars::default();
+        let mut vars = pgdeploy_core::inventory::Vars::default();
         let origin = Location::file(&SourceFile::new("inventory.yml"));
         vars.insert(
             "etcd_port".into(),
-            pgdeploy::inventory::Var {
+            pgdeploy_core::inventory::Var {
                 value: serde_json::json!(2379),
                 origin: origin.clone(),
             },
@@ -108,7 +108,7 @@ impl Env {
         );
         let all = HashMap::from([("local".to_string(), facts.clone())]);
         let shared = ScopeShared::new(
-            Arc::new(pgdeploy::template::environment()),
+            Arc::new(pgdeploy_core::template::environment()),
             Arc::new(inventory),
             Some(all),
         );
@@ -190,7 +190,7 @@ fn assert_nobody_0640(path: &str) {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (65534, 65534, 0o640));
 }
 
-use pgdeploy::catalogue::{command, copy, directory, file, packages, template};
+use pgdeploy_modules::{command, copy, directory, file, packages, template};
 
 #[tokio::test]
 async fn copy_creates_detects_edits_and_mode_changes() {

@@ -6,7 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pgdeploy::transport::{connect, ConnectionTarget, ExecRequest, Transport};
+use pgdeploy_core::transport::{ExecRequest, Transport};
+use pgdeploy_engine::run::connect::{connect, ConnectionTarget};
 use support::sshd::Sshd;
 
 /// Connects to every server at once, runs one command on each, and returns the elapsed time.
@@ -26,7 +27,7 @@ async fn fan_out(servers: &[Sshd], user: &str) -> std::time::Duration {
                     })
                     .await?;
                 t.close().await;
-                Ok::<_, pgdeploy::transport::TransportError>((t.host().to_owned(), out.stdout))
+                Ok::<_, pgdeploy_core::transport::TransportError>((t.host().to_owned(), out.stdout))
             })
         })
         .collect();

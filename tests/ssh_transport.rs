@@ -7,10 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgdeploy::transport::{
-    connect, Become, ConnectionTarget, ExecRequest, FileAttrs, JumpHost, SshConfigFile, SshParams,
-    SshTarget, SshTransport, Transport, TransportError,
-};
+use pgdeploy_core::transport::{Become, ExecRequest, FileAttrs, Transport, TransportError};
+use pgdeploy_engine::run::connect::{connect, ConnectionTarget};
+use pgdeploy_ssh::{JumpHost, SshConfigFile, SshParams, SshTarget, SshTransport};
 use support::sshd::Sshd;
 
 fn req(command: &str) -> ExecRequest {

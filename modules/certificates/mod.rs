@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
-use crate::transport::FileAttrs;
+use pgdeploy_core::params::Mode;
+use pgdeploy_core::transport::FileAttrs;
 
 use super::common::attrs::Wanted;
 use super::common::exec;

@@ -1,8 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::template::Facts;
+use crate::common::fake::*;
+use pgdeploy_core::template::Facts;
 
 fn params(yaml: &str) -> Certificates {
     serde_yaml_ng::from_str(yaml).unwrap()

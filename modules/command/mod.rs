@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
 
@@ -131,7 +131,7 @@ impl Command {
             None => Ok(None),
             Some(ChangedWhen::Always(b)) => Ok(Some(*b)),
             Some(ChangedWhen::Expression(e)) => {
-                let env = crate::template::environment();
+                let env = pgdeploy_core::template::environment();
                 let expr = env.compile_expression(e).map_err(|err| {
                     ModuleError::Failed(format!("`changed_when` expression `{e}`: {}", err.kind()))
                 })?;
@@ -180,13 +180,16 @@ impl Action for Command {
     /// The guards `creates` and `removes` (paths). An `unless` command may ask anything (a
     /// cluster, another host) whose answer changes on its own: such guards run when their
     /// step does, never ahead.
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
         if self.unless.is_some() {
             return Vec::new();
         }
         self.guard_script()
             .into_iter()
-            .map(crate::module::Probe::command)
+            .map(pgdeploy_core::module::Probe::command)
             .collect()
     }
 
@@ -219,7 +222,7 @@ impl Params for Command {
             problems.push(Problem::field("cmd", "empty command"));
         }
         if let Some(ChangedWhen::Expression(e)) = &self.changed_when {
-            if let Err(err) = crate::template::environment().compile_expression(e) {
+            if let Err(err) = pgdeploy_core::template::environment().compile_expression(e) {
                 problems.push(Problem::field(
                     "changed_when",
                     format!("invalid expression `{e}`: {}", err.kind()),
@@ -233,7 +236,7 @@ impl Params for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::common::fake::*;
+    use crate::common::fake::*;
 
     fn command(cmd: &str) -> Command {
         Command {

@@ -7,7 +7,7 @@
 //! makes it exit 100 and print those lines as `E:`. Older apt ignores the option, so the
 //! output is read as well: a fetch or signature failure is an error whatever the exit status.
 
-use crate::transport::ExecOutput;
+use pgdeploy_core::transport::ExecOutput;
 
 /// The update command (messages in English, since they are parsed).
 pub const UPDATE: &str =

@@ -11,8 +11,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::diag::{unknown_name_help, FieldPath};
-use crate::yaml::{DeError, Node, NodeKind, Resolved};
+use pgdeploy_core::diag::{unknown_name_help, FieldPath};
+use pgdeploy_core::yaml::{DeError, Node, NodeKind, Resolved};
 
 /// A generated spec file: pglift's version and the options.
 #[derive(Debug, Clone, Deserialize)]
@@ -246,7 +246,7 @@ impl Opt {
         }
         if self.no_log {
             if let Value::String(s) = &value {
-                crate::secrets::record_from("given to a `no_log` parameter", s);
+                pgdeploy_core::secrets::record_from("given to a `no_log` parameter", s);
             }
         }
         Ok(value)
@@ -303,7 +303,8 @@ mod tests {
     }}"#;
 
     fn node(yaml: &str) -> Node {
-        crate::yaml::load_str(yaml, &crate::diag::SourceFile::new("playbook.yml")).unwrap()
+        pgdeploy_core::yaml::load_str(yaml, &pgdeploy_core::diag::SourceFile::new("playbook.yml"))
+            .unwrap()
     }
 
     fn read(yaml: &str) -> Result<Map<String, Value>, Vec<DeError>> {
@@ -384,7 +385,7 @@ mod tests {
     #[test]
     fn no_log_values_are_recorded_as_secrets() {
         read("{name: a, password: \"No-Log-Arg-1 'q' \\\\ x\"}").unwrap();
-        assert!(crate::secrets::recorded()
+        assert!(pgdeploy_core::secrets::recorded()
             .iter()
             .any(|s| s == "No-Log-Arg-1 'q' \\ x"));
     }

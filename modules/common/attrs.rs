@@ -3,8 +3,8 @@
 
 use super::shell::quote;
 use super::stat::Ownership;
-use crate::params::Mode;
-use crate::transport::FileAttrs;
+use pgdeploy_core::params::Mode;
+use pgdeploy_core::transport::FileAttrs;
 
 /// The attributes a task asks for; `None` fields are left as they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use super::attrs::Wanted;
 use super::exec;
 use super::shell::quote;
 use super::stat::{self, Kind, PathState};
-use crate::module::{Change, Diff, HostContext, ModuleError, Plan};
-use crate::transport::FileAttrs;
+use pgdeploy_core::module::{Change, Diff, HostContext, ModuleError, Plan};
+use pgdeploy_core::transport::FileAttrs;
 
 /// What a task wants at `dest`.
 #[derive(Debug, Clone)]
@@ -33,8 +33,8 @@ pub enum ContentWork {
     FixAttrs { command: String },
 }
 
-/// What [`plan`] reads on the host for a file at `dest` (see [`crate::module::Action::probes`]).
-pub fn probes(dest: &str) -> Vec<crate::module::Probe> {
+/// What [`plan`] reads on the host for a file at `dest` (see [`pgdeploy_core::module::Action::probes`]).
+pub fn probes(dest: &str) -> Vec<pgdeploy_core::module::Probe> {
     vec![stat::probe_of(dest, true)]
 }
 
@@ -184,8 +184,8 @@ fn temp_path(dest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::common::fake::*;
-    use crate::params::Mode;
+    use crate::common::fake::*;
+    use pgdeploy_core::params::Mode;
 
     fn desired(content: &str) -> Desired<'static> {
         Desired {

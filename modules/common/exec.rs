@@ -1,8 +1,8 @@
 //! Running commands on the host with the task's privilege, and turning failures into
 //! [`ModuleError`]s that name the command but never its input.
 
-use crate::module::{HostContext, ModuleError};
-use crate::transport::{ExecOutput, ExecRequest};
+use pgdeploy_core::module::{HostContext, ModuleError};
+use pgdeploy_core::transport::{ExecOutput, ExecRequest};
 
 /// At most this much of a failed command's output goes into an error message.
 const MAX_OUTPUT: usize = 2000;
@@ -30,7 +30,10 @@ pub struct Required {
 impl Required {
     /// Fails with the error unless `path` is an executable on the host now.
     pub async fn check(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
-        let test = format!("test -x {}", crate::transport::shell::quote(&self.path));
+        let test = format!(
+            "test -x {}",
+            pgdeploy_core::transport::shell::quote(&self.path)
+        );
         if run(cx, &test).await?.status == 0 {
             Ok(())
         } else {

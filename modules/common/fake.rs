@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::stat::Ownership;
-use crate::diag::{Location, SourceFile};
-use crate::inventory::{Connection, ConnectionKind, Host, Inventory};
-use crate::module::HostContext;
-use crate::template::{Facts, Scope, ScopeShared};
-use crate::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+use pgdeploy_core::diag::{Location, SourceFile};
+use pgdeploy_core::inventory::{Connection, ConnectionKind, Host, Inventory};
+use pgdeploy_core::module::HostContext;
+use pgdeploy_core::template::{Facts, Scope, ScopeShared};
+use pgdeploy_core::transport::{
+    Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
+};
 
 pub fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
     Ownership {
@@ -142,7 +144,7 @@ impl Harness {
         );
         let all_facts = HashMap::from([("h1".to_string(), facts.clone())]);
         let shared = ScopeShared::new(
-            Arc::new(crate::template::environment()),
+            Arc::new(pgdeploy_core::template::environment()),
             Arc::new(inventory),
             Some(all_facts),
         );
@@ -194,7 +196,7 @@ pub fn cluster_scope(
             inventory
                 .groups
                 .entry(g.clone())
-                .or_insert_with(|| crate::inventory::Group {
+                .or_insert_with(|| pgdeploy_core::inventory::Group {
                     name: g.clone(),
                     hosts: Vec::new(),
                     children: Vec::new(),
@@ -227,7 +229,7 @@ pub fn cluster_scope(
         );
     }
     let shared = ScopeShared::new(
-        Arc::new(crate::template::environment()),
+        Arc::new(pgdeploy_core::template::environment()),
         Arc::new(inventory),
         Some(facts),
     );
@@ -255,11 +257,11 @@ pub fn host0_facts(ip: &str) -> Facts {
     f
 }
 
-/// A command handler for [`crate::transport::memory::MemoryTransport`]: the first rule whose
+/// A command handler for [`pgdeploy_test_support::memory::MemoryTransport`]: the first rule whose
 /// needle the command contains gives (status, stdout, stderr); else exit 0, no output.
 pub fn rules_handler(
     rules: Vec<(String, i32, String, String)>,
-) -> crate::transport::memory::CommandHandler {
+) -> pgdeploy_test_support::memory::CommandHandler {
     Arc::new(move |req: &ExecRequest| {
         Ok(rules
             .iter()

@@ -3,9 +3,9 @@
 
 use std::net::Ipv4Addr;
 
-use crate::diag::did_you_mean;
-use crate::inventory::{Host, Inventory};
-use crate::module::{HostContext, ModuleError, ParseContext, Problem};
+use pgdeploy_core::diag::did_you_mean;
+use pgdeploy_core::inventory::{Host, Inventory};
+use pgdeploy_core::module::{HostContext, ModuleError, ParseContext, Problem};
 
 /// A parameter that names inventory hosts (etcd `members`): each must be a host of the
 /// inventory, or the name would be used as an address and add a member nobody runs.
@@ -115,7 +115,10 @@ pub fn address_of(cx: &HostContext<'_>, host: &Host) -> String {
 
 /// The first IPv4 network (`address`, `prefix`) of an interface's facts (`ansible_<iface>`)
 /// that contains `ip`, and the interface's primary address.
-pub fn interface_ipv4(facts: &crate::template::Facts, iface: &str) -> Option<Vec<(Ipv4Addr, u8)>> {
+pub fn interface_ipv4(
+    facts: &pgdeploy_core::template::Facts,
+    iface: &str,
+) -> Option<Vec<(Ipv4Addr, u8)>> {
     let key = format!("ansible_{}", iface.replace(['-', '.', ':'], "_"));
     let f = facts.get(&key)?;
     let mut out = Vec::new();
@@ -177,7 +180,7 @@ mod tests {
 
     #[test]
     fn interface_addresses_from_facts() {
-        let mut f = crate::template::Facts::new();
+        let mut f = pgdeploy_core::template::Facts::new();
         f.insert(
             "ansible_host0".into(),
             serde_json::json!({"ipv4": {"address": "10.0.0.5", "prefix": "24"},

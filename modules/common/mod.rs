@@ -8,6 +8,7 @@ pub mod attrs;
 pub mod content;
 pub mod exec;
 pub mod hosts;
+pub mod patroni_state;
 pub mod pglift_objects;
 pub mod pip;
 pub mod postgres;

@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::exec;
 use super::postgres::literal;
 use super::shell::quote;
-use crate::catalogue::pglift_site::as_user;
-use crate::module::{HostContext, ModuleError, Plan};
-use crate::transport::ExecRequest;
+use crate::pglift_site::as_user;
+use pgdeploy_core::module::{HostContext, ModuleError, Plan};
+use pgdeploy_core::transport::ExecRequest;
 
 pub const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
 

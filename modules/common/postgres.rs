@@ -3,9 +3,9 @@
 //! replica never receives it but through replication), running SQL with `psql` as `postgres`
 //! with the script on stdin (never on a command line), and quoting names and literals.
 
-use crate::module::{HostContext, ModuleError, Plan};
-use crate::ops::state;
-use crate::transport::ExecRequest;
+use crate::common::patroni_state;
+use pgdeploy_core::module::{HostContext, ModuleError, Plan};
+use pgdeploy_core::transport::ExecRequest;
 
 use super::exec;
 use super::shell::quote;
@@ -22,9 +22,9 @@ pub enum Member {
 /// Asks Patroni (`patronictl list` through the `patroni.env` locator) which member leads.
 /// `name` is this host's Patroni member name.
 pub async fn member(cx: &HostContext<'_>, name: &str) -> Result<Member, ModuleError> {
-    let out = exec::run(cx, &state::read_script()).await?;
+    let out = exec::run(cx, &patroni_state::read_script()).await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let cluster = state::parse(cx.host, &text).map_err(|e| {
+    let cluster = patroni_state::parse(cx.host, &text).map_err(|e| {
         ModuleError::Failed(format!(
             "cannot find Patroni's leader from `{}`: {e}",
             cx.host

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::secrets::MASK;
+use pgdeploy_core::secrets::MASK;
 
-/// Deserializing one records its value ([`crate::secrets::record`]): a parameter typed as a
+/// Deserializing one records its value ([`pgdeploy_core::secrets::record`]): a parameter typed as a
 /// secret is masked in all output whatever the variable it came from is called.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "String")]
@@ -13,7 +13,7 @@ pub struct Secret(String);
 
 impl From<String> for Secret {
     fn from(s: String) -> Self {
-        crate::secrets::record_from("given to a secret module parameter", &s);
+        pgdeploy_core::secrets::record_from("given to a secret module parameter", &s);
         Secret(s)
     }
 }
@@ -57,7 +57,7 @@ mod tests {
     fn read_from_parameters_is_recorded_as_a_secret() {
         let s: Secret = serde_json::from_value(serde_json::json!("Secret-Param-Read-1")).unwrap();
         assert_eq!(s.expose(), "Secret-Param-Read-1");
-        assert!(crate::secrets::recorded()
+        assert!(pgdeploy_core::secrets::recorded()
             .iter()
             .any(|v| v == "Secret-Param-Read-1"));
     }

@@ -1,9 +1,9 @@
 //! Quoting for `/bin/sh` command lines: every path or name a module puts in a command goes
 //! through [`quote`], so spaces, quotes and `$` in values never change the command. The
-//! quoting itself is the transport's ([`crate::transport::shell::quote`]): one rule for every
+//! quoting itself is the transport's ([`pgdeploy_core::transport::shell::quote`]): one rule for every
 //! command line the engine builds.
 
-pub use crate::transport::shell::quote;
+pub use pgdeploy_core::transport::shell::quote;
 
 /// Several words, quoted and joined by spaces.
 pub fn quote_all<S: AsRef<str>>(words: &[S]) -> String {

@@ -6,8 +6,8 @@
 //! 2. `nolink`, or `link\tOWNER\tGROUP\tUID\tGID\tTARGET` when the path itself is a symlink.
 
 use super::shell::quote;
-use crate::module::{Batcher, ModuleError, Probe, ProbeGroup};
-use crate::transport::ExecOutput;
+use pgdeploy_core::module::{Batcher, ModuleError, Probe, ProbeGroup};
+use pgdeploy_core::transport::ExecOutput;
 
 /// Exit status the probe uses when `stat`/`readlink`/`cat` failed (permissions, mostly).
 const PROBE_FAILED: &str = "97";
@@ -313,7 +313,7 @@ fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Runs the probe for `path` on the host: one round trip.
 pub async fn probe(
-    cx: &crate::module::HostContext<'_>,
+    cx: &pgdeploy_core::module::HostContext<'_>,
     path: &str,
     content: bool,
 ) -> Result<PathState, ModuleError> {
@@ -329,7 +329,7 @@ pub async fn probe(
 /// for a module that reads them after a command of its own (so the engine's read-ahead has
 /// none kept); a path the batch cannot answer (a symbolic link) is probed alone.
 pub async fn probe_files(
-    cx: &crate::module::HostContext<'_>,
+    cx: &pgdeploy_core::module::HostContext<'_>,
     paths: &[&str],
 ) -> Result<Vec<PathState>, ModuleError> {
     let items: Vec<String> = paths.iter().map(|p| format!("{WITH_CONTENT}{p}")).collect();
@@ -395,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_batch_answers_as_each_probe_would_alone() {
-        use crate::transport::{ExecRequest, LocalTransport, Transport};
+        use pgdeploy_core::transport::{ExecRequest, LocalTransport, Transport};
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str| dir.path().join(name).display().to_string();
         std::fs::write(at("file"), b"a\0b\nno newline").unwrap();

@@ -3,8 +3,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
-use crate::params::Mode;
+use pgdeploy_core::module::{
+    Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
+};
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -33,7 +35,7 @@ impl Copy {
                 let bytes = tokio::fs::read(&path).await.map_err(|e| {
                     ModuleError::Failed(format!("cannot read `{}`: {e}", path.display()))
                 })?;
-                crate::inputs::record(&path, &bytes);
+                pgdeploy_core::inputs::record(&path, &bytes);
                 Ok(bytes)
             }
             (None, None) => Err(ModuleError::Failed(
@@ -59,7 +61,10 @@ impl Action for Copy {
         };
         content::plan(cx, &desired).await
     }
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
         content::probes(&self.dest)
     }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {

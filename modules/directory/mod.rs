@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::exec;
@@ -97,7 +97,10 @@ impl Action for Directory {
             None => Plan::unchanged(),
         })
     }
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
         vec![stat::probe_of(&self.path, false)]
     }
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, HostOrdering, ModuleError, OrderingContext, Params,
     ParseContext, Plan, Probe, ProbeContext, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 use super::certificates::pki;
 use super::common::attrs::Wanted;
@@ -108,7 +108,10 @@ fn default_user() -> String {
 
 /// The environment file of `host` when `config` is not set: where the OS family's packages
 /// have their unit read it.
-pub fn config_for(facts: &crate::template::Facts, host: &str) -> Result<String, ModuleError> {
+pub fn config_for(
+    facts: &pgdeploy_core::template::Facts,
+    host: &str,
+) -> Result<String, ModuleError> {
     match facts.get("ansible_os_family").and_then(|v| v.as_str()) {
         Some("Debian") => Ok("/etc/default/etcd".into()),
         Some("RedHat") => Ok("/etc/etcd/etcd.conf".into()),
@@ -242,7 +245,7 @@ impl Etcd {
     /// The environment file of this host: `config`, else the OS family's.
     fn config_path(
         &self,
-        facts: &crate::template::Facts,
+        facts: &pgdeploy_core::template::Facts,
         host: &str,
     ) -> Result<String, ModuleError> {
         match &self.config {

@@ -5,8 +5,8 @@
 //! which stops its daemons first.
 
 use super::{Etcd, Listed, Member, StaleRemoval};
-use crate::catalogue::removed_member::decide::quorum_refusal;
-use crate::module::{HostContext, ModuleError};
+use crate::removed_member::decide::quorum_refusal;
+use pgdeploy_core::module::{HostContext, ModuleError};
 
 use super::super::common::exec;
 use super::super::common::shell::quote;

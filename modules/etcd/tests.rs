@@ -169,9 +169,9 @@ fn urls_bracket_ipv6() {
 
 mod with_a_fake_host {
     use super::*;
-    use crate::catalogue::common::fake::*;
-    use crate::template::Facts;
-    use crate::transport::ExecOutput;
+    use crate::common::fake::*;
+    use pgdeploy_core::template::Facts;
+    use pgdeploy_core::transport::ExecOutput;
 
     fn family(name: &str) -> Facts {
         let mut f = Facts::new();
@@ -409,7 +409,7 @@ mod with_a_fake_host {
 
     /// A certificate from a throw-away CA with these SANs, as the stat probe prints it.
     fn installed_certificate(sans: &[&str]) -> ExecOutput {
-        use crate::catalogue::certificates::pki;
+        use crate::certificates::pki;
         let dir = tempfile::tempdir().unwrap();
         let paths = pki::CaPaths {
             cert: dir.path().join("ca.crt"),
@@ -457,8 +457,8 @@ mod with_a_fake_host {
 /// cluster, the host asked nothing but the probes' answers below.
 mod fresh_apply {
     use super::*;
-    use crate::catalogue::common::fake::*;
-    use crate::template::Facts;
+    use crate::common::fake::*;
+    use pgdeploy_core::template::Facts;
 
     fn facts(family: &str, dist: &str, major: &str) -> Facts {
         let mut f = Facts::new();
@@ -487,7 +487,7 @@ mod fresh_apply {
             .answer("if [ -e", output(0, "missing\nnolink\n"))
     }
 
-    fn scope(facts: &Facts) -> std::sync::Arc<crate::template::Scope> {
+    fn scope(facts: &Facts) -> std::sync::Arc<pgdeploy_core::template::Scope> {
         let hosts: &[(&str, &str, &[&str])] = &[
             ("pg1", "10.0.0.1", &["postgres"]),
             ("pg2", "10.0.0.2", &["postgres"]),

@@ -4,7 +4,7 @@
 use super::super::common::shell::quote;
 
 /// Where `pgdeploy status` finds the environment file and `etcdctl` of a member.
-pub use crate::locator::ETCD as LOCATOR;
+pub use pgdeploy_core::locator::ETCD as LOCATOR;
 
 /// The first line of a unit the module wrote: a unit with it is the module's to rewrite; any
 /// other unit is left as it is.
@@ -64,7 +64,7 @@ pub fn render_unit(executable: &str, config: &str, user: &str) -> String {
 
 /// The locator: shell-sourceable, one variable a line.
 pub fn render_locator(config: &str, etcdctl: &str) -> String {
-    crate::locator::render(
+    pgdeploy_core::locator::render(
         "etcd",
         "etcd",
         &[("ETCD_CONFIG", config), ("ETCDCTL", etcdctl)],

@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::exec;
@@ -167,7 +167,10 @@ impl Action for File {
         })
     }
 
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
         vec![stat::probe_of(&self.path, false)]
     }
 
@@ -218,7 +221,7 @@ impl Params for File {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::common::fake::*;
+    use crate::common::fake::*;
 
     fn file(state: FileState, src: Option<&str>) -> File {
         File {

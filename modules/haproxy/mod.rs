@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
-use crate::params::Mode;
+use pgdeploy_core::module::{
+    Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
+};
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};

@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::transport::memory::MemoryTransport;
+use crate::common::fake::*;
+use pgdeploy_test_support::memory::MemoryTransport;
 
 /// Seed 003: three PostgreSQL + etcd + Patroni hosts and HAProxy hosts in front of them.
 const SEED_003: &[(&str, &str, &[&str])] = &[
@@ -26,7 +26,7 @@ fn seed_003_tls() -> Haproxy {
     )
 }
 
-fn servers(h: &Haproxy, facts: HashMap<String, crate::template::Facts>) -> Vec<Server> {
+fn servers(h: &Haproxy, facts: HashMap<String, pgdeploy_core::template::Facts>) -> Vec<Server> {
     let scope = cluster_scope(SEED_003, facts, "haproxy-01", &["haproxy-01", "haproxy-02"]);
     let t = MemoryTransport::new("haproxy-01");
     let f = Default::default();

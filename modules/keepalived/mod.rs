@@ -8,12 +8,12 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem, TaskRef,
 };
-use crate::params::Mode;
-use crate::secrets::MASK;
-use crate::yaml::DeError;
+use pgdeploy_core::params::Mode;
+use pgdeploy_core::secrets::MASK;
+use pgdeploy_core::yaml::DeError;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -36,11 +36,11 @@ const VALIDATE_AS_ROOT: &str = "t=$(mktemp) && sed 's/^    script_user .*$/    s
 /// Root-owned, not writable by anyone else: `enable_script_security` runs nothing else.
 const SCRIPT_DIR: &str = "/etc/keepalived/scripts";
 /// Where `pgdeploy status` finds the VIP to look for on the hosts (see `src/status.rs`).
-pub use crate::locator::KEEPALIVED as LOCATOR;
+pub use pgdeploy_core::locator::KEEPALIVED as LOCATOR;
 
 /// The locator's content: the VIP, shell-sourceable.
 pub fn locator(vip: Ipv4Addr) -> String {
-    crate::locator::render("keepalived", "the VIP", &[("VIP", &vip.to_string())])
+    pgdeploy_core::locator::render("keepalived", "the VIP", &[("VIP", &vip.to_string())])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -571,7 +571,7 @@ impl Action for Keepalived {
         }
         if let Some((w, create_dir)) = &work.locator {
             if *create_dir {
-                let cmd = format!("mkdir -p -- {}", crate::locator::DIR);
+                let cmd = format!("mkdir -p -- {}", pgdeploy_core::locator::DIR);
                 exec::check(cx, &cmd, &cmd).await?;
             }
             content::apply(cx, w).await?;

@@ -1,9 +1,9 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::template::Facts;
-use crate::transport::memory::MemoryTransport;
+use crate::common::fake::*;
+use pgdeploy_core::template::Facts;
+use pgdeploy_test_support::memory::MemoryTransport;
 
 /// Seed 003: the VIP on the HAProxy hosts.
 const SEED_003: &[(&str, &str, &[&str])] = &[

@@ -3,8 +3,8 @@
 
 use super::super::common::apt;
 use super::query::{Manager, PackagesWork};
-use crate::module::ModuleError;
-use crate::transport::ExecOutput;
+use pgdeploy_core::module::ModuleError;
+use pgdeploy_core::transport::ExecOutput;
 
 /// The packages that the manager says it cannot find, in the order it said so.
 pub fn not_found(manager: Manager, text: &str) -> Vec<String> {

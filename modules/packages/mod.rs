@@ -3,11 +3,11 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::OneOrMany;
-use crate::transport::ExecRequest;
+use pgdeploy_core::params::OneOrMany;
+use pgdeploy_core::transport::ExecRequest;
 
 mod errors;
 mod query;
@@ -86,7 +86,7 @@ impl<'a> Wanted<'a> {
 }
 
 impl Packages {
-    fn manager_from_facts(facts: &crate::template::Facts) -> Option<Manager> {
+    fn manager_from_facts(facts: &pgdeploy_core::template::Facts) -> Option<Manager> {
         facts
             .get("ansible_pkg_mgr")
             .and_then(|v| v.as_str())
@@ -165,7 +165,7 @@ impl Packages {
 impl Packages {
     /// The read-only script that finds the manager (unless the facts name it) and what is
     /// installed.
-    fn query(&self, facts: &crate::template::Facts) -> String {
+    fn query(&self, facts: &pgdeploy_core::template::Facts) -> String {
         let known = Self::manager_from_facts(facts);
         let names: Vec<&str> = self
             .name
@@ -204,8 +204,11 @@ impl Action for Packages {
         })
     }
 
-    fn probes(&self, cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
-        vec![crate::module::Probe::command(self.query(cx.facts))]
+    fn probes(
+        &self,
+        cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
+        vec![pgdeploy_core::module::Probe::command(self.query(cx.facts))]
     }
 
     /// One round trip: the index refresh (if asked), installs, upgrades and removals chained.
@@ -234,7 +237,7 @@ pub(crate) async fn run_work(cx: &HostContext<'_>, work: &PackagesWork) -> Resul
 pub(crate) async fn exec_long(
     cx: &HostContext<'_>,
     command: &str,
-) -> Result<crate::transport::ExecOutput, ModuleError> {
+) -> Result<pgdeploy_core::transport::ExecOutput, ModuleError> {
     let req = ExecRequest {
         command: command.to_string(),
         become_: cx.become_.clone(),
@@ -275,7 +278,7 @@ impl Params for Packages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::common::fake::*;
+    use crate::common::fake::*;
 
     fn packages(names: &[&str], state: PackageState, update_cache: bool) -> Packages {
         Packages {
@@ -287,7 +290,7 @@ mod tests {
         }
     }
 
-    fn facts(mgr: &str) -> crate::template::Facts {
+    fn facts(mgr: &str) -> pgdeploy_core::template::Facts {
         [("ansible_pkg_mgr".to_string(), serde_json::json!(mgr))]
             .into_iter()
             .collect()
@@ -378,7 +381,7 @@ mod tests {
                 .answer("dpkg-query", output(0, "apt\n--candidates--\n"))
                 .answer(
                     "install --no-install-recommends",
-                    crate::transport::ExecOutput {
+                    pgdeploy_core::transport::ExecOutput {
                         status: 100,
                         stdout: b"Reading package lists...\n".to_vec(),
                         stderr: b"E: Unable to locate package pgdeploy-nope\n".to_vec(),

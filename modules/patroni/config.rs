@@ -4,8 +4,8 @@ use serde_json::{json, Map, Value};
 
 use super::params::{Patroni, VerifyClient, ENFORCED_PARAMETERS};
 use super::platform::Family;
-use crate::catalogue::common::secret::Secret;
-use crate::secrets::{MASK, SECRET_CHANGED};
+use crate::common::secret::Secret;
+use pgdeploy_core::secrets::{MASK, SECRET_CHANGED};
 
 /// What varies per host and is found on the host or in its facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,7 +241,7 @@ pub fn unit(patroni: &str, config_file: &str) -> String {
 
 /// The locator file `pgdeploy status` sources to find Patroni's config and `patronictl`.
 pub fn locator(config_file: &str, patronictl: &str) -> String {
-    crate::locator::render(
+    pgdeploy_core::locator::render(
         "patroni",
         "Patroni",
         &[("PATRONI_CONFIG", config_file), ("PATRONICTL", patronictl)],

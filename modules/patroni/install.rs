@@ -11,8 +11,8 @@ use super::super::common::pip;
 use super::super::common::shell::quote;
 use super::super::packages::{self, parse_query, query_script, Installed, PackagesWork};
 use super::platform::Family;
-use crate::module::{Change, HostContext, ModuleError, Problem};
-use crate::params::OneOrMany;
+use pgdeploy_core::module::{Change, HostContext, ModuleError, Problem};
+use pgdeploy_core::params::OneOrMany;
 
 /// How Patroni gets onto the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -622,7 +622,7 @@ pub async fn apply(
 }
 
 /// The last `n` non-empty lines of a failed command's stderr (else its stdout).
-fn last_lines(out: &crate::transport::ExecOutput, n: usize) -> String {
+fn last_lines(out: &pgdeploy_core::transport::ExecOutput, n: usize) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let text = if stderr.trim().is_empty() {
         String::from_utf8_lossy(&out.stdout).into_owned()

@@ -6,12 +6,14 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::catalogue::common::scram;
-use crate::diag::{FieldPath, SourceFile};
-use crate::template::Facts;
-use crate::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
-use crate::yaml::{from_node, load_str};
+use crate::common::fake::*;
+use crate::common::scram;
+use pgdeploy_core::diag::{FieldPath, SourceFile};
+use pgdeploy_core::template::Facts;
+use pgdeploy_core::transport::{
+    Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
+};
+use pgdeploy_core::yaml::{from_node, load_str};
 
 const BASE: &str = r#"
 scope: pgcluster

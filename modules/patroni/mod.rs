@@ -28,16 +28,16 @@ use super::common::content::{self, ContentWork, Desired};
 use super::common::exec::{self, Required};
 use super::common::shell::quote;
 use super::common::stat;
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, HostOrdering, ModuleError, OrderingContext, Params, ParseContext,
     Plan, Probe as ReadAhead, ProbeContext, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 use rest::Rest;
 
 const UNIT_PATH: &str = "/etc/systemd/system/patroni.service";
 /// Where `pgdeploy status` looks for the config file and `patronictl` (see `src/status.rs`).
-use crate::locator::{DIR as LOCATOR_DIR, PATRONI as LOCATOR};
+use pgdeploy_core::locator::{DIR as LOCATOR_DIR, PATRONI as LOCATOR};
 
 /// What `apply` does, in this order.
 #[derive(Debug, Default)]

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::install::Install;
-use crate::catalogue::common::secret::Secret;
-use crate::module::Problem;
-use crate::params::OneOrMany;
+use crate::common::secret::Secret;
+use pgdeploy_core::module::Problem;
+use pgdeploy_core::params::OneOrMany;
 
 fn default_namespace() -> String {
     "/service/".into()

@@ -2,8 +2,8 @@
 //! (PGDG's `/usr/pgsql-N`). Everything the module derives from the family is here, so the
 //! rest of the module never names a distribution path.
 
-use crate::module::{HostContext, ModuleError};
-use crate::template::Facts;
+use pgdeploy_core::module::{HostContext, ModuleError};
+use pgdeploy_core::template::Facts;
 
 use super::super::packages::Manager;
 

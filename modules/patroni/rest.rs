@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::params::{RestApi, VerifyClient};
-use crate::catalogue::common::exec;
-use crate::catalogue::common::shell::quote;
-use crate::module::{HostContext, ModuleError};
-use crate::transport::ExecRequest;
+use crate::common::exec;
+use crate::common::shell::quote;
+use pgdeploy_core::module::{HostContext, ModuleError};
+use pgdeploy_core::transport::ExecRequest;
 
 pub struct Rest {
     base: String,

@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::rest::Rest;
-use crate::catalogue::common::exec;
-use crate::catalogue::common::scram::{self, Verifier};
-use crate::catalogue::common::secret::Secret;
-use crate::catalogue::common::shell::quote;
-use crate::module::{Change, HostContext, ModuleError};
-use crate::transport::ExecRequest;
+use crate::common::exec;
+use crate::common::scram::{self, Verifier};
+use crate::common::secret::Secret;
+use crate::common::shell::quote;
+use pgdeploy_core::module::{Change, HostContext, ModuleError};
+use pgdeploy_core::transport::ExecRequest;
 
 /// One role whose password the inventory gives.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub fn configured_passwords(config: &[u8]) -> BTreeMap<&'static str, String> {
     };
     for kind in ["superuser", "replication"] {
         if let Some(p) = doc["postgresql"]["authentication"][kind]["password"].as_str() {
-            crate::secrets::record(p);
+            pgdeploy_core::secrets::record(p);
             out.insert(kind, p.to_string());
         }
     }
@@ -191,7 +191,7 @@ pub async fn plan(
          computed by pgdeploy): {}; then wait until every streaming replica replayed it",
         names.join(", "),
         leader.0,
-        crate::secrets::SECRET_CHANGED
+        pgdeploy_core::secrets::SECRET_CHANGED
     ));
     Ok((
         Some((

@@ -4,9 +4,9 @@
 
 use super::install_tests::*;
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::catalogue::common::secret::Secret;
-use crate::transport::ExecOutput;
+use crate::common::fake::*;
+use crate::common::secret::Secret;
+use pgdeploy_core::transport::ExecOutput;
 
 const NEW_SUPERUSER: &str = "N'ew \\ $super pw";
 const NEW_REPLICATION: &str = "R'ep \\ $repl pw";

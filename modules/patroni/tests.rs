@@ -2,8 +2,8 @@ use serde_json::json;
 
 use super::config::{dcs_diff, patch_body, Member};
 use super::*;
-use crate::diag::{FieldPath, SourceFile};
-use crate::yaml::{from_node, load_str};
+use pgdeploy_core::diag::{FieldPath, SourceFile};
+use pgdeploy_core::yaml::{from_node, load_str};
 
 fn params(yaml: &str) -> Patroni {
     let file = SourceFile::new("playbook.yml");

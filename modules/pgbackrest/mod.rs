@@ -23,10 +23,10 @@ use super::common::exec::{self, Required};
 use super::common::hosts;
 use super::common::shell::quote;
 use super::common::stat::{self, Kind};
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 const UNIT_DIR: &str = "/etc/systemd/system";
 
@@ -273,7 +273,7 @@ impl Pgbackrest {
             }
         }
         files.push((
-            crate::locator::PGBACKREST.into(),
+            pgdeploy_core::locator::PGBACKREST.into(),
             self.locator(),
             "root",
             Mode(0o644),
@@ -310,7 +310,7 @@ impl Pgbackrest {
                 }) {
                     changed_timers.push(t.clone());
                 }
-                if path == crate::locator::PGBACKREST && state.kind == Kind::Missing {
+                if path == pgdeploy_core::locator::PGBACKREST && state.kind == Kind::Missing {
                     work.locator_dir = true;
                 }
                 work.files.push(file_work);
@@ -402,7 +402,7 @@ impl Action for Pgbackrest {
             exec::check(cx, cmd, cmd).await?;
         }
         if work.locator_dir {
-            let cmd = format!("mkdir -p -- {}", crate::locator::DIR);
+            let cmd = format!("mkdir -p -- {}", pgdeploy_core::locator::DIR);
             exec::check(cx, &cmd, &cmd).await?;
         }
         let mask = |e: ModuleError| match (&self.cipher_pass, e) {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::super::common::secret::Secret;
-use crate::module::Problem;
+use pgdeploy_core::module::Problem;
 
 fn default_group() -> String {
     "postgres".into()

@@ -167,7 +167,7 @@ impl Pgbackrest {
     /// The locator `pgdeploy backup`, `restore` and `status` read: the stanza, the
     /// repository host (inventory name) and the user pgBackRest runs as there.
     pub fn locator(&self) -> String {
-        crate::locator::render(
+        pgdeploy_core::locator::render(
             "pgbackrest",
             "the stanza and its repository",
             &[

@@ -85,8 +85,8 @@ mod plan {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::catalogue::common::fake::*;
-    use crate::module::Action;
+    use crate::common::fake::*;
+    use pgdeploy_core::module::Action;
 
     const LAB: &[(&str, &str, &[&str])] = &[
         ("pg1", "10.0.0.11", &["postgres"]),
@@ -95,8 +95,12 @@ mod plan {
     ];
 
     /// Plans `p` on `host`, whose probe prints `probe` and whose paths are all missing.
-    fn plan_on(p: &Pgbackrest, host: &str, probe: &str) -> Result<crate::module::Plan, String> {
-        let facts: HashMap<String, crate::template::Facts> = LAB
+    fn plan_on(
+        p: &Pgbackrest,
+        host: &str,
+        probe: &str,
+    ) -> Result<pgdeploy_core::module::Plan, String> {
+        let facts: HashMap<String, pgdeploy_core::template::Facts> = LAB
             .iter()
             .map(|(n, ip, _)| (n.to_string(), host0_facts(ip)))
             .collect();

@@ -6,11 +6,11 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
-use crate::transport::ExecOutput;
+use pgdeploy_core::params::Mode;
+use pgdeploy_core::transport::ExecOutput;
 
 use super::common::apt;
 use super::common::attrs::Wanted;

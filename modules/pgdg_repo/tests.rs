@@ -1,11 +1,11 @@
 use serde_json::json;
 
 use super::*;
-use crate::catalogue::common::fake::*;
-use crate::diag::{FieldPath, SourceFile};
-use crate::module::{Module, Typed};
-use crate::template::Facts;
-use crate::yaml::{from_node, load_str};
+use crate::common::fake::*;
+use pgdeploy_core::diag::{FieldPath, SourceFile};
+use pgdeploy_core::module::{Module, Typed};
+use pgdeploy_core::template::Facts;
+use pgdeploy_core::yaml::{from_node, load_str};
 
 fn params(yaml: &str) -> PgdgRepo {
     let file = SourceFile::new("playbook.yml");
@@ -314,7 +314,7 @@ fn the_key_script_quotes_and_checks_the_download() {
 }
 
 /// A fresh Debian host whose apply answers `needle` with `out`.
-fn failing_apply(needle: &str, out: crate::transport::ExecOutput) -> String {
+fn failing_apply(needle: &str, out: pgdeploy_core::transport::ExecOutput) -> String {
     let p = params("{mirror: 'http://127.0.0.1:9/pgdg', key_url: 'http://127.0.0.1:9/key.asc'}");
     let h = Harness::new(
         FakeTransport::default()
@@ -326,8 +326,8 @@ fn failing_apply(needle: &str, out: crate::transport::ExecOutput) -> String {
     block_on(p.apply(&h.cx(), &plan)).unwrap_err().to_string()
 }
 
-fn failed(status: i32, stdout: &str, stderr: &str) -> crate::transport::ExecOutput {
-    crate::transport::ExecOutput {
+fn failed(status: i32, stdout: &str, stderr: &str) -> pgdeploy_core::transport::ExecOutput {
+    pgdeploy_core::transport::ExecOutput {
         status,
         stdout: stdout.into(),
         stderr: stderr.into(),

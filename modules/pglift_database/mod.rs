@@ -6,7 +6,7 @@
 //! publication listed (`state: absent` drops one; one not listed is left alone). An
 //! extension's default schema and version, which pglift takes from the server, are read with
 //! `psql` in that database. `apply` gives the manifest to `pglift database apply -f -` on
-//! stdin, on the primary only ([`crate::catalogue::common::pglift_objects`]).
+//! stdin, on the primary only ([`crate::common::pglift_objects`]).
 
 use std::sync::{Arc, LazyLock};
 
@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 use super::common::argspec::{Options, SpecFile};
 use super::common::pglift_objects::{self, sql_literal, Found, Target, Work, DEFAULT_EXECUTABLE};
 use super::pglift_role::add_pgdeploy_options;
-use crate::diag::FieldPath;
-use crate::module::{
+use pgdeploy_core::diag::FieldPath;
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, Module, ModuleError, ParseContext, Parsed, Plan,
 };
-use crate::yaml::{DeError, Node};
+use pgdeploy_core::yaml::{DeError, Node};
 
 /// The spec generated from pglift (`pglift database --ansible-argspec`, plus the collection's
 /// `instance`), with pgdeploy's `executable` and `system_user`.

@@ -1,6 +1,6 @@
 use super::*;
-use crate::diag::SourceFile;
-use crate::yaml::load_str;
+use pgdeploy_core::diag::SourceFile;
+use pgdeploy_core::yaml::load_str;
 use serde_json::json;
 
 fn parse(yaml: &str) -> Result<PgliftDatabase, Vec<DeError>> {

@@ -10,11 +10,11 @@
 //! root the play already has.
 
 use super::PgliftInstance;
-use crate::catalogue::common::exec;
-use crate::catalogue::common::shell::quote;
-use crate::locator::{DIR, PATRONI as LOCATOR};
-use crate::module::{HostContext, ModuleError};
-use crate::transport::{Become, ExecRequest, FileAttrs};
+use crate::common::exec;
+use crate::common::shell::quote;
+use pgdeploy_core::locator::{DIR, PATRONI as LOCATOR};
+use pgdeploy_core::module::{HostContext, ModuleError};
+use pgdeploy_core::transport::{Become, ExecRequest, FileAttrs};
 
 /// Before the locator's content in the plan's read.
 pub(super) const MARK: &str = "==pgdeploy-locator";
@@ -41,7 +41,7 @@ pub fn split(out: &str) -> (&str, Option<&str>) {
 
 /// The locator naming `config` and `patronictl`.
 pub fn render(config: &str, patronictl: &str) -> String {
-    crate::locator::render(
+    pgdeploy_core::locator::render(
         "pglift_instance",
         "Patroni (the configuration pglift wrote)",
         &[("PATRONI_CONFIG", config), ("PATRONICTL", patronictl)],
@@ -165,7 +165,7 @@ mod tests {
         assert!(!is_current(Some(&text), CTL));
         assert!(!is_current(part, "/usr/bin/patronictl"));
         assert!(!is_current(Some(""), CTL));
-        let other = crate::catalogue::patroni::locator("/etc/patroni/15-main.yaml", CTL);
+        let other = crate::patroni::locator("/etc/patroni/15-main.yaml", CTL);
         assert!(!is_current(Some(&format!("{other}{READABLE}\n")), CTL));
     }
 

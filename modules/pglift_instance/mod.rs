@@ -15,11 +15,11 @@ use super::common::exec::{self, Required};
 use super::common::secret::Secret;
 use super::common::shell::quote;
 use super::pglift_site::as_user;
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, HostOrdering, ModuleError, OrderingContext, Params, ParseContext,
     Plan, Problem,
 };
-use crate::transport::ExecRequest;
+use pgdeploy_core::transport::ExecRequest;
 
 const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
 
@@ -460,7 +460,7 @@ enum LocatorWork {
 fn locator_change() -> Change {
     Change::new(format!(
         "write `{}` (where `pgdeploy status` finds this instance's Patroni)",
-        crate::locator::PATRONI
+        pgdeploy_core::locator::PATRONI
     ))
 }
 

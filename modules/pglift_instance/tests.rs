@@ -2,9 +2,9 @@ use serde_json::json;
 
 use super::super::common::fake;
 use super::*;
-use crate::diag::{FieldPath, SourceFile};
-use crate::transport::ExecOutput;
-use crate::yaml::{from_node, load_str};
+use pgdeploy_core::diag::{FieldPath, SourceFile};
+use pgdeploy_core::transport::ExecOutput;
+use pgdeploy_core::yaml::{from_node, load_str};
 
 fn params(yaml: &str) -> Result<PgliftInstance, String> {
     let file = SourceFile::new("playbook.yml");

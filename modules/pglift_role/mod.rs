@@ -5,7 +5,7 @@
 //! defaults included, as the collection applies them (an attribute left out is reset to its
 //! default) — and the password with its SCRAM verifier in `pg_authid`, never printed. `apply`
 //! gives the manifest to `pglift role apply -f -` on stdin, on the primary only
-//! ([`crate::catalogue::common::pglift_objects`]).
+//! ([`crate::common::pglift_objects`]).
 
 use std::sync::{Arc, LazyLock};
 
@@ -14,12 +14,12 @@ use serde_json::{Map, Value};
 use super::common::argspec::{Opt, Options, SpecFile};
 use super::common::pglift_objects::{self, sql_literal, Found, Target, Work, DEFAULT_EXECUTABLE};
 use super::common::scram::Verifier;
-use crate::diag::FieldPath;
-use crate::module::{
+use pgdeploy_core::diag::FieldPath;
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, Module, ModuleError, ParseContext, Parsed, Plan,
 };
-use crate::secrets::MASK;
-use crate::yaml::{DeError, Node};
+use pgdeploy_core::secrets::MASK;
+use pgdeploy_core::yaml::{DeError, Node};
 
 mod validity;
 

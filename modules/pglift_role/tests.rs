@@ -1,6 +1,6 @@
 use super::*;
-use crate::diag::SourceFile;
-use crate::yaml::load_str;
+use pgdeploy_core::diag::SourceFile;
+use pgdeploy_core::yaml::load_str;
 use serde_json::json;
 
 fn parse(yaml: &str) -> Result<PgliftRole, Vec<DeError>> {
@@ -169,8 +169,8 @@ fn absent_drops_an_existing_role_only() {
 
 mod over_a_fake_host {
     use super::*;
-    use crate::catalogue::common::fake::*;
-    use crate::template::Facts;
+    use crate::common::fake::*;
+    use pgdeploy_core::template::Facts;
 
     const PRIMARY: &str = "==name h1\n==surole postgres\n==recovery f\n==get\nError: role 'bob' not found\n==get-status 1\n==sql\n";
 

@@ -18,10 +18,10 @@ use super::common::exec;
 use super::common::pip;
 use super::common::shell::quote;
 use super::common::stat;
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 const DEFAULT_VENV: &str = "/opt/pglift";
 const DEFAULT_EXECUTABLE: &str = "/usr/local/bin/pglift";

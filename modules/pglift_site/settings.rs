@@ -197,7 +197,7 @@ pub struct Hosts(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for Hosts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let items = crate::params::OneOrMany::<String>::deserialize(d)?;
+        let items = pgdeploy_core::params::OneOrMany::<String>::deserialize(d)?;
         Ok(Hosts(
             items
                 .0

@@ -1,6 +1,6 @@
 use super::*;
-use crate::diag::{FieldPath, SourceFile};
-use crate::yaml::{from_node, load_str};
+use pgdeploy_core::diag::{FieldPath, SourceFile};
+use pgdeploy_core::yaml::{from_node, load_str};
 
 fn params(yaml: &str) -> Result<PgliftSite, String> {
     let file = SourceFile::new("playbook.yml");

@@ -14,10 +14,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::params::Mode;
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -376,7 +376,7 @@ impl Action for PostgresExporter {
         work.unit_changed = work.unit.is_some();
         let files_changed = work.unit.is_some() || work.env.is_some() || work.password.is_some();
 
-        let locator = crate::locator::postgres_exporter(&self.name);
+        let locator = pgdeploy_core::locator::postgres_exporter(&self.name);
         let state = stat::probe(cx, &locator, true).await?;
         let desired = Desired {
             dest: &locator,
@@ -478,7 +478,7 @@ impl Action for PostgresExporter {
         }
         if let Some((w, create_dir)) = &work.locator {
             if *create_dir {
-                let cmd = format!("mkdir -p -- {}", crate::locator::DIR);
+                let cmd = format!("mkdir -p -- {}", pgdeploy_core::locator::DIR);
                 exec::check(cx, &cmd, &cmd).await?;
             }
             content::apply(cx, w).await?;

@@ -91,7 +91,7 @@ impl PostgresExporter {
     }
 
     pub fn render_locator(&self) -> String {
-        crate::locator::render(
+        pgdeploy_core::locator::render(
             "postgres_exporter",
             "the exporter",
             &[

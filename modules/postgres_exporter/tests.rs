@@ -1,5 +1,5 @@
 use super::*;
-use crate::catalogue::common::fake::*;
+use crate::common::fake::*;
 
 const PASSWORD: &str = "it's a \"pw\" \\ x";
 
@@ -139,7 +139,7 @@ fn reads_are_parsed() {
 #[test]
 fn a_converged_role_plans_nothing() {
     let e = exporter("{password: secret-pw}");
-    let v = crate::catalogue::postgresql_role::password::verifier("secret-pw").unwrap();
+    let v = crate::postgresql_role::password::verifier("secret-pw").unwrap();
     let read = parse_read(&format!("f\n==role\nf|f|f|t|f|t|{v}\n==member\n1\n")).unwrap();
     let (changes, work) = e.decide_role(&read).unwrap();
     assert!(changes.is_empty() && matches!(work, RoleWork::Nothing));

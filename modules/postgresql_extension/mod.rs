@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
 

@@ -7,10 +7,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, Diff, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
-use crate::secrets::MASK;
+use pgdeploy_core::secrets::MASK;
 
 use super::common::postgres::{self, ident, literal, Member};
 use super::common::secret::Secret;
@@ -242,7 +242,7 @@ impl PostgresqlRole {
                 "cannot read random bytes for the password's salt: {e}"
             ))
         })?;
-        crate::secrets::record(&v);
+        pgdeploy_core::secrets::record(&v);
         Ok(format!(
             "ALTER ROLE {} PASSWORD {};\n",
             ident(&self.name),

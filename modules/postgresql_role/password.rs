@@ -1,5 +1,5 @@
 //! A role's password as PostgreSQL keeps it: a SCRAM-SHA-256 verifier, computed here
-//! ([`crate::catalogue::common::scram`]) so the clear password never reaches the server (nor
+//! ([`crate::common::scram`]) so the clear password never reaches the server (nor
 //! its logs), and compared here against `pg_authid.rolpassword` so a plan knows whether the
 //! password changes without keeping any state. The one boundary the role module uses:
 //! [`matches`] and [`verifier`].
@@ -7,7 +7,7 @@
 //! SASLprep is not applied: for an ASCII password it changes nothing, and the module refuses
 //! other passwords.
 
-use crate::catalogue::common::scram::Verifier;
+use crate::common::scram::Verifier;
 
 /// A new verifier of `password`, with a random salt from the kernel.
 pub fn verifier(password: &str) -> std::io::Result<String> {

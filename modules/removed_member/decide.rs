@@ -1,7 +1,7 @@
 //! What leaving the cluster means for one host, decided from what was read (no I/O): the
 //! changes to make, or the reason the removal is refused.
 
-use crate::ops::state::ClusterState;
+use crate::common::patroni_state::ClusterState;
 
 /// This host's place in etcd, read through the members.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,7 @@ pub fn decide(f: &Found) -> Result<Leave, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::state::Member;
+    use crate::common::patroni_state::Member;
 
     fn member(name: &str, role: &str) -> Member {
         Member {

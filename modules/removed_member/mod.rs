@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::locator;
-use crate::module::{
+use crate::common::patroni_state;
+use pgdeploy_core::locator;
+use pgdeploy_core::module::{
     Action, Change, HostContext, HostOrdering, ModuleError, OrderingContext, Params, ParseContext,
     Plan, Problem,
 };
-use crate::ops::state;
 
 use super::common::exec;
 use super::common::shell::quote;
@@ -198,9 +198,9 @@ impl RemovedMember {
             None => None,
         };
         let patroni = if has_patroni {
-            let out = exec::run(cx, &state::read_script()).await?;
+            let out = exec::run(cx, &patroni_state::read_script()).await?;
             let text = String::from_utf8_lossy(&out.stdout);
-            match state::parse(cx.host, &text) {
+            match patroni_state::parse(cx.host, &text) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     return Err(ModuleError::Failed(format!(
@@ -282,9 +282,9 @@ impl RemovedMember {
     ) -> Result<(), ModuleError> {
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         loop {
-            let out = exec::run(cx, &state::read_script()).await?;
+            let out = exec::run(cx, &patroni_state::read_script()).await?;
             let text = String::from_utf8_lossy(&out.stdout);
-            match state::parse(cx.host, &text) {
+            match patroni_state::parse(cx.host, &text) {
                 Ok(s) if s.member(name).is_none() => return Ok(()),
                 Ok(s) if Instant::now() >= deadline => {
                     return Err(ModuleError::Failed(format!(

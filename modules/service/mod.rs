@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::module::{
+use pgdeploy_core::module::{
     Action, Change, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
 };
 
@@ -191,8 +191,13 @@ impl Action for Service {
         })
     }
 
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
-        vec![crate::module::Probe::command(probe_script(&self.name))]
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
+        vec![pgdeploy_core::module::Probe::command(probe_script(
+            &self.name,
+        ))]
     }
 
     /// One round trip: the steps joined with `&&`, so a failure stops the rest.
@@ -235,7 +240,7 @@ impl Params for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::common::fake::*;
+    use crate::common::fake::*;
 
     fn service(state: Option<ServiceState>, enabled: Option<bool>, daemon_reload: bool) -> Service {
         Service {

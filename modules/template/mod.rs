@@ -3,8 +3,10 @@
 
 use serde::Deserialize;
 
-use crate::module::{Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem};
-use crate::params::Mode;
+use pgdeploy_core::module::{
+    Action, HostContext, ModuleError, Params, ParseContext, Plan, Problem,
+};
+use pgdeploy_core::params::Mode;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -34,7 +36,7 @@ impl Template {
         let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
             ModuleError::Failed(format!("cannot read template `{}`: {e}", path.display()))
         })?;
-        crate::inputs::record(&path, text.as_bytes());
+        pgdeploy_core::inputs::record(&path, text.as_bytes());
         render_text(&cx.scope.shared().env, &text, &cx.scope.context())
             .map_err(|e| ModuleError::Failed(format!("template `{}`: {e}", path.display())))
     }
@@ -81,7 +83,10 @@ impl Action for Template {
         };
         content::plan(cx, &desired).await
     }
-    fn probes(&self, _cx: &crate::module::ProbeContext<'_>) -> Vec<crate::module::Probe> {
+    fn probes(
+        &self,
+        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+    ) -> Vec<pgdeploy_core::module::Probe> {
         content::probes(&self.dest)
     }
     /// Writes what was rendered at plan time: the applied file is exactly the planned one.
@@ -104,8 +109,8 @@ impl Params for Template {
                 if let Err(e) = std::fs::read_to_string(&path)
                     .map_err(|e| e.to_string())
                     .and_then(|text| {
-                        crate::inputs::record(&path, text.as_bytes());
-                        let env = crate::template::environment();
+                        pgdeploy_core::inputs::record(&path, text.as_bytes());
+                        let env = pgdeploy_core::template::environment();
                         env.template_from_str(&text)
                             .map(|_| ())
                             .map_err(|e| format!("{} at line {}", e.kind(), e.line().unwrap_or(0)))
@@ -130,7 +135,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_the_failing_expression() {
-        let env = crate::template::environment();
+        let env = pgdeploy_core::template::environment();
         let ctx = minijinja::context! { facts => minijinja::context! {} };
         let err = render_text(&env, "a\nb={{ facts.address }}\n", &ctx).unwrap_err();
         assert!(err.starts_with("line 2: undefined value"), "{err}");

@@ -330,8 +330,8 @@ mod playbook_tests {
     #[test]
     fn the_playbook_has_twenty_valid_tasks() {
         let text = super::playbook_text();
-        let file = crate::diag::SourceFile::new("bench.yml");
-        let node = crate::yaml::load_str(&text, &file).expect("valid YAML");
+        let file = pgdeploy_core::diag::SourceFile::new("bench.yml");
+        let node = pgdeploy_core::yaml::load_str(&text, &file).expect("valid YAML");
         let tasks = node.as_seq().unwrap()[0].get("tasks").unwrap();
         assert_eq!(tasks.as_seq().unwrap().len(), super::TASKS);
     }

@@ -1,7 +1,7 @@
 //! `pgdeploy bench`: prints measurements as one table row each.
 
 use crate::cli::BenchCommand;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
     match cmd {
@@ -13,7 +13,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
         } => {
             std::fs::create_dir_all(dir)?;
             crate::bench::compile::generate(dir, *hosts, *tasks)?;
-            crate::outln!(
+            pgdeploy_core::outln!(
                 "wrote {hosts} hosts and {tasks} tasks: pgdeploy validate -i {} {}",
                 dir.join("inventory.yml").display(),
                 dir.join("playbook.yml").display()
@@ -26,7 +26,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
             write: None,
         } => {
             let r = crate::bench::compile::run(*hosts, *tasks, *runs)?;
-            crate::outln!(
+            pgdeploy_core::outln!(
                 "compile: {} hosts, {} tasks, {} steps: median {:.1} ms (CPU {:.1} ms), min {:.1} ms over {runs} runs, peak memory {}",
                 r.hosts,
                 r.tasks,
@@ -42,7 +42,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
         BenchCommand::Noop { hosts, runs, user } => {
             for &n in hosts {
                 let r = crate::bench::noop::run(usize::from(n), *runs, user)?;
-                crate::outln!(
+                pgdeploy_core::outln!(
                     "noop re-apply: {} hosts, login `{user}`: median {:.0} ms, min {:.0} ms over {} runs, peak memory {:.1} MiB, CPU {:.0} ms in pgdeploy, {:.0} ms on the whole machine",
                     r.hosts,
                     r.median.as_secs_f64() * 1000.0,

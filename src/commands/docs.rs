@@ -6,14 +6,14 @@
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 /// The completion script for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "pgdeploy", &mut out);
-    crate::output::write(&String::from_utf8_lossy(&out));
+    pgdeploy_core::output::write(&String::from_utf8_lossy(&out));
     Ok(Exit::Success)
 }
 
@@ -21,7 +21,7 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
 /// description and options, in one page (`man pgdeploy` finds all of it; clap_mangen alone
 /// would point at `pgdeploy-validate(1)` pages that no package ships).
 pub fn man() -> anyhow::Result<Exit> {
-    crate::output::write(&man_page()?);
+    pgdeploy_core::output::write(&man_page()?);
     Ok(Exit::Success)
 }
 

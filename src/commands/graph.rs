@@ -1,8 +1,8 @@
 //! `pgdeploy graph`: the compiled DAG as text or Graphviz dot.
 
 use crate::cli::{GraphArgs, GraphFormat};
-use crate::compile::{to_dot, to_text};
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
+use pgdeploy_engine::compile::{to_dot, to_text};
 
 /// `json`: errors as JSON objects on stdout, as `validate --json` prints them.
 pub fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
@@ -19,6 +19,6 @@ pub fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
         GraphFormat::Text => to_text(&loaded.compiled),
         GraphFormat::Dot => to_dot(&loaded.compiled.graph),
     };
-    crate::out!("{}", loaded.redactor.mask(&text));
+    pgdeploy_core::out!("{}", loaded.redactor.mask(&text));
     Ok(Exit::Success)
 }

@@ -1,9 +1,9 @@
 //! `pgdeploy inventory`: the resolved inventory, like `ansible-inventory`.
 
 use crate::cli::InventoryArgs;
-use crate::exit::Exit;
-use crate::inventory::list;
-use crate::secrets::Redactor;
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::inventory::list;
+use pgdeploy_core::secrets::Redactor;
 
 /// `json`: errors as JSON objects on stdout, as `validate --json` prints them (the
 /// inventory itself is JSON already).
@@ -22,9 +22,9 @@ pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
     // Secret names are masked by `list`; values decrypted with Ansible Vault (and secrets
     // copied into other variables) by value here.
     let redactor = Redactor::from_inventory(&inventory);
-    crate::secrets::mask_logs_with(&redactor);
+    pgdeploy_core::secrets::mask_logs_with(&redactor);
     if args.graph {
-        crate::out!("{}", redactor.mask(&list::to_graph_text(&inventory)));
+        pgdeploy_core::out!("{}", redactor.mask(&list::to_graph_text(&inventory)));
     } else if let Some(host) = &args.host {
         let Some(value) = list::to_ansible_list_json(&inventory)
             .pointer(&format!(
@@ -35,13 +35,13 @@ pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
         else {
             anyhow::bail!("host `{host}` is not in the inventory");
         };
-        crate::outln!(
+        pgdeploy_core::outln!(
             "{}",
             serde_json::to_string_pretty(&redactor.mask_json(&value))?
         );
     } else {
         let value = redactor.mask_json(&list::to_ansible_list_json(&inventory));
-        crate::outln!("{}", serde_json::to_string_pretty(&value)?);
+        pgdeploy_core::outln!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(Exit::Success)
 }

@@ -1,8 +1,8 @@
 //! `pgdeploy apply`, `plan` and `check`: one run, three ways of asking for it.
 
 use crate::cli::{ApplyArgs, ApplySavedArgs, ConnectArgs, PlanArgs};
-use crate::exit::Exit;
-use crate::run::{run, RunMode, RunOptions};
+use pgdeploy_core::exit::Exit;
+use pgdeploy_engine::run::{run, RunMode, RunOptions};
 
 fn options(
     connect: &ConnectArgs,
@@ -26,7 +26,7 @@ fn options(
 }
 
 fn block_on(connect: &ConnectArgs, opts: RunOptions) -> anyhow::Result<Exit> {
-    runtime()?.block_on(run(&connect.run, &opts))
+    runtime()?.block_on(run(&connect.run.to_load(), &opts))
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -57,7 +57,7 @@ pub fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> 
     block_on(&args.connect, opts)
 }
 
-/// `apply PLANFILE` ([`crate::run::saved`]).
+/// `apply PLANFILE` ([`pgdeploy_engine::run::saved`]).
 fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
     let opts = RunOptions {
         mode: RunMode::Apply,
@@ -71,10 +71,12 @@ fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result
         // its removals as changes, one saved without it holds none.
         allow_removal: args.allow_removal,
     };
-    let vault = crate::cli::VaultArgs {
-        vault_password_file: args.vault.vault_password_file.clone(),
-    };
-    runtime()?.block_on(crate::run::saved::apply_saved(&args.plan, vault, &opts))
+    runtime()?.block_on(pgdeploy_engine::run::saved::apply_saved(
+        &args.plan,
+        args.vault.vault_password_file.clone(),
+        &pgdeploy_modules::CATALOGUE,
+        &opts,
+    ))
 }
 
 pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
@@ -88,8 +90,8 @@ pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
         args.allow_removal,
     );
     match &args.out {
-        Some(out) => runtime()?.block_on(crate::run::saved::plan_and_save(
-            &args.connect.run,
+        Some(out) => runtime()?.block_on(pgdeploy_engine::run::saved::plan_and_save(
+            &args.connect.run.to_load(),
             &opts,
             out,
         )),

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use crate::cli::StatusArgs;
-use crate::exit::Exit;
-use crate::inventory::pattern;
-use crate::run::connect::{connect, resolve_targets};
 use crate::status::{HostAddresses, Status};
-use crate::transport::{Transport, TransportError};
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::inventory::pattern;
+use pgdeploy_core::transport::{Transport, TransportError};
+use pgdeploy_engine::run::connect::{connect, resolve_targets};
 
 /// A host's connection, or why there is none.
 type Connected = Result<Arc<dyn Transport>, TransportError>;
@@ -34,7 +34,9 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         }
     };
     // `-v` logs and errors hold command lines and hosts' answers: masked like every output.
-    crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
+    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
+        &inventory,
+    ));
     let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
         Ok(h) => h.into_iter().map(str::to_string).collect(),
         Err(e) => {
@@ -139,12 +141,12 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     match status {
         Some(status) => {
             if json {
-                crate::outln!("{}", serde_json::to_string(&status)?);
+                pgdeploy_core::outln!("{}", serde_json::to_string(&status)?);
             } else {
-                crate::out!("{}", crate::status::to_text(&status));
+                pgdeploy_core::out!("{}", crate::status::to_text(&status));
             }
             for p in problems {
-                crate::eoutln!("warning: {p}");
+                pgdeploy_core::eoutln!("warning: {p}");
             }
             Ok(if status.healthy() {
                 Exit::Success
@@ -154,7 +156,7 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
         }
         None => {
             for p in &problems {
-                crate::eoutln!("error: {p}");
+                pgdeploy_core::eoutln!("error: {p}");
             }
             Ok(Exit::Unreachable)
         }

@@ -3,7 +3,7 @@
 //! for editors and CI annotations; the exit code is the same (1 on errors).
 
 use crate::cli::PlaybookArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
     match super::load(args) {
@@ -14,7 +14,7 @@ pub fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
         Ok(loaded) if json => {
             let plays = loaded.playbook.plays.len();
             let tasks: usize = loaded.playbook.plays.iter().map(|p| p.tasks.len()).sum();
-            crate::output::diagnostics::report_json(
+            pgdeploy_core::output::diagnostics::report_json(
                 &loaded.compiled.warnings,
                 serde_json::json!({
                     "plays": plays,
@@ -29,7 +29,7 @@ pub fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
             super::report(&loaded.compiled.warnings);
             let plays = loaded.playbook.plays.len();
             let tasks: usize = loaded.playbook.plays.iter().map(|p| p.tasks.len()).sum();
-            crate::outln!(
+            pgdeploy_core::outln!(
                 "ok: {} is valid against {}: {plays} play{}, {tasks} task{}, {} host{}, {} steps",
                 args.playbook.display(),
                 args.inventory.display(),

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::VerifyArgs;
-use crate::exit::Exit;
-use crate::inventory::{pattern, Inventory};
-use crate::ops::state;
-use crate::run::connect::{connect, resolve_targets};
-use crate::transport::{Become, ExecRequest, Transport};
 use crate::verify::{self, Finding, Gathered, HostRead, Options};
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::inventory::{pattern, Inventory};
+use pgdeploy_core::transport::{Become, ExecRequest, Transport};
+use pgdeploy_engine::run::connect::{connect, resolve_targets};
+use pgdeploy_modules::patroni_state as state;
 
 fn hosts_of(inventory: &Inventory, p: &str, default: &str) -> anyhow::Result<Vec<String>> {
     match pattern::select(inventory, p) {
@@ -56,15 +56,17 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Error);
         }
     };
-    crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
+    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
+        &inventory,
+    ));
     let (findings, exit) = check(args, &inventory)?;
     if json {
         let doc = verify::report::to_json(&findings, exit as u8);
-        crate::outln!("{}", crate::secrets::mask_logged(&doc.to_string()));
+        pgdeploy_core::outln!("{}", pgdeploy_core::secrets::mask_logged(&doc.to_string()));
     } else {
-        crate::out!(
+        pgdeploy_core::out!(
             "{}",
-            crate::secrets::mask_logged(&verify::report::to_text(&findings))
+            pgdeploy_core::secrets::mask_logged(&verify::report::to_text(&findings))
         );
     }
     Ok(exit)

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::locator::PGBACKREST as LOCATOR;
-use crate::transport::shell::quote;
+use pgdeploy_core::locator::PGBACKREST as LOCATOR;
+use pgdeploy_core::transport::shell::quote;
 
 /// Where pgBackRest is, from a member's locator.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use super::backrest::{self, Backrest};
 use super::state::ClusterState;
 use super::{Cluster, Report};
 use crate::cli::BackupArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(args: &BackupArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn without_a_running_leader_the_backup_says_why() {
-        let mut s = crate::ops::state::tests::state();
+        let mut s = pgdeploy_modules::patroni_state::fixture::state();
         s.members[0].state = "stopped".into();
         let e = no_leader(&s);
         assert!(

@@ -187,7 +187,7 @@ pub fn restart_order(
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::tests::state;
+    use super::super::state::fixture::state;
     use super::*;
 
     #[test]

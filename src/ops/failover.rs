@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{confirm, decide, Cluster, Report};
 use crate::cli::FailoverArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(args: &FailoverArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {

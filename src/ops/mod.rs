@@ -18,7 +18,7 @@ pub mod reinit;
 pub mod restart;
 pub mod restore;
 pub mod restore_on;
-pub mod state;
+pub use pgdeploy_modules::patroni_state as state;
 pub mod switchover;
 
 use std::io::IsTerminal;
@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::OpsArgs;
-use crate::exit::Exit;
-use crate::inventory::{pattern, Inventory};
-use crate::run::connect::{connect, resolve_targets};
-use crate::transport::shell::quote;
-use crate::transport::{Become, ExecOutput, ExecRequest, Transport};
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::inventory::{pattern, Inventory};
+use pgdeploy_core::transport::shell::quote;
+use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, Transport};
+use pgdeploy_engine::run::connect::{connect, resolve_targets};
 use state::ClusterState;
 
 /// Text lines or `--json` events (one JSON object per line on stdout). In text, what is
@@ -48,14 +48,14 @@ impl Report {
         if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object_mut()) {
             o.append(e);
         }
-        crate::outln!("{}", crate::secrets::mask_logged(&v.to_string()));
+        pgdeploy_core::outln!("{}", pgdeploy_core::secrets::mask_logged(&v.to_string()));
     }
     /// What the command will do (before the confirmation).
     pub fn plan(&self, message: &str, extra: Value) {
         if self.json {
             self.event("plan", message, extra);
         } else {
-            crate::outln!("{}", crate::secrets::mask_logged(message));
+            pgdeploy_core::outln!("{}", pgdeploy_core::secrets::mask_logged(message));
         }
     }
     /// A step on the way (waiting, a member done).
@@ -63,7 +63,7 @@ impl Report {
         if self.json {
             self.event("progress", message, extra);
         } else {
-            crate::eoutln!("{}", crate::secrets::mask_logged(message));
+            pgdeploy_core::eoutln!("{}", pgdeploy_core::secrets::mask_logged(message));
         }
     }
     /// A result.
@@ -71,7 +71,7 @@ impl Report {
         if self.json {
             self.event("done", message, extra);
         } else {
-            crate::outln!("{}", crate::secrets::mask_logged(message));
+            pgdeploy_core::outln!("{}", pgdeploy_core::secrets::mask_logged(message));
         }
     }
     /// The command refuses or fails: the reason, and the exit code to return.
@@ -79,7 +79,7 @@ impl Report {
         if self.json {
             self.event("error", message, json!({"exit": exit as u8}));
         } else {
-            crate::eoutln!("error: {}", crate::secrets::mask_logged(message));
+            pgdeploy_core::eoutln!("error: {}", pgdeploy_core::secrets::mask_logged(message));
         }
         exit
     }
@@ -102,7 +102,7 @@ pub fn confirm(report: &Report, yes: bool, question: &str) -> Result<(), Exit> {
             Exit::Usage,
         ));
     }
-    crate::output::write_err(&format!("{question} [y/N] "));
+    pgdeploy_core::output::write_err(&format!("{question} [y/N] "));
     let mut answer = String::new();
     let _ = std::io::stdin().read_line(&mut answer);
     if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
@@ -127,7 +127,7 @@ pub struct Cluster {
     control: usize,
     inventory: Inventory,
     /// How hosts are reached, for [`Cluster::connect_host`].
-    ssh: crate::run::connect::ConnectSettings,
+    ssh: pgdeploy_engine::run::connect::ConnectSettings,
     /// Hosts outside `--hosts` connected later (a pgBackRest repository host).
     extra: Vec<Host>,
     pub state: ClusterState,
@@ -149,7 +149,9 @@ impl Cluster {
                 return Err(Exit::Error);
             }
         };
-        crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
+        pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
+            &inventory,
+        ));
         let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
             Ok(h) => h.into_iter().map(str::to_string).collect(),
             Err(e) => {

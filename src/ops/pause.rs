@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{confirm, Cluster, Report};
 use crate::cli::OpsArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 /// `pause` (`on`) or `resume`.
 pub fn run(args: &OpsArgs, on: bool, json: bool) -> anyhow::Result<Exit> {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{confirm, decide, Cluster, Report};
 use crate::cli::ReinitArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(args: &ReinitArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{confirm, decide, Cluster, Report};
 use crate::cli::RestartArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 pub fn run(args: &RestartArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {

@@ -34,8 +34,8 @@ use super::backup::{info, locate};
 use super::restore_on::{self, Candidate};
 use super::{confirm, state, Cluster, Report};
 use crate::cli::RestoreArgs;
-use crate::exit::Exit;
-use crate::transport::shell::quote;
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::transport::shell::quote;
 
 /// Where a member's PostgreSQL is, from its Patroni configuration.
 #[derive(Debug, Clone)]

@@ -148,7 +148,7 @@ pub fn choose(
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::tests::state;
+    use super::super::state::fixture::state;
     use super::*;
 
     fn candidates() -> Vec<Candidate> {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{confirm, decide, Cluster, Report};
 use crate::cli::SwitchoverArgs;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 /// `--at`: an ISO 8601 time with a time zone (Patroni refuses one without):
 /// `2026-12-01T22:00:00+00:00` or `…Z`.

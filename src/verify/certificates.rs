@@ -7,7 +7,7 @@
 //! and the playbooks start from), against the host's clock.
 
 use super::{Finding, Gathered, Kind, Options, Outcome, Role};
-use crate::locator::{ETCD, PATRONI};
+use pgdeploy_core::locator::{ETCD, PATRONI};
 
 pub const KIND: Kind = Kind {
     name: "certificates",
@@ -25,7 +25,7 @@ const DECODE: &str = concat!(
 );
 
 fn probe() -> String {
-    let q = crate::transport::shell::quote;
+    let q = pgdeploy_core::transport::shell::quote;
     format!(
         "files=; \
          if [ -r {PATRONI} ]; then PATRONI_CONFIG=; . {PATRONI}; \

@@ -4,7 +4,7 @@
 //! a member without one while other members have one fails.
 
 use super::{Finding, Gathered, Kind, Options, Outcome, Role};
-use crate::locator::POSTGRES_EXPORTER_GLOB;
+use pgdeploy_core::locator::POSTGRES_EXPORTER_GLOB;
 
 pub const KIND: Kind = Kind {
     name: "postgres_exporter",

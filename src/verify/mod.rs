@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::ops::state::ClusterState;
+use pgdeploy_modules::patroni_state::ClusterState;
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -226,8 +226,8 @@ pub fn evaluate(g: &Gathered, o: &Options) -> Vec<Finding> {
 /// 2 when one failed or warned (a warning is for now still working, but CI should see it:
 /// an expiring certificate is found before it breaks), 4 when no member could be reached
 /// at all (nothing could be checked).
-pub fn exit(g: &Gathered, findings: &[Finding]) -> crate::exit::Exit {
-    use crate::exit::Exit;
+pub fn exit(g: &Gathered, findings: &[Finding]) -> pgdeploy_core::exit::Exit {
+    use pgdeploy_core::exit::Exit;
     if g.members().next().is_none() && !g.unreachable.is_empty() {
         Exit::Unreachable
     } else if findings

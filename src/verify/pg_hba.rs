@@ -5,7 +5,7 @@
 //! with `host` lines accepts plain connections on purpose: said, not failed.
 
 use super::{value, Finding, Gathered, Kind, Options, Outcome, Role};
-use crate::locator::PATRONI;
+use pgdeploy_core::locator::PATRONI;
 
 pub const KIND: Kind = Kind {
     name: "pg_hba",

@@ -2,7 +2,7 @@
 //! and every probe's shell syntax.
 
 use super::*;
-use crate::exit::Exit;
+use pgdeploy_core::exit::Exit;
 
 const LIST: &str = r#"[{"Cluster": "pgcluster", "Member": "pg1", "Host": "10.213.47.11", "Role": "Leader", "State": "running", "TL": 1},
 {"Cluster": "pgcluster", "Member": "pg2", "Host": "10.213.47.12", "Role": "Sync Standby", "State": "streaming", "TL": 1, "Lag in MB": 0},
@@ -100,7 +100,7 @@ fn healthy() -> Gathered {
         ));
     }
     Gathered {
-        state: Some(crate::ops::state::parse("pg1", LIST).unwrap()),
+        state: Some(pgdeploy_modules::patroni_state::parse("pg1", LIST).unwrap()),
         state_error: None,
         hosts,
         unreachable: Vec::new(),
@@ -133,7 +133,7 @@ fn a_member_whose_patroni_stopped_is_named() {
         ",\n{\"Cluster\": \"pgcluster\", \"Member\": \"pg3\", \"Host\": \"10.213.47.13\", \"Role\": \"Replica\", \"State\": \"streaming\", \"TL\": 1, \"Lag in MB\": 0}",
         "",
     );
-    g.state = Some(crate::ops::state::parse("pg1", &list).unwrap());
+    g.state = Some(pgdeploy_modules::patroni_state::parse("pg1", &list).unwrap());
     let f = evaluate(&g, &Options::default());
     assert_eq!(
         failed(&f),
@@ -155,7 +155,7 @@ fn replication_lag_sync_standby_and_timelines() {
             "\"State\": \"streaming\", \"TL\": 1, \"Lag in MB\": 0},",
             "\"State\": \"stopped\", \"TL\": 1, \"Lag in MB\": 0},",
         );
-    g.state = Some(crate::ops::state::parse("pg1", &list).unwrap());
+    g.state = Some(pgdeploy_modules::patroni_state::parse("pg1", &list).unwrap());
     let f: Vec<String> = failed(&evaluate(&g, &Options::default()))
         .into_iter()
         .filter(|l| l.starts_with("replication") || l.starts_with("members"))

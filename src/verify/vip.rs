@@ -3,8 +3,8 @@
 //! not hold it goes over the network, as a client would).
 
 use super::{value, Finding, Gathered, Kind, Options, Outcome, Role};
-use crate::locator::KEEPALIVED;
 use crate::status::{addresses_script, parse_addresses, vips, HostAddresses};
+use pgdeploy_core::locator::KEEPALIVED;
 
 pub const KIND: Kind = Kind {
     name: "vip",

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use pgdeploy::lab::{self, LabInfo, UpOptions};
+use pgdeploy_lab::{self as lab, LabInfo, UpOptions};
 
 /// True when lab tests can run here; in CI a missing prerequisite panics instead
 pub fn lab_available() -> bool {

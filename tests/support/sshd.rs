@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use pgdeploy::bench::sshd::{self as server, ServerFiles, SSHD};
-use pgdeploy::transport::SshTarget;
+use pgdeploy_ssh::SshTarget;
 
 /// A running sshd. Dropping it stops the server.
 pub struct Sshd {

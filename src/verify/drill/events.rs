@@ -15,8 +15,8 @@
 use std::time::Duration;
 
 use crate::cli::DrillKind;
-use crate::locator::KEEPALIVED;
 use crate::ops::{Cluster, Report};
+use pgdeploy_core::locator::KEEPALIVED;
 
 /// The runtime drop-in that keeps systemd from restarting a killed unit during the drill.
 const DROP_IN: &str = "pgdeploy-drill.conf";
@@ -146,17 +146,17 @@ pub fn cause(
         }
         (Back::Rejoins, _) => {
             let exit = crate::ops::switchover::switchover(cluster, None, None, true, report);
-            if exit != crate::exit::Exit::Success {
+            if exit != pgdeploy_core::exit::Exit::Success {
                 return Err(format!("the switchover failed (exit {})", exit as u8));
             }
             format!("switchover from `{victim}` (patronictl → REST API)")
         }
         (Back::PowerOn { lab, .. }, _) => {
-            crate::lab::kill(lab, victim).map_err(lab_err)?;
+            pgdeploy_lab::kill(lab, victim).map_err(lab_err)?;
             format!("power cut of `{victim}` (`pgdeploy lab kill {lab} {victim}`)")
         }
         (Back::Heal { lab, .. }, _) => {
-            crate::lab::partition(lab, victim, false).map_err(lab_err)?;
+            pgdeploy_lab::partition(lab, victim, false).map_err(lab_err)?;
             format!("network of `{victim}` cut (`pgdeploy lab partition {lab} {victim}`)")
         }
         (Back::Units { units, .. }, _) => {
@@ -188,8 +188,8 @@ pub fn bring_back(back: &Back, cluster: &mut Cluster) -> Result<(), String> {
                 Duration::from_secs(120),
             )
             .map(|_| ()),
-        Back::PowerOn { lab, host } => crate::lab::start(lab, host).map_err(lab_err),
-        Back::Heal { lab, host } => crate::lab::partition(lab, host, true).map_err(lab_err),
+        Back::PowerOn { lab, host } => pgdeploy_lab::start(lab, host).map_err(lab_err),
+        Back::Heal { lab, host } => pgdeploy_lab::partition(lab, host, true).map_err(lab_err),
     }
 }
 

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::{DrillKind, OpsArgs, SshArgs, VaultArgs, VerifyArgs};
-use crate::exit::Exit;
-use crate::inventory::{pattern, Inventory};
 use crate::ops::{confirm, Cluster, Report};
 use events::{Back, Plan};
 use load::Target;
+use pgdeploy_core::exit::Exit;
+use pgdeploy_core::inventory::{pattern, Inventory};
 use report::Figures;
 use watch::Watched;
 
@@ -481,14 +481,14 @@ fn drill(
         Exit::Changes
     };
     if report.json {
-        crate::outln!(
+        pgdeploy_core::outln!(
             "{}",
-            crate::secrets::mask_logged(&report::to_json(&figures, exit as u8).to_string())
+            pgdeploy_core::secrets::mask_logged(&report::to_json(&figures, exit as u8).to_string())
         );
     } else {
-        crate::out!(
+        pgdeploy_core::out!(
             "{}",
-            crate::secrets::mask_logged(&report::to_text(&figures))
+            pgdeploy_core::secrets::mask_logged(&report::to_text(&figures))
         );
     }
     exit

@@ -57,7 +57,7 @@ async fn ask_lab(lab: String, node: String) -> Option<bool> {
     .collect();
     let out = timeout(
         ASK * 3,
-        tokio::task::spawn_blocking(move || crate::lab::exec_output(&lab, &node, &argv)),
+        tokio::task::spawn_blocking(move || pgdeploy_lab::exec_output(&lab, &node, &argv)),
     )
     .await
     .ok()?
