@@ -47,6 +47,7 @@ pub enum Command {
     /// Read-only health checks of a deployed cluster: members, replication, etcd, the VIP,
     /// HAProxy's backends, certificates, pg_hba (exit 0 all pass, 2 failed or warned, 4
     /// unreachable).
+    #[command(after_long_help = crate::verify::kinds_help())]
     Verify(VerifyArgs),
     /// Hand the leadership to a healthy streaming replica (now, or at `--at`), and wait.
     Switchover(SwitchoverArgs),

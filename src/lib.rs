@@ -5,9 +5,10 @@
 // Everything on stderr goes through `output::stderr` (`eprintln!` panics when it is closed).
 #![deny(clippy::print_stderr)]
 
+pub mod app;
 pub mod bench;
 pub mod cli;
-pub mod commands;
-pub mod ops;
-pub mod status;
-pub mod verify;
+mod commands;
+mod ops;
+mod status;
+mod verify;

@@ -11,8 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use pgdeploy_core::transport::{Become, ExecRequest, Transport, TransportError};
+use pgdeploy_modules::etcd::health::{parse_health, script as health_script, EtcdRow};
 use pgdeploy_modules::patroni_state::{
-    no_locator_error, split_version, version_before, version_line_script, NO_PATRONI,
+    no_locator_error, split_version, status_list_script, status_pause_script, version_before,
+    NO_PATRONI,
 };
 
 /// One row of `patronictl list`.
@@ -26,14 +28,6 @@ pub struct MemberRow {
     pub timeline: Option<u64>,
     /// Replication lag in MB, for replicas.
     pub lag_mb: Option<f64>,
-}
-
-/// One etcd endpoint's health.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EtcdRow {
-    pub endpoint: String,
-    pub health: bool,
-    pub error: Option<String>,
 }
 
 /// A VIP (from a `keepalived.env`) and the hosts that have it among their addresses.
@@ -83,10 +77,7 @@ pub struct Backups {
     pub error: Option<String>,
 }
 
-use pgdeploy_core::locator::{
-    ETCD as ETCD_LOCATOR, KEEPALIVED as KEEPALIVED_LOCATOR, PATRONI as PATRONI_LOCATOR,
-    PGBACKREST as PGBACKREST_LOCATOR,
-};
+use pgdeploy_core::locator::{KEEPALIVED as KEEPALIVED_LOCATOR, PGBACKREST as PGBACKREST_LOCATOR};
 
 /// What a host has of the VIP: the one its locator names, and its IPv4 addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -196,8 +187,6 @@ pub async fn read_addresses(
     Ok(parse_addresses(&String::from_utf8_lossy(&out.stdout)).0)
 }
 
-/// Printed instead of a document when a locator file is missing.
-const NO_ETCD: &str = "==no-etcd-locator";
 /// Before the line `pause: true` of `patronictl show-config` when the cluster is paused.
 const PAUSE_MARK: &str = "==pause";
 /// Before `pgbackrest info`'s JSON, then the archiver's line (`f|0|f`: not in recovery, no
@@ -209,31 +198,19 @@ const ARCHIVER_MARK: &str = "==archiver";
 /// The script run on the member: its addresses, then both JSON documents, separated by a
 /// marker line. `config_file` overrides the locator's `PATRONI_CONFIG`.
 fn script(config_file: Option<&str>) -> String {
-    let q = pgdeploy_core::transport::shell::quote;
-    let set = config_file
-        .map(|c| format!("PATRONI_CONFIG={}; ", q(c)))
-        .unwrap_or_default();
-    let missing = if config_file.is_some() {
-        set.clone()
-    } else {
-        format!("echo '{NO_PATRONI}'; exit 0; ")
-    };
     format!(
-        "{addresses}; PATRONI_CONFIG=; PATRONICTL=; \
-         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
-         {version}\
-         \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json; echo; echo '==etcd'; \
+        "{addresses}; {patroni} echo; echo '==etcd'; \
          {etcd} \
-         echo; echo '{PAUSE_MARK}'; \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
-         | grep -x 'pause: *true'; echo; echo '{BACKUPS_MARK}'; \
+         echo; echo '{PAUSE_MARK}'; {pause} echo; echo '{BACKUPS_MARK}'; \
          if [ -r {PGBACKREST_LOCATOR} ]; then . {PGBACKREST_LOCATOR}; cd / && \
          runuser -u postgres -- \"$PGBACKREST\" --stanza=\"$PGBACKREST_STANZA\" --output=json info 2>&1; \
          echo; echo '{ARCHIVER_MARK}'; {archiver} \
          else echo '{NO_BACKUPS}'; fi",
         addresses = addresses_script(),
+        patroni = status_list_script(config_file),
+        pause = status_pause_script(),
         archiver = archiver_script(),
-        version = version_line_script(),
-        etcd = etcd_health_script(),
+        etcd = health_script(),
     )
 }
 
@@ -335,20 +312,6 @@ pub async fn archiving_from_leader(
     }
 }
 
-/// Shell that prints `etcdctl endpoint health --cluster -w json` of every member (with the
-/// configuration and certificates the `etcd.env` locator names), or a marker line when the
-/// host has no such locator; [`parse_etcd`] reads it.
-pub(crate) fn etcd_health_script() -> String {
-    format!(
-        "if [ -r {ETCD_LOCATOR} ]; then . {ETCD_LOCATOR}; \
-         if [ -n \"$ETCD_CONFIG\" ] && [ -r \"$ETCD_CONFIG\" ]; then . \"$ETCD_CONFIG\"; fi; \
-         ETCDCTL_API=3 \"${{ETCDCTL:-etcdctl}}\" --endpoints=\"${{ETCD_ADVERTISE_CLIENT_URLS:-http://127.0.0.1:2379}}\" \
-         ${{ETCD_TRUSTED_CA_FILE:+--cacert=$ETCD_TRUSTED_CA_FILE}} \
-         ${{ETCD_CERT_FILE:+--cert=$ETCD_CERT_FILE}} ${{ETCD_KEY_FILE:+--key=$ETCD_KEY_FILE}} \
-         endpoint health --cluster -w json 2>&1; else echo '{NO_ETCD}'; fi;"
-    )
-}
-
 /// Reads the status through one member's transport; also returns the member's addresses.
 pub async fn read(
     transport: &dyn Transport,
@@ -413,7 +376,7 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         .first()
         .and_then(|r| r["Cluster"].as_str())
         .map(str::to_string);
-    let etcd = parse_etcd(host, etcd);
+    let etcd = parse_health(host, etcd);
     Ok(Status {
         read_from: host.to_string(),
         scope,
@@ -424,47 +387,6 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         paused,
         backups,
     })
-}
-
-/// Reads [`etcd_health_script`]'s output (read on `host`).
-///
-/// The endpoints are the one line that is a JSON array: with an endpoint down, `etcdctl`
-/// prints its warnings and `Error: unhealthy cluster` on stderr around that line (the script
-/// merges the streams), and the healthy members must still be counted, for the quorum.
-pub(crate) fn parse_etcd(host: &str, etcd: &str) -> Vec<EtcdRow> {
-    let endpoints = etcd
-        .lines()
-        .filter(|l| l.trim_start().starts_with('['))
-        .find_map(|l| serde_json::from_str::<Vec<Value>>(l.trim()).ok())
-        .ok_or(());
-    match endpoints {
-        _ if etcd.trim() == NO_ETCD => vec![EtcdRow {
-            endpoint: "(etcd)".into(),
-            health: false,
-            error: Some(format!(
-                "`{host}` has no `{ETCD_LOCATOR}`: was `playbooks/site.yml` applied?"
-            )),
-        }],
-        Ok(eps) => eps
-            .iter()
-            .map(|e| EtcdRow {
-                endpoint: e["endpoint"].as_str().unwrap_or_default().to_string(),
-                health: e["health"].as_bool().unwrap_or(false),
-                error: e["error"].as_str().map(str::to_string),
-            })
-            .collect(),
-        Err(_) => vec![EtcdRow {
-            endpoint: "(etcd)".into(),
-            health: false,
-            error: Some(
-                etcd.trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("no answer")
-                    .to_string(),
-            ),
-        }],
-    }
 }
 
 /// The section after [`BACKUPS_MARK`]: `None` without the `pgbackrest` locator.
@@ -620,6 +542,7 @@ pub fn to_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgdeploy_core::locator::{ETCD as ETCD_LOCATOR, PATRONI as PATRONI_LOCATOR};
     use pgdeploy_modules::patroni_state::VERSION_MARK;
 
     const OUT: &str = r#"[{"Cluster": "pgcluster", "Member": "pg1", "Host": "10.0.0.11", "Role": "Leader", "State": "running", "TL": 1}, {"Cluster": "pgcluster", "Member": "pg2", "Host": "10.0.0.12", "Role": "Sync Standby", "State": "streaming", "TL": 1, "Receive LSN": "0/5000000", "Receive Lag": 0, "Replay LSN": "0/5000000", "Replay Lag": 0}]
@@ -718,36 +641,6 @@ mod tests {
         let s = parse("pg1", &text).unwrap();
         assert!(!s.healthy());
         assert_eq!(s.etcd[0].error.as_deref(), Some("Error: unhealthy cluster"));
-    }
-
-    #[test]
-    fn one_etcd_member_down_is_named_and_the_others_counted() {
-        // what etcd 3.4's `etcdctl endpoint health --cluster -w json 2>&1` printed on the
-        // lab with `pg3`'s etcd stopped
-        let etcd =
-            "[{\"endpoint\":\"https://10.213.45.11:2379\",\"health\":true,\"took\":\"3.2ms\"},\
-            {\"endpoint\":\"https://10.213.45.12:2379\",\"health\":true,\"took\":\"4.8ms\"},\
-            {\"endpoint\":\"https://10.213.45.13:2379\",\"health\":false,\"took\":\"5.0s\",\
-            \"error\":\"context deadline exceeded\"}]\n\
-            {\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\"}\n\
-            Error: unhealthy cluster\n";
-        let rows = parse_etcd("pg1", etcd);
-        let health: Vec<(&str, bool)> = rows
-            .iter()
-            .map(|r| (r.endpoint.as_str(), r.health))
-            .collect();
-        assert_eq!(
-            health,
-            [
-                ("https://10.213.45.11:2379", true),
-                ("https://10.213.45.12:2379", true),
-                ("https://10.213.45.13:2379", false)
-            ]
-        );
-        assert_eq!(rows[2].error.as_deref(), Some("context deadline exceeded"));
-        // the warning first, the array after it: the same
-        let swapped = "{\"level\":\"warn\"}\n".to_string() + etcd;
-        assert_eq!(parse_etcd("pg1", &swapped).len(), 3);
     }
 
     const ADDRESSES: &str = "==vip\n# Managed by pgdeploy\nVIP=10.213.7.100\n\n==addresses\n\

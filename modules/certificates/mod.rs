@@ -11,7 +11,7 @@
 pub mod pki;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -555,11 +555,6 @@ impl Params for Certificates {
         }
         problems
     }
-}
-
-/// The local CA directory of a playbook, for tests and tools.
-pub fn default_ca_dir(playbook_dir: &Path) -> PathBuf {
-    playbook_dir.join(default_pki_dir())
 }
 
 #[cfg(test)]

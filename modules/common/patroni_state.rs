@@ -128,6 +128,37 @@ pub fn read_script() -> String {
     )
 }
 
+/// `pgdeploy status`'s Patroni part: the locator sourced (`config_file` overrides its
+/// `PATRONI_CONFIG`; without either the script prints [`NO_PATRONI`] and ends), the version
+/// line, then `patronictl list -f json`. Leaves `PATRONICTL` and `PATRONI_CONFIG` set for
+/// [`status_pause_script`].
+pub fn status_list_script(config_file: Option<&str>) -> String {
+    let q = pgdeploy_core::transport::shell::quote;
+    let set = config_file
+        .map(|c| format!("PATRONI_CONFIG={}; ", q(c)))
+        .unwrap_or_default();
+    let missing = if config_file.is_some() {
+        set.clone()
+    } else {
+        format!("echo '{NO_PATRONI}'; exit 0; ")
+    };
+    format!(
+        "PATRONI_CONFIG=; PATRONICTL=; \
+         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
+         {version}\
+         \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json;",
+        version = version_line_script(),
+    )
+}
+
+/// The line `pause: true` of `patronictl show-config` when the cluster is in maintenance
+/// mode, nothing otherwise (after [`status_list_script`]).
+pub fn status_pause_script() -> String {
+    "\"${PATRONICTL:-patronictl}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
+     | grep -x 'pause: *true';"
+        .to_string()
+}
+
 /// Whether an exec's stdout says the host has no Patroni locator.
 pub fn no_locator(stdout: &str) -> bool {
     stdout.trim() == NO_PATRONI

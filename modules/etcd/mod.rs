@@ -37,6 +37,7 @@ use super::common::exec::{self, Required};
 use super::common::shell::quote;
 use super::common::stat;
 
+pub mod health;
 mod host;
 mod removal;
 pub mod unit;

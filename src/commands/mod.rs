@@ -11,7 +11,7 @@ pub mod validate;
 pub mod verify;
 
 pub use pgdeploy_engine::load::{
-    become_of, load_connected_inventory, load_facts, load_inventory, report, report_as, Loaded,
+    become_of, load_connected_inventory, load_inventory, report, report_as, Loaded,
 };
 
 use crate::cli::PlaybookArgs;

@@ -509,8 +509,3 @@ fn stderr_tail(stderr: &[u8]) -> Option<String> {
         .map(str::to_string)
         .filter(|l| !l.is_empty())
 }
-
-/// The members as JSON, for events.
-pub fn members_json(s: &ClusterState) -> Value {
-    json!(s.members)
-}

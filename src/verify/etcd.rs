@@ -7,7 +7,7 @@ use super::{Finding, Gathered, Kind, Options, Outcome};
 pub const KIND: Kind = Kind {
     name: "etcd",
     about: "every etcd endpoint healthy; quorum",
-    probe: Some((super::Role::Member, crate::status::etcd_health_script)),
+    probe: Some((super::Role::Member, pgdeploy_modules::etcd::health::script)),
     evaluate,
 };
 
@@ -15,11 +15,20 @@ fn evaluate(g: &Gathered, _: &Options) -> Vec<Finding> {
     // Read on the first member that has an answer with endpoints.
     let Some((host, rows)) = g
         .members()
-        .filter_map(|h| Some((h, crate::status::parse_etcd(&h.name, h.output(KIND.name)?))))
+        .filter_map(|h| {
+            Some((
+                h,
+                pgdeploy_modules::etcd::health::parse_health(&h.name, h.output(KIND.name)?),
+            ))
+        })
         .find(|(_, rows)| rows.iter().any(|r| r.endpoint != "(etcd)"))
         .or_else(|| {
-            g.members()
-                .find_map(|h| Some((h, crate::status::parse_etcd(&h.name, h.output(KIND.name)?))))
+            g.members().find_map(|h| {
+                Some((
+                    h,
+                    pgdeploy_modules::etcd::health::parse_health(&h.name, h.output(KIND.name)?),
+                ))
+            })
         })
     else {
         return vec![Finding::new(

@@ -130,6 +130,7 @@ impl Default for Options {
 /// One kind of check: its name, what it reads and how it judges.
 pub struct Kind {
     pub name: &'static str,
+    /// What it checks, for `verify --help`.
     pub about: &'static str,
     /// Shell run on the hosts of `role` (read-only); `None`: judged on the cluster state.
     pub probe: Option<(Role, fn() -> String)>,
@@ -147,6 +148,16 @@ pub const KINDS: &[Kind] = &[
     pg_hba::KIND,
     exporter::KIND,
 ];
+
+/// The checks, a line each, for `verify --help`.
+pub fn kinds_help() -> String {
+    let width = KINDS.iter().map(|k| k.name.len()).max().unwrap_or(0);
+    let mut text = String::from("Checks:\n");
+    for k in KINDS {
+        text.push_str(&format!("  {:width$}  {}\n", k.name, k.about));
+    }
+    text
+}
 
 const MARK: &str = "==verify ";
 

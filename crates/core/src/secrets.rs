@@ -794,11 +794,6 @@ pub fn mask_panics() {
     }));
 }
 
-/// Standard error through [`LogWriter`], for `tracing_subscriber`'s `with_writer`.
-pub fn log_to_stderr() -> LogWriter<std::io::Stderr> {
-    LogWriter(std::io::stderr())
-}
-
 /// Strings only: a decrypted file's numbers and booleans (`5432`, `true`) are not masked.
 fn collect_only_strings(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {

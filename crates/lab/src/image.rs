@@ -33,11 +33,6 @@ pub fn images_dir() -> PathBuf {
     state::root().join("images")
 }
 
-/// The root filesystem of the image of the current recipe (it may not be built yet)
-pub fn rootfs_path() -> PathBuf {
-    recipe().path()
-}
-
 fn recipe() -> Recipe<'static> {
     Recipe {
         what: "image",

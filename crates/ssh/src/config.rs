@@ -11,7 +11,6 @@ use std::time::Duration;
 use ssh2_config::{ParseRule, SshConfig as Parsed};
 
 use super::{JumpHost, SshTarget};
-use pgdeploy_core::transport::Become;
 
 /// Connection values an inventory may give for one host (Ansible's variable names in brackets);
 /// each one left `None` falls back to `~/.ssh/config`, then to OpenSSH's default.
@@ -223,14 +222,6 @@ fn parse_proxy_jump(spec: &str) -> Result<Vec<JumpSpec>, String> {
             Ok(JumpSpec { user, host, port })
         })
         .collect()
-}
-
-impl SshTarget {
-    /// Sets the default become (builder style).
-    pub fn with_become(mut self, become_: Become) -> Self {
-        self.become_ = become_;
-        self
-    }
 }
 
 #[cfg(test)]

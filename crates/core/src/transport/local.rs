@@ -44,12 +44,6 @@ impl LocalTransport {
         self
     }
 
-    /// Changes the default command timeout.
-    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
-        self
-    }
-
     fn remote_error(&self, message: String) -> TransportError {
         TransportError::Remote {
             host: self.host.clone(),
