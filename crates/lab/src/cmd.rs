@@ -6,14 +6,14 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context};
 
 /// The command line as a person would type it, for error messages
-pub fn display(cmd: &Command) -> String {
+pub(crate) fn display(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
     parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     parts.join(" ")
 }
 
 /// Runs `cmd` to completion and returns its stdout; a non-zero exit is an error with stderr
-pub fn run(cmd: &mut Command) -> anyhow::Result<String> {
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<String> {
     let out = output(cmd)?;
     if !out.status.success() {
         bail!(
@@ -27,7 +27,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 /// Runs `cmd` to completion without judging its exit status
-pub fn output(cmd: &mut Command) -> anyhow::Result<Output> {
+pub(crate) fn output(cmd: &mut Command) -> anyhow::Result<Output> {
     cmd.stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run `{}`", display(cmd)))

@@ -18,11 +18,11 @@ use super::state::HostPaths;
 use super::{cmd, mounts, procs};
 
 /// How long a host may take from nspawn's start to sshd answering
-pub const SSH_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const SSH_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A running container
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Running {
+pub(crate) struct Running {
     pub nspawn_pid: i32,
     /// The container's systemd, as a PID of this machine
     pub init_pid: i32,
@@ -30,7 +30,7 @@ pub struct Running {
 }
 
 /// The running container of `machine`, if any
-pub fn running(machine: &str) -> Option<Running> {
+pub(crate) fn running(machine: &str) -> Option<Running> {
     let nspawn_pid = procs::find_nspawn(machine)?;
     let init_pid = procs::container_init(nspawn_pid)?;
     let pid_ns = procs::pid_ns(init_pid)?;
@@ -42,7 +42,7 @@ pub fn running(machine: &str) -> Option<Running> {
 }
 
 /// Mounts the host's overlay of `image` unless it is mounted already
-pub fn ensure_overlay(paths: &HostPaths, image: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_overlay(paths: &HostPaths, image: &Path) -> anyhow::Result<()> {
     if mounts::is_mounted(&paths.merged())? {
         return Ok(());
     }
@@ -56,7 +56,7 @@ pub fn ensure_overlay(paths: &HostPaths, image: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts nspawn on the mounted overlay and returns once the container's init exists
-pub fn boot(
+pub(crate) fn boot(
     paths: &HostPaths,
     machine: &str,
     hostname: &str,
@@ -117,7 +117,7 @@ pub fn boot(
 }
 
 /// True when something at `ip:22` answers with an SSH banner within `timeout`
-pub fn ssh_answers(ip: Ipv4Addr, timeout: Duration) -> bool {
+pub(crate) fn ssh_answers(ip: Ipv4Addr, timeout: Duration) -> bool {
     let addr = SocketAddr::from((ip, 22));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
@@ -128,7 +128,12 @@ pub fn ssh_answers(ip: Ipv4Addr, timeout: Duration) -> bool {
 }
 
 /// Waits until the host's sshd answers; fails early when the container dies
-pub fn wait_ssh(ip: Ipv4Addr, machine: &str, r: &Running, log: &Path) -> anyhow::Result<Duration> {
+pub(crate) fn wait_ssh(
+    ip: Ipv4Addr,
+    machine: &str,
+    r: &Running,
+    log: &Path,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         if ssh_answers(ip, Duration::from_millis(500)) {
@@ -156,7 +161,7 @@ pub fn wait_ssh(ip: Ipv4Addr, machine: &str, r: &Running, log: &Path) -> anyhow:
 
 /// Power loss: SIGKILL of the container's init, which makes the kernel kill every process of its
 /// PID namespace (a SIGKILL of nspawn would leave them running). Returns once nothing is left
-pub fn power_off(r: &Running) -> anyhow::Result<()> {
+pub(crate) fn power_off(r: &Running) -> anyhow::Result<()> {
     if procs::pid_ns(r.init_pid) == Some(r.pid_ns) {
         procs::signal(r.init_pid, libc::SIGKILL)
             .with_context(|| format!("cannot SIGKILL container init `{}`", r.init_pid))?;
@@ -165,7 +170,7 @@ pub fn power_off(r: &Running) -> anyhow::Result<()> {
 }
 
 /// Waits until nspawn has exited and the PID namespace is empty, SIGKILLing stragglers
-pub fn wait_gone(r: &Running, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) fn wait_gone(r: &Running, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = procs::pids_in_ns(r.pid_ns);
@@ -194,7 +199,7 @@ pub fn wait_gone(r: &Running, timeout: Duration) -> anyhow::Result<()> {
 }
 
 /// Memory of the container in KiB: the sum of its processes' proportional set sizes
-pub fn memory_kib(r: &Running) -> u64 {
+pub(crate) fn memory_kib(r: &Running) -> u64 {
     procs::pids_in_ns(r.pid_ns)
         .into_iter()
         .filter_map(procs::pss_kib)

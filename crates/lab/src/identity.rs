@@ -17,10 +17,10 @@ use super::state::write_atomic;
 use super::subnet::Subnet;
 
 /// Name and address of every lab host, for `/etc/hosts`
-pub type HostsTable<'a> = &'a [(String, Ipv4Addr)];
+pub(crate) type HostsTable<'a> = &'a [(String, Ipv4Addr)];
 
 /// Writes everything a host needs to boot as itself into `root` (the mounted overlay)
-pub fn provision(
+pub(crate) fn provision(
     root: &Path,
     name: &str,
     ip: Ipv4Addr,
@@ -65,7 +65,7 @@ pub fn provision(
 }
 
 /// `/etc/hosts` with every lab host; rewritten when the lab grows
-pub fn write_hosts(root: &Path, hosts: HostsTable<'_>) -> anyhow::Result<()> {
+pub(crate) fn write_hosts(root: &Path, hosts: HostsTable<'_>) -> anyhow::Result<()> {
     let mut text = String::from(
         "# written by pgdeploy lab\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
@@ -76,7 +76,7 @@ pub fn write_hosts(root: &Path, hosts: HostsTable<'_>) -> anyhow::Result<()> {
 }
 
 /// The host's ed25519 public host key (`ssh-ed25519 AAAA…`), as sshd serves it
-pub fn host_key(root: &Path, kind: &str) -> anyhow::Result<String> {
+pub(crate) fn host_key(root: &Path, kind: &str) -> anyhow::Result<String> {
     let path = root.join(format!("etc/ssh/ssh_host_{kind}_key.pub"));
     let raw = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read host key `{}`", path.display()))?;
@@ -100,7 +100,7 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 }
 
 /// Creates the lab's SSH key pair once; returns the public key line
-pub fn ensure_lab_key(key: &Path) -> anyhow::Result<String> {
+pub(crate) fn ensure_lab_key(key: &Path) -> anyhow::Result<String> {
     let public = key.with_extension("pub");
     if !key.exists() || !public.exists() {
         let _ = std::fs::remove_file(key);

@@ -11,7 +11,7 @@ use super::subnet::{Role, Subnet};
 
 /// The lab's database passwords: made once per lab from the kernel's random source and kept
 /// in its state directory (mode 0600), so every `up` writes the same ones.
-pub fn passwords(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn passwords(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let path = dir.join("passwords");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let pairs: Vec<(String, String)> = text
@@ -45,7 +45,7 @@ const PASSWORD_VARS: &[&str] = &["pg_superuser_password", "pg_replication_passwo
 /// variables the shipped playbooks read, and the `postgres`, `primary`, `replica` and
 /// `balancers` groups (always present, so every shipped playbook loads whatever the lab's
 /// shape)
-pub fn render(
+pub(crate) fn render(
     key: &Path,
     known_hosts: &Path,
     subnet: &Subnet,
@@ -107,7 +107,7 @@ fn group(out: &mut String, name: &str, members: &[&HostState], with_address: boo
 }
 
 /// known_hosts lines, one per address and per name, for every host key type
-pub fn known_hosts(entries: &[(String, Ipv4Addr, Vec<String>)]) -> String {
+pub(crate) fn known_hosts(entries: &[(String, Ipv4Addr, Vec<String>)]) -> String {
     let mut out = String::new();
     for (name, ip, keys) in entries {
         for key in keys {

@@ -8,12 +8,12 @@ use std::path::Path;
 use anyhow::Context;
 
 /// Held lock; released when dropped (the file descriptor closes)
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: File,
 }
 
 /// Blocks until the exclusive lock on `dir` is held
-pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
+pub(crate) fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let file = File::open(dir).with_context(|| format!("cannot open `{}`", dir.display()))?;
     loop {

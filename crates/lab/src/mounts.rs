@@ -29,7 +29,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Every mount point of this mount namespace
-pub fn mount_points() -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn mount_points() -> anyhow::Result<Vec<PathBuf>> {
     let raw = std::fs::read_to_string("/proc/self/mountinfo")
         .context("cannot read `/proc/self/mountinfo`")?;
     Ok(raw
@@ -40,12 +40,12 @@ pub fn mount_points() -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// True when `path` is a mount point
-pub fn is_mounted(path: &Path) -> anyhow::Result<bool> {
+pub(crate) fn is_mounted(path: &Path) -> anyhow::Result<bool> {
     Ok(mount_points()?.iter().any(|m| m == path))
 }
 
 /// Mount points at or below `dir`, deepest first
-pub fn mounts_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn mounts_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = mount_points()?
         .into_iter()
         .filter(|m| m.starts_with(dir))
@@ -56,7 +56,7 @@ pub fn mounts_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Unmounts `path`, lazily if it is busy
-pub fn unmount(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn unmount(path: &Path) -> anyhow::Result<()> {
     let out = cmd::output(Command::new("umount").arg(path))?;
     if out.status.success() {
         return Ok(());
@@ -66,7 +66,7 @@ pub fn unmount(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Unmounts everything at or below `dir`
-pub fn unmount_under(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn unmount_under(dir: &Path) -> anyhow::Result<()> {
     // a mount can be stacked several times on one path: loop until nothing is left
     for _ in 0..8 {
         let found = mounts_under(dir)?;
@@ -81,7 +81,7 @@ pub fn unmount_under(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Removes `dir` and everything in it, after unmounting what is mounted below it
-pub fn remove_tree(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_tree(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         return Ok(());
     }
@@ -95,7 +95,12 @@ pub fn remove_tree(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Mounts an overlay of `lower` (read-only) with `upper` and `work` on `merged`
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, merged: &Path) -> anyhow::Result<()> {
+pub(crate) fn mount_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+) -> anyhow::Result<()> {
     for p in [lower, upper, work, merged] {
         let s = p.to_string_lossy();
         if s.contains([',', ':', ' ']) {

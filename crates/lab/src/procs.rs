@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 /// All numeric entries of `/proc`
-pub fn all_pids() -> Vec<i32> {
+pub(crate) fn all_pids() -> Vec<i32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -17,7 +17,7 @@ pub fn all_pids() -> Vec<i32> {
 }
 
 /// The process's arguments, `None` when it is gone
-pub fn cmdline(pid: i32) -> Option<Vec<String>> {
+pub(crate) fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
@@ -38,7 +38,7 @@ fn stat(pid: i32) -> Option<(char, i32)> {
 }
 
 /// The processes whose parent is `pid`
-pub fn children(pid: i32) -> Vec<i32> {
+pub(crate) fn children(pid: i32) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&c| stat(c).is_some_and(|(_, ppid)| ppid == pid))
@@ -46,12 +46,12 @@ pub fn children(pid: i32) -> Vec<i32> {
 }
 
 /// True when the process exists and is not a zombie
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
 /// The inode of the process's PID namespace
-pub fn pid_ns(pid: i32) -> Option<u64> {
+pub(crate) fn pid_ns(pid: i32) -> Option<u64> {
     namespace_inode(&format!("/proc/{pid}/ns/pid"))
 }
 
@@ -62,14 +62,14 @@ fn namespace_inode(path: &str) -> Option<u64> {
 }
 
 /// The running `systemd-nspawn` started for `machine` (`-M MACHINE` on its command line)
-pub fn find_nspawn(machine: &str) -> Option<i32> {
+pub(crate) fn find_nspawn(machine: &str) -> Option<i32> {
     all_pids().into_iter().find(|&pid| {
         alive(pid) && cmdline(pid).is_some_and(|args| is_nspawn_for(&args, |m| m == machine))
     })
 }
 
 /// Every running `systemd-nspawn` whose machine name starts with `prefix`
-pub fn find_nspawn_prefixed(prefix: &str) -> Vec<i32> {
+pub(crate) fn find_nspawn_prefixed(prefix: &str) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&pid| {
@@ -93,7 +93,7 @@ fn is_nspawn_for(args: &[String], want: impl Fn(&str) -> bool) -> bool {
 }
 
 /// The container's init: the child of `nspawn` that lives in another PID namespace
-pub fn container_init(nspawn: i32) -> Option<i32> {
+pub(crate) fn container_init(nspawn: i32) -> Option<i32> {
     let own = pid_ns(std::process::id() as i32)?;
     all_pids().into_iter().find(|&pid| {
         matches!(stat(pid), Some((s, ppid)) if ppid == nspawn && s != 'Z')
@@ -102,7 +102,7 @@ pub fn container_init(nspawn: i32) -> Option<i32> {
 }
 
 /// Every live process whose PID namespace is `ns`
-pub fn pids_in_ns(ns: u64) -> Vec<i32> {
+pub(crate) fn pids_in_ns(ns: u64) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&pid| alive(pid) && pid_ns(pid) == Some(ns))
@@ -110,7 +110,7 @@ pub fn pids_in_ns(ns: u64) -> Vec<i32> {
 }
 
 /// Proportional set size of a process in KiB (shared pages split among their users)
-pub fn pss_kib(pid: i32) -> Option<u64> {
+pub(crate) fn pss_kib(pid: i32) -> Option<u64> {
     let raw = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     raw.lines()
         .find_map(|l| l.strip_prefix("Pss:"))?
@@ -122,7 +122,7 @@ pub fn pss_kib(pid: i32) -> Option<u64> {
 }
 
 /// Sends `signal` to `pid`; a process that is already gone is not an error
-pub fn signal(pid: i32, signal: i32) -> std::io::Result<()> {
+pub(crate) fn signal(pid: i32, signal: i32) -> std::io::Result<()> {
     // SAFETY: kill(2) has no memory effects; the PID was checked by the caller
     let rc = unsafe { libc::kill(pid, signal) };
     if rc == 0 {

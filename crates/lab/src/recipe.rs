@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{lock, mounts};
 
 /// The first 16 hex digits of SHA-256 over `parts`, each followed by a NUL
-pub fn hash(parts: &[&str]) -> String {
+pub(crate) fn hash(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -30,7 +30,7 @@ pub fn hash(parts: &[&str]) -> String {
 }
 
 /// The hash of a cached product, from its path (`DIR/HASH/PRODUCT`)
-pub fn hash_of(product: &Path) -> String {
+pub(crate) fn hash_of(product: &Path) -> String {
     product
         .parent()
         .and_then(|p| p.file_name())
@@ -39,7 +39,7 @@ pub fn hash_of(product: &Path) -> String {
 }
 
 /// One cached product of a recipe
-pub struct Recipe<'a> {
+pub(crate) struct Recipe<'a> {
     /// What it is, for messages (`image`, `mirror`)
     pub what: &'a str,
     /// The cache directory (`images/`, `mirrors/`)
@@ -56,7 +56,7 @@ pub struct Recipe<'a> {
 
 /// What [`Recipe::ensure`] did
 #[derive(Debug, Clone)]
-pub struct Built {
+pub(crate) struct Built {
     pub path: PathBuf,
     pub hash: String,
     /// False when the cached product was used
@@ -66,14 +66,14 @@ pub struct Built {
 
 impl Recipe<'_> {
     /// The product of the current recipe (it may not be built yet)
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(&self.hash).join(self.product)
     }
 
     /// Returns the cached product, building it first when missing or when `rebuild` is set.
     /// `before_replace` runs before a cached product is removed for a rebuild (to refuse when
     /// it is in use)
-    pub fn ensure(
+    pub(crate) fn ensure(
         &self,
         rebuild: bool,
         before_replace: impl FnOnce(&Path) -> anyhow::Result<()>,
@@ -169,7 +169,7 @@ fn remove_stale_builds(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The last `n` lines of a file, for error messages
-pub fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

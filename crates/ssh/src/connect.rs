@@ -23,7 +23,7 @@ pub(super) struct Hop {
 
 impl Hop {
     /// `user@address:port`, how messages name a hop.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}@{}:{}", self.user, self.address, self.port)
     }
 }

@@ -11,7 +11,7 @@ use russh::keys::{HashAlg, PublicKey};
 
 /// What verification concluded for an accepted key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The key is recorded for this host.
     Known,
     /// The host was unknown and its key has just been recorded.
@@ -34,7 +34,7 @@ pub fn host_pattern(address: &str, port: u16) -> String {
 /// Checks `key`, offered by `address:port`, against the known_hosts file at `path`.
 ///
 /// `Err` carries the full, user-facing reason for refusing the key.
-pub fn verify(
+pub(crate) fn verify(
     address: &str,
     port: u16,
     key: &PublicKey,

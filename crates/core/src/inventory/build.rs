@@ -23,7 +23,7 @@ pub(crate) const ALL: &str = "all";
 pub(crate) const UNGROUPED: &str = "ungrouped";
 
 impl Builder {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut inv = Inventory::default();
         for name in [ALL, UNGROUPED] {
             inv.groups.insert(name.to_string(), empty_group(name, None));
@@ -37,7 +37,7 @@ impl Builder {
     }
 
     /// Declares a group (again: a group may appear in several places, which merges them).
-    pub fn group(&mut self, name: &str, at: Option<Location>) {
+    pub(super) fn group(&mut self, name: &str, at: Option<Location>) {
         match self.inv.groups.get_mut(name) {
             Some(g) => {
                 if g.defined_at.is_none() {
@@ -53,7 +53,7 @@ impl Builder {
     }
 
     /// Declares `host` as a member of `group` (declared before).
-    pub fn host(&mut self, group: &str, host: &str, at: Location) {
+    pub(super) fn host(&mut self, group: &str, host: &str, at: Location) {
         self.inv
             .hosts
             .entry(host.to_string())
@@ -89,7 +89,7 @@ impl Builder {
     }
 
     /// Sets a variable on a host; a later setting (later in the file, or a later file) wins.
-    pub fn host_var(&mut self, host: &str, name: &str, var: Var) {
+    pub(super) fn host_var(&mut self, host: &str, name: &str, var: Var) {
         self.inv
             .sources
             .host_vars
@@ -98,7 +98,7 @@ impl Builder {
             .insert(name.to_string(), var);
     }
 
-    pub fn group_var(&mut self, group: &str, name: &str, var: Var) {
+    pub(super) fn group_var(&mut self, group: &str, name: &str, var: Var) {
         if let Some(g) = self.inv.groups.get_mut(group) {
             g.vars.insert(name.to_string(), var);
         }
@@ -106,7 +106,7 @@ impl Builder {
 
     /// Makes `child` a child of `parent` (declared before). The child may be declared later
     /// or never (Ansible creates it implicitly). `all` cannot be a child.
-    pub fn child(&mut self, parent: &str, child: &str, at: Location) {
+    pub(super) fn child(&mut self, parent: &str, child: &str, at: Location) {
         if child == ALL {
             self.diags.push(Diagnostic::error(
                 Some(at),

@@ -75,7 +75,7 @@ const NO_EFFECT: &[(&str, &str)] = &[
 ];
 
 /// Warnings for the variables of [`NO_EFFECT`] set in `vars`.
-pub fn no_effect_warnings(vars: &Vars) -> Diagnostics {
+pub(super) fn no_effect_warnings(vars: &Vars) -> Diagnostics {
     let mut diags = Diagnostics::new();
     for (name, why) in NO_EFFECT {
         if let Some(var) = vars.get(*name) {
@@ -91,7 +91,7 @@ pub fn no_effect_warnings(vars: &Vars) -> Diagnostics {
 
 /// The `become_method` values pgdeploy runs. `doas`, `pbrun`, `pfexec`, `dzdo`, `ksu`,
 /// `runas`, `machinectl` and `enable` are Ansible's others and are refused by name.
-pub const BECOME_METHODS: &[&str] = &["sudo", "su"];
+pub(super) const BECOME_METHODS: &[&str] = &["sudo", "su"];
 
 /// Ansible connection variables that would change how a host is reached or commands are run,
 /// and that pgdeploy does not implement: an error where they are set, never ignored. Each

@@ -3,7 +3,7 @@
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind};
 
-pub fn register(env: &mut Environment<'static>) {
+pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", to_bool);
     env.add_filter("ternary", ternary);
     env.add_filter("mandatory", mandatory);

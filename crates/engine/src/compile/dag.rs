@@ -113,7 +113,7 @@ fn barrier(
     })
 }
 
-pub fn build(
+pub(super) fn build(
     playbook: &Playbook,
     play_hosts: &[Vec<String>],
     inventory: &Inventory,
@@ -350,7 +350,7 @@ fn stable_order(g: &DiGraph<Step, Edge>) -> Option<Vec<NodeIndex>> {
 }
 
 /// A topological order of the steps, or an error naming a cycle.
-pub fn check_cycles(
+pub(super) fn check_cycles(
     g: &DiGraph<Step, Edge>,
     file: &SourceFile,
 ) -> Result<Vec<NodeIndex>, Box<Diagnostic>> {

@@ -14,18 +14,18 @@ use pgdeploy_core::yaml::{Node, NodeKind};
 
 /// A task's action for each host of its play (same order as the play's hosts); `None` when
 /// the parameters need facts that are not gathered yet.
-pub type PerHost = Vec<Option<Arc<dyn Action>>>;
+pub(super) type PerHost = Vec<Option<Arc<dyn Action>>>;
 
 /// Distinct rendered parameters whose actions one task keeps for its other hosts: parameters
 /// that differ on every host (a host's own address) stop filling it early.
 const PARSED_KEPT: usize = 64;
 
-pub struct PlayActions {
+pub(super) struct PlayActions {
     pub tasks: Vec<PerHost>,
     pub handlers: Vec<PerHost>,
 }
 
-pub fn resolve(
+pub(super) fn resolve(
     playbook: &Playbook,
     play_hosts: &[Vec<String>],
     shared: &Arc<ScopeShared>,
@@ -69,7 +69,7 @@ pub fn resolve(
 
 /// For each play and each of its hosts, whether the play sees the host's facts: the play
 /// gathers them (`gather_facts`, the default), or an earlier play of the host did.
-pub fn facts_in_plays(playbook: &Playbook, play_hosts: &[Vec<String>]) -> Vec<Vec<bool>> {
+pub(super) fn facts_in_plays(playbook: &Playbook, play_hosts: &[Vec<String>]) -> Vec<Vec<bool>> {
     let mut gathered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(play_hosts.len());
     for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
@@ -229,7 +229,7 @@ fn resolve_task(
 }
 
 /// Compiles the templates of every task's parameters once, for all the hosts that render them.
-pub fn precompile_templates(playbook: &Playbook, env: &mut minijinja::Environment<'static>) {
+pub(super) fn precompile_templates(playbook: &Playbook, env: &mut minijinja::Environment<'static>) {
     for play in &playbook.plays {
         for task in play.tasks.iter().chain(&play.handlers) {
             if let TaskParams::Templated(node) = &task.params {

@@ -9,14 +9,19 @@ use pgdeploy_core::yaml::{from_node, Node};
 
 /// A checked mapping: keyword lookups, and typed reads that record errors instead of
 /// stopping, so one load reports every problem of the file.
-pub struct Fields<'a> {
+pub(super) struct Fields<'a> {
     pub file: &'a SourceFile,
     pub node: &'a Node,
     pub path: FieldPath,
 }
 
 impl<'a> Fields<'a> {
-    pub fn error(&self, node: &Node, path: &FieldPath, message: impl Into<String>) -> Diagnostic {
+    pub(super) fn error(
+        &self,
+        node: &Node,
+        path: &FieldPath,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(
             Some(Location::new(self.file, node.mark)),
             path.as_str(),
@@ -25,12 +30,16 @@ impl<'a> Fields<'a> {
     }
 
     /// The node of `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&'a Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'a Node> {
         self.node.get(key)
     }
 
     /// Reads `key` as `T`; a bad value is recorded and gives `None`.
-    pub fn read<T: DeserializeOwned>(&self, key: &str, diags: &mut Diagnostics) -> Option<T> {
+    pub(super) fn read<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<T> {
         let node = self.get(key)?;
         match from_node::<T>(node, &self.path.key(key)) {
             Ok(v) => Some(v),
@@ -42,7 +51,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Reports keys that are neither in `allowed` nor accepted by `also`.
-    pub fn reject_unknown(
+    pub(super) fn reject_unknown(
         &self,
         allowed: &[&str],
         also: impl Fn(&str) -> bool,

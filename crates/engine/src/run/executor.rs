@@ -37,7 +37,7 @@ pub enum RunMode {
 }
 
 /// Everything a run needs, shared by the steps running at once.
-pub struct RunContext {
+pub(super) struct RunContext {
     pub playbook: Playbook,
     pub compiled: Compiled,
     pub shared: Arc<ScopeShared>,
@@ -103,7 +103,7 @@ fn resolve_become(
 
 /// The probes of each host's task steps, in the order they run (see [`ReadAhead`]). With
 /// the compile made before facts, steps whose parameters need facts are left out.
-pub fn step_probes(
+pub(super) fn step_probes(
     playbook: &Playbook,
     compiled: &Compiled,
     inventory: &Inventory,
@@ -166,7 +166,7 @@ fn waits_for_other_hosts(
 
 /// Wraps each host's connection in a [`ReadAhead`] that knows the probes of the host's task
 /// steps, keeping what `early` already found (probes run with the facts).
-pub fn with_read_ahead(
+pub(super) fn with_read_ahead(
     playbook: &Playbook,
     compiled: &Compiled,
     inventory: &Inventory,
@@ -189,7 +189,7 @@ pub fn with_read_ahead(
 }
 
 /// Runs every step; returns the recap per host (inventory order).
-pub async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<HostRecap> {
+pub(super) async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<HostRecap> {
     let g = &cx.compiled.graph;
     let mut indegree: Vec<usize> = g
         .node_indices()

@@ -53,7 +53,7 @@ pub struct StepProbes {
 }
 
 /// A probe as the host runs it: privilege and command.
-pub type Key = (Become, String);
+pub(super) type Key = (Become, String);
 
 /// One command of a batch: a probe run as it is, or probes of one kind answered together.
 enum Unit {
@@ -106,7 +106,7 @@ fn units(probes: Vec<Probe>) -> Vec<Unit> {
 }
 
 /// A host's transport with the answers to probes run ahead of the steps that need them.
-pub struct ReadAhead {
+pub(super) struct ReadAhead {
     inner: Arc<dyn Transport>,
     /// The host's steps that declare probes, in the order they run.
     steps: Vec<StepProbes>,
@@ -126,7 +126,7 @@ struct Kept {
 }
 
 impl ReadAhead {
-    pub fn new(inner: Arc<dyn Transport>, steps: Vec<StepProbes>) -> Self {
+    pub(super) fn new(inner: Arc<dyn Transport>, steps: Vec<StepProbes>) -> Self {
         let declared = steps
             .iter()
             .flat_map(|s| {
@@ -151,7 +151,7 @@ impl ReadAhead {
     }
 
     /// Drops every kept answer: the host may be about to change.
-    pub fn forget(&self) {
+    pub(super) fn forget(&self) {
         let mut kept = self.kept();
         kept.answers.clear();
         kept.alone.clear();
@@ -159,7 +159,7 @@ impl ReadAhead {
 
     /// Makes sure the probes of step `node` are answered, running them with those of the
     /// following steps in one round trip per privilege when some are not.
-    pub async fn prefetch(&self, node: NodeIndex) {
+    pub(super) async fn prefetch(&self, node: NodeIndex) {
         if self.off.load(Ordering::Relaxed) {
             return;
         }
@@ -227,7 +227,7 @@ impl ReadAhead {
     }
 
     /// Keeps what a batch found: answers, and probes left to their step.
-    pub fn keep(&self, found: Vec<Found>) {
+    pub(super) fn keep(&self, found: Vec<Found>) {
         let mut kept = self.kept();
         for (key, answer) in found {
             match answer {
@@ -244,7 +244,7 @@ impl ReadAhead {
 
 /// What a batch found for one probe: its answer, or `None` when its batcher left it to the
 /// step.
-pub type Found = (Key, Option<ExecOutput>);
+pub(super) type Found = (Key, Option<ExecOutput>);
 
 /// Probes to run in one command with one privilege.
 pub struct Batch {
@@ -373,7 +373,7 @@ impl Transport for ReadAhead {
 /// the subshell per command): on stdout, a line `--BOUNDARY`, its stdout, a newline and a line
 /// `--BOUNDARY STATUS`; on stderr, a line `--BOUNDARY`, its stderr and a newline. `boundary`
 /// is random per batch, so nothing a probe prints can fake a frame.
-pub fn batch_script(commands: &[String], boundary: &str) -> String {
+pub(super) fn batch_script(commands: &[String], boundary: &str) -> String {
     let mut s = String::new();
     for command in commands {
         s.push_str(&format!(
@@ -392,7 +392,11 @@ pub fn batch_script(commands: &[String], boundary: &str) -> String {
 /// The outputs of a [`batch_script`] run, in order; `None` unless the batch ran to the end and
 /// printed exactly `count` well-formed frames on both streams. What the login shell printed
 /// before the first frame (a locale warning, a banner) is skipped.
-pub fn parse_batch(out: &ExecOutput, boundary: &str, count: usize) -> Option<Vec<ExecOutput>> {
+pub(super) fn parse_batch(
+    out: &ExecOutput,
+    boundary: &str,
+    count: usize,
+) -> Option<Vec<ExecOutput>> {
     if out.status != 0 {
         return None;
     }
