@@ -190,148 +190,201 @@ pub(super) fn with_read_ahead(
 
 /// Runs every step; returns the recap per host (inventory order).
 pub(super) async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) -> Vec<HostRecap> {
-    let g = &cx.compiled.graph;
-    let mut indegree: Vec<usize> = g
-        .node_indices()
-        .map(|n| g.edges_directed(n, Direction::Incoming).count())
-        .collect();
-    let mut ready: VecDeque<NodeIndex> = g
-        .node_indices()
-        .filter(|n| indegree[n.index()] == 0)
-        .collect();
-    let mut recap: HashMap<String, HostRecap> = cx
-        .compiled
-        .hosts
-        .iter()
-        .map(|h| {
-            (
-                h.clone(),
-                HostRecap {
-                    host: h.clone(),
-                    unreachable: unreachable.contains(h),
-                    ..Default::default()
-                },
-            )
-        })
-        .collect();
-    let mut down: HashSet<String> = unreachable.clone();
-    let mut notified: HashMap<String, HashSet<(usize, usize)>> = HashMap::new();
-    let mut abort = false;
-    let forks = Arc::new(Semaphore::new(cx.forks.max(1)));
-    let mut limits: HashMap<(usize, usize, bool), Arc<Semaphore>> = HashMap::new();
-    let mut scopes: HashMap<(usize, String), Arc<Scope>> = HashMap::new();
-    let mut running: JoinSet<Outcome> = JoinSet::new();
-    // Task steps that failed, or never ran because their host was down.
-    let mut not_ok: HashSet<NodeIndex> = HashSet::new();
-
+    let mut walk = Walk::new(&cx, unreachable);
     loop {
-        while let Some(n) = ready.pop_front() {
-            // Nobody reads the results any more (`| head`): stop as on Ctrl-C.
-            let stopping =
-                abort || cx.stop.load(Ordering::SeqCst) || pgdeploy_core::output::stdout_closed();
-            let start = match &g[n].kind {
-                StepKind::Barrier { .. } => None,
-                StepKind::Task { host, .. } | StepKind::Handler { host, .. }
-                    if stopping || down.contains(&**host) =>
-                {
-                    None
-                }
-                StepKind::Handler {
-                    play,
-                    handler,
-                    host,
-                    ..
-                } => {
-                    let wanted = notified
-                        .get(&**host)
-                        .is_some_and(|s| s.contains(&(*play, *handler)));
-                    wanted.then(|| (*play, *handler, true, host.to_string()))
-                }
-                StepKind::Task {
-                    play, task, host, ..
-                } => Some((*play, *task, false, host.to_string())),
-            };
-            let Some((p, t, is_handler, host)) = start else {
-                if matches!(g[n].kind, StepKind::Task { .. }) {
-                    not_ok.insert(n);
-                }
-                if let Some(key) = cx.keys[n.index()] {
-                    cx.reporter.step_passed(key);
-                }
-                complete(n, g, &mut indegree, &mut ready);
-                continue;
-            };
-            let play = &cx.playbook.plays[p];
-            let task = if is_handler {
-                &play.handlers[t]
-            } else {
-                &play.tasks[t]
-            };
-            let scope = scopes
-                .entry((p, host.clone()))
-                .or_insert_with(|| {
-                    let hosts = Arc::new(cx.compiled.play_hosts[p].clone());
-                    let facts = cx.compiled.play_hosts[p]
-                        .iter()
-                        .position(|h| *h == host)
-                        .is_none_or(|i| cx.compiled.play_facts[p][i]);
-                    Scope::for_play(&cx.shared, &host, play.vars.clone(), hosts, facts)
-                })
-                .clone();
-            let spec = StepSpec {
-                node: n,
-                key: cx.keys[n.index()].unwrap_or_default(),
-                host: host.clone(),
-                task: task.display_name().to_string(),
-                module: task.module.name(),
-                when: task.when.as_ref().map(|w| w.value.clone()),
-                become_: resolve_become(task, play, &cx.shared.inventory, &host),
-                scope,
-                no_log: task.no_log,
-            };
-            let limit = g[n].limit.map(|l| {
-                limits
-                    .entry((p, t, is_handler))
-                    .or_insert_with(|| Arc::new(Semaphore::new(l.max(1))))
-                    .clone()
-            });
-            // A step that a module ordered after the first host's (the intended primary)
-            // does not start when that step did not succeed there.
-            let blocked = g
-                .edges_directed(n, Direction::Incoming)
-                .filter(|e| *e.weight() == Edge::FirstHost && not_ok.contains(&e.source()))
-                .find_map(|e| match &g[e.source()].kind {
-                    StepKind::Task { host, .. } => Some(host.to_string()),
-                    _ => None,
-                });
-            if let Some(first) = blocked {
-                let cx2 = cx.clone();
-                running.spawn(async move { blocked_step(&cx2, spec, &first) });
-                continue;
-            }
-            let cx2 = cx.clone();
-            let forks = forks.clone();
-            running.spawn(async move {
-                let _limit = match &limit {
-                    Some(s) => s.clone().acquire_owned().await.ok(),
-                    None => None,
-                };
-                let _fork = forks.acquire_owned().await.ok();
-                run_step(&cx2, spec).await
-            });
+        while let Some(n) = walk.ready.pop_front() {
+            walk.start(&cx, n);
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = walk.running.join_next().await else {
             break;
         };
-        let outcome = match joined {
-            Ok(o) => o,
+        match joined {
+            Ok(outcome) => walk.finished(&cx, outcome),
             Err(e) => {
                 // A step panicked: a bug, reported as an error of the run.
                 tracing::error!("a step stopped unexpectedly: {e}");
-                abort = true;
-                continue;
+                walk.abort = true;
             }
+        }
+    }
+    cx.compiled
+        .hosts
+        .iter()
+        .filter_map(|h| walk.recap.remove(h))
+        .collect()
+}
+
+/// Where a pass over the step graph is: which steps may start, what runs, what each host did.
+struct Walk {
+    /// Per node, how many of its predecessors are not done yet.
+    indegree: Vec<usize>,
+    ready: VecDeque<NodeIndex>,
+    recap: HashMap<String, HostRecap>,
+    /// Hosts that failed or could not be reached: their later steps do not run.
+    down: HashSet<String>,
+    /// Per host, the handlers (play, handler) a changed task notified.
+    notified: HashMap<String, HashSet<(usize, usize)>>,
+    /// No step starts any more (a step panicked, `any_errors_fatal`).
+    abort: bool,
+    forks: Arc<Semaphore>,
+    /// Per task, the bound on hosts at once its module asked for (`HostOrdering`).
+    limits: HashMap<(usize, usize, bool), Arc<Semaphore>>,
+    scopes: HashMap<(usize, String), Arc<Scope>>,
+    running: JoinSet<Outcome>,
+    /// Task steps that failed, or never ran because their host was down.
+    not_ok: HashSet<NodeIndex>,
+}
+
+impl Walk {
+    fn new(cx: &RunContext, unreachable: &HashSet<String>) -> Self {
+        let g = &cx.compiled.graph;
+        let indegree: Vec<usize> = g
+            .node_indices()
+            .map(|n| g.edges_directed(n, Direction::Incoming).count())
+            .collect();
+        let ready = g
+            .node_indices()
+            .filter(|n| indegree[n.index()] == 0)
+            .collect();
+        let recap = cx
+            .compiled
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.clone(),
+                    HostRecap {
+                        host: h.clone(),
+                        unreachable: unreachable.contains(h),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        Walk {
+            indegree,
+            ready,
+            recap,
+            down: unreachable.clone(),
+            notified: HashMap::new(),
+            abort: false,
+            forks: Arc::new(Semaphore::new(cx.forks.max(1))),
+            limits: HashMap::new(),
+            scopes: HashMap::new(),
+            running: JoinSet::new(),
+            not_ok: HashSet::new(),
+        }
+    }
+
+    /// The step of node `n` that would run now: (play, task or handler, is a handler, host),
+    /// `None` for a barrier, a stopped run, a host that is down, or a handler not notified.
+    fn to_start(&self, cx: &RunContext, n: NodeIndex) -> Option<(usize, usize, bool, String)> {
+        // Nobody reads the results any more (`| head`): stop as on Ctrl-C.
+        let stopping =
+            self.abort || cx.stop.load(Ordering::SeqCst) || pgdeploy_core::output::stdout_closed();
+        match &cx.compiled.graph[n].kind {
+            StepKind::Barrier { .. } => None,
+            StepKind::Task { host, .. } | StepKind::Handler { host, .. }
+                if stopping || self.down.contains(&**host) =>
+            {
+                None
+            }
+            StepKind::Handler {
+                play,
+                handler,
+                host,
+                ..
+            } => {
+                let wanted = self
+                    .notified
+                    .get(&**host)
+                    .is_some_and(|s| s.contains(&(*play, *handler)));
+                wanted.then(|| (*play, *handler, true, host.to_string()))
+            }
+            StepKind::Task {
+                play, task, host, ..
+            } => Some((*play, *task, false, host.to_string())),
+        }
+    }
+
+    /// Starts the step of node `n`, or passes it over (and releases its successors).
+    fn start(&mut self, cx: &Arc<RunContext>, n: NodeIndex) {
+        let g = &cx.compiled.graph;
+        let Some((p, t, is_handler, host)) = self.to_start(cx, n) else {
+            if matches!(g[n].kind, StepKind::Task { .. }) {
+                self.not_ok.insert(n);
+            }
+            if let Some(key) = cx.keys[n.index()] {
+                cx.reporter.step_passed(key);
+            }
+            complete(n, g, &mut self.indegree, &mut self.ready);
+            return;
         };
+        let play = &cx.playbook.plays[p];
+        let task = if is_handler {
+            &play.handlers[t]
+        } else {
+            &play.tasks[t]
+        };
+        let scope = self
+            .scopes
+            .entry((p, host.clone()))
+            .or_insert_with(|| {
+                let hosts = Arc::new(cx.compiled.play_hosts[p].clone());
+                let facts = cx.compiled.play_hosts[p]
+                    .iter()
+                    .position(|h| *h == host)
+                    .is_none_or(|i| cx.compiled.play_facts[p][i]);
+                Scope::for_play(&cx.shared, &host, play.vars.clone(), hosts, facts)
+            })
+            .clone();
+        let spec = StepSpec {
+            node: n,
+            key: cx.keys[n.index()].unwrap_or_default(),
+            host: host.clone(),
+            task: task.display_name().to_string(),
+            module: task.module.name(),
+            when: task.when.as_ref().map(|w| w.value.clone()),
+            become_: resolve_become(task, play, &cx.shared.inventory, &host),
+            scope,
+            no_log: task.no_log,
+        };
+        let limit = g[n].limit.map(|l| {
+            self.limits
+                .entry((p, t, is_handler))
+                .or_insert_with(|| Arc::new(Semaphore::new(l.max(1))))
+                .clone()
+        });
+        // A step that a module ordered after the first host's (the intended primary)
+        // does not start when that step did not succeed there.
+        let blocked = g
+            .edges_directed(n, Direction::Incoming)
+            .filter(|e| *e.weight() == Edge::FirstHost && self.not_ok.contains(&e.source()))
+            .find_map(|e| match &g[e.source()].kind {
+                StepKind::Task { host, .. } => Some(host.to_string()),
+                _ => None,
+            });
+        let cx = cx.clone();
+        if let Some(first) = blocked {
+            self.running
+                .spawn(async move { blocked_step(&cx, spec, &first) });
+            return;
+        }
+        let forks = self.forks.clone();
+        self.running.spawn(async move {
+            let _limit = match &limit {
+                Some(s) => s.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            let _fork = forks.acquire_owned().await.ok();
+            run_step(&cx, spec).await
+        });
+    }
+
+    /// Records a finished step: its host's recap, a failed host taken down, the handlers a
+    /// change notified; then releases the step's successors.
+    fn finished(&mut self, cx: &RunContext, outcome: Outcome) {
+        let g = &cx.compiled.graph;
         let n = outcome.node;
         let (p, t, host) = match &g[n].kind {
             StepKind::Task {
@@ -341,44 +394,40 @@ pub(super) async fn execute(cx: Arc<RunContext>, unreachable: &HashSet<String>) 
             StepKind::Barrier { .. } => unreachable_barrier(),
         };
         if matches!(outcome.status, Status::Failed | Status::Unreachable) {
-            not_ok.insert(n);
+            self.not_ok.insert(n);
         }
-        let r = recap.entry(host.clone()).or_default();
+        let r = self.recap.entry(host.clone()).or_default();
         match outcome.status {
             Status::Ok => r.ok += 1,
             Status::Changed => r.changed += 1,
             Status::Skipped => r.skipped += 1,
             Status::Failed => {
                 r.failed += 1;
-                down.insert(host.clone());
+                self.down.insert(host.clone());
                 if cx.playbook.plays[p].any_errors_fatal {
-                    abort = true;
+                    self.abort = true;
                 }
             }
             Status::Unreachable => {
                 r.unreachable = true;
-                down.insert(host.clone());
+                self.down.insert(host.clone());
             }
         }
-        if outcome.status == Status::Changed {
-            if let Some(t) = t {
-                let play = &cx.playbook.plays[p];
-                for topic in &play.tasks[t].notify {
-                    for (h, handler) in play.handlers.iter().enumerate() {
-                        if handler.answers(&topic.value) {
-                            notified.entry(host.clone()).or_default().insert((p, h));
-                        }
+        if let (Status::Changed, Some(t)) = (outcome.status, t) {
+            let play = &cx.playbook.plays[p];
+            for topic in &play.tasks[t].notify {
+                for (h, handler) in play.handlers.iter().enumerate() {
+                    if handler.answers(&topic.value) {
+                        self.notified
+                            .entry(host.clone())
+                            .or_default()
+                            .insert((p, h));
                     }
                 }
             }
         }
-        complete(n, g, &mut indegree, &mut ready);
+        complete(n, g, &mut self.indegree, &mut self.ready);
     }
-    cx.compiled
-        .hosts
-        .iter()
-        .filter_map(|h| recap.remove(h))
-        .collect()
 }
 
 fn unreachable_barrier() -> ! {

@@ -114,7 +114,85 @@ pub async fn open(
     loaded: crate::load::Loaded,
 ) -> anyhow::Result<Result<Session, Exit>> {
     let redactor = loaded.redactor.clone();
-    let reporter: Arc<dyn Reporter> = if opts.json {
+    let reporter = reporter_for(opts, &redactor);
+    let hosts = loaded.compiled.hosts.clone();
+    let forks = opts
+        .forks
+        .unwrap_or_else(|| hosts.len().clamp(1, MAX_DEFAULT_FORKS));
+    let given_facts = match &args.facts {
+        Some(path) => Some(crate::load::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
+        None => None,
+    };
+    let Gathered {
+        transports,
+        facts: all_facts,
+        found_early,
+        unreachable,
+    } = connect_and_gather(&loaded, opts, forks, given_facts, reporter.as_ref()).await?;
+
+    // Compile again, now that templates can use facts.
+    let compiled = match compile(
+        &loaded.playbook,
+        loaded.inventory.clone(),
+        CompileOptions {
+            limit: args.limit.as_deref(),
+            facts: Some(all_facts.clone()),
+        },
+    ) {
+        Ok(c) => c,
+        Err(diags) => {
+            crate::load::report_as(&diags.sorted(), opts.json);
+            return Ok(Err(Exit::Error));
+        }
+    };
+    let shared = pgdeploy_core::template::ScopeShared::new(
+        Arc::new(pgdeploy_core::template::environment_for(
+            &loaded.playbook.dir,
+        )),
+        loaded.inventory.clone(),
+        Some(all_facts.clone()),
+    );
+    let keys = order::step_keys(&compiled);
+    let facts: HashMap<String, Arc<Facts>> = all_facts
+        .into_iter()
+        .map(|(h, f)| (h, Arc::new(f)))
+        .collect();
+    let transports = executor::with_read_ahead(
+        &loaded.playbook,
+        &compiled,
+        &loaded.inventory,
+        transports,
+        &facts,
+        found_early,
+    );
+    let cx = RunContext {
+        playbook: loaded.playbook,
+        compiled,
+        shared,
+        transports,
+        facts,
+        mode: opts.mode,
+        allow_removal: opts.allow_removal,
+        forks,
+        reporter: reporter.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+        keys,
+    };
+    Ok(Ok(Session {
+        reporter,
+        redactor,
+        unreachable,
+        cx: Some(cx),
+        passes: 0,
+    }))
+}
+
+/// The reporter of a run: JSON events, or the text report (diffs in `plan` and with `--diff`).
+fn reporter_for(
+    opts: &RunOptions,
+    redactor: &pgdeploy_core::secrets::Redactor,
+) -> Arc<dyn Reporter> {
+    if opts.json {
         Arc::new(report::JsonReporter {
             redactor: redactor.clone(),
         })
@@ -126,20 +204,32 @@ pub async fn open(
             opts.mode == RunMode::Plan,
             pgdeploy_core::output::progress_on_stderr(),
         ))
-    };
-    let hosts = loaded.compiled.hosts.clone();
-    let forks = opts
-        .forks
-        .unwrap_or_else(|| hosts.len().clamp(1, MAX_DEFAULT_FORKS));
+    }
+}
 
-    // Connect and gather facts, each host on its own as soon as it is connected.
-    let given_facts = match &args.facts {
-        Some(path) => Some(crate::load::load_facts(path).map_err(|d| anyhow::anyhow!("{d}"))?),
-        None => None,
-    };
+/// What connecting found: each reachable host's transport, facts and early probe answers,
+/// and the hosts that could not be reached.
+struct Gathered {
+    transports: HashMap<String, Arc<dyn pgdeploy_core::transport::Transport>>,
+    facts: HashMap<String, Facts>,
+    found_early: HashMap<String, Vec<readahead::Found>>,
+    unreachable: HashSet<String>,
+}
+
+/// Connects to every host and gathers its facts (or takes `given` ones), each host on its own
+/// as soon as it is connected, with the probes of the steps whose parameters need no facts
+/// in the same round trip; reports each host's event in inventory order.
+async fn connect_and_gather(
+    loaded: &crate::load::Loaded,
+    opts: &RunOptions,
+    forks: usize,
+    given_facts: Option<HashMap<String, Facts>>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Gathered> {
+    let hosts = &loaded.compiled.hosts;
     let targets = connect::resolve_targets(
         &loaded.inventory,
-        &hosts,
+        hosts,
         &opts.connect,
         &loaded.compiled.become_methods,
     )?;
@@ -211,61 +301,12 @@ pub async fn open(
         }
     }
 
-    // Compile again, now that templates can use facts.
-    let compiled = match compile(
-        &loaded.playbook,
-        loaded.inventory.clone(),
-        CompileOptions {
-            limit: args.limit.as_deref(),
-            facts: Some(all_facts.clone()),
-        },
-    ) {
-        Ok(c) => c,
-        Err(diags) => {
-            crate::load::report_as(&diags.sorted(), opts.json);
-            return Ok(Err(Exit::Error));
-        }
-    };
-    let shared = pgdeploy_core::template::ScopeShared::new(
-        Arc::new(pgdeploy_core::template::environment_for(
-            &loaded.playbook.dir,
-        )),
-        loaded.inventory.clone(),
-        Some(all_facts.clone()),
-    );
-    let keys = order::step_keys(&compiled);
-    let facts: HashMap<String, Arc<Facts>> = all_facts
-        .into_iter()
-        .map(|(h, f)| (h, Arc::new(f)))
-        .collect();
-    let transports = executor::with_read_ahead(
-        &loaded.playbook,
-        &compiled,
-        &loaded.inventory,
+    Ok(Gathered {
         transports,
-        &facts,
+        facts: all_facts,
         found_early,
-    );
-    let cx = RunContext {
-        playbook: loaded.playbook,
-        compiled,
-        shared,
-        transports,
-        facts,
-        mode: opts.mode,
-        allow_removal: opts.allow_removal,
-        forks,
-        reporter: reporter.clone(),
-        stop: Arc::new(AtomicBool::new(false)),
-        keys,
-    };
-    Ok(Ok(Session {
-        reporter,
-        redactor,
         unreachable,
-        cx: Some(cx),
-        passes: 0,
-    }))
+    })
 }
 
 impl Session {
