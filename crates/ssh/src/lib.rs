@@ -283,15 +283,7 @@ impl Transport for SshTransport {
         path: &str,
         become_: &Become,
     ) -> Result<Option<Vec<u8>>, TransportError> {
-        let script = shell::read_script(path).map_err(|m| self.remote_error(m))?;
-        let out = self
-            .exec(&ExecRequest {
-                command: script,
-                become_: become_.clone(),
-                ..Default::default()
-            })
-            .await?;
-        shell::read_result(&self.host, path, out)
+        pgdeploy_core::transport::read_file_by_exec(self, path, become_).await
     }
 
     async fn write_file(
@@ -301,17 +293,7 @@ impl Transport for SshTransport {
         attrs: &FileAttrs,
         become_: &Become,
     ) -> Result<(), TransportError> {
-        let script =
-            shell::write_script(path, attrs, content.len()).map_err(|m| self.remote_error(m))?;
-        let out = self
-            .exec(&ExecRequest {
-                command: script,
-                stdin: Some(content.to_vec()),
-                become_: become_.clone(),
-                ..Default::default()
-            })
-            .await?;
-        shell::write_result(&self.host, path, out)
+        pgdeploy_core::transport::write_file_by_exec(self, path, content, attrs, become_).await
     }
 
     async fn close(&self) {

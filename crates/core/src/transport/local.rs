@@ -165,15 +165,7 @@ impl Transport for LocalTransport {
         path: &str,
         become_: &Become,
     ) -> Result<Option<Vec<u8>>, TransportError> {
-        let script = shell::read_script(path).map_err(|m| self.remote_error(m))?;
-        let out = self
-            .exec(&ExecRequest {
-                command: script,
-                become_: become_.clone(),
-                ..Default::default()
-            })
-            .await?;
-        shell::read_result(&self.host, path, out)
+        super::read_file_by_exec(self, path, become_).await
     }
 
     async fn write_file(
@@ -183,17 +175,7 @@ impl Transport for LocalTransport {
         attrs: &FileAttrs,
         become_: &Become,
     ) -> Result<(), TransportError> {
-        let script =
-            shell::write_script(path, attrs, content.len()).map_err(|m| self.remote_error(m))?;
-        let out = self
-            .exec(&ExecRequest {
-                command: script,
-                stdin: Some(content.to_vec()),
-                become_: become_.clone(),
-                ..Default::default()
-            })
-            .await?;
-        shell::write_result(&self.host, path, out)
+        super::write_file_by_exec(self, path, content, attrs, become_).await
     }
 }
 

@@ -147,3 +147,50 @@ pub trait Transport: Send + Sync {
     /// this only lets the server log a clean logout. Operations after `close` fail.
     async fn close(&self) {}
 }
+
+/// [`Transport::read_file`] for transports that move bytes only as commands do (SSH, local):
+/// [`shell::read_script`] run through [`Transport::exec`].
+pub async fn read_file_by_exec(
+    t: &dyn Transport,
+    path: &str,
+    become_: &Become,
+) -> Result<Option<Vec<u8>>, TransportError> {
+    let script = shell::read_script(path).map_err(|message| TransportError::Remote {
+        host: t.host().to_string(),
+        message,
+    })?;
+    let out = t
+        .exec(&ExecRequest {
+            command: script,
+            become_: become_.clone(),
+            ..Default::default()
+        })
+        .await?;
+    shell::read_result(t.host(), path, out)
+}
+
+/// [`Transport::write_file`] for the same transports: [`shell::write_script`] (temporary
+/// file, size checked, renamed) with the content on the command's stdin.
+pub async fn write_file_by_exec(
+    t: &dyn Transport,
+    path: &str,
+    content: &[u8],
+    attrs: &FileAttrs,
+    become_: &Become,
+) -> Result<(), TransportError> {
+    let script = shell::write_script(path, attrs, content.len()).map_err(|message| {
+        TransportError::Remote {
+            host: t.host().to_string(),
+            message,
+        }
+    })?;
+    let out = t
+        .exec(&ExecRequest {
+            command: script,
+            stdin: Some(content.to_vec()),
+            become_: become_.clone(),
+            ..Default::default()
+        })
+        .await?;
+    shell::write_result(t.host(), path, out)
+}
