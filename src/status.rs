@@ -360,16 +360,16 @@ pub fn parse(host: &str, text: &str) -> Result<Status, String> {
         .map_err(|_| format!("`patronictl list` gave no JSON on `{host}`"))?;
     let members = rows
         .iter()
-        .map(|r| MemberRow {
-            member: r["Member"].as_str().unwrap_or_default().to_string(),
-            host: r["Host"].as_str().unwrap_or_default().to_string(),
-            role: r["Role"].as_str().unwrap_or_default().to_string(),
-            state: r["State"].as_str().unwrap_or_default().to_string(),
-            timeline: r["TL"].as_u64(),
-            lag_mb: r
-                .get("Lag in MB")
-                .or_else(|| r.get("Replay Lag"))
-                .and_then(Value::as_f64),
+        .map(|r| {
+            let m = pgdeploy_modules::patroni_state::member(r);
+            MemberRow {
+                member: m.name,
+                host: m.host,
+                role: m.role,
+                state: m.state,
+                timeline: m.timeline,
+                lag_mb: m.lag_mb,
+            }
         })
         .collect();
     let scope = rows

@@ -202,7 +202,8 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn member(r: &Value) -> Member {
+/// One row of `patronictl list -f json` (with `-e`, its extra columns are read too).
+pub fn member(r: &Value) -> Member {
     let tags = &r["Tags"];
     let nofailover = match tags {
         Value::Object(_) => truthy(&tags["nofailover"]),
