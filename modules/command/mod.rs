@@ -250,7 +250,11 @@ mod tests {
     fn without_guards_plan_costs_nothing_and_apply_runs_in_chdir() {
         let mut c = command("make install");
         c.chdir = Some("/src/a b".into());
-        let h = Harness::new(FakeTransport::default(), Default::default());
+        let h = Harness::new(
+            MemoryTransport::default()
+                .answer_exact("cd -- '/src/a b' || exit 1\nmake install", output(0, "")),
+            Default::default(),
+        );
         let plan = block_on(c.plan(&h.cx())).unwrap();
         assert!(h.transport.commands().is_empty());
         assert_eq!(plan.changes[0].summary, "run `make install`");
@@ -271,7 +275,7 @@ mod tests {
         assert!(script.contains("[ -e /var/lib/x/done ] && { echo skip creates; exit 0; }"));
         assert!(script.contains("if ( test -f /y\n ) </dev/null >/dev/null 2>&1; then"));
         let h = Harness::new(
-            FakeTransport::default().answer("skip creates", output(0, "skip unless\n")),
+            MemoryTransport::default().answer("skip creates", output(0, "skip unless\n")),
             Default::default(),
         );
         assert!(!block_on(c.plan(&h.cx())).unwrap().needs_apply());
@@ -282,7 +286,10 @@ mod tests {
     fn changed_when_false_runs_without_reporting_a_change() {
         let mut c = command("patronictl list");
         c.changed_when = Some(ChangedWhen::Always(false));
-        let h = Harness::new(FakeTransport::default(), Default::default());
+        let h = Harness::new(
+            MemoryTransport::default().answer_exact("patronictl list", output(0, "+ pg1 +\n")),
+            Default::default(),
+        );
         let plan = block_on(c.plan(&h.cx())).unwrap();
         assert!(!plan.is_changed() && plan.needs_apply());
         block_on(c.apply(&h.cx(), &plan)).unwrap();
@@ -302,7 +309,7 @@ mod tests {
         );
         assert_eq!(c.changed_after(0, "already\n", "").unwrap(), Some(false));
         let h = Harness::new(
-            FakeTransport::default().answer("etcdctl", output(0, "nothing\n")),
+            MemoryTransport::default().answer("etcdctl", output(0, "nothing\n")),
             Default::default(),
         );
         let plan = block_on(c.plan(&h.cx())).unwrap();
@@ -315,7 +322,7 @@ mod tests {
     fn failure_names_the_command_not_the_script() {
         let c = command("false");
         let h = Harness::new(
-            FakeTransport::default().answer("false", output(3, "")),
+            MemoryTransport::default().answer("false", output(3, "")),
             Default::default(),
         );
         let plan = block_on(c.plan(&h.cx())).unwrap();

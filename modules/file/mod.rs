@@ -233,7 +233,7 @@ mod tests {
 
     fn plan(f: &File, probe: &str) -> Result<Plan, ModuleError> {
         let h = Harness::new(
-            FakeTransport::default().answer("stat", output(0, probe)),
+            MemoryTransport::default().answer("stat", output(0, probe)),
             Default::default(),
         );
         let plan = block_on(f.plan(&h.cx()));

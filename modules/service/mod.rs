@@ -252,7 +252,16 @@ mod tests {
 
     fn run(s: &Service, probe_out: &str) -> (Plan, Vec<String>) {
         let h = Harness::new(
-            FakeTransport::default().answer("is-active", output(0, probe_out)),
+            // The probe, then every action `apply` may take (the tests assert which ran).
+            MemoryTransport::default()
+                .answer("is-active", output(0, probe_out))
+                .answer("systemctl daemon-reload", output(0, ""))
+                .answer("systemctl enable -- etcd", output(0, ""))
+                .answer("systemctl disable -- etcd", output(0, ""))
+                .answer("systemctl start -- etcd", output(0, ""))
+                .answer("systemctl stop -- etcd", output(0, ""))
+                .answer("systemctl restart -- etcd", output(0, ""))
+                .answer("systemctl reload -- etcd", output(0, "")),
             Default::default(),
         );
         let plan = block_on(s.plan(&h.cx())).unwrap();
