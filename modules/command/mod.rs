@@ -329,4 +329,24 @@ mod tests {
         let e = block_on(c.apply(&h.cx(), &plan)).unwrap_err().to_string();
         assert_eq!(e, "`false` failed with exit status 3: no output");
     }
+
+    /// With `creates`/`removes` guards, plan reads only the declared guard script.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::catalogue::common::probe_cover::assert_probes_cover;
+        let mut c = command("make install");
+        c.creates = Some("/usr/local/bin/x".into());
+        c.removes = Some("/tmp/build".into());
+        c.chdir = Some("/src".into());
+        for answer in ["skip creates\n", "run\n"] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("skip creates", output(0, answer)),
+                Default::default(),
+            );
+            assert_probes_cover(&c, &h.cx());
+        }
+        // no guard: plan reads nothing at all
+        let h = Harness::new(MemoryTransport::default(), Default::default());
+        assert_probes_cover(&command("make install"), &h.cx());
+    }
 }

@@ -680,4 +680,19 @@ mod fresh_apply {
         );
         assert!(t.written().is_empty());
     }
+
+    /// `started` plans from its declared probe alone, stopped or running (`configured` has
+    /// no probes: it first asks which members answer, which drops kept answers anyway).
+    #[test]
+    fn probes_cover_plan() {
+        use crate::catalogue::common::probe_cover::assert_probes_cover;
+        let f = facts("Debian", "Debian", "12");
+        let scope = scope(&f);
+        let p = params("state: started\nmembers: [pg1, pg2, pg3]");
+        let t = fake("etcdctl\n");
+        assert_probes_cover(&p, &context("pg1", &t, &f, &scope));
+        let running = "active=active\nenabled=enabled\nfingerprint=ab\nstamp=ab\n";
+        let t = MemoryTransport::default().answer("systemctl is-active", output(0, running));
+        assert_probes_cover(&p, &context("pg1", &t, &f, &scope));
+    }
 }

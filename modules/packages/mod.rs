@@ -448,4 +448,21 @@ mod tests {
             "no supported package manager on `h1` (neither `apt-get` nor `dnf` found)"
         );
     }
+
+    /// Plan reads only the declared query, with APT and with DNF.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::catalogue::common::probe_cover::assert_probes_cover;
+        let p = packages(&["curl", "acl"], PackageState::Present, true);
+        let h = Harness::new(
+            MemoryTransport::default().answer("dpkg-query", output(0, DPKG)),
+            facts("apt"),
+        );
+        assert_probes_cover(&p, &h.cx());
+        let h = Harness::new(
+            MemoryTransport::default().answer("rpm -q", output(0, "dnf\n--candidates--\n")),
+            facts("dnf"),
+        );
+        assert_probes_cover(&p, &h.cx());
+    }
 }

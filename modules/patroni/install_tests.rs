@@ -679,3 +679,17 @@ fn the_version_is_read_from_version_py_without_starting_python() {
     let out = run(i.probe_script(Family::RedHat));
     assert!(out.contains("patroni_version=\n"), "{out}");
 }
+
+/// On a converged host plan reads the declared probe script and files; the REST API's
+/// answers and the stored passwords are cluster state, never declared.
+#[test]
+fn probes_cover_plan() {
+    use crate::catalogue::common::probe_cover::assert_probes_cover_except;
+    let p = pip();
+    let h = Harness::new(converged(&p, PIP_CONVERGED), debian12());
+    assert_probes_cover_except(
+        &p,
+        &h.cx(),
+        &["8008/config", "8008/cluster", "FROM pg_authid"],
+    );
+}

@@ -369,4 +369,30 @@ mod tests {
         assert!(s.contains("is-active -- 'a b.service'"));
         assert!(s.contains("show -p LoadState -p NeedDaemonReload -- 'a b.service'"));
     }
+
+    /// Plan reads only the declared probe, running or stopped, loaded or not.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::catalogue::common::probe_cover::assert_probes_cover;
+        for (s, out) in [
+            (
+                service(Some(ServiceState::Started), Some(true), true),
+                probe("active", "enabled", "loaded", "no"),
+            ),
+            (
+                service(Some(ServiceState::Restarted), Some(false), false),
+                probe("inactive", "enabled", "loaded", "yes"),
+            ),
+            (
+                service(Some(ServiceState::Stopped), None, false),
+                probe("inactive", "", "not-found", "no"),
+            ),
+        ] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("is-active", output(0, &out)),
+                Default::default(),
+            );
+            assert_probes_cover(&s, &h.cx());
+        }
+    }
 }
