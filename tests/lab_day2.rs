@@ -45,18 +45,7 @@ const NODES: [&str; 3] = ["pg1", "pg2", "pg3"];
 
 /// `pgdeploy ARGS -i INVENTORY` (stdin closed): exit code, stdout, stderr.
 fn pgdeploy(args: &[&str], inventory: &Path) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("pgdeploy runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cluster::command(args, inventory, None)
 }
 
 fn members(lab: &LabFixture) -> Vec<Value> {
