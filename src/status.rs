@@ -786,28 +786,24 @@ mod tests {
         use pgdeploy_core::transport::ExecOutput;
         use pgdeploy_test_support::memory::MemoryTransport;
         use std::sync::Arc;
-        let answer = |stdout: String| {
-            move |_: &ExecRequest| {
-                Ok(ExecOutput {
-                    status: 0,
-                    stdout: stdout.clone().into_bytes(),
-                    stderr: Vec::new(),
-                })
-            }
+        let answer = |stdout: &str| ExecOutput {
+            status: 0,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
         };
         let info = r#"[{"archive":[{"max":"000000010000000000000007"}],"backup":[],"status":{"code":2,"message":"no valid backups"}}]"#;
         // on the replica: its archiver says nothing of archiving (`t`: in recovery)
-        let replica = MemoryTransport::with_handler(
-            "db-b",
-            Arc::new(answer(format!(
+        let replica = MemoryTransport::new("db-b").answer_exact(
+            &script(None),
+            answer(&format!(
                 "==vip\n==addresses\n2: h0 inet 10.0.0.12/24 brd x\n==end-addresses\n{OUT}\n{BACKUPS_MARK}\n{info}\n{ARCHIVER_MARK}\nt|0|f|1764630700\n"
-            ))),
+            )),
         );
         // on the leader: three failures, the last after the last success
-        let leader: Arc<dyn Transport> = Arc::new(MemoryTransport::with_handler(
-            "db-a",
-            Arc::new(answer("f|3|t|1764630700\n".into())),
-        ));
+        let leader: Arc<dyn Transport> = Arc::new(
+            MemoryTransport::new("db-a")
+                .answer_exact(&archiver_script(), answer("f|3|t|1764630700\n")),
+        );
         let (mut s, replica_addresses) = read(&replica, None, Become::No).await.unwrap();
         assert_eq!(s.read_from, "db-b");
         let hosts = vec![

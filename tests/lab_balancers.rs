@@ -9,6 +9,8 @@
 mod checks;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "support/poll.rs"]
+mod poll;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -236,13 +238,18 @@ fn lab_balancers() {
                 ),
             );
         }
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(
-            lab.ssh_ok(
-                lab.ip("lb1"),
-                "curl -s -o /dev/null -w '%{http_code}' http://10.213.22.11:8008/primary"
-            ),
-            "200"
+        // the fake Patroni answers once its unit is up
+        poll::until(
+            "the fake Patroni of pg1 answering `/primary` with 200",
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || {
+                lab.ssh_ok(
+                    lab.ip("lb1"),
+                    "curl -s -o /dev/null -w '%{http_code}' http://10.213.22.11:8008/primary || true",
+                )
+            },
+            |code| code == "200",
         );
     });
 
@@ -287,15 +294,13 @@ fn lab_balancers() {
                 "postgres_readers/pg1 DOWN",
                 "postgres_readers/pg2 UP",
             ];
-            let t = Instant::now();
-            loop {
-                let states = haproxy_states(&lab, "lb2");
-                if states == want {
-                    break;
-                }
-                assert!(t.elapsed() < Duration::from_secs(20), "{states:?}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
+            poll::until(
+                &format!("lb2's servers {want:?}"),
+                Duration::from_secs(20),
+                Duration::from_millis(500),
+                || haproxy_states(&lab, "lb2"),
+                |states| *states == want,
+            );
         },
     );
 
@@ -510,11 +515,13 @@ fn lab_balancers() {
             "postgres_readers/pg1 DOWN",
             "postgres_readers/pg2 DOWN",
         ]);
-        let t = Instant::now();
-        while !holders(&lab, &["pg1", "pg2"], PG_VIP).is_empty() {
-            assert!(t.elapsed() < Duration::from_secs(15), "a host keeps the VIP");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        poll::until(
+            "no host holding the VIP",
+            Duration::from_secs(15),
+            Duration::from_millis(200),
+            || holders(&lab, &["pg1", "pg2"], PG_VIP),
+            |h| h.is_empty(),
+        );
         // The right CA (and client certificates): pg2 is the primary since the switchover.
         let good = write_playbook(&lab, "tls.yml", &playbook("ca.pem"));
         let (code, out) = apply(&lab, &good);

@@ -9,6 +9,8 @@
 mod checks;
 #[path = "support/lab.rs"]
 mod lab_support;
+#[path = "support/poll.rs"]
+mod poll;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -261,13 +263,23 @@ fn lab_lifecycle() {
     });
     c.run("kill_mid_run_is_unreachable_and_start_converges", || {
         let slow = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lab/slow.yml");
-        let killer = std::thread::spawn(|| {
-            // pg2 is connected and inside its 8 s step when the power goes
-            std::thread::sleep(Duration::from_secs(3));
-            lab::kill(NAME, "pg2").unwrap();
+        let pg2 = lab.ip("pg2");
+        let (code, recap) = std::thread::scope(|s| {
+            let killer = s.spawn(|| {
+                // The power goes while pg2 is connected and inside its 8 s step.
+                poll::until(
+                    "pg2 inside the slow step (`sleep 8` running)",
+                    Duration::from_secs(60),
+                    Duration::from_millis(200),
+                    || lab.ssh(pg2, "pgrep -x -f 'sleep 8'").status.success(),
+                    |running| *running,
+                );
+                lab::kill(NAME, "pg2").unwrap();
+            });
+            let run = apply_playbook(&lab, slow);
+            killer.join().unwrap();
+            run
         });
-        let (code, recap) = apply_playbook(&lab, slow);
-        killer.join().unwrap();
         lab::start(NAME, "pg2").unwrap();
         assert_eq!(code, 4, "{recap:?}");
         let by_host = |n: &str| recap.iter().find(|h| h["host"] == n).cloned().unwrap();

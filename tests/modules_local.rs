@@ -1,5 +1,9 @@
 //! The generic modules against this machine: plan → apply → plan through the engine's local
-//! transport, in a temporary directory. File ownership tests need root.
+//! transport, in a temporary directory. File ownership tests need root (skipped without it,
+//! failing under `CI=true`).
+
+#[path = "support/skip.rs"]
+mod skip;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -173,14 +177,6 @@ fn params<T: DeserializeOwned>(yaml: &str) -> T {
     serde_yaml_ng::from_str(yaml).expect("valid parameters")
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false)
-}
-
 fn meta(path: &str) -> std::fs::Metadata {
     std::fs::symlink_metadata(path).expect("path exists")
 }
@@ -194,7 +190,11 @@ use pgdeploy_modules::{command, copy, directory, file, packages, template};
 
 #[tokio::test]
 async fn copy_creates_detects_edits_and_mode_changes() {
-    if !is_root() {
+    if !skip::require(
+        skip::is_root(),
+        "copy_creates_detects_edits_and_mode_changes",
+        "file ownership needs root",
+    ) {
         return;
     }
     let env = Env::new(Facts::default());
@@ -303,7 +303,11 @@ async fn template_renders_host_variables_and_names_errors() {
 
 #[tokio::test]
 async fn file_touch_attributes_link_and_absent() {
-    if !is_root() {
+    if !skip::require(
+        skip::is_root(),
+        "file_touch_attributes_link_and_absent",
+        "file ownership needs root",
+    ) {
         return;
     }
     let env = Env::new(Facts::default());
@@ -352,7 +356,11 @@ async fn file_touch_attributes_link_and_absent() {
 
 #[tokio::test]
 async fn directory_present_and_absent() {
-    if !is_root() {
+    if !skip::require(
+        skip::is_root(),
+        "directory_present_and_absent",
+        "file ownership needs root",
+    ) {
         return;
     }
     let env = Env::new(Facts::default());
@@ -409,11 +417,11 @@ async fn command_guards_and_chdir() {
 
 #[tokio::test]
 async fn packages_queries_dpkg_read_only() {
-    let has_dpkg = std::process::Command::new("dpkg-query")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !has_dpkg {
+    if !skip::require(
+        skip::has_program("dpkg-query"),
+        "packages_queries_dpkg_read_only",
+        "`dpkg-query` is not installed",
+    ) {
         return;
     }
     let facts: Facts = [("ansible_pkg_mgr".to_string(), serde_json::json!("apt"))]

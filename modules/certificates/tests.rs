@@ -89,7 +89,10 @@ fn checks_name_the_field() {
 #[test]
 fn fresh_host_plan_then_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeTransport::default().answer("if [ -e", output(0, "missing\nnolink\n"));
+    // A bare host: no certificate yet, and the directory made at apply.
+    let fake = MemoryTransport::default()
+        .answer("if [ -e", output(0, "missing\nnolink\n"))
+        .answer("mkdir -p -m 0755 -- ", output(0, ""));
     let mut facts = Facts::new();
     facts.insert(
         "ansible_default_ipv4".into(),
@@ -129,7 +132,7 @@ fn fresh_host_plan_then_apply() {
     let ca_key = dir.path().join("pki/ca.key");
     let mode = std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let written = h.transport.written.lock().unwrap().clone();
+    let written = h.transport.written();
     let (key, key_attrs) = &written["/etc/etcd/pki/h1.key"];
     assert!(String::from_utf8_lossy(key).contains("PRIVATE KEY"));
     assert_eq!(key_attrs.mode, Some(0o600));
@@ -159,7 +162,10 @@ fn user_provided_ca_signs_the_leaf() {
         generated: false,
     };
     let ca = pki::create_ca(&own, "Example Root", 365).unwrap();
-    let fake = FakeTransport::default().answer("if [ -e", output(0, "missing\nnolink\n"));
+    // A bare host: no certificate yet, and the directory made at apply.
+    let fake = MemoryTransport::default()
+        .answer("if [ -e", output(0, "missing\nnolink\n"))
+        .answer("mkdir -p -m 0755 -- ", output(0, ""));
     let mut h = Harness::new(fake, Facts::new());
     h.playbook_dir = dir.path().to_path_buf();
     let p = params("ca_cert: own/root.pem\nca_key: own/root.key\ninstalls: [{dir: /etc/pg}]");
@@ -175,7 +181,7 @@ fn user_provided_ca_signs_the_leaf() {
         .all(|c| !c.summary.starts_with("create CA")));
     block_on(p.apply(&h.cx(), &plan)).unwrap();
     assert!(!dir.path().join("pki").exists());
-    let written = h.transport.written.lock().unwrap().clone();
+    let written = h.transport.written();
     let info = pki::inspect(&written["/etc/pg/h1.crt"].0).unwrap();
     assert_eq!(info.issuer, ca.subject);
     assert_eq!(info.issuer, "CN=Example Root");

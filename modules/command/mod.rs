@@ -253,7 +253,11 @@ mod tests {
     fn without_guards_plan_costs_nothing_and_apply_runs_in_chdir() {
         let mut c = command("make install");
         c.chdir = Some("/src/a b".into());
-        let h = Harness::new(FakeTransport::default(), Default::default());
+        let h = Harness::new(
+            MemoryTransport::default()
+                .answer_exact("cd -- '/src/a b' || exit 1\nmake install", output(0, "")),
+            Default::default(),
+        );
         let plan = block_on(c.plan(&h.cx())).unwrap();
         assert!(h.transport.commands().is_empty());
         assert_eq!(plan.changes[0].summary, "run `make install`");
@@ -274,7 +278,7 @@ mod tests {
         assert!(script.contains("[ -e /var/lib/x/done ] && { echo skip creates; exit 0; }"));
         assert!(script.contains("if ( test -f /y\n ) </dev/null >/dev/null 2>&1; then"));
         let h = Harness::new(
-            FakeTransport::default().answer("skip creates", output(0, "skip unless\n")),
+            MemoryTransport::default().answer("skip creates", output(0, "skip unless\n")),
             Default::default(),
         );
         assert!(!block_on(c.plan(&h.cx())).unwrap().needs_apply());
@@ -285,7 +289,10 @@ mod tests {
     fn changed_when_false_runs_without_reporting_a_change() {
         let mut c = command("patronictl list");
         c.changed_when = Some(ChangedWhen::Always(false));
-        let h = Harness::new(FakeTransport::default(), Default::default());
+        let h = Harness::new(
+            MemoryTransport::default().answer_exact("patronictl list", output(0, "+ pg1 +\n")),
+            Default::default(),
+        );
         let plan = block_on(c.plan(&h.cx())).unwrap();
         assert!(!plan.is_changed() && plan.needs_apply());
         block_on(c.apply(&h.cx(), &plan)).unwrap();
@@ -305,7 +312,7 @@ mod tests {
         );
         assert_eq!(c.changed_after(0, "already\n", "").unwrap(), Some(false));
         let h = Harness::new(
-            FakeTransport::default().answer("etcdctl", output(0, "nothing\n")),
+            MemoryTransport::default().answer("etcdctl", output(0, "nothing\n")),
             Default::default(),
         );
         let plan = block_on(c.plan(&h.cx())).unwrap();
@@ -318,11 +325,31 @@ mod tests {
     fn failure_names_the_command_not_the_script() {
         let c = command("false");
         let h = Harness::new(
-            FakeTransport::default().answer("false", output(3, "")),
+            MemoryTransport::default().answer("false", output(3, "")),
             Default::default(),
         );
         let plan = block_on(c.plan(&h.cx())).unwrap();
         let e = block_on(c.apply(&h.cx(), &plan)).unwrap_err().to_string();
         assert_eq!(e, "`false` failed with exit status 3: no output");
+    }
+
+    /// With `creates`/`removes` guards, plan reads only the declared guard script.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::probe_cover::assert_probes_cover;
+        let mut c = command("make install");
+        c.creates = Some("/usr/local/bin/x".into());
+        c.removes = Some("/tmp/build".into());
+        c.chdir = Some("/src".into());
+        for answer in ["skip creates\n", "run\n"] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("skip creates", output(0, answer)),
+                Default::default(),
+            );
+            assert_probes_cover(&c, &h.cx());
+        }
+        // no guard: plan reads nothing at all
+        let h = Harness::new(MemoryTransport::default(), Default::default());
+        assert_probes_cover(&command("make install"), &h.cx());
     }
 }

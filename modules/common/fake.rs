@@ -1,20 +1,17 @@
-//! Test support: a transport answering commands from canned outputs, and a one-host
-//! [`HostContext`] around it.
+//! Test support: a one-host [`HostContext`] around the fake host ([`MemoryTransport`], which
+//! fails on any command its rules do not answer), and canned outputs of the probes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
+use std::sync::Arc;
 
 use super::stat::Ownership;
 use pgdeploy_core::diag::{Location, SourceFile};
 use pgdeploy_core::inventory::{Connection, ConnectionKind, Host, Inventory};
 use pgdeploy_core::module::HostContext;
 use pgdeploy_core::template::{Facts, Scope, ScopeShared};
-use pgdeploy_core::transport::{
-    Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
-};
+pub use pgdeploy_test_support::memory::MemoryTransport;
+use pgdeploy_core::transport::{Become, ExecOutput, Transport};
 
 pub fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
     Ownership {
@@ -34,91 +31,25 @@ pub fn output(status: i32, stdout: &str) -> ExecOutput {
     }
 }
 
-/// Answers each command with the output of the first rule whose needle it contains (exit 0
-/// and no output when none matches), and records every command and written file.
-#[derive(Default)]
-pub struct FakeTransport {
-    rules: Vec<(String, ExecOutput)>,
-    pub commands: Mutex<Vec<String>>,
-    pub written: Mutex<HashMap<String, (Vec<u8>, FileAttrs)>>,
-    /// Every command and every write, in order, for transcripts.
-    pub log: Mutex<Vec<String>>,
-}
-
-impl FakeTransport {
-    pub fn answer(mut self, needle: &str, out: ExecOutput) -> Self {
-        self.rules.push((needle.to_string(), out));
-        self
-    }
-    pub fn commands(&self) -> Vec<String> {
-        self.commands.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-    /// What the host was asked, in order: `$ COMMAND` lines, and `> PATH (owner:group
-    /// mode)` followed by the content for writes.
-    pub fn transcript(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Transport for FakeTransport {
-    fn host(&self) -> &str {
-        "h1"
-    }
-    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, TransportError> {
-        if let Ok(mut c) = self.commands.lock() {
-            c.push(req.command.clone());
-        }
-        if let Ok(mut l) = self.log.lock() {
-            l.push(format!("$ {}", req.command));
-        }
-        Ok(self
-            .rules
-            .iter()
-            .find(|(needle, _)| req.command.contains(needle.as_str()))
-            .map(|(_, out)| out.clone())
-            .unwrap_or_else(|| output(0, "")))
-    }
-    async fn read_file(&self, path: &str, _: &Become) -> Result<Option<Vec<u8>>, TransportError> {
-        Ok(self
-            .written
-            .lock()
-            .ok()
-            .and_then(|w| w.get(path).map(|(c, _)| c.clone())))
-    }
-    async fn write_file(
-        &self,
-        path: &str,
-        content: &[u8],
-        attrs: &FileAttrs,
-        _: &Become,
-    ) -> Result<(), TransportError> {
-        if let Ok(mut w) = self.written.lock() {
-            w.insert(path.to_string(), (content.to_vec(), attrs.clone()));
-        }
-        if let Ok(mut l) = self.log.lock() {
-            l.push(format!(
-                "> {path} ({}:{} {:04o})\n{}",
-                attrs.owner.as_deref().unwrap_or("-"),
-                attrs.group.as_deref().unwrap_or("-"),
-                attrs.mode.unwrap_or(0),
-                String::from_utf8_lossy(content).trim_end()
-            ));
-        }
-        Ok(())
+/// An output with stderr too, for answers that fail the way a real tool does.
+pub fn output_err(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
+    ExecOutput {
+        status,
+        stdout: stdout.as_bytes().to_vec(),
+        stderr: stderr.as_bytes().to_vec(),
     }
 }
 
 /// Everything a [`HostContext`] borrows, for host `h1`.
 pub struct Harness {
-    pub transport: FakeTransport,
+    pub transport: MemoryTransport,
     pub facts: Facts,
     pub scope: Arc<Scope>,
     pub playbook_dir: PathBuf,
 }
 
 impl Harness {
-    pub fn new(transport: FakeTransport, facts: Facts) -> Self {
+    pub fn new(transport: MemoryTransport, facts: Facts) -> Self {
         let mut inventory = Inventory::default();
         let origin = Location::file(&SourceFile::new("inventory.yml"));
         inventory.hosts.insert(
@@ -255,24 +186,6 @@ pub fn host0_facts(ip: &str) -> Facts {
     d["interface"] = serde_json::json!("host0");
     f.insert("ansible_default_ipv4".into(), d);
     f
-}
-
-/// A command handler for [`pgdeploy_test_support::memory::MemoryTransport`]: the first rule whose
-/// needle the command contains gives (status, stdout, stderr); else exit 0, no output.
-pub fn rules_handler(
-    rules: Vec<(String, i32, String, String)>,
-) -> pgdeploy_test_support::memory::CommandHandler {
-    Arc::new(move |req: &ExecRequest| {
-        Ok(rules
-            .iter()
-            .find(|(needle, ..)| req.command.contains(needle.as_str()))
-            .map(|(_, status, out, err)| ExecOutput {
-                status: *status,
-                stdout: out.clone().into_bytes(),
-                stderr: err.clone().into_bytes(),
-            })
-            .unwrap_or_else(|| output(0, "")))
-    })
 }
 
 /// What the `stat` probe prints for a regular file owned by root with `mode` and `content`.

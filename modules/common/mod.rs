@@ -19,3 +19,5 @@ pub mod stat;
 
 #[cfg(test)]
 pub mod fake;
+#[cfg(test)]
+pub mod probe_cover;

@@ -94,3 +94,29 @@ impl Params for Copy {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::fake::*;
+    use crate::common::probe_cover::assert_probes_cover;
+
+    /// Plan reads only the declared probes: the file missing, different or the same.
+    #[test]
+    fn probes_cover_plan() {
+        let c: Copy =
+            serde_yaml_ng::from_str("{dest: /etc/x.conf, content: \"a\\n\", mode: '0644'}")
+                .unwrap();
+        for out in [
+            "missing\nnolink\n".to_string(),
+            probe_file("644", "old\n"),
+            probe_file("644", "a\n"),
+        ] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("if [ -e", output(0, &out)),
+                Default::default(),
+            );
+            assert_probes_cover(&c, &h.cx());
+        }
+    }
+}

@@ -198,4 +198,23 @@ mod tests {
             .unwrap()
             .is_none());
     }
+
+    /// Plan reads only the declared `stat` probe, the directory missing or there.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::fake::*;
+        use crate::common::probe_cover::assert_probes_cover;
+        let there = "directory\troot\tpostgres\t0\t1\t755\nnolink\n";
+        for (d, out) in [
+            (dir(DirectoryState::Present, "/d"), "missing\nnolink\n"),
+            (dir(DirectoryState::Present, "/d"), there),
+            (dir(DirectoryState::Absent, "/d"), there),
+        ] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("stat", output(0, out)),
+                Default::default(),
+            );
+            assert_probes_cover(&d, &h.cx());
+        }
+    }
 }

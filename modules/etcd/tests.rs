@@ -189,7 +189,7 @@ mod with_a_fake_host {
     }
 
     fn started(probe: &str) -> Plan {
-        let fake = FakeTransport::default().answer("systemctl is-active", output(0, probe));
+        let fake = MemoryTransport::default().answer("systemctl is-active", output(0, probe));
         let h = Harness::new(fake, family("Debian"));
         let p = params("members: [h1, h2, h3]");
         block_on(p.plan(&h.cx())).unwrap()
@@ -219,7 +219,7 @@ mod with_a_fake_host {
 
     #[test]
     fn configured_host_with_member_data_is_existing_and_not_added() {
-        let fake = FakeTransport::default()
+        let fake = MemoryTransport::default()
             .answer("/member ]", installed("member\ncerts\n"))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
         let h = Harness::new(fake, family("Debian"));
@@ -251,7 +251,7 @@ mod with_a_fake_host {
     #[test]
     fn dry_run_without_certificate_plans_the_addition_from_the_members_that_answer() {
         // No member data, no certificates yet; h2, h3 (and h1 itself) answer on the client port.
-        let fake = FakeTransport::default()
+        let fake = MemoryTransport::default()
             .answer("/member ]", installed("open=0\nopen=1\nopen=2\n"))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
         let h = Harness::new(fake, family("Debian"));
@@ -306,7 +306,7 @@ mod with_a_fake_host {
     #[test]
     fn a_removed_members_data_is_set_aside_and_it_joins_again() {
         // h1 has member data, but h2 and h3, which answer, no longer list it: it was removed.
-        let fake = FakeTransport::default()
+        let fake = MemoryTransport::default()
             .answer("member list -w json", member_list(&[(2, "h2"), (3, "h3")]))
             .answer("/member ]", installed("member\ncerts\nopen=1\nopen=2\n"))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
@@ -327,7 +327,7 @@ mod with_a_fake_host {
             "{s:?}"
         );
         // A member the cluster still lists keeps its data.
-        let fake = FakeTransport::default()
+        let fake = MemoryTransport::default()
             .answer(
                 "member list -w json",
                 member_list(&[(1, "h1"), (2, "h2"), (3, "h3")]),
@@ -351,7 +351,7 @@ mod with_a_fake_host {
     #[test]
     fn a_member_no_inventory_host_is_removed_only_with_the_flag() {
         let fake = |healthy: &str| {
-            FakeTransport::default()
+            MemoryTransport::default()
                 .answer(
                     "member list -w json",
                     member_list(&[(1, "h1"), (2, "h2"), (3, "h3"), (9, "old")]),
@@ -423,7 +423,7 @@ mod with_a_fake_host {
     }
 
     fn configured_with_certificate(sans: &[&str]) -> Plan {
-        let fake = FakeTransport::default()
+        let fake = MemoryTransport::default()
             .answer("/member ]", installed("certs\n"))
             .answer("/etc/etcd/pki/h1.crt ]", installed_certificate(sans))
             .answer("if [ -e", output(0, "missing\nnolink\n"));
@@ -446,7 +446,7 @@ mod with_a_fake_host {
 
     #[test]
     fn host_outside_members_is_an_error() {
-        let h = Harness::new(FakeTransport::default(), Facts::new());
+        let h = Harness::new(MemoryTransport::default(), Facts::new());
         let p = params("state: configured\nmembers: [a, b, c]");
         let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
         assert_eq!(e, "host `h1` is not in `members` (a, b, c)");
@@ -473,8 +473,8 @@ mod fresh_apply {
 
     /// A host where `probe` is what the `configured` probe prints (the files it reads are
     /// missing) and etcd is stopped and disabled.
-    fn fake(probe: &str) -> FakeTransport {
-        FakeTransport::default()
+    fn fake(probe: &str) -> MemoryTransport {
+        MemoryTransport::default()
             .answer("/member ]", output(0, probe))
             .answer("for p in", output(0, "missing\nmissing\nmissing\n--\n"))
             .answer(
@@ -503,7 +503,19 @@ mod fresh_apply {
     /// Plans and applies `configured` then `started` on `pg1`; the transcript and the plans'
     /// change summaries.
     fn apply(facts: Facts, probe: &str, extra: &str) -> (String, Vec<String>) {
-        let t = fake(probe);
+        // What apply runs on a fresh host: the user and data directory, the unit, the start,
+        // then the health check the start waits for.
+        let t = fake(probe)
+            .answer("install -d -o etcd -g", output(0, ""))
+            .answer_exact("systemctl daemon-reload", output(0, ""))
+            .answer("systemctl start --no-block etcd", output(0, ""))
+            .answer(
+                "endpoint health",
+                output(
+                    0,
+                    "https://10.0.0.1:2379 is healthy: successfully committed proposal: took = 2ms\n",
+                ),
+            );
         let scope = scope(&facts);
         let cx = context("pg1", &t, &facts, &scope);
         let mut summaries = Vec::new();
@@ -592,7 +604,7 @@ mod fresh_apply {
             }
             s
         };
-        let t = FakeTransport::default()
+        let t = MemoryTransport::default()
             .answer(
                 "/member ]",
                 output(0, "member\nexecutable\netcdctl\nuser\ndata_dir\nstamped\nunit=/etc/systemd/system/etcd.service\n"),
@@ -628,7 +640,7 @@ mod fresh_apply {
             e,
             "`/usr/bin/etcd` is not an executable on `pg1`: no unit `etcd.service` is installed either: install `etcd-server` or set `executable`"
         );
-        assert!(t.written.lock().unwrap().is_empty());
+        assert!(t.written().is_empty());
         // With the package's unit, its `ExecStart` is what counts.
         let t = fake("etcdctl\nunit=/usr/lib/systemd/system/etcd.service\n");
         let cx = context("pg1", &t, &f, &scope);
@@ -654,7 +666,7 @@ mod fresh_apply {
             "exists\nmissing\nmissing\n--\nregular file\troot\troot\t0\t0\t644\t{n}\n{debian_default}{n}\n",
             n = debian_default.len()
         );
-        let t = FakeTransport::default()
+        let t = MemoryTransport::default()
             .answer(
                 "/member ]",
                 output(0, "member\nexecutable\netcdctl\nuser\ndata_dir\nunit=/lib/systemd/system/etcd.service\n"),
@@ -666,6 +678,21 @@ mod fresh_apply {
             e,
             "`/var/lib/etcd/default/member` on `pg1` was not made by pgdeploy: etcd was started with the package's defaults (`/etc/default/etcd` has no `ETCD_INITIAL_CLUSTER` and pgdeploy never started etcd here, no `/var/lib/pgdeploy/etcd.started`), which makes a lone single-member cluster, not a member of this one; pgdeploy never deletes data: if the host holds nothing of value, run `systemctl stop etcd && rm -rf /var/lib/etcd/default/member` on it and apply again, and install etcd with `packages: {start_services: false}`"
         );
-        assert!(t.written.lock().unwrap().is_empty());
+        assert!(t.written().is_empty());
+    }
+
+    /// `started` plans from its declared probe alone, stopped or running (`configured` has
+    /// no probes: it first asks which members answer, which drops kept answers anyway).
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::probe_cover::assert_probes_cover;
+        let f = facts("Debian", "Debian", "12");
+        let scope = scope(&f);
+        let p = params("state: started\nmembers: [pg1, pg2, pg3]");
+        let t = fake("etcdctl\n");
+        assert_probes_cover(&p, &context("pg1", &t, &f, &scope));
+        let running = "active=active\nenabled=enabled\nfingerprint=ab\nstamp=ab\n";
+        let t = MemoryTransport::default().answer("systemctl is-active", output(0, running));
+        assert_probes_cover(&p, &context("pg1", &t, &f, &scope));
     }
 }

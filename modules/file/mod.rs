@@ -236,7 +236,7 @@ mod tests {
 
     fn plan(f: &File, probe: &str) -> Result<Plan, ModuleError> {
         let h = Harness::new(
-            FakeTransport::default().answer("stat", output(0, probe)),
+            MemoryTransport::default().answer("stat", output(0, probe)),
             Default::default(),
         );
         let plan = block_on(f.plan(&h.cx()));
@@ -304,5 +304,24 @@ mod tests {
         assert!(!plan(&f, right).unwrap().is_changed());
         let e = plan(&f, FILE_0644).unwrap_err().to_string();
         assert_eq!(e, "`/etc/x` is a regular file, not a link: remove it first");
+    }
+
+    /// Plan reads only the declared `stat` probe, whatever is at the path.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::probe_cover::assert_probes_cover;
+        let link = "regular file\troot\troot\t0\t0\t644\nlink\troot\troot\t0\t0\t/old\n";
+        for (f, out) in [
+            (file(FileState::Touch, None), MISSING),
+            (file(FileState::File, None), FILE_0644),
+            (file(FileState::Link, Some("/etc/y")), link),
+            (file(FileState::Absent, None), FILE_0644),
+        ] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("stat", output(0, out)),
+                Default::default(),
+            );
+            assert_probes_cover(&f, &h.cx());
+        }
     }
 }

@@ -2,7 +2,6 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::common::fake::*;
-use pgdeploy_test_support::memory::MemoryTransport;
 
 /// Seed 003: three PostgreSQL + etcd + Patroni hosts and HAProxy hosts in front of them.
 const SEED_003: &[(&str, &str, &[&str])] = &[
@@ -89,11 +88,11 @@ fn run(
     h: &Haproxy,
     rules: Vec<(&str, i32, String, &str)>,
 ) -> (Plan, Result<(), ModuleError>, MemoryTransport) {
-    let rules = rules
+    let t = rules
         .into_iter()
-        .map(|(n, s, o, e)| (n.to_string(), s, o, e.to_string()))
-        .collect();
-    let t = MemoryTransport::with_handler("haproxy-01", rules_handler(rules));
+        .fold(MemoryTransport::new("haproxy-01"), |t, (n, s, o, e)| {
+            t.answer(n, output_err(s, &o, e))
+        });
     let scope = cluster_scope(SEED_003, HashMap::new(), "haproxy-01", &["haproxy-01"]);
     let f = Default::default();
     let cx = context("haproxy-01", &t, &f, &scope);
@@ -114,6 +113,13 @@ fn fresh_host_gets_a_validated_file_then_haproxy_enabled_and_started() {
         vec![
             ("is-active", 0, probe_unit("inactive", "disabled"), ""),
             ("stat -L", 0, "missing\nnolink\n".into(), ""),
+            ("haproxy -c -q -f", 0, String::new(), ""),
+            (
+                "systemctl enable -- haproxy && systemctl start -- haproxy",
+                0,
+                String::new(),
+                "",
+            ),
         ],
     );
     applied.unwrap();
@@ -125,7 +131,7 @@ fn fresh_host_gets_a_validated_file_then_haproxy_enabled_and_started() {
             "start `haproxy` (not running, so not reloaded)"
         ]
     );
-    let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
+    let cmds: Vec<String> = t.commands();
     assert!(cmds[2].contains("haproxy -c -q -f /etc/haproxy/.haproxy.cfg.pgdeploy-"));
     // validated and renamed in one command
     assert!(cmds[2].contains("then mv -f -- /etc/haproxy/.haproxy.cfg.pgdeploy-"));
@@ -165,6 +171,8 @@ fn a_changed_config_is_reloaded_never_restarted() {
         vec![
             ("is-active", 0, probe_unit("active", "enabled"), ""),
             ("stat -L", 0, probe_file("644", "old\n"), ""),
+            ("haproxy -c -q -f", 0, String::new(), ""),
+            ("systemctl reload -- haproxy", 0, String::new(), ""),
         ],
     );
     applied.unwrap();
@@ -172,7 +180,7 @@ fn a_changed_config_is_reloaded_never_restarted() {
         summaries(&plan),
         ["update `/etc/haproxy/haproxy.cfg`", "reload `haproxy`"]
     );
-    let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
+    let cmds: Vec<String> = t.commands();
     assert_eq!(cmds.last().unwrap(), "systemctl reload -- haproxy");
     assert!(!cmds.iter().any(|c| c.contains("restart")));
 }
@@ -203,7 +211,7 @@ fn an_invalid_config_is_refused_and_nothing_is_reloaded() {
         e.ends_with("failed with exit status 1: [ALERT] parsing: unexpected character 'n'"),
         "{e}"
     );
-    let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
+    let cmds: Vec<String> = t.commands();
     assert!(
         !cmds
             .iter()

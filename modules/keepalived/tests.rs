@@ -3,7 +3,6 @@ use std::collections::HashMap;
 use super::*;
 use crate::common::fake::*;
 use pgdeploy_core::template::Facts;
-use pgdeploy_test_support::memory::MemoryTransport;
 
 /// Seed 003: the VIP on the HAProxy hosts.
 const SEED_003: &[(&str, &str, &[&str])] = &[
@@ -200,15 +199,20 @@ fn diffs_mask_the_password_of_both_versions() {
     );
 }
 
+/// Apply makes the scripts directory with this command.
+const SCRIPTS_DIR: &str = "install -d -o root -g root -m 0755 -- /etc/keepalived/scripts";
+/// Apply's last command waits until the VIP answers: it is on this host here.
+const VIP_ANSWERS: &str = "ip -4 -o addr show | grep -qw -- 192.168.0.210";
+
 fn run(
     k: &Keepalived,
     rules: Vec<(&str, i32, String, &str)>,
 ) -> (Plan, Result<(), ModuleError>, MemoryTransport) {
-    let rules = rules
+    let t = rules
         .into_iter()
-        .map(|(n, s, o, e)| (n.to_string(), s, o, e.to_string()))
-        .collect();
-    let t = MemoryTransport::with_handler("haproxy-01", rules_handler(rules));
+        .fold(MemoryTransport::new("haproxy-01"), |t, (n, s, o, e)| {
+            t.answer(n, output_err(s, &o, e))
+        });
     let facts = facts_of(SEED_003);
     let scope = cluster_scope(
         SEED_003,
@@ -230,6 +234,16 @@ fn fresh_balancer_in_order_with_masked_diff() {
         vec![
             ("is-active", 0, probe_unit("inactive", "disabled"), ""),
             ("stat -L", 0, "missing\nnolink\n".into(), ""),
+            (SCRIPTS_DIR, 0, String::new(), ""),
+            ("keepalived -t -f", 0, String::new(), ""),
+            ("mkdir -p -- /var/lib/pgdeploy", 0, String::new(), ""),
+            (
+                "systemctl enable -- keepalived && systemctl start -- keepalived",
+                0,
+                String::new(),
+                "",
+            ),
+            (VIP_ANSWERS, 0, String::new(), ""),
         ],
     );
     applied.unwrap();
@@ -247,7 +261,7 @@ fn fresh_balancer_in_order_with_masked_diff() {
     );
     let shown = serde_json::to_string(&plan.changes).unwrap();
     assert!(!shown.contains(PASS) && shown.contains(MASK));
-    let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
+    let cmds: Vec<String> = t.commands();
     // the last command waits for the VIP to answer
     assert!(
         cmds[cmds.len() - 1].contains("grep -qw -- 192.168.0.210"),
@@ -341,6 +355,12 @@ fn another_script_user_is_created_and_the_config_checked_as_root() {
             ("id -u", 1, String::new(), "no such user"),
             ("is-active", 0, probe_unit("active", "enabled"), ""),
             ("stat -L", 0, "missing\nnolink\n".into(), ""),
+            ("useradd --system", 0, String::new(), ""),
+            (SCRIPTS_DIR, 0, String::new(), ""),
+            ("keepalived -t -f", 0, String::new(), ""),
+            ("mkdir -p -- /var/lib/pgdeploy", 0, String::new(), ""),
+            ("systemctl reload -- keepalived", 0, String::new(), ""),
+            (VIP_ANSWERS, 0, String::new(), ""),
         ],
     );
     applied.unwrap();
@@ -348,7 +368,7 @@ fn another_script_user_is_created_and_the_config_checked_as_root() {
         plan.changes[0].summary,
         "create system user `keepalived_script` (runs the check script)"
     );
-    let cmds: Vec<String> = t.commands().into_iter().map(|c| c.command).collect();
+    let cmds: Vec<String> = t.commands();
     assert!(cmds
         .iter()
         .any(|c| c.starts_with("useradd --system --no-create-home")));

@@ -302,7 +302,9 @@ mod tests {
     fn installs_only_what_is_missing_in_one_batch() {
         let p = packages(&["curl", "acl", "jq"], PackageState::Present, true);
         let h = Harness::new(
-            FakeTransport::default().answer("dpkg-query", output(1, DPKG)),
+            MemoryTransport::default()
+                .answer("dpkg-query", output(1, DPKG))
+                .answer("Error-Mode=any update && ", output(0, "")),
             facts("apt"),
         );
         let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -324,7 +326,9 @@ mod tests {
         let interrupted =
             "apt\n--interrupted--\ncurl\tinstall ok installed\t7.88\n--candidates--\n";
         let h = Harness::new(
-            FakeTransport::default().answer("dpkg-query", output(0, interrupted)),
+            MemoryTransport::default()
+                .answer("dpkg-query", output(0, interrupted))
+                .answer("--configure -a", output(0, "")),
             facts("apt"),
         );
         let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -345,7 +349,12 @@ mod tests {
         let mut p = packages(&["etcd-server"], PackageState::Present, false);
         p.start_services = false;
         let h = Harness::new(
-            FakeTransport::default().answer("dpkg-query", output(0, "apt\n--candidates--\n")),
+            MemoryTransport::default()
+                .answer("dpkg-query", output(0, "apt\n--candidates--\n"))
+                .answer(
+                    "install --no-install-recommends -- etcd-server",
+                    output(0, ""),
+                ),
             facts("apt"),
         );
         let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -365,7 +374,9 @@ mod tests {
         );
         // dnf starts nothing: no policy.
         let h = Harness::new(
-            FakeTransport::default().answer("rpm -q", output(0, "dnf\n--candidates--\n")),
+            MemoryTransport::default()
+                .answer("rpm -q", output(0, "dnf\n--candidates--\n"))
+                .answer_exact("dnf -y install -- etcd-server", output(0, "")),
             facts("dnf"),
         );
         let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -377,7 +388,7 @@ mod tests {
     fn a_missing_package_fails_naming_it_and_the_host() {
         let p = packages(&["pgdeploy-nope"], PackageState::Present, false);
         let h = Harness::new(
-            FakeTransport::default()
+            MemoryTransport::default()
                 .answer("dpkg-query", output(0, "apt\n--candidates--\n"))
                 .answer(
                     "install --no-install-recommends",
@@ -401,7 +412,7 @@ mod tests {
     fn installed_is_a_no_op_and_update_cache_is_skipped() {
         let p = packages(&["curl"], PackageState::Present, true);
         let h = Harness::new(
-            FakeTransport::default().answer("dpkg-query", output(0, DPKG)),
+            MemoryTransport::default().answer("dpkg-query", output(0, DPKG)),
             facts("apt"),
         );
         assert!(!block_on(p.plan(&h.cx())).unwrap().is_changed());
@@ -431,7 +442,7 @@ mod tests {
     fn probes_the_manager_without_facts() {
         let p = packages(&["curl"], PackageState::Present, false);
         let h = Harness::new(
-            FakeTransport::default().answer("command -v", output(0, "none\n")),
+            MemoryTransport::default().answer("command -v", output(0, "none\n")),
             Default::default(),
         );
         let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
@@ -439,5 +450,22 @@ mod tests {
             e,
             "no supported package manager on `h1` (neither `apt-get` nor `dnf` found)"
         );
+    }
+
+    /// Plan reads only the declared query, with APT and with DNF.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::probe_cover::assert_probes_cover;
+        let p = packages(&["curl", "acl"], PackageState::Present, true);
+        let h = Harness::new(
+            MemoryTransport::default().answer("dpkg-query", output(0, DPKG)),
+            facts("apt"),
+        );
+        assert_probes_cover(&p, &h.cx());
+        let h = Harness::new(
+            MemoryTransport::default().answer("rpm -q", output(0, "dnf\n--candidates--\n")),
+            facts("dnf"),
+        );
+        assert_probes_cover(&p, &h.cx());
     }
 }

@@ -90,7 +90,7 @@ fn fresh_probe(family: Family, version: u32, pip: bool) -> String {
 }
 
 /// Records writes in the same log as commands, so their order shows.
-struct Recording(FakeTransport);
+struct Recording(MemoryTransport);
 
 #[async_trait]
 impl Transport for Recording {
@@ -110,14 +110,12 @@ impl Transport for Recording {
         attrs: &FileAttrs,
         b: &Become,
     ) -> Result<(), TransportError> {
-        if let Ok(mut c) = self.0.commands.lock() {
-            c.push(format!(
-                "(write {} owner {} mode {:o})",
-                stable(path),
-                attrs.owner.as_deref().unwrap_or("-"),
-                attrs.mode.unwrap_or(0)
-            ));
-        }
+        self.0.note(format!(
+            "(write {} owner {} mode {:o})",
+            stable(path),
+            attrs.owner.as_deref().unwrap_or("-"),
+            attrs.mode.unwrap_or(0)
+        ));
         self.0.write_file(path, content, attrs, b).await
     }
 }
@@ -136,19 +134,41 @@ pub(super) struct Run {
     pub(super) error: Option<String>,
 }
 
-fn transport(probe: &str) -> FakeTransport {
-    FakeTransport::default()
-        .answer("printf 'confdir=", output(0, probe))
+fn transport(probe: &str) -> MemoryTransport {
+    installs(
+        MemoryTransport::default()
+            .answer("printf 'confdir=", output(0, probe))
+            .answer(
+                "127.0.0.1:8008/patroni",
+                output(0, r#"{"role": "primary", "state": "running"}"#),
+            )
+            .answer("if [ -e /", output(0, "missing\nnolink\n")),
+    )
+}
+
+/// `fake` also answering, with success, what a fresh install runs: the packages or the venv
+/// and pip, the configuration directory, the validated config, then the units.
+fn installs(fake: MemoryTransport) -> MemoryTransport {
+    let ok = || output(0, "");
+    fake.answer("install --no-install-recommends --", ok())
+        .answer("dnf -y install -- patroni patroni-etcd", ok())
+        .answer_exact("python3 -m venv /opt/patroni", ok())
+        .answer("/opt/patroni/bin/pip install", ok())
         .answer(
-            "127.0.0.1:8008/patroni",
-            output(0, r#"{"role": "primary", "state": "running"}"#),
+            "install -d -m 0750 -o postgres -g postgres -- /etc/patroni",
+            ok(),
         )
-        .answer("if [ -e /", output(0, "missing\nnolink\n"))
+        .answer_exact("mkdir -p -- /var/lib/pgdeploy", ok())
+        .answer("--validate-config", ok())
+        .answer_exact("systemctl daemon-reload", ok())
+        .answer("systemctl disable --now postgresql", ok())
+        .answer_exact("systemctl enable patroni", ok())
+        .answer_exact("systemctl start patroni", ok())
 }
 
 /// Plans (and, with `apply`, applies) `p` on a host answered by `fake`.
-pub(super) fn run(p: &Patroni, facts: Facts, fake: FakeTransport, apply: bool) -> Run {
-    let h = Harness::new(FakeTransport::default(), facts);
+pub(super) fn run(p: &Patroni, facts: Facts, fake: MemoryTransport, apply: bool) -> Run {
+    let h = Harness::new(MemoryTransport::default(), facts);
     let rec = Recording(fake);
     let cx = context("h1", &rec, &h.facts, &h.scope);
     block_on(async {
@@ -163,10 +183,10 @@ pub(super) fn run(p: &Patroni, facts: Facts, fake: FakeTransport, apply: bool) -
         let apply_commands = rec.0.commands()[plan_commands.len()..].to_vec();
         let written = rec
             .0
-            .written
-            .lock()
-            .map(|w| w.iter().map(|(k, (c, _))| (stable(k), c.clone())).collect())
-            .unwrap_or_default();
+            .written()
+            .iter()
+            .map(|(k, (c, _))| (stable(k), c.clone()))
+            .collect();
         Run {
             plan,
             plan_commands,
@@ -315,7 +335,7 @@ pub(super) fn stored_roles(superuser: &str, replication: &str) -> String {
 
 /// The files as a converged host has them, for `p` on Debian with PostgreSQL 15, and the
 /// database holding the passwords of `BASE`.
-pub(super) fn converged(p: &Patroni, install_lines: &str) -> FakeTransport {
+pub(super) fn converged(p: &Patroni, install_lines: &str) -> MemoryTransport {
     converged_with(
         p,
         install_lines,
@@ -330,7 +350,7 @@ pub(super) fn converged_with(
     install_lines: &str,
     cluster: &str,
     stored: ExecOutput,
-) -> FakeTransport {
+) -> MemoryTransport {
     let member = Member {
         name: "h1".into(),
         address: "10.213.7.11".into(),
@@ -345,7 +365,7 @@ pub(super) fn converged_with(
     let owned = |owner: &str, mode: &str, content: &str| {
         format!("regular file\t{owner}\t{owner}\t0\t0\t{mode}\nnolink\n{content}")
     };
-    FakeTransport::default()
+    MemoryTransport::default()
         .answer("printf 'confdir=", output(0, &probe))
         .answer(
             "if [ -e /etc/systemd/system/patroni.service ]",
@@ -368,6 +388,12 @@ pub(super) fn converged_with(
         .answer("8008/config", output(0, &p.dcs().to_string()))
         .answer("8008/cluster", output(0, cluster))
         .answer("FROM pg_authid", stored)
+        // What apply may run on a converged host: pip again, the passwords' script on the
+        // leader (it only reports its status), the validated config and the reload.
+        .answer("/opt/patroni/bin/pip install", output(0, ""))
+        .answer_exact("/bin/sh -s", output(0, ""))
+        .answer("--validate-config", output(0, ""))
+        .answer_exact("systemctl reload patroni", output(0, ""))
 }
 
 pub(super) const PIP_CONVERGED: &str = "patroni_version=patroni 4.1.5\nvenv=yes\n\
@@ -450,7 +476,7 @@ fn a_wrong_version_is_reinstalled_in_the_existing_venv() {
 #[test]
 fn a_failed_pip_run_names_the_host_and_the_source() {
     // The fake answers the first matching rule: put the failing one first.
-    let fake = FakeTransport::default()
+    let fake = MemoryTransport::default()
         .answer(
             "bin/pip install",
             ExecOutput {
@@ -463,7 +489,7 @@ fn a_failed_pip_run_names_the_host_and_the_source() {
         )
         .answer("printf 'confdir=", output(0, &fresh_probe(Family::Debian, 15, true)))
         .answer("if [ -e /", output(0, "missing\nnolink\n"));
-    let r = run(&pip(), debian12(), fake, true);
+    let r = run(&pip(), debian12(), installs(fake), true);
     let e = r.error.expect("an error");
     assert!(
         e.starts_with(&format!(
@@ -558,7 +584,7 @@ fn no_postgresql_says_where_it_looked_and_what_to_install() {
     );
     let e = block_on(p.apply(&h.cx(), &plan)).unwrap_err().to_string();
     assert_eq!(e, problem);
-    assert!(h.transport.written.lock().unwrap().is_empty());
+    assert!(h.transport.written().is_empty());
 }
 
 #[test]
@@ -654,4 +680,18 @@ fn the_version_is_read_from_version_py_without_starting_python() {
     std::fs::remove_file(&bin).unwrap();
     let out = run(i.probe_script(Family::RedHat));
     assert!(out.contains("patroni_version=\n"), "{out}");
+}
+
+/// On a converged host plan reads the declared probe script and files; the REST API's
+/// answers and the stored passwords are cluster state, never declared.
+#[test]
+fn probes_cover_plan() {
+    use crate::common::probe_cover::assert_probes_cover_except;
+    let p = pip();
+    let h = Harness::new(converged(&p, PIP_CONVERGED), debian12());
+    assert_probes_cover_except(
+        &p,
+        &h.cx(),
+        &["8008/config", "8008/cluster", "FROM pg_authid"],
+    );
 }

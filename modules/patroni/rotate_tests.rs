@@ -125,8 +125,8 @@ fn only_the_replication_password_logs_in_with_the_new_superuser_one() {
         .starts_with("set the password of `replicator` (replication) on the leader `h2`"));
 }
 
-fn plan_error(p: &Patroni, fake: FakeTransport) -> String {
-    let h = Harness::new(FakeTransport::default(), debian12());
+fn plan_error(p: &Patroni, fake: MemoryTransport) -> String {
+    let h = Harness::new(MemoryTransport::default(), debian12());
     let cx = context("h1", &fake, &h.facts, &h.scope);
     match block_on(p.plan(&cx)) {
         Ok(plan) => panic!("planned {:?}", summaries(&plan)),

@@ -105,9 +105,19 @@ mod plan {
             .map(|(n, ip, _)| (n.to_string(), host0_facts(ip)))
             .collect();
         let scope = cluster_scope(LAB, facts.clone(), host, &["pg1", "pg2", "lb1"]);
-        let t = FakeTransport::default()
+        let t = MemoryTransport::default()
             .answer("getent hosts", output(0, probe))
-            .answer("stat -L", output(0, "missing\nnolink\n"));
+            .answer("stat -L", output(0, "missing\nnolink\n"))
+            // The units' states: none installed yet (`is-enabled` prints nothing on stdout).
+            .answer(
+                "systemctl is-active -- pgbackrest-server.service",
+                output(
+                    0,
+                    "pgbackrest-server.service\tinactive\t\n\
+                     pgbackrest-backup-full.timer\tinactive\t\n\
+                     pgbackrest-backup-diff.timer\tinactive\t\n",
+                ),
+            );
         let cx = context(host, &t, &facts[host], &scope);
         block_on(p.plan(&cx)).map_err(|e| e.to_string())
     }

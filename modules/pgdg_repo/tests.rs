@@ -54,7 +54,7 @@ fn rocky9() -> Facts {
 }
 
 fn platform(f: Facts) -> Platform {
-    let h = Harness::new(FakeTransport::default(), f);
+    let h = Harness::new(MemoryTransport::default(), f);
     Platform::from_facts(&h.cx()).expect("a supported family")
 }
 
@@ -70,9 +70,28 @@ fn probe(key: bool, module: &str, file: Option<&str>) -> String {
 
 fn harness(f: Facts, stdout: &str) -> Harness {
     Harness::new(
-        FakeTransport::default().answer("key=present", output(0, stdout)),
+        applies(MemoryTransport::default().answer("key=present", output(0, stdout))),
         f,
     )
+}
+
+/// `fake` also answering, with success, what apply runs: the key download, the index
+/// refresh (as `apt-get update` prints it), the module stream switch.
+fn applies(fake: MemoryTransport) -> MemoryTransport {
+    fake.answer("curl -fsSL --retry 3", output(0, ""))
+        .answer(
+            "Error-Mode=any update",
+            output(
+                0,
+                "Hit:1 http://apt.postgresql.org/pub/repos/apt bookworm-pgdg InRelease\n\
+                 Reading package lists...\n",
+            ),
+        )
+        .answer_exact("dnf -qy module disable postgresql", output(0, ""))
+        .answer_exact(
+            "rm -f -- /etc/apt/sources.list.d/pgdg.sources",
+            output(0, ""),
+        )
 }
 
 fn summaries(plan: &Plan) -> Vec<String> {
@@ -125,7 +144,7 @@ fn a_fresh_debian_host_gets_key_source_and_update() {
     assert!(commands[1].contains("BEGIN PGP PUBLIC KEY BLOCK"));
     assert!(commands[2].contains("apt-get -q -o APT::Update::Error-Mode=any update"));
     assert_eq!(commands.len(), 3);
-    let written = h.transport.written.lock().unwrap();
+    let written = h.transport.written();
     let (bytes, attrs) = &written[APT_SOURCE];
     assert_eq!(
         String::from_utf8_lossy(bytes),
@@ -209,7 +228,7 @@ fn distro_removes_a_pgdg_file_and_nothing_else() {
     let p = params("{source: distro}");
     let old = params("{}").render(&platform(debian12())).unwrap();
     let h = Harness::new(
-        FakeTransport::default().answer("stat", output(0, &probe_file("644", &old))),
+        applies(MemoryTransport::default().answer("stat", output(0, &probe_file("644", &old)))),
         debian12(),
     );
     let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -229,14 +248,14 @@ fn distro_removes_a_pgdg_file_and_nothing_else() {
     let commands = h.transport.commands();
     assert_eq!(commands[1], "rm -f -- /etc/apt/sources.list.d/pgdg.sources");
     assert!(commands[2].contains("apt-get -q -o APT::Update::Error-Mode=any update"));
-    assert!(h.transport.written.lock().unwrap().is_empty());
+    assert!(h.transport.written().is_empty());
 }
 
 #[test]
 fn distro_without_a_pgdg_file_changes_nothing() {
     let p = params("{source: distro}");
     let h = Harness::new(
-        FakeTransport::default().answer("stat", output(0, "missing\nnolink\n")),
+        MemoryTransport::default().answer("stat", output(0, "missing\nnolink\n")),
         debian12(),
     );
     let plan = block_on(p.plan(&h.cx())).unwrap();
@@ -248,7 +267,7 @@ fn distro_without_a_pgdg_file_changes_nothing() {
 fn an_unknown_os_family_is_an_error() {
     let p = params("{}");
     let h = Harness::new(
-        FakeTransport::default(),
+        MemoryTransport::default(),
         facts("Suse", "SLES", "", "15", "x86_64"),
     );
     let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
@@ -257,7 +276,7 @@ fn an_unknown_os_family_is_an_error() {
         "`h1` is of OS family `Suse`; pgdg_repo supports `Debian` (APT) and `RedHat` (DNF)"
     );
     assert!(h.transport.commands().is_empty());
-    let h = Harness::new(FakeTransport::default(), Facts::new());
+    let h = Harness::new(MemoryTransport::default(), Facts::new());
     let e = block_on(p.plan(&h.cx())).unwrap_err().to_string();
     assert!(e.contains("no `ansible_os_family` fact"), "{e}");
 }
@@ -317,9 +336,12 @@ fn the_key_script_quotes_and_checks_the_download() {
 fn failing_apply(needle: &str, out: pgdeploy_core::transport::ExecOutput) -> String {
     let p = params("{mirror: 'http://127.0.0.1:9/pgdg', key_url: 'http://127.0.0.1:9/key.asc'}");
     let h = Harness::new(
-        FakeTransport::default()
-            .answer("key=present", output(0, &probe(false, "", None)))
-            .answer(needle, out),
+        // The failing answer first: the first rule matching a command answers it.
+        applies(
+            MemoryTransport::default()
+                .answer("key=present", output(0, &probe(false, "", None)))
+                .answer(needle, out),
+        ),
         debian12(),
     );
     let plan = block_on(p.plan(&h.cx())).unwrap();

@@ -149,13 +149,19 @@ fn read_output(got: &str, locator_part: &str) -> String {
     format!("{got}\n\n{}\n{locator_part}", locator::MARK)
 }
 
-fn plan_and_apply(read: ExecOutput) -> (Vec<String>, fake::FakeTransport) {
-    let t = fake::FakeTransport::default()
+fn plan_and_apply(read: ExecOutput) -> (Vec<String>, fake::MemoryTransport) {
+    let t = fake::MemoryTransport::default()
         .answer("instance get", read)
         .answer(
             "instance env",
             fake::output(0, "/etc/patroni/15-main.yaml\n"),
-        );
+        )
+        // apply: the creation (pglift reports what it did), the locator's directory
+        .answer(
+            "instance apply -f - -o json",
+            fake::output(0, "{\"change_state\": \"created\"}\n"),
+        )
+        .answer_exact("mkdir -p -- /var/lib/pgdeploy", fake::output(0, ""));
     let h = fake::Harness::new(t, fake::host0_facts("10.0.0.1"));
     let p = params(SEED).unwrap();
     let plan = fake::block_on(p.plan(&h.cx())).unwrap();
@@ -171,7 +177,7 @@ fn a_missing_locator_is_written_with_the_file_pglift_names() {
         lines,
         vec!["write `/var/lib/pgdeploy/patroni.env` (where `pgdeploy status` finds this instance's Patroni)"]
     );
-    let written = t.written.lock().unwrap();
+    let written = t.written();
     let (text, attrs) = &written["/var/lib/pgdeploy/patroni.env"];
     assert_eq!(
         String::from_utf8_lossy(text),
@@ -188,7 +194,7 @@ fn a_current_locator_leaves_a_converged_instance_unchanged() {
     let part = format!("{text}{}\n", locator::READABLE);
     let (lines, t) = plan_and_apply(fake::output(0, &read_output(&got().to_string(), &part)));
     assert!(lines.is_empty(), "{lines:?}");
-    assert!(t.written.lock().unwrap().is_empty());
+    assert!(t.written().is_empty());
     assert!(!t.commands().iter().any(|c| c.contains("instance env")));
 }
 
@@ -218,18 +224,14 @@ fn an_instance_pglift_does_not_find_is_created_then_located() {
         .position(|c| c.contains("instance env"))
         .unwrap();
     assert!(apply < env, "the locator after the creation: {commands:#?}");
-    assert!(t
-        .written
-        .lock()
-        .unwrap()
-        .contains_key("/var/lib/pgdeploy/patroni.env"));
+    assert!(t.written().contains_key("/var/lib/pgdeploy/patroni.env"));
 }
 
 #[test]
 fn another_failure_of_pglift_is_an_error() {
     let mut failed = fake::output(1, &read_output("", ""));
     failed.stderr = b"Error: settings.yaml: invalid\n".to_vec();
-    let t = fake::FakeTransport::default().answer("instance get", failed);
+    let t = fake::MemoryTransport::default().answer("instance get", failed);
     let h = fake::Harness::new(t, fake::host0_facts("10.0.0.1"));
     let e = fake::block_on(params(SEED).unwrap().plan(&h.cx())).unwrap_err();
     assert!(e.to_string().contains("settings.yaml: invalid"), "{e}");

@@ -178,7 +178,12 @@ mod over_a_fake_host {
     fn the_primary_plans_a_creation_and_apply_runs_role_apply() {
         let r = parse("{instance: 15/main, name: bob, login: true}").unwrap();
         let h = Harness::new(
-            FakeTransport::default().answer("instance env", output(0, PRIMARY)),
+            MemoryTransport::default()
+                .answer("instance env", output(0, PRIMARY))
+                .answer(
+                    "role -i 15/main apply -f - -o json",
+                    output(0, "{\"change_state\": \"created\"}\n"),
+                ),
             Facts::default(),
         );
         let p = block_on(r.plan(&h.cx())).unwrap();
@@ -195,7 +200,7 @@ mod over_a_fake_host {
     fn still_not_installed_at_apply_is_an_error() {
         let r = parse("{instance: 15/main, name: bob}").unwrap();
         let h = Harness::new(
-            FakeTransport::default().answer("instance env", output(0, "==missing\n")),
+            MemoryTransport::default().answer("instance env", output(0, "==missing\n")),
             Facts::default(),
         );
         let p = block_on(r.plan(&h.cx())).unwrap();
@@ -209,7 +214,7 @@ mod over_a_fake_host {
         let r = parse("{instance: 15/main, name: bob}").unwrap();
         let text = "==name h1\n==surole postgres\n==patroni\n[{\"Member\": \"h2\", \"Role\": \"Leader\", \"State\": \"running\"}]\n==recovery t\n";
         let h = Harness::new(
-            FakeTransport::default().answer("instance env", output(0, text)),
+            MemoryTransport::default().answer("instance env", output(0, text)),
             Facts::default(),
         );
         let p = block_on(r.plan(&h.cx())).unwrap();

@@ -7,17 +7,39 @@ fn exporter(yaml: &str) -> PostgresExporter {
     serde_yaml_ng::from_str(yaml).unwrap()
 }
 
-fn bare(psql: &str) -> FakeTransport {
-    FakeTransport::default()
-        .answer("if [ -e", output(0, "missing\nnolink\n"))
+/// A host with the exporter's package installed and nothing of pgdeploy's: no files, no unit
+/// yet, PostgreSQL answering `psql` with `psql`.
+fn bare(psql: &str) -> MemoryTransport {
+    installed(MemoryTransport::default())
         .answer(
             "is-active",
             output(0, "active=inactive\nenabled=\nLoadState=not-found\n"),
         )
         .answer("runuser -u postgres", output(0, psql))
+        // apply: the unit started, then its `/metrics` says `pg_up 1`
+        .answer_exact("systemctl daemon-reload", output(0, ""))
+        .answer(
+            "systemctl enable -- pgdeploy-postgres-exporter@main.service && systemctl start",
+            output(0, ""),
+        )
+        .answer(":9187/metrics", output(0, ""))
 }
 
-fn plan_and_apply(e: &PostgresExporter, t: FakeTransport) -> (Plan, Harness) {
+/// `fake` answering the package's binary, the missing files, and apply's directories.
+fn installed(fake: MemoryTransport) -> MemoryTransport {
+    fake.answer_exact(
+        "test -x /usr/bin/prometheus-postgres-exporter",
+        output(0, ""),
+    )
+    .answer("if [ -e", output(0, "missing\nnolink\n"))
+    .answer(
+        "install -d -o root -g prometheus -m 0750 -- /etc/prometheus-postgres-exporter",
+        output(0, ""),
+    )
+    .answer_exact("mkdir -p -- /var/lib/pgdeploy", output(0, ""))
+}
+
+fn plan_and_apply(e: &PostgresExporter, t: MemoryTransport) -> (Plan, Harness) {
     let h = Harness::new(t, Default::default());
     let plan = block_on(e.plan(&h.cx())).unwrap();
     block_on(e.apply(&h.cx(), &plan)).unwrap();
@@ -57,7 +79,7 @@ fn on_the_leader_a_bare_host_gets_files_role_grant_and_a_started_unit() {
         !shown.contains(PASSWORD) && !shown.contains("a \\\"pw"),
         "{shown}"
     );
-    let written = h.transport.written.lock().unwrap().clone();
+    let written = h.transport.written();
     let (bytes, attrs) = &written["/etc/prometheus-postgres-exporter/main.password"];
     assert_eq!(bytes, PASSWORD.as_bytes());
     assert_eq!(
@@ -113,8 +135,11 @@ fn a_replica_makes_no_role() {
 #[test]
 fn postgres_down_at_plan_is_a_note_and_read_again_at_apply() {
     let e = exporter("{password: secret-pw}");
-    let t = FakeTransport::default()
-        .answer("if [ -e", output(0, "missing\nnolink\n"))
+    let t = installed(MemoryTransport::default())
+        .answer(
+            "is-active",
+            output(0, "active=inactive\nenabled=\nLoadState=not-found\n"),
+        )
         .answer("runuser -u postgres", output(2, ""));
     let h = Harness::new(t, Default::default());
     let plan = block_on(e.plan(&h.cx())).unwrap();
@@ -125,7 +150,9 @@ fn postgres_down_at_plan_is_a_note_and_read_again_at_apply() {
         "{:?}",
         plan.notes
     );
-    assert!(block_on(e.apply(&h.cx(), &plan)).is_err());
+    let err = block_on(e.apply(&h.cx(), &plan)).unwrap_err().to_string();
+    // read again at apply, and still down: the read's own error, not a later step's
+    assert!(err.contains("failed with exit status 2"), "{err}");
 }
 
 #[test]
@@ -185,7 +212,7 @@ fn a_multi_line_password_is_written_as_is_and_shown_nowhere() {
         !shown.contains("line\\\"two") && !shown.contains("li'ne"),
         "{shown}"
     );
-    let written = h.transport.written.lock().unwrap().clone();
+    let written = h.transport.written();
     assert_eq!(
         written["/etc/prometheus-postgres-exporter/main.password"].0,
         pw.as_bytes()

@@ -257,7 +257,16 @@ mod tests {
 
     fn run(s: &Service, probe_out: &str) -> (Plan, Vec<String>) {
         let h = Harness::new(
-            FakeTransport::default().answer("is-active", output(0, probe_out)),
+            // The probe, then every action `apply` may take (the tests assert which ran).
+            MemoryTransport::default()
+                .answer("is-active", output(0, probe_out))
+                .answer("systemctl daemon-reload", output(0, ""))
+                .answer("systemctl enable -- etcd", output(0, ""))
+                .answer("systemctl disable -- etcd", output(0, ""))
+                .answer("systemctl start -- etcd", output(0, ""))
+                .answer("systemctl stop -- etcd", output(0, ""))
+                .answer("systemctl restart -- etcd", output(0, ""))
+                .answer("systemctl reload -- etcd", output(0, "")),
             Default::default(),
         );
         let plan = block_on(s.plan(&h.cx())).unwrap();
@@ -364,5 +373,31 @@ mod tests {
         let s = probe_script("a b.service");
         assert!(s.contains("is-active -- 'a b.service'"));
         assert!(s.contains("show -p LoadState -p NeedDaemonReload -- 'a b.service'"));
+    }
+
+    /// Plan reads only the declared probe, running or stopped, loaded or not.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::probe_cover::assert_probes_cover;
+        for (s, out) in [
+            (
+                service(Some(ServiceState::Started), Some(true), true),
+                probe("active", "enabled", "loaded", "no"),
+            ),
+            (
+                service(Some(ServiceState::Restarted), Some(false), false),
+                probe("inactive", "enabled", "loaded", "yes"),
+            ),
+            (
+                service(Some(ServiceState::Stopped), None, false),
+                probe("inactive", "", "not-found", "no"),
+            ),
+        ] {
+            let h = Harness::new(
+                MemoryTransport::default().answer("is-active", output(0, &out)),
+                Default::default(),
+            );
+            assert_probes_cover(&s, &h.cx());
+        }
     }
 }

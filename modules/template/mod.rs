@@ -141,4 +141,31 @@ mod tests {
         assert!(err.starts_with("line 2: undefined value"), "{err}");
         assert!(err.contains("`facts.address`"), "{err}");
     }
+
+    /// Plan reads only the declared probes: the source is read on the control node.
+    #[test]
+    fn probes_cover_plan() {
+        use crate::common::fake::*;
+        use crate::common::probe_cover::assert_probes_cover;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.conf.j2"),
+            "host={{ inventory_hostname }}\n",
+        )
+        .unwrap();
+        let t: super::Template =
+            serde_yaml_ng::from_str("{src: x.conf.j2, dest: /etc/x.conf, mode: '0644'}").unwrap();
+        for out in [
+            "missing\nnolink\n".to_string(),
+            probe_file("644", "host=old\n"),
+            probe_file("644", "host=h1\n"),
+        ] {
+            let mut h = Harness::new(
+                MemoryTransport::default().answer("if [ -e", output(0, &out)),
+                Default::default(),
+            );
+            h.playbook_dir = dir.path().to_path_buf();
+            assert_probes_cover(&t, &h.cx());
+        }
+    }
 }

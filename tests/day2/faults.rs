@@ -253,12 +253,7 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
                     cluster::command(&["verify", "--json"], inventory, None);
                 assert_eq!(code, 2, "{stdout}{stderr}");
                 let doc: Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
-                let failed: Vec<&Value> = doc["findings"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|f| f["outcome"] == "fail")
-                    .collect();
+                let failed = cluster::findings(&doc, "outcome", "fail");
                 assert!(
                     failed.len() == 1
                         && failed[0]["check"] == "etcd"

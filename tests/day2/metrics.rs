@@ -90,12 +90,7 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run("metrics_verify_reports_every_exporter", || {
         let (_, stdout, stderr) = cluster::command(&["verify", "--json"], inventory, None);
         let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stderr);
-        let found: Vec<&serde_json::Value> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["check"] == "postgres_exporter")
-            .collect();
+        let found = cluster::findings(&doc, "check", "postgres_exporter");
         assert_eq!(found.len(), 3, "{found:?}");
         for m in MEMBERS {
             assert!(

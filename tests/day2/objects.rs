@@ -7,7 +7,6 @@
 //! clear diff and converges. The objects are dropped at the end: the cluster is left as found.
 
 use std::path::Path;
-use std::time::Instant;
 
 use super::checks::Checks;
 use super::cluster::{self, changed_per_host, members_on, sql_as, sql_ok};
@@ -23,7 +22,7 @@ fn playbook() -> String {
     )
 }
 
-/// `pgdeploy MODE -e {bob_password, pgss_state} --json`, timed.
+/// `pgdeploy MODE -e {bob_password, pgss_state} [--json]`, timed; the password never printed.
 fn objects(
     mode: &str,
     inventory: &Path,
@@ -31,24 +30,9 @@ fn objects(
     pgss: &str,
     json: bool,
 ) -> (i32, String, String) {
-    let vars = serde_json::json!({"bob_password": password, "pgss_state": pgss}).to_string();
-    let mut args = vec!["-e", vars.as_str()];
-    if json {
-        args.push("--json");
-    }
-    let started = Instant::now();
-    let out = cluster::pgdeploy(mode, &args, inventory, &playbook());
-    eprintln!(
-        "  objects {mode} (pgss {pgss}): {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        !out.1.contains(password) && !out.2.contains(password),
-        "the password is printed:\n{}\n{}",
-        out.1,
-        out.2
-    );
-    out
+    let vars = serde_json::json!({"bob_password": password, "pgss_state": pgss});
+    let label = format!("objects (pgss {pgss})");
+    cluster::pgdeploy_secret(mode, &vars, json, inventory, &playbook(), password, &label)
 }
 
 fn roles(lab: &LabFixture) -> (String, Vec<String>) {

@@ -83,12 +83,7 @@ pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
         assert_eq!(code, 2, "{stdout}{stderr}");
         let doc: Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
         assert_eq!(doc["exit"], 2, "{doc}");
-        let failed: Vec<&Value> = doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["outcome"] == "fail")
-            .collect();
+        let failed = cluster::findings(&doc, "outcome", "fail");
         assert!(
             failed
                 .iter()

@@ -26,25 +26,10 @@ fn playbook() -> String {
 
 /// `pgdeploy MODE -e {bob_password, db1_extension_state}`, timed; the password never printed.
 fn objects(mode: &str, inventory: &Path, password: &str, ext: &str) -> (i32, String, String) {
-    let vars =
-        serde_json::json!({"bob_password": password, "db1_extension_state": ext}).to_string();
-    let mut args = vec!["-e", vars.as_str()];
-    if mode == "apply" {
-        args.push("--json");
-    }
-    let started = Instant::now();
-    let out = cluster::pgdeploy(mode, &args, inventory, &playbook());
-    eprintln!(
-        "  pglift objects {mode} (extension {ext}): {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        !out.1.contains(password) && !out.2.contains(password),
-        "the password is printed:\n{}\n{}",
-        out.1,
-        out.2
-    );
-    out
+    let vars = serde_json::json!({"bob_password": password, "db1_extension_state": ext});
+    let label = format!("pglift objects (extension {ext})");
+    let json = mode == "apply";
+    cluster::pgdeploy_secret(mode, &vars, json, inventory, &playbook(), password, &label)
 }
 
 /// A query as `postgres` on `host`'s local instance, in `db1`.

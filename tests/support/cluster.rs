@@ -30,6 +30,45 @@ pub fn pgdeploy(
     command(&all, inventory, Some(playbook))
 }
 
+/// `pgdeploy MODE -e VARS [--json] -i INVENTORY PLAYBOOK` where `VARS` carry `password`,
+/// timed (printed as `label`); fails when the password shows in stdout or stderr
+pub fn pgdeploy_secret(
+    mode: &str,
+    vars: &Value,
+    json: bool,
+    inventory: &Path,
+    playbook: &str,
+    password: &str,
+    label: &str,
+) -> (i32, String, String) {
+    let vars = vars.to_string();
+    let mut args = vec!["-e", vars.as_str()];
+    if json {
+        args.push("--json");
+    }
+    let started = Instant::now();
+    let out = pgdeploy(mode, &args, inventory, playbook);
+    eprintln!("  {label} {mode}: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        !out.1.contains(password) && !out.2.contains(password),
+        "the password is printed:\n{}\n{}",
+        out.1,
+        out.2
+    );
+    out
+}
+
+/// The findings of a `verify --json` document whose `key` is `value` (e.g. `outcome`
+/// `fail`, `check` `postgres_exporter`)
+pub fn findings<'a>(doc: &'a Value, key: &str, value: &str) -> Vec<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `findings` array in {doc}"))
+        .iter()
+        .filter(|f| f[key] == value)
+        .collect()
+}
+
 /// `pgdeploy ARGS -i INVENTORY [PLAYBOOK]` (stdin closed): exit code, stdout, stderr; without
 /// a playbook for `status` and the day-2 commands
 pub fn command(args: &[&str], inventory: &Path, playbook: Option<&str>) -> (i32, String, String) {
