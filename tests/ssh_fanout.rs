@@ -67,7 +67,7 @@ async fn sleep_everywhere(servers: &[Sshd]) -> (Duration, Vec<Duration>) {
                         ..Default::default()
                     })
                     .await?;
-                Ok::<_, pgdeploy::transport::TransportError>((own.elapsed(), out.stdout))
+                Ok::<_, pgdeploy_core::transport::TransportError>((own.elapsed(), out.stdout))
             })
         })
         .collect();

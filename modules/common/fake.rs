@@ -10,8 +10,8 @@ use pgdeploy_core::diag::{Location, SourceFile};
 use pgdeploy_core::inventory::{Connection, ConnectionKind, Host, Inventory};
 use pgdeploy_core::module::HostContext;
 use pgdeploy_core::template::{Facts, Scope, ScopeShared};
-pub use pgdeploy_test_support::memory::MemoryTransport;
 use pgdeploy_core::transport::{Become, ExecOutput, Transport};
+pub use pgdeploy_test_support::memory::MemoryTransport;
 
 pub fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
     Ownership {

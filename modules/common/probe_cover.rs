@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use pgdeploy_core::module::{Action, HostContext, ModuleError, ProbeContext};
-use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError};
+use pgdeploy_core::transport::{
+    Become, ExecOutput, ExecRequest, FileAttrs, Transport, TransportError,
+};
 
 /// `inner`, recording each read that no declared probe answers.
 struct Counting<'a> {
