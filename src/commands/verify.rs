@@ -3,14 +3,14 @@
 //! the cluster's state read from the first member that can tell (`patronictl`, as the day-2
 //! commands read it), then every check judged and shown. Exit codes: `verify::exit`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::connect_all::{connect_all, Connections};
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
 use crate::inventory::{pattern, Inventory};
 use crate::ops::state;
-use crate::run::connect::{connect, resolve_targets};
+use crate::run::connect::resolve_targets;
 use crate::transport::{Become, ExecRequest, Transport};
 use crate::verify::{self, Finding, Gathered, HostRead, Options};
 
@@ -45,18 +45,13 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     if args.drill.is_some() {
         return crate::verify::drill::run(args, json);
     }
-    let inventory = match args
-        .vault
-        .install()
-        .and_then(|()| super::load_connected_inventory(&args.inventory))
-    {
+    let inventory = match super::connect_all::load_masked(&args.vault, &args.inventory) {
         Ok(i) => i,
         Err(diags) => {
             super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };
-    crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
     let (findings, exit) = check(args, &inventory)?;
     if json {
         let doc = verify::report::to_json(&findings, exit as u8);
@@ -87,24 +82,16 @@ pub fn check(args: &VerifyArgs, inventory: &Inventory) -> anyhow::Result<(Vec<Fi
         .build()?;
     let become_for = |h: &str| super::become_of(&inventory.hosts[h].connection);
     let gathered = runtime.block_on(async {
-        let connected = futures::future::join_all(
-            all.iter()
-                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
-        )
-        .await;
+        let Connections { up, failed } = connect_all(&all, &targets).await;
         let mut g = Gathered {
             state: None,
             state_error: None,
             hosts: Vec::new(),
-            unreachable: Vec::new(),
+            unreachable: failed
+                .into_iter()
+                .map(|(h, e)| (h, e.to_string()))
+                .collect(),
         };
-        let mut up: Vec<(String, Arc<dyn Transport>)> = Vec::new();
-        for (h, t) in connected {
-            match t {
-                Ok(t) => up.push((h, t)),
-                Err(e) => g.unreachable.push((h, e.to_string())),
-            }
-        }
         let reads = futures::future::join_all(up.iter().map(|(h, t)| {
             let (m, b) = (members.contains(h), balancers.contains(h));
             exec(t.as_ref(), verify::script(m, b), become_for(h))

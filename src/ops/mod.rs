@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::OpsArgs;
+use crate::commands::connect_all;
 use crate::exit::Exit;
-use crate::inventory::{pattern, Inventory};
+use crate::inventory::Inventory;
 use crate::run::connect::{connect, resolve_targets};
 use crate::transport::shell::quote;
 use crate::transport::{Become, ExecOutput, ExecRequest, Transport};
@@ -138,27 +139,16 @@ impl Cluster {
     /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
     /// the first that can tell. Failures are reported; the `Exit` to return comes back.
     pub fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
-        let inventory = match args
-            .vault
-            .install()
-            .and_then(|()| crate::commands::load_connected_inventory(&args.inventory))
-        {
+        let inventory = match connect_all::load_masked(&args.vault, &args.inventory) {
             Ok(i) => i,
             Err(diags) => {
                 crate::commands::report_as(&diags.sorted(), report.json);
                 return Err(Exit::Error);
             }
         };
-        crate::secrets::mask_logs_with(&crate::secrets::Redactor::from_inventory(&inventory));
-        let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
-            Ok(h) => h.into_iter().map(str::to_string).collect(),
-            Err(e) => {
-                let help = e
-                    .help()
-                    .map(|h| format!("\n  help: {h}"))
-                    .unwrap_or_default();
-                return Err(report.fail(&format!("--hosts: {e}{help}"), Exit::Usage));
-            }
+        let members = match connect_all::select_hosts(&inventory, &args.hosts) {
+            Ok(h) => h,
+            Err(e) => return Err(report.fail(&e, Exit::Usage)),
         };
         let targets = match resolve_targets(
             &inventory,
@@ -176,23 +166,21 @@ impl Cluster {
             Ok(r) => r,
             Err(e) => return Err(report.fail(&e.to_string(), Exit::Error)),
         };
-        let connected = runtime.block_on(futures::future::join_all(
-            members
-                .iter()
-                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
-        ));
-        let mut hosts = Vec::new();
-        let mut problems = Vec::new();
-        for (name, t) in connected {
-            match t {
-                Ok(transport) => hosts.push(Host {
-                    become_: crate::commands::become_of(&inventory.hosts[&name].connection),
-                    name,
-                    transport,
-                }),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+        let connected = runtime.block_on(connect_all::connect_all(&members, &targets));
+        let hosts: Vec<Host> = connected
+            .up
+            .into_iter()
+            .map(|(name, transport)| Host {
+                become_: crate::commands::become_of(&inventory.hosts[&name].connection),
+                name,
+                transport,
+            })
+            .collect();
+        let problems: Vec<String> = connected
+            .failed
+            .iter()
+            .map(|(_, e)| e.to_string())
+            .collect();
         if hosts.is_empty() {
             for p in &problems {
                 report.fail(p, Exit::Unreachable);
