@@ -81,8 +81,10 @@ pub enum Command {
 pub enum BenchCommand {
     /// Load and compile a generated playbook over a generated inventory (no network).
     Compile {
-        #[arg(long, default_value_t = 1000)]
-        hosts: usize,
+        /// Host counts to measure (comma-separated); with several, a last row shows how the
+        /// time per host scales.
+        #[arg(long, value_delimiter = ',', default_value = "1000")]
+        hosts: Vec<usize>,
         #[arg(long, default_value_t = 20)]
         tasks: usize,
         /// Repetitions; the median is reported.
@@ -96,7 +98,8 @@ pub enum BenchCommand {
     /// Re-apply a small generic playbook to converged hosts over real SSH (needs root and
     /// OpenSSH: starts one local sshd on 127.0.0.1 per host).
     Noop {
-        /// Host counts to measure, each with its own servers (comma-separated).
+        /// Host counts to measure, each with its own servers (comma-separated); with several,
+        /// a last row shows how the time per host scales.
         #[arg(long, value_delimiter = ',', default_value = "1,10,50",
               value_parser = clap::value_parser!(u16).range(1..=500))]
         hosts: Vec<u16>,

@@ -101,9 +101,7 @@ pub fn run(hosts: usize, runs: usize, user: &str) -> Result<Report, NoopError> {
     let client_key = root.join("id_ed25519");
     sshd::keygen(&client_key)?;
     let client_public = sshd::public_key_of(&client_key)?;
-    let servers = (0..hosts)
-        .map(|i| LocalSshd::start(&root.join(format!("sshd{i}")), &client_public))
-        .collect::<Result<Vec<_>, _>>()?;
+    let servers = LocalSshd::start_many(root, hosts, &client_public)?;
 
     let base = root.join("managed");
     std::fs::create_dir_all(&base).map_err(io_error(&base))?;

@@ -5,9 +5,12 @@
 //! free port of 127.0.0.1 only, authorising one client key. Needs root (sshd changes user for
 //! sessions) and OpenSSH (`apt-get install openssh-server openssh-client`).
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The OpenSSH server binary.
@@ -69,12 +72,21 @@ pub fn public_key_of(private: &Path) -> Result<String, SshdError> {
         .join(" "))
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
+/// A port of 127.0.0.1 that was free a moment ago, and that this process has not handed out
+/// before: servers started in parallel must not be given the same port (the kernel may pick a
+/// port again once its probe listener is closed).
 pub fn free_port() -> Result<u16, SshdError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(io_error(Path::new("127.0.0.1:0")))
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(io_error(Path::new("127.0.0.1:0")))?;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// The files of one server, all in its own directory.
@@ -213,6 +225,57 @@ impl LocalSshd {
             port,
             host_public_key,
         })
+    }
+
+    /// Starts `count` servers, the `i`th with its files in `root/sshd{i}`, several at a time:
+    /// one after the other, each waiting for its own key generation and listening socket,
+    /// 200 servers took most of a minute before the benchmark measured anything. The servers
+    /// come back in order; on an error, those already started are stopped.
+    pub fn start_many(
+        root: &Path,
+        count: usize,
+        client_public_key: &str,
+    ) -> Result<Vec<LocalSshd>, SshdError> {
+        // Mostly waiting on child processes (ssh-keygen, sshd's start): more threads than cores.
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .saturating_mul(4)
+            .clamp(1, count.max(1));
+        let next = AtomicUsize::new(0);
+        let started: Mutex<Vec<Option<Result<LocalSshd, SshdError>>>> =
+            Mutex::new((0..count).map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let server =
+                        LocalSshd::start(&root.join(format!("sshd{i}")), client_public_key);
+                    let failed = server.is_err();
+                    started.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(server);
+                    if failed {
+                        // The others stop taking new servers; the error is returned below.
+                        next.store(count, Ordering::Relaxed);
+                        break;
+                    }
+                });
+            }
+        });
+        let started = started.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut servers = Vec::with_capacity(count);
+        let mut error = None;
+        for s in started.into_iter().flatten() {
+            match s {
+                Ok(s) => servers.push(s),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(servers),
+        }
     }
 
     /// Its known_hosts line.

@@ -2,6 +2,7 @@
 //! about the input are printed as diagnostics, other errors travel as `anyhow::Error`.
 
 pub mod bench;
+pub mod connect_all;
 pub mod docs;
 pub mod graph;
 pub mod inventory;

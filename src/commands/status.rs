@@ -8,24 +8,15 @@
 //! list their addresses. When the backups are configured, the leader's host is then asked
 //! for its WAL archiver's state (only the primary archives).
 
-use std::sync::Arc;
-
+use super::connect_all::{connect_all, Connections};
 use crate::cli::StatusArgs;
-use crate::status::{HostAddresses, Status};
 use pgdeploy_core::exit::Exit;
-use pgdeploy_core::inventory::pattern;
-use pgdeploy_core::transport::{Transport, TransportError};
-use pgdeploy_engine::run::connect::{connect, resolve_targets};
-
-/// A host's connection, or why there is none.
-type Connected = Result<Arc<dyn Transport>, TransportError>;
+use pgdeploy_engine::run::connect::resolve_targets;
+use crate::status::{HostAddresses, Status};
 
 pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
-    let inventory = match args
-        .vault
-        .install()
-        .and_then(|()| super::load_connected_inventory(&args.inventory))
-    {
+    // `-v` logs and errors hold command lines and hosts' answers: masked like every output.
+    let inventory = match super::connect_all::load_masked(&args.vault, &args.inventory) {
         Ok(i) => i,
         Err(diags) => {
             // With `--json`, as `validate --json` prints them.
@@ -33,20 +24,8 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Error);
         }
     };
-    // `-v` logs and errors hold command lines and hosts' answers: masked like every output.
-    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
-        &inventory,
-    ));
-    let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
-        Ok(h) => h.into_iter().map(str::to_string).collect(),
-        Err(e) => {
-            let help = e
-                .help()
-                .map(|h| format!("\n  help: {h}"))
-                .unwrap_or_default();
-            anyhow::bail!("--hosts: {e}{help}");
-        }
-    };
+    let members =
+        super::connect_all::select_hosts(&inventory, &args.hosts).map_err(anyhow::Error::msg)?;
     let all: Vec<String> = inventory.hosts.keys().cloned().collect();
     let settings = args.ssh.settings();
     let targets = resolve_targets(&inventory, &all, &settings, &Default::default())?;
@@ -56,19 +35,8 @@ pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     let become_for = |h: &str| super::become_of(&inventory.hosts[h].connection);
     let config_file = args.config_file.as_deref();
     let (status, problems) = runtime.block_on(async {
-        let connected: Vec<(String, Connected)> = futures::future::join_all(
-            all.iter()
-                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
-        )
-        .await;
-        let mut problems = Vec::new();
-        let mut up: Vec<(String, Arc<dyn Transport>)> = Vec::new();
-        for (h, t) in connected {
-            match t {
-                Ok(t) => up.push((h, t)),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+        let Connections { up, failed } = connect_all(&all, &targets).await;
+        let mut problems: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
         let asked = members
             .iter()
             .find(|m| up.iter().any(|(h, _)| h == *m))

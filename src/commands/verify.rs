@@ -3,16 +3,16 @@
 //! the cluster's state read from the first member that can tell (`patronictl`, as the day-2
 //! commands read it), then every check judged and shown. Exit codes: `verify::exit`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::connect_all::{connect_all, Connections};
 use crate::cli::VerifyArgs;
-use crate::verify::{self, Finding, Gathered, HostRead, Options};
 use pgdeploy_core::exit::Exit;
 use pgdeploy_core::inventory::{pattern, Inventory};
+use pgdeploy_modules::patroni_state;
+use pgdeploy_engine::run::connect::resolve_targets;
 use pgdeploy_core::transport::{Become, ExecRequest, Transport};
-use pgdeploy_engine::run::connect::{connect, resolve_targets};
-use pgdeploy_modules::patroni_state as state;
+use crate::verify::{self, Finding, Gathered, HostRead, Options};
 
 fn hosts_of(inventory: &Inventory, p: &str, default: &str) -> anyhow::Result<Vec<String>> {
     match pattern::select(inventory, p) {
@@ -45,20 +45,13 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     if args.drill.is_some() {
         return crate::verify::drill::run(args, json);
     }
-    let inventory = match args
-        .vault
-        .install()
-        .and_then(|()| super::load_connected_inventory(&args.inventory))
-    {
+    let inventory = match super::connect_all::load_masked(&args.vault, &args.inventory) {
         Ok(i) => i,
         Err(diags) => {
             super::report_as(&diags.sorted(), json);
             return Ok(Exit::Error);
         }
     };
-    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
-        &inventory,
-    ));
     let (findings, exit) = check(args, &inventory)?;
     if json {
         let doc = verify::report::to_json(&findings, exit as u8);
@@ -89,24 +82,16 @@ pub fn check(args: &VerifyArgs, inventory: &Inventory) -> anyhow::Result<(Vec<Fi
         .build()?;
     let become_for = |h: &str| super::become_of(&inventory.hosts[h].connection);
     let gathered = runtime.block_on(async {
-        let connected = futures::future::join_all(
-            all.iter()
-                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
-        )
-        .await;
+        let Connections { up, failed } = connect_all(&all, &targets).await;
         let mut g = Gathered {
             state: None,
             state_error: None,
             hosts: Vec::new(),
-            unreachable: Vec::new(),
+            unreachable: failed
+                .into_iter()
+                .map(|(h, e)| (h, e.to_string()))
+                .collect(),
         };
-        let mut up: Vec<(String, Arc<dyn Transport>)> = Vec::new();
-        for (h, t) in connected {
-            match t {
-                Ok(t) => up.push((h, t)),
-                Err(e) => g.unreachable.push((h, e.to_string())),
-            }
-        }
         let reads = futures::future::join_all(up.iter().map(|(h, t)| {
             let (m, b) = (members.contains(h), balancers.contains(h));
             exec(t.as_ref(), verify::script(m, b), become_for(h))

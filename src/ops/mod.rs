@@ -18,7 +18,7 @@ pub mod reinit;
 pub mod restart;
 pub mod restore;
 pub mod restore_on;
-pub use pgdeploy_modules::patroni_state as state;
+pub mod state;
 pub mod switchover;
 
 use std::io::IsTerminal;
@@ -28,11 +28,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::OpsArgs;
+use crate::commands::connect_all;
 use pgdeploy_core::exit::Exit;
-use pgdeploy_core::inventory::{pattern, Inventory};
+use pgdeploy_core::inventory::Inventory;
+use pgdeploy_engine::run::connect::{connect, resolve_targets};
 use pgdeploy_core::transport::shell::quote;
 use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, Transport};
-use pgdeploy_engine::run::connect::{connect, resolve_targets};
 use state::ClusterState;
 
 /// Text lines or `--json` events (one JSON object per line on stdout). In text, what is
@@ -138,29 +139,16 @@ impl Cluster {
     /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
     /// the first that can tell. Failures are reported; the `Exit` to return comes back.
     pub fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
-        let inventory = match args
-            .vault
-            .install()
-            .and_then(|()| crate::commands::load_connected_inventory(&args.inventory))
-        {
+        let inventory = match connect_all::load_masked(&args.vault, &args.inventory) {
             Ok(i) => i,
             Err(diags) => {
                 crate::commands::report_as(&diags.sorted(), report.json);
                 return Err(Exit::Error);
             }
         };
-        pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
-            &inventory,
-        ));
-        let members: Vec<String> = match pattern::select(&inventory, &args.hosts) {
-            Ok(h) => h.into_iter().map(str::to_string).collect(),
-            Err(e) => {
-                let help = e
-                    .help()
-                    .map(|h| format!("\n  help: {h}"))
-                    .unwrap_or_default();
-                return Err(report.fail(&format!("--hosts: {e}{help}"), Exit::Usage));
-            }
+        let members = match connect_all::select_hosts(&inventory, &args.hosts) {
+            Ok(h) => h,
+            Err(e) => return Err(report.fail(&e, Exit::Usage)),
         };
         let targets = match resolve_targets(
             &inventory,
@@ -178,23 +166,21 @@ impl Cluster {
             Ok(r) => r,
             Err(e) => return Err(report.fail(&e.to_string(), Exit::Error)),
         };
-        let connected = runtime.block_on(futures::future::join_all(
-            members
-                .iter()
-                .map(|h| async { (h.clone(), connect(&targets[h]).await) }),
-        ));
-        let mut hosts = Vec::new();
-        let mut problems = Vec::new();
-        for (name, t) in connected {
-            match t {
-                Ok(transport) => hosts.push(Host {
-                    become_: crate::commands::become_of(&inventory.hosts[&name].connection),
-                    name,
-                    transport,
-                }),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+        let connected = runtime.block_on(connect_all::connect_all(&members, &targets));
+        let hosts: Vec<Host> = connected
+            .up
+            .into_iter()
+            .map(|(name, transport)| Host {
+                become_: crate::commands::become_of(&inventory.hosts[&name].connection),
+                name,
+                transport,
+            })
+            .collect();
+        let problems: Vec<String> = connected
+            .failed
+            .iter()
+            .map(|(_, e)| e.to_string())
+            .collect();
         if hosts.is_empty() {
             for p in &problems {
                 report.fail(p, Exit::Unreachable);
@@ -508,4 +494,9 @@ fn stderr_tail(stderr: &[u8]) -> Option<String> {
         .last()
         .map(str::to_string)
         .filter(|l| !l.is_empty())
+}
+
+/// The members as JSON, for events.
+pub fn members_json(s: &ClusterState) -> Value {
+    json!(s.members)
 }
