@@ -19,7 +19,7 @@ use pgdeploy_modules::patroni_state::{
 
 /// One row of `patronictl list`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemberRow {
+pub(crate) struct MemberRow {
     pub member: String,
     pub host: String,
     pub role: String,
@@ -32,14 +32,14 @@ pub struct MemberRow {
 
 /// A VIP (from a `keepalived.env`) and the hosts that have it among their addresses.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VipRow {
+pub(crate) struct VipRow {
     pub address: String,
     /// Exactly one when healthy.
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The member the status was read from.
     pub read_from: String,
     pub scope: Option<String>,
@@ -58,7 +58,7 @@ pub struct Status {
 /// The repository as the member read from sees it (`pgbackrest info` through its TLS link
 /// to the repository host) and its own WAL archiver.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Backups {
+pub(crate) struct Backups {
     pub stanza_status: String,
     pub last_full: Option<crate::ops::backrest::BackupSet>,
     /// The newest differential or incremental backup after the last full one.
@@ -81,14 +81,14 @@ use pgdeploy_core::locator::{KEEPALIVED as KEEPALIVED_LOCATOR, PGBACKREST as PGB
 
 /// What a host has of the VIP: the one its locator names, and its IPv4 addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HostAddresses {
+pub(crate) struct HostAddresses {
     pub vip: Option<String>,
     pub addresses: Vec<String>,
 }
 
 impl Status {
     /// Healthy: one leader, every other member streaming, every etcd endpoint healthy.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         let leaders = self
             .members
             .iter()
@@ -114,7 +114,7 @@ impl Status {
 }
 
 /// The part every host runs: its VIP locator and its addresses (one command per host).
-pub fn addresses_script() -> String {
+pub(crate) fn addresses_script() -> String {
     format!(
         "echo '==vip'; cat {KEEPALIVED_LOCATOR} 2>/dev/null; echo; echo '==addresses'; \
          ip -o -4 addr show 2>/dev/null; echo '==end-addresses'"
@@ -122,7 +122,7 @@ pub fn addresses_script() -> String {
 }
 
 /// Reads [`addresses_script`]'s output; returns it and what followed it.
-pub fn parse_addresses(text: &str) -> (HostAddresses, &str) {
+pub(crate) fn parse_addresses(text: &str) -> (HostAddresses, &str) {
     let mut h = HostAddresses::default();
     let Some(start) = text.find("==vip\n") else {
         return (h, text);
@@ -149,7 +149,7 @@ pub fn parse_addresses(text: &str) -> (HostAddresses, &str) {
 }
 
 /// Every VIP a host's locator names, with the hosts holding it (in the order given).
-pub fn vips(hosts: &[(String, HostAddresses)]) -> Vec<VipRow> {
+pub(crate) fn vips(hosts: &[(String, HostAddresses)]) -> Vec<VipRow> {
     let mut rows: Vec<VipRow> = Vec::new();
     for (_, h) in hosts {
         if let Some(v) = &h.vip {
@@ -172,7 +172,7 @@ pub fn vips(hosts: &[(String, HostAddresses)]) -> Vec<VipRow> {
 }
 
 /// Runs [`addresses_script`] on a host.
-pub async fn read_addresses(
+pub(crate) async fn read_addresses(
     transport: &dyn Transport,
     become_: Become,
 ) -> Result<HostAddresses, TransportError> {
@@ -237,7 +237,7 @@ fn parse_archiver(line: &str) -> (Option<bool>, Option<i64>) {
 
 /// The host that is the leader member: the one of that name, else the one having the
 /// leader's address among its own (`hosts`: each reachable host and its addresses).
-pub fn leader_host(status: &Status, hosts: &[(String, HostAddresses)]) -> Option<String> {
+pub(crate) fn leader_host(status: &Status, hosts: &[(String, HostAddresses)]) -> Option<String> {
     let leader = status.members.iter().find(|m| m.role == "Leader")?;
     if let Some((h, _)) = hosts.iter().find(|(h, _)| *h == leader.member) {
         return Some(h.clone());
@@ -253,7 +253,7 @@ pub fn leader_host(status: &Status, hosts: &[(String, HostAddresses)]) -> Option
 /// so a replica's `pg_stat_archiver` tells nothing. The status was read on `read_from`;
 /// when the leader is another host, its archiver is read there (`leader`: that host's
 /// transport and privilege, `None` when it is not reachable).
-pub async fn archiving_from_leader(
+pub(crate) async fn archiving_from_leader(
     status: &mut Status,
     hosts: &[(String, HostAddresses)],
     leader: impl FnOnce(&str) -> Option<(std::sync::Arc<dyn Transport>, Become)>,
@@ -313,7 +313,7 @@ pub async fn archiving_from_leader(
 }
 
 /// Reads the status through one member's transport; also returns the member's addresses.
-pub async fn read(
+pub(crate) async fn read(
     transport: &dyn Transport,
     config_file: Option<&str>,
     become_: Become,
@@ -342,7 +342,7 @@ pub async fn read(
     Ok((status, addresses))
 }
 
-pub fn parse(host: &str, text: &str) -> Result<Status, String> {
+pub(crate) fn parse(host: &str, text: &str) -> Result<Status, String> {
     if text.trim() == NO_PATRONI {
         return Err(no_locator_error(host));
     }
@@ -472,7 +472,7 @@ fn backups_text(b: &Backups) -> String {
 }
 
 /// The `patronictl list`-like table, then etcd's endpoints.
-pub fn to_text(s: &Status) -> String {
+pub(crate) fn to_text(s: &Status) -> String {
     let mut rows = vec![[
         "Member".to_string(),
         "Host".into(),

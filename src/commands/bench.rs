@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::BenchCommand;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
+pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<Exit> {
     // 200 hosts are 200 servers, each with its sockets and log, and as many connections.
     crate::bench::raise_open_files_limit();
     match cmd {

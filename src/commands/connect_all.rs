@@ -13,21 +13,24 @@ use std::sync::Arc;
 use crate::cli::VaultArgs;
 use pgdeploy_core::diag::Diagnostics;
 use pgdeploy_core::inventory::{pattern, Inventory};
-use pgdeploy_core::transport::{ConnectionTarget, Transport, TransportError};
+use pgdeploy_core::transport::{Transport, TransportError};
+use pgdeploy_engine::run::connect::ConnectionTarget;
 
 /// Installs the vault password, loads the inventory (connection variables rendered) and masks
 /// its secrets in every later log line and message.
-pub fn load_masked(vault: &VaultArgs, inventory: &Path) -> Result<Inventory, Diagnostics> {
+pub(crate) fn load_masked(vault: &VaultArgs, inventory: &Path) -> Result<Inventory, Diagnostics> {
     let inventory = vault
         .install()
         .and_then(|()| super::load_connected_inventory(inventory))?;
-    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(&inventory));
+    pgdeploy_core::secrets::mask_logs_with(&pgdeploy_core::secrets::Redactor::from_inventory(
+        &inventory,
+    ));
     Ok(inventory)
 }
 
 /// The inventory hosts `--hosts` pattern `p` selects, in inventory order, or the message
 /// (with its help) for a pattern that selects nothing.
-pub fn select_hosts(inventory: &Inventory, p: &str) -> Result<Vec<String>, String> {
+pub(crate) fn select_hosts(inventory: &Inventory, p: &str) -> Result<Vec<String>, String> {
     match pattern::select(inventory, p) {
         Ok(h) => Ok(h.into_iter().map(str::to_string).collect()),
         Err(e) => {
@@ -42,14 +45,14 @@ pub fn select_hosts(inventory: &Inventory, p: &str) -> Result<Vec<String>, Strin
 
 /// The hosts of [`connect_all`]: those connected and those that could not be, each in the
 /// order asked.
-pub struct Connections {
+pub(crate) struct Connections {
     pub up: Vec<(String, Arc<dyn Transport>)>,
     pub failed: Vec<(String, TransportError)>,
 }
 
 /// Connects to every one of `hosts` at once, each with its resolved target (from
 /// [`pgdeploy_engine::run::connect::resolve_targets`] over at least these hosts).
-pub async fn connect_all(
+pub(crate) async fn connect_all(
     hosts: &[String],
     targets: &HashMap<String, ConnectionTarget>,
 ) -> Connections {

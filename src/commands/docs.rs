@@ -9,7 +9,7 @@ use crate::cli::Cli;
 use pgdeploy_core::exit::Exit;
 
 /// The completion script for `shell` on stdout.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "pgdeploy", &mut out);
@@ -20,13 +20,13 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
 /// The manual page on stdout: the command, then every subcommand with its synopsis,
 /// description and options, in one page (`man pgdeploy` finds all of it; clap_mangen alone
 /// would point at `pgdeploy-validate(1)` pages that no package ships).
-pub fn man() -> anyhow::Result<Exit> {
+pub(crate) fn man() -> anyhow::Result<Exit> {
     pgdeploy_core::output::write(&man_page()?);
     Ok(Exit::Success)
 }
 
 /// The roff text of the manual page; `.TH` is its first line.
-pub fn man_page() -> anyhow::Result<String> {
+pub(crate) fn man_page() -> anyhow::Result<String> {
     let cmd = Cli::command();
     let man = clap_mangen::Man::new(cmd.clone());
     let mut out = Vec::new();

@@ -5,7 +5,7 @@ use pgdeploy_core::exit::Exit;
 use pgdeploy_engine::compile::{to_dot, to_text};
 
 /// `json`: errors as JSON objects on stdout, as `validate --json` prints them.
-pub fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &GraphArgs, json: bool) -> anyhow::Result<Exit> {
     let loaded = match super::load(&args.run) {
         Ok(l) => l,
         Err(diags) => {

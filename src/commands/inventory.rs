@@ -7,7 +7,7 @@ use pgdeploy_core::secrets::Redactor;
 
 /// `json`: errors as JSON objects on stdout, as `validate --json` prints them (the
 /// inventory itself is JSON already).
-pub fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &InventoryArgs, json: bool) -> anyhow::Result<Exit> {
     let inventory = match args
         .vault
         .install()

@@ -35,7 +35,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-pub fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
+pub(crate) fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
     let args = match args {
         ApplyArgs::Playbook(args) => args,
         ApplyArgs::Saved(saved) => return apply_saved(saved, json, color),
@@ -79,7 +79,7 @@ fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result
     ))
 }
 
-pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
+pub(crate) fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
     let opts = options(
         &args.connect,
         RunMode::Plan,
@@ -99,7 +99,7 @@ pub fn plan(args: &PlanArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
     }
 }
 
-pub fn check(args: &ConnectArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
+pub(crate) fn check(args: &ConnectArgs, json: bool, color: bool) -> anyhow::Result<Exit> {
     let opts = options(args, RunMode::Plan, true, true, json, color, false);
     block_on(args, opts)
 }

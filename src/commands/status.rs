@@ -10,11 +10,11 @@
 
 use super::connect_all::{connect_all, Connections};
 use crate::cli::StatusArgs;
+use crate::status::{HostAddresses, Status};
 use pgdeploy_core::exit::Exit;
 use pgdeploy_engine::run::connect::resolve_targets;
-use crate::status::{HostAddresses, Status};
 
-pub fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &StatusArgs, json: bool) -> anyhow::Result<Exit> {
     // `-v` logs and errors hold command lines and hosts' answers: masked like every output.
     let inventory = match super::connect_all::load_masked(&args.vault, &args.inventory) {
         Ok(i) => i,

@@ -5,7 +5,7 @@
 use crate::cli::PlaybookArgs;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &PlaybookArgs, json: bool) -> anyhow::Result<Exit> {
     match super::load(args) {
         Err(diags) => {
             super::report_as(&diags.sorted(), json);

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::connect_all::{connect_all, Connections};
 use crate::cli::VerifyArgs;
+use crate::verify::{self, Finding, Gathered, HostRead, Options};
 use pgdeploy_core::exit::Exit;
 use pgdeploy_core::inventory::{pattern, Inventory};
-use pgdeploy_modules::patroni_state;
-use pgdeploy_engine::run::connect::resolve_targets;
 use pgdeploy_core::transport::{Become, ExecRequest, Transport};
-use crate::verify::{self, Finding, Gathered, HostRead, Options};
+use pgdeploy_engine::run::connect::resolve_targets;
+use pgdeploy_modules::patroni_state as state;
 
 fn hosts_of(inventory: &Inventory, p: &str, default: &str) -> anyhow::Result<Vec<String>> {
     match pattern::select(inventory, p) {
@@ -41,7 +41,7 @@ async fn exec(t: &dyn Transport, command: String, become_: Become) -> Result<Str
     .map_err(|e| e.to_string())
 }
 
-pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     if args.drill.is_some() {
         return crate::verify::drill::run(args, json);
     }
@@ -67,7 +67,10 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
 
 /// Every check on the hosts of `args` (the cluster read, judged): the findings and the exit
 /// code. Also the last step of a drill.
-pub fn check(args: &VerifyArgs, inventory: &Inventory) -> anyhow::Result<(Vec<Finding>, Exit)> {
+pub(crate) fn check(
+    args: &VerifyArgs,
+    inventory: &Inventory,
+) -> anyhow::Result<(Vec<Finding>, Exit)> {
     let members = hosts_of(inventory, &args.hosts, "postgres")?;
     let balancers = hosts_of(inventory, &args.balancers, "balancers")?;
     let all: Vec<String> = inventory

@@ -10,7 +10,7 @@ use pgdeploy_core::transport::shell::quote;
 
 /// Where pgBackRest is, from a member's locator.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backrest {
+pub(crate) struct Backrest {
     pub stanza: String,
     /// The inventory name of the repository host.
     pub repo_host: String,
@@ -19,7 +19,7 @@ pub struct Backrest {
 }
 
 /// The script printing the locator's variables (nothing, exit 3, when there is none).
-pub fn locator_script() -> String {
+pub(crate) fn locator_script() -> String {
     format!(
         "test -r {LOCATOR} || exit 3; . {LOCATOR} && printf 'stanza=%s\\nrepo_host=%s\\nrepo_user=%s\\nbinary=%s\\n' \
          \"$PGBACKREST_STANZA\" \"$PGBACKREST_REPO_HOST\" \"$PGBACKREST_REPO_USER\" \"$PGBACKREST\""
@@ -27,7 +27,7 @@ pub fn locator_script() -> String {
 }
 
 /// Reads [`locator_script`]'s output.
-pub fn parse_locator(text: &str) -> Option<Backrest> {
+pub(crate) fn parse_locator(text: &str) -> Option<Backrest> {
     let get = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
@@ -43,7 +43,7 @@ pub fn parse_locator(text: &str) -> Option<Backrest> {
 }
 
 /// The error when no member has a locator.
-pub fn no_locator(host: &str) -> String {
+pub(crate) fn no_locator(host: &str) -> String {
     format!(
         "no pgBackRest on `{host}` (no `{LOCATOR}`): deploy `playbooks/site.yml` with `pgbackrest_repo_host` (the `pgbackrest` module writes it)"
     )
@@ -51,7 +51,7 @@ pub fn no_locator(host: &str) -> String {
 
 impl Backrest {
     /// `pgbackrest --stanza=S ARGS` as `user`.
-    pub fn command(&self, user: &str, args: &str) -> String {
+    pub(crate) fn command(&self, user: &str, args: &str) -> String {
         format!(
             "cd / && runuser -u {} -- {} --stanza={} {args}",
             quote(user),
@@ -60,18 +60,18 @@ impl Backrest {
         )
     }
     /// On the repository host, as its pgBackRest user.
-    pub fn on_repo(&self, args: &str) -> String {
+    pub(crate) fn on_repo(&self, args: &str) -> String {
         self.command(&self.repo_user, args)
     }
     /// On a member, as `postgres`.
-    pub fn on_member(&self, args: &str) -> String {
+    pub(crate) fn on_member(&self, args: &str) -> String {
         self.command("postgres", args)
     }
 }
 
 /// One backup of the repository, from `pgbackrest info --output=json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupSet {
+pub(crate) struct BackupSet {
     pub label: String,
     /// `full`, `diff` or `incr`.
     #[serde(rename = "type")]
@@ -89,7 +89,7 @@ pub struct BackupSet {
 
 /// The stanza's state: its backups (oldest first), its status message and WAL range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Info {
+pub(crate) struct Info {
     pub backups: Vec<BackupSet>,
     pub status_code: i64,
     pub status: String,
@@ -98,7 +98,7 @@ pub struct Info {
 }
 
 /// Reads `pgbackrest --stanza=S info --output=json`.
-pub fn parse_info(text: &str) -> Result<Info, String> {
+pub(crate) fn parse_info(text: &str) -> Result<Info, String> {
     let v: Value = serde_json::from_str(text.trim())
         .map_err(|e| format!("`pgbackrest info` did not print JSON: {e}"))?;
     let stanza = v
@@ -139,7 +139,7 @@ pub fn parse_info(text: &str) -> Result<Info, String> {
 }
 
 /// An LSN (`16/B374D848`) as a number, for comparisons.
-pub fn parse_lsn(s: &str) -> Option<u64> {
+pub(crate) fn parse_lsn(s: &str) -> Option<u64> {
     let (hi, lo) = s.trim().split_once('/')?;
     let hi = u64::from_str_radix(hi, 16).ok()?;
     let lo = u64::from_str_radix(lo, 16).ok()?;
@@ -148,7 +148,7 @@ pub fn parse_lsn(s: &str) -> Option<u64> {
 
 /// What a restore recovers to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A time, as given, and as Unix seconds (read by PostgreSQL, which recovery uses too).
     Time(String, f64),
     Lsn(String, u64),
@@ -158,7 +158,7 @@ pub enum Target {
 
 impl Target {
     /// pgBackRest's `restore` options for it.
-    pub fn options(&self) -> String {
+    pub(crate) fn options(&self) -> String {
         match self {
             Target::Time(t, _) => {
                 format!("--type=time --target={} --target-action=promote", quote(t))
@@ -169,7 +169,7 @@ impl Target {
             Target::Latest => "--type=default".into(),
         }
     }
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match self {
             Target::Time(t, _) => format!("time `{t}`"),
             Target::Lsn(l, _) => format!("LSN `{l}`"),
@@ -181,7 +181,7 @@ impl Target {
 /// A `--target-time` read without PostgreSQL (no member runs one to ask): only the
 /// unambiguous form, a date, a time and a UTC offset (`2026-12-01 22:54:45.5+00`,
 /// `2026-12-01T22:54:45Z`, `+05:30`), as Unix seconds. Recovery reads the same text.
-pub fn parse_time_with_offset(t: &str) -> Result<f64, String> {
+pub(crate) fn parse_time_with_offset(t: &str) -> Result<f64, String> {
     let bad = || {
         format!(
             "`--target-time` `{t}`: with no PostgreSQL running to read it, give a date, a time and a UTC offset (`2026-12-01 22:54:45+00`)"
@@ -270,7 +270,7 @@ pub fn parse_time_with_offset(t: &str) -> Result<f64, String> {
 /// The newest backup a restore to `target` can start from: one that ended before it (a time
 /// target) or at or before it (an LSN); the newest one for `Latest`. `Err` says why there is
 /// none.
-pub fn backup_for<'a>(info: &'a Info, target: &Target) -> Result<&'a BackupSet, String> {
+pub(crate) fn backup_for<'a>(info: &'a Info, target: &Target) -> Result<&'a BackupSet, String> {
     let fit = |b: &&BackupSet| match target {
         Target::Time(_, t) => (b.stop as f64) < *t,
         Target::Lsn(_, l) => parse_lsn(&b.lsn_stop).is_some_and(|s| s <= *l),
@@ -297,7 +297,7 @@ pub fn backup_for<'a>(info: &'a Info, target: &Target) -> Result<&'a BackupSet, 
 }
 
 /// A Unix time as `2026-12-01 22:54:45+00`.
-pub fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -319,7 +319,7 @@ pub fn utc(t: i64) -> String {
 }
 
 /// `3 h 20 min`, `2 d 4 h`: how long ago, for `status`.
-pub fn age(seconds: i64) -> String {
+pub(crate) fn age(seconds: i64) -> String {
     let s = seconds.max(0);
     match s {
         0..=119 => format!("{s} s"),

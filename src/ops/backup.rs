@@ -15,7 +15,7 @@ use super::{Cluster, Report};
 use crate::cli::BackupArgs;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(args: &BackupArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &BackupArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "backup",
@@ -31,7 +31,7 @@ pub fn run(args: &BackupArgs, json: bool) -> anyhow::Result<Exit> {
 
 /// The pgBackRest locator of the first member that has one, with the repository host
 /// connected.
-pub fn locate(cluster: &mut Cluster) -> Result<Backrest, String> {
+pub(crate) fn locate(cluster: &mut Cluster) -> Result<Backrest, String> {
     let mut first = None;
     for host in cluster.host_names() {
         let out = cluster.run_on(
@@ -55,7 +55,7 @@ pub fn locate(cluster: &mut Cluster) -> Result<Backrest, String> {
 }
 
 /// The repository's backups, read on the repository host.
-pub fn info(cluster: &Cluster, b: &Backrest) -> Result<backrest::Info, String> {
+pub(crate) fn info(cluster: &Cluster, b: &Backrest) -> Result<backrest::Info, String> {
     let out = cluster.run_ok(
         &b.repo_host,
         &b.on_repo("--output=json info"),

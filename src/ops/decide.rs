@@ -4,7 +4,7 @@
 use super::state::{ClusterState, Member};
 
 /// Why `name` cannot become the leader by a switchover; `None` when it can.
-pub fn switchover_refusal(s: &ClusterState, name: &str) -> Option<String> {
+pub(crate) fn switchover_refusal(s: &ClusterState, name: &str) -> Option<String> {
     let Some(m) = s.member(name) else {
         return Some(not_a_member(s, name));
     };
@@ -76,7 +76,7 @@ fn not_a_member(s: &ClusterState, name: &str) -> String {
 /// The switchover's candidate: `to` if it qualifies, else the qualifying replica with the
 /// least lag (a synchronous standby first in synchronous mode: the rules above ask it);
 /// otherwise every member's reason.
-pub fn switchover_candidate(s: &ClusterState, to: Option<&str>) -> Result<String, String> {
+pub(crate) fn switchover_candidate(s: &ClusterState, to: Option<&str>) -> Result<String, String> {
     if let Some(to) = to {
         return match switchover_refusal(s, to) {
             None => Ok(to.to_string()),
@@ -113,7 +113,7 @@ pub fn switchover_candidate(s: &ClusterState, to: Option<&str>) -> Result<String
 
 /// Why `name` cannot be failed over to; `None` when it can. `with_leader`: the user asked for
 /// a failover although a healthy leader runs.
-pub fn failover_refusal(s: &ClusterState, name: &str, with_leader: bool) -> Option<String> {
+pub(crate) fn failover_refusal(s: &ClusterState, name: &str, with_leader: bool) -> Option<String> {
     let Some(m) = s.member(name) else {
         return Some(not_a_member(s, name));
     };
@@ -145,7 +145,7 @@ pub fn failover_refusal(s: &ClusterState, name: &str, with_leader: bool) -> Opti
 }
 
 /// Why `name` cannot be reinitialised; `None` when it can.
-pub fn reinit_refusal(s: &ClusterState, name: &str) -> Option<String> {
+pub(crate) fn reinit_refusal(s: &ClusterState, name: &str) -> Option<String> {
     let Some(m) = s.member(name) else {
         return Some(not_a_member(s, name));
     };
@@ -166,7 +166,7 @@ pub fn reinit_refusal(s: &ClusterState, name: &str) -> Option<String> {
 
 /// The members to restart, replicas first (in the cluster's order), the leader last: those
 /// named (every member when none is), with `pending` only those waiting for a restart.
-pub fn restart_order(
+pub(crate) fn restart_order(
     s: &ClusterState,
     named: &[String],
     pending: bool,

@@ -10,7 +10,7 @@ use super::{confirm, decide, Cluster, Report};
 use crate::cli::FailoverArgs;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(args: &FailoverArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &FailoverArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "failover",

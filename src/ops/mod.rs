@@ -9,17 +9,17 @@
 //! REST APIs with the client certificate its `ctl` section names), so no port needs to be
 //! open to the workstation and nothing here knows where Patroni was installed.
 
-pub mod backrest;
-pub mod backup;
-pub mod decide;
-pub mod failover;
-pub mod pause;
-pub mod reinit;
-pub mod restart;
-pub mod restore;
-pub mod restore_on;
-pub mod state;
-pub mod switchover;
+pub(crate) mod backrest;
+pub(crate) mod backup;
+pub(crate) mod decide;
+pub(crate) mod failover;
+pub(crate) mod pause;
+pub(crate) mod reinit;
+pub(crate) mod restart;
+pub(crate) mod restore;
+pub(crate) mod restore_on;
+pub(crate) use pgdeploy_modules::patroni_state as state;
+pub(crate) mod switchover;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -31,14 +31,14 @@ use crate::cli::OpsArgs;
 use crate::commands::connect_all;
 use pgdeploy_core::exit::Exit;
 use pgdeploy_core::inventory::Inventory;
-use pgdeploy_engine::run::connect::{connect, resolve_targets};
 use pgdeploy_core::transport::shell::quote;
 use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, Transport};
+use pgdeploy_engine::run::connect::{connect, resolve_targets};
 use state::ClusterState;
 
 /// Text lines or `--json` events (one JSON object per line on stdout). In text, what is
 /// decided and done goes to stdout, progress and errors to stderr.
-pub struct Report {
+pub(crate) struct Report {
     pub json: bool,
     pub command: &'static str,
 }
@@ -52,7 +52,7 @@ impl Report {
         pgdeploy_core::outln!("{}", pgdeploy_core::secrets::mask_logged(&v.to_string()));
     }
     /// What the command will do (before the confirmation).
-    pub fn plan(&self, message: &str, extra: Value) {
+    pub(crate) fn plan(&self, message: &str, extra: Value) {
         if self.json {
             self.event("plan", message, extra);
         } else {
@@ -60,7 +60,7 @@ impl Report {
         }
     }
     /// A step on the way (waiting, a member done).
-    pub fn progress(&self, message: &str, extra: Value) {
+    pub(crate) fn progress(&self, message: &str, extra: Value) {
         if self.json {
             self.event("progress", message, extra);
         } else {
@@ -68,7 +68,7 @@ impl Report {
         }
     }
     /// A result.
-    pub fn done(&self, message: &str, extra: Value) {
+    pub(crate) fn done(&self, message: &str, extra: Value) {
         if self.json {
             self.event("done", message, extra);
         } else {
@@ -76,7 +76,7 @@ impl Report {
         }
     }
     /// The command refuses or fails: the reason, and the exit code to return.
-    pub fn fail(&self, message: &str, exit: Exit) -> Exit {
+    pub(crate) fn fail(&self, message: &str, exit: Exit) -> Exit {
         if self.json {
             self.event("error", message, json!({"exit": exit as u8}));
         } else {
@@ -89,7 +89,7 @@ impl Report {
 /// Asks on the terminal before a change; `--yes` answers for the user. Without a terminal on
 /// stdin (a script, CI) nobody can answer: refused with exit 64, the command line lacking
 /// `--yes` being the problem. "No" exits 1 with nothing changed.
-pub fn confirm(report: &Report, yes: bool, question: &str) -> Result<(), Exit> {
+pub(crate) fn confirm(report: &Report, yes: bool, question: &str) -> Result<(), Exit> {
     if yes {
         return Ok(());
     }
@@ -121,7 +121,7 @@ struct Host {
 }
 
 /// The cluster, reached through its members over SSH.
-pub struct Cluster {
+pub(crate) struct Cluster {
     runtime: tokio::runtime::Runtime,
     hosts: Vec<Host>,
     /// The member `patronictl` runs on (index into `hosts`).
@@ -138,7 +138,7 @@ pub struct Cluster {
 impl Cluster {
     /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
     /// the first that can tell. Failures are reported; the `Exit` to return comes back.
-    pub fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
+    pub(crate) fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
         let inventory = match connect_all::load_masked(&args.vault, &args.inventory) {
             Ok(i) => i,
             Err(diags) => {
@@ -239,7 +239,7 @@ impl Cluster {
     }
 
     /// Connects to inventory host `name` too (one outside `--hosts`), unless it already is.
-    pub fn connect_host(&mut self, name: &str) -> Result<(), String> {
+    pub(crate) fn connect_host(&mut self, name: &str) -> Result<(), String> {
         if self.host(name).is_some() {
             return Ok(());
         }
@@ -273,13 +273,13 @@ impl Cluster {
     }
 
     /// The inventory the cluster was found from.
-    pub fn inventory(&self) -> &Inventory {
+    pub(crate) fn inventory(&self) -> &Inventory {
         &self.inventory
     }
 
     /// Reads the cluster through another member than inventory host `host` from now on
     /// (a drill is about to cut it off: its reads would wait for SSH's timeout first).
-    pub fn avoid_control(&mut self, host: &str) {
+    pub(crate) fn avoid_control(&mut self, host: &str) {
         if self.hosts[self.control].name == host {
             if let Some(i) = self.hosts.iter().position(|h| h.name != host) {
                 self.control = i;
@@ -288,12 +288,12 @@ impl Cluster {
     }
 
     /// The connected inventory hosts of `--hosts`, in inventory order.
-    pub fn host_names(&self) -> Vec<String> {
+    pub(crate) fn host_names(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.name.clone()).collect()
     }
 
     /// The inventory host of member `member` (its name, or the host at its address).
-    pub fn host_of_member(&self, member: &str) -> Option<String> {
+    pub(crate) fn host_of_member(&self, member: &str) -> Option<String> {
         if self.hosts.iter().any(|h| h.name == member) {
             return Some(member.to_string());
         }
@@ -316,7 +316,7 @@ impl Cluster {
     }
 
     /// Runs `command` on connected host `name` (with its privilege), `stdin` given to it.
-    pub fn run_on(
+    pub(crate) fn run_on(
         &self,
         name: &str,
         command: &str,
@@ -331,7 +331,7 @@ impl Cluster {
 
     /// Like [`Cluster::run_on`], an error (with the output's last lines) unless it exits 0;
     /// its stdout otherwise. `shown` names the command in the error.
-    pub fn run_ok(
+    pub(crate) fn run_ok(
         &self,
         name: &str,
         command: &str,
@@ -357,7 +357,7 @@ impl Cluster {
 
     /// Reads the cluster again (from the member that runs `patronictl`, or the next one
     /// that can when it stops answering: a restarted or demoted member).
-    pub fn refresh(&mut self) -> Result<&ClusterState, String> {
+    pub(crate) fn refresh(&mut self) -> Result<&ClusterState, String> {
         let mut problems = Vec::new();
         let order: Vec<usize> = (self.control..self.hosts.len())
             .chain(0..self.control)
@@ -391,7 +391,7 @@ impl Cluster {
     }
 
     /// The member name of inventory host `host` (its name, or the member at its address).
-    pub fn member_name(&self, host: &str) -> String {
+    pub(crate) fn member_name(&self, host: &str) -> String {
         if self.state.member(host).is_some() {
             return host.to_string();
         }
@@ -413,12 +413,12 @@ impl Cluster {
             .unwrap_or_else(|| host.to_string())
     }
 
-    pub fn scope(&self) -> String {
+    pub(crate) fn scope(&self) -> String {
         self.state.scope.clone().unwrap_or_default()
     }
 
     /// Runs `patronictl ARGS` on the control member; an error carries its output.
-    pub fn ctl(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
+    pub(crate) fn ctl(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
         let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
         let command = format!("{}ctl {} 2>&1", state::ctl_prefix(), words.join(" "));
         let out = self.exec_on(self.control, command, timeout)?;
@@ -437,7 +437,7 @@ impl Cluster {
 
     /// Polls the cluster until `done` holds, reporting each change of its summary; an error
     /// after the timeout, with the last state.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         report: &Report,
         what: &str,
@@ -472,7 +472,7 @@ impl Cluster {
         }
     }
 
-    pub fn close(self) {
+    pub(crate) fn close(self) {
         let Cluster {
             runtime,
             hosts,
@@ -494,9 +494,4 @@ fn stderr_tail(stderr: &[u8]) -> Option<String> {
         .last()
         .map(str::to_string)
         .filter(|l| !l.is_empty())
-}
-
-/// The members as JSON, for events.
-pub fn members_json(s: &ClusterState) -> Value {
-    json!(s.members)
 }

@@ -8,7 +8,7 @@ use crate::cli::OpsArgs;
 use pgdeploy_core::exit::Exit;
 
 /// `pause` (`on`) or `resume`.
-pub fn run(args: &OpsArgs, on: bool, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &OpsArgs, on: bool, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: if on { "pause" } else { "resume" },

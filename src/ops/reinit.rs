@@ -7,7 +7,7 @@ use super::{confirm, decide, Cluster, Report};
 use crate::cli::ReinitArgs;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(args: &ReinitArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &ReinitArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "reinit",

@@ -11,7 +11,7 @@ use super::{confirm, decide, Cluster, Report};
 use crate::cli::RestartArgs;
 use pgdeploy_core::exit::Exit;
 
-pub fn run(args: &RestartArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &RestartArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "restart",

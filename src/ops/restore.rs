@@ -49,7 +49,7 @@ struct Paths {
     nofailover: bool,
 }
 
-pub fn run(args: &RestoreArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &RestoreArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "restore",

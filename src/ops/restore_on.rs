@@ -11,7 +11,7 @@ use super::state::ClusterState;
 
 /// A reachable member, as its own configuration and data directory tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// The inventory host.
     pub host: String,
     /// Patroni's `name` for it.
@@ -25,7 +25,7 @@ pub struct Candidate {
 
 /// The member chosen, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub host: String,
     pub member: String,
     /// Its PostgreSQL leads now (the WAL can be pushed and the target read through it).
@@ -41,7 +41,7 @@ fn was_primary(c: &Candidate) -> bool {
 
 /// Chooses among `candidates` (the reachable members, in inventory order); `host_of` maps a
 /// DCS member name to its inventory host among them. `Err` says why no choice is safe.
-pub fn choose(
+pub(crate) fn choose(
     state: &ClusterState,
     candidates: &[Candidate],
     host_of: impl Fn(&str) -> Option<String>,

@@ -13,7 +13,7 @@ use pgdeploy_core::exit::Exit;
 
 /// `--at`: an ISO 8601 time with a time zone (Patroni refuses one without):
 /// `2026-12-01T22:00:00+00:00` or `…Z`.
-pub fn check_at(at: &str) -> Result<(), String> {
+pub(crate) fn check_at(at: &str) -> Result<(), String> {
     let b = at.as_bytes();
     let shape = b.len() >= 20
         && b[4] == b'-'
@@ -34,7 +34,7 @@ pub fn check_at(at: &str) -> Result<(), String> {
     }
 }
 
-pub fn run(args: &SwitchoverArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &SwitchoverArgs, json: bool) -> anyhow::Result<Exit> {
     let report = Report {
         json,
         command: "switchover",
@@ -62,7 +62,7 @@ pub fn run(args: &SwitchoverArgs, json: bool) -> anyhow::Result<Exit> {
 /// The switchover on an open cluster: to inventory host or member `to` (or the best
 /// candidate), at `at` (or now); asks first unless `yes`. Also the event of
 /// `verify --drill switchover`.
-pub fn switchover(
+pub(crate) fn switchover(
     cluster: &mut Cluster,
     to: Option<&str>,
     at: Option<&str>,

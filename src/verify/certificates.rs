@@ -9,7 +9,7 @@
 use super::{Finding, Gathered, Kind, Options, Outcome, Role};
 use pgdeploy_core::locator::{ETCD, PATRONI};
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "certificates",
     about: "days left before each certificate in use expires",
     probe: Some((Role::Any, probe)),

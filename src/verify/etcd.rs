@@ -4,7 +4,7 @@
 
 use super::{Finding, Gathered, Kind, Options, Outcome};
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "etcd",
     about: "every etcd endpoint healthy; quorum",
     probe: Some((super::Role::Member, pgdeploy_modules::etcd::health::script)),

@@ -6,7 +6,7 @@
 use super::{Finding, Gathered, Kind, Options, Outcome, Role};
 use pgdeploy_core::locator::POSTGRES_EXPORTER_GLOB;
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "postgres_exporter",
     about: "each postgres_exporter answers /metrics with pg_up 1",
     probe: Some((Role::Member, probe)),

@@ -6,7 +6,7 @@
 
 use super::{value, Finding, Gathered, Kind, Options, Outcome, Role};
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "haproxy",
     about: "writer backend: only the leader up; reader backend: the replicas up",
     probe: Some((Role::Balancer, probe)),

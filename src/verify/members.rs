@@ -5,7 +5,7 @@
 
 use super::{state_or_fail, Finding, Gathered, Kind, Options, Outcome};
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "members",
     about: "every database host is a running member; exactly one leader",
     probe: None,

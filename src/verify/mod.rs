@@ -9,16 +9,16 @@
 //! ([`Kind::evaluate`]: pure, on [`Gathered`], so every check is unit-tested on text). The
 //! probes only read: nothing on a host changes.
 
-pub mod certificates;
-pub mod drill;
-pub mod etcd;
-pub mod exporter;
-pub mod haproxy;
-pub mod members;
-pub mod pg_hba;
-pub mod replication;
-pub mod report;
-pub mod vip;
+pub(crate) mod certificates;
+pub(crate) mod drill;
+pub(crate) mod etcd;
+pub(crate) mod exporter;
+pub(crate) mod haproxy;
+pub(crate) mod members;
+pub(crate) mod pg_hba;
+pub(crate) mod replication;
+pub(crate) mod report;
+pub(crate) mod vip;
 
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ use pgdeploy_modules::patroni_state::ClusterState;
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Pass,
     /// Nothing to check (no host of the check's role: no balancers).
     Skip,
@@ -40,7 +40,7 @@ pub enum Outcome {
 
 /// One verdict of one check, about one subject (a member, an endpoint, a file).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub check: &'static str,
     pub outcome: Outcome,
     /// What it is about (`pg2`, `lb1:/etc/haproxy/pki/ca.crt`, `cluster`).
@@ -49,7 +49,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(check: &'static str, outcome: Outcome, subject: &str, message: String) -> Self {
+    pub(crate) fn new(
+        check: &'static str,
+        outcome: Outcome,
+        subject: &str,
+        message: String,
+    ) -> Self {
         Finding {
             check,
             outcome,
@@ -61,7 +66,7 @@ impl Finding {
 
 /// Which hosts a probe runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The PostgreSQL/Patroni/etcd hosts (`--hosts`).
     Member,
     /// The HAProxy/keepalived hosts (`--balancers`).
@@ -72,7 +77,7 @@ pub enum Role {
 
 /// A host of the inventory, what it is and what its probes printed (by kind name).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct HostRead {
+pub(crate) struct HostRead {
     pub name: String,
     /// `ansible_host`, when the inventory gives one (members are matched by it too).
     pub address: Option<String>,
@@ -82,14 +87,14 @@ pub struct HostRead {
 }
 
 impl HostRead {
-    pub fn output(&self, kind: &str) -> Option<&str> {
+    pub(crate) fn output(&self, kind: &str) -> Option<&str> {
         self.outputs.get(kind).map(String::as_str)
     }
 }
 
 /// Everything read from the cluster, for [`Kind::evaluate`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Gathered {
+pub(crate) struct Gathered {
     /// The cluster as Patroni sees it, read from the first member that could tell.
     pub state: Option<ClusterState>,
     /// Why no member could tell, when none could.
@@ -101,17 +106,17 @@ pub struct Gathered {
 }
 
 impl Gathered {
-    pub fn members(&self) -> impl Iterator<Item = &HostRead> {
+    pub(crate) fn members(&self) -> impl Iterator<Item = &HostRead> {
         self.hosts.iter().filter(|h| h.member)
     }
-    pub fn balancers(&self) -> impl Iterator<Item = &HostRead> {
+    pub(crate) fn balancers(&self) -> impl Iterator<Item = &HostRead> {
         self.hosts.iter().filter(|h| h.balancer)
     }
 }
 
 /// Thresholds of the checks (`verify`'s flags).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Options {
+pub(crate) struct Options {
     /// A certificate expiring in fewer days is a warning.
     pub cert_warn_days: u64,
     /// A replica further behind (MB) is a warning.
@@ -128,7 +133,7 @@ impl Default for Options {
 }
 
 /// One kind of check: its name, what it reads and how it judges.
-pub struct Kind {
+pub(crate) struct Kind {
     pub name: &'static str,
     /// What it checks, for `verify --help`.
     pub about: &'static str,
@@ -138,7 +143,7 @@ pub struct Kind {
 }
 
 /// The one table of checks, in the order they are shown.
-pub const KINDS: &[Kind] = &[
+pub(crate) const KINDS: &[Kind] = &[
     members::KIND,
     replication::KIND,
     etcd::KIND,
@@ -150,7 +155,7 @@ pub const KINDS: &[Kind] = &[
 ];
 
 /// The checks, a line each, for `verify --help`.
-pub fn kinds_help() -> String {
+pub(crate) fn kinds_help() -> String {
     let width = KINDS.iter().map(|k| k.name.len()).max().unwrap_or(0);
     let mut text = String::from("Checks:\n");
     for k in KINDS {
@@ -162,7 +167,7 @@ pub fn kinds_help() -> String {
 const MARK: &str = "==verify ";
 
 /// The one command a host runs: every probe for its roles, each after a marker line.
-pub fn script(member: bool, balancer: bool) -> String {
+pub(crate) fn script(member: bool, balancer: bool) -> String {
     let mut out = String::new();
     for k in KINDS {
         let Some((role, probe)) = k.probe else {
@@ -186,7 +191,7 @@ pub fn script(member: bool, balancer: bool) -> String {
 }
 
 /// [`script`]'s output, by kind name.
-pub fn parse(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut current: Option<(String, String)> = None;
     for line in text.lines() {
@@ -208,7 +213,7 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
 
 /// Every kind's findings, in table order; a kind with nothing to say about a cluster it
 /// could not read says so once.
-pub fn evaluate(g: &Gathered, o: &Options) -> Vec<Finding> {
+pub(crate) fn evaluate(g: &Gathered, o: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
     for (name, reason) in &g.unreachable {
         out.push(Finding::new(
@@ -237,7 +242,7 @@ pub fn evaluate(g: &Gathered, o: &Options) -> Vec<Finding> {
 /// 2 when one failed or warned (a warning is for now still working, but CI should see it:
 /// an expiring certificate is found before it breaks), 4 when no member could be reached
 /// at all (nothing could be checked).
-pub fn exit(g: &Gathered, findings: &[Finding]) -> pgdeploy_core::exit::Exit {
+pub(crate) fn exit(g: &Gathered, findings: &[Finding]) -> pgdeploy_core::exit::Exit {
     use pgdeploy_core::exit::Exit;
     if g.members().next().is_none() && !g.unreachable.is_empty() {
         Exit::Unreachable
@@ -252,7 +257,7 @@ pub fn exit(g: &Gathered, findings: &[Finding]) -> pgdeploy_core::exit::Exit {
 }
 
 /// The state of the cluster a check needs, or the finding that says it could not be read.
-pub fn state_or_fail<'a>(
+pub(crate) fn state_or_fail<'a>(
     g: &'a Gathered,
     check: &'static str,
 ) -> Result<&'a ClusterState, Vec<Finding>> {
@@ -272,7 +277,7 @@ pub fn state_or_fail<'a>(
 }
 
 /// The text after `name=` on a line of `text` (probes print `key=value` lines).
-pub fn value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
         .map(str::trim)

@@ -7,7 +7,7 @@
 use super::{value, Finding, Gathered, Kind, Options, Outcome, Role};
 use pgdeploy_core::locator::PATRONI;
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "pg_hba",
     about: "a plain (non-TLS) connection is refused where pg_hba requires TLS",
     probe: Some((Role::Member, probe)),

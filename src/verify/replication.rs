@@ -5,7 +5,7 @@
 
 use super::{state_or_fail, Finding, Gathered, Kind, Options, Outcome};
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "replication",
     about: "replicas stream within the lag limit; a sync standby in synchronous mode",
     probe: None,

@@ -18,7 +18,7 @@ fn count(f: &[Finding], o: Outcome) -> usize {
     f.iter().filter(|x| x.outcome == o).count()
 }
 
-pub fn to_text(findings: &[Finding]) -> String {
+pub(crate) fn to_text(findings: &[Finding]) -> String {
     let mut rows = vec![[
         "CHECK".to_string(),
         "RESULT".into(),
@@ -55,7 +55,7 @@ pub fn to_text(findings: &[Finding]) -> String {
     out
 }
 
-pub fn to_json(findings: &[Finding], exit: u8) -> serde_json::Value {
+pub(crate) fn to_json(findings: &[Finding], exit: u8) -> serde_json::Value {
     json!({
         "findings": findings,
         "ok": count(findings, Outcome::Pass),

@@ -6,7 +6,7 @@ use super::{value, Finding, Gathered, Kind, Options, Outcome, Role};
 use crate::status::{addresses_script, parse_addresses, vips, HostAddresses};
 use pgdeploy_core::locator::KEEPALIVED;
 
-pub const KIND: Kind = Kind {
+pub(crate) const KIND: Kind = Kind {
     name: "vip",
     about: "each VIP on exactly one host and answering on 5432",
     probe: Some((Role::Balancer, probe)),

@@ -23,7 +23,7 @@ const DROP_IN: &str = "pgdeploy-drill.conf";
 
 /// How the victim comes back.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Back {
+pub(crate) enum Back {
     /// Nothing to do (a switchover: the old leader rejoins by itself).
     Rejoins,
     /// The units killed on the host: started again (the drop-in removed first).
@@ -35,7 +35,7 @@ pub enum Back {
 }
 
 /// What a drill hits and how.
-pub struct Plan {
+pub(crate) struct Plan {
     pub kind: DrillKind,
     pub lab: Option<String>,
     pub power_cut: bool,
@@ -57,7 +57,7 @@ fn hold_restart(units: &[&str]) -> String {
 /// The command that kills `units` hard and leaves them down. `systemctl kill` may report a
 /// failure for processes that died with the main one (seen in containers: "Failed to send
 /// signal SIGKILL to auxiliary processes"), so what counts is that no unit is active after.
-pub fn kill_script(units: &[&str]) -> String {
+pub(crate) fn kill_script(units: &[&str]) -> String {
     let names = units.join(" ");
     format!(
         "set -e; {}; systemctl daemon-reload; systemctl kill --signal=SIGKILL {names} || true; \
@@ -69,7 +69,7 @@ pub fn kill_script(units: &[&str]) -> String {
 
 /// The command that starts `units` again (the drop-in gone; a VIP a killed keepalived left
 /// on an interface removed first, so that keepalived's election decides where it goes).
-pub fn start_script(units: &[String]) -> String {
+pub(crate) fn start_script(units: &[String]) -> String {
     let drop: Vec<String> = units
         .iter()
         .map(|u| format!("/run/systemd/system/{u}.service.d/{DROP_IN}"))
@@ -92,7 +92,7 @@ pub fn start_script(units: &[String]) -> String {
 }
 
 /// Which balancer holds the VIP (its keepalived's address on one of its interfaces).
-pub fn holder_script() -> String {
+pub(crate) fn holder_script() -> String {
     format!(
         "VIP=; if [ -r {KEEPALIVED} ]; then . {KEEPALIVED}; fi; \
          [ -n \"$VIP\" ] && ip -o -4 addr show | \
@@ -106,7 +106,7 @@ fn lab_err(e: anyhow::Error) -> String {
 
 /// How the victim of `plan` comes back: known before the event, so that a failed event
 /// (half done) is undone too.
-pub fn back_of(plan: &Plan, victim: &str) -> Back {
+pub(crate) fn back_of(plan: &Plan, victim: &str) -> Back {
     let host = victim.to_string();
     match (plan.kind, &plan.lab) {
         (DrillKind::Switchover, _) => Back::Rejoins,
@@ -133,7 +133,7 @@ pub fn back_of(plan: &Plan, victim: &str) -> Back {
 
 /// Causes the event on `victim` (an inventory host: the leader's, or the VIP's balancer):
 /// how it was done, and how to bring the victim back.
-pub fn cause(
+pub(crate) fn cause(
     plan: &Plan,
     cluster: &mut Cluster,
     victim: &str,
@@ -177,7 +177,7 @@ pub fn cause(
 }
 
 /// Brings the victim back.
-pub fn bring_back(back: &Back, cluster: &mut Cluster) -> Result<(), String> {
+pub(crate) fn bring_back(back: &Back, cluster: &mut Cluster) -> Result<(), String> {
     match back {
         Back::Rejoins => Ok(()),
         Back::Units { host, units } => cluster

@@ -14,17 +14,17 @@ use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The drill's table: one row per acknowledged (or maybe committed) transaction of a run.
-pub const TABLE: &str = "pgdeploy_drill";
+pub(crate) const TABLE: &str = "pgdeploy_drill";
 /// Between two transactions: a light load (50 a second) that still times a gap to 20 ms.
-pub const PACE: Duration = Duration::from_millis(20);
+pub(crate) const PACE: Duration = Duration::from_millis(20);
 /// Before a new connection after a failure.
-pub const BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF: Duration = Duration::from_millis(100);
 /// A statement (or a connection) that takes longer has failed: a powered-off host answers
 /// nothing, and TCP would wait minutes.
-pub const STALL: Duration = Duration::from_secs(2);
+pub(crate) const STALL: Duration = Duration::from_secs(2);
 
 /// Where and as whom the drill connects (the password is a secret: never shown).
-pub struct Target {
+pub(crate) struct Target {
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -34,7 +34,7 @@ pub struct Target {
 
 impl Target {
     /// The same credentials towards another address (a member, directly).
-    pub fn at(&self, host: &str, port: u16) -> Target {
+    pub(crate) fn at(&self, host: &str, port: u16) -> Target {
         Target {
             host: host.to_string(),
             port,
@@ -46,7 +46,7 @@ impl Target {
 
     /// A TLS connection (`sslmode=require` with the CA-checking connector), its connection
     /// task spawned.
-    pub async fn connect(&self) -> Result<Client, String> {
+    pub(crate) async fn connect(&self) -> Result<Client, String> {
         let mut c = Config::new();
         c.host(&self.host)
             .port(self.port)
@@ -69,14 +69,14 @@ impl Target {
 
 /// One acknowledged commit: its sequence number, and when (since the drill started).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ack {
+pub(crate) struct Ack {
     pub seq: i64,
     pub at: Duration,
 }
 
 /// What the load did.
 #[derive(Debug, Default)]
-pub struct Load {
+pub(crate) struct Load {
     pub acks: Vec<Ack>,
     /// Transactions tried (acknowledged or not).
     pub attempts: i64,
@@ -87,7 +87,7 @@ pub struct Load {
 }
 
 /// The table, through `target` (before the load starts).
-pub async fn create_table(target: &Target) -> Result<(), String> {
+pub(crate) async fn create_table(target: &Target) -> Result<(), String> {
     let client = target.connect().await?;
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, seq bigint NOT NULL, \
@@ -101,7 +101,7 @@ pub async fn create_table(target: &Target) -> Result<(), String> {
 
 /// Runs until `stop` turns true; `last_ack_ms` follows the time of the latest acknowledged
 /// commit (ms since `start`, 0 before the first) for the drill to watch.
-pub async fn run(
+pub(crate) async fn run(
     target: Arc<Target>,
     run: String,
     start: Instant,
@@ -179,7 +179,7 @@ pub async fn run(
 
 /// The sequence numbers of run `run` in the table, read on `target` (the new leader), and
 /// whether that server is a primary.
-pub async fn read_back(target: &Target, run: &str) -> Result<(Vec<i64>, bool), String> {
+pub(crate) async fn read_back(target: &Target, run: &str) -> Result<(Vec<i64>, bool), String> {
     let client = target.connect().await?;
     let rows = timeout(
         STALL * 5,

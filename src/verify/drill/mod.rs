@@ -8,11 +8,11 @@
 //! `pg_superuser_password`, never shown) over TLS checked against `--ca`. It never assumes a
 //! lab: only `--lab NAME` lets it cut power or network with the lab's commands.
 
-pub mod events;
-pub mod load;
-pub mod report;
-pub mod tls;
-pub mod watch;
+pub(crate) mod events;
+pub(crate) mod load;
+pub(crate) mod report;
+pub(crate) mod tls;
+pub(crate) mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn select(inventory: &Inventory, p: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Exit> {
     let kind = args.drill.expect("a drill");
     let report = Report {
         json,

@@ -19,7 +19,7 @@ use crate::verify::Finding;
 
 /// The longest gap between acknowledged commits, as (gap, from, to) in seconds since the
 /// drill's start; `end` (when the load stopped) closes the last gap. `None` without commits.
-pub fn rto(acks: &[Ack], end: Duration) -> Option<(f64, f64, f64)> {
+pub(crate) fn rto(acks: &[Ack], end: Duration) -> Option<(f64, f64, f64)> {
     let first = acks.first()?;
     let mut best = (0.0, first.at.as_secs_f64(), first.at.as_secs_f64());
     let times: Vec<f64> = acks
@@ -37,7 +37,7 @@ pub fn rto(acks: &[Ack], end: Duration) -> Option<(f64, f64, f64)> {
 }
 
 /// The acknowledged sequence numbers not in `present`, in order.
-pub fn missing(acks: &[Ack], present: &[i64]) -> Vec<i64> {
+pub(crate) fn missing(acks: &[Ack], present: &[i64]) -> Vec<i64> {
     let present: HashSet<i64> = present.iter().copied().collect();
     acks.iter()
         .map(|a| a.seq)
@@ -46,7 +46,7 @@ pub fn missing(acks: &[Ack], present: &[i64]) -> Vec<i64> {
 }
 
 /// The most members writable in one round, and the rounds (their times) with more than one.
-pub fn primaries(rounds: &[Round]) -> (usize, Vec<f64>) {
+pub(crate) fn primaries(rounds: &[Round]) -> (usize, Vec<f64>) {
     let mut most = 0;
     let mut twice = Vec::new();
     for r in rounds {
@@ -60,7 +60,7 @@ pub fn primaries(rounds: &[Round]) -> (usize, Vec<f64>) {
 }
 
 /// Per member, the rounds in which it could not be asked.
-pub fn unobserved(rounds: &[Round], members: &[String]) -> Vec<(String, usize)> {
+pub(crate) fn unobserved(rounds: &[Round], members: &[String]) -> Vec<(String, usize)> {
     members
         .iter()
         .enumerate()
@@ -79,7 +79,7 @@ pub fn unobserved(rounds: &[Round], members: &[String]) -> Vec<(String, usize)> 
 
 /// Everything a drill reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub drill: &'static str,
     /// How the event was caused (`SIGKILL of patroni on pg1`, `lab kill pg1`, …).
     pub event: String,
@@ -123,7 +123,7 @@ pub struct Figures {
 impl Figures {
     /// Passed: nothing acknowledged was lost, never two writable primaries, writes came
     /// back, the victim too, and `verify` passes.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.rpo_commits == 0
             && !self.two_primaries
             && self.writes_resumed
@@ -137,7 +137,7 @@ fn secs(v: Option<f64>) -> String {
     v.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into())
 }
 
-pub fn to_text(f: &Figures) -> String {
+pub(crate) fn to_text(f: &Figures) -> String {
     let yes_no = |b: bool| if b { "YES" } else { "no" };
     let rows: Vec<(&str, String)> = vec![
         ("drill", f.drill.to_string()),
@@ -247,7 +247,7 @@ pub fn to_text(f: &Figures) -> String {
     out
 }
 
-pub fn to_json(f: &Figures, exit: u8) -> Value {
+pub(crate) fn to_json(f: &Figures, exit: u8) -> Value {
     let mut v = json!(f);
     if let Some(o) = v.as_object_mut() {
         o.insert("event".into(), json!("drill"));

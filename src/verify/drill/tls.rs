@@ -14,7 +14,7 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, Sign
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The connector for every drill connection, trusting the certificates of `ca` (PEM).
-pub fn connector(ca: &Path) -> Result<MakeRustlsConnect, String> {
+pub(crate) fn connector(ca: &Path) -> Result<MakeRustlsConnect, String> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca)
         .map_err(|e| format!("`{}`: {e}", ca.display()))?

@@ -12,12 +12,12 @@ use tokio_postgres::Client;
 
 use super::load::Target;
 
-pub const EVERY: Duration = Duration::from_millis(200);
+pub(crate) const EVERY: Duration = Duration::from_millis(200);
 const ASK: Duration = Duration::from_secs(1);
 
 /// One member to watch.
 #[derive(Debug, Clone)]
-pub struct Watched {
+pub(crate) struct Watched {
     pub member: String,
     /// Its inventory host (a lab's node name).
     pub host: String,
@@ -28,7 +28,7 @@ pub struct Watched {
 /// One round: when it started (since the drill's start) and, per member in the order given,
 /// `Some(true)` writable, `Some(false)` in recovery, `None` not reached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Round {
+pub(crate) struct Round {
     pub at: Duration,
     pub writable: Vec<Option<bool>>,
 }
@@ -71,7 +71,7 @@ async fn ask_lab(lab: String, node: String) -> Option<bool> {
 }
 
 /// Rounds until `stop` turns true.
-pub async fn run(
+pub(crate) async fn run(
     target: Arc<Target>,
     members: Vec<Watched>,
     lab: Option<String>,
