@@ -4,7 +4,8 @@
 //! the inventory (taken out of the group only) leaves through its own `removed_member` task,
 //! which stops its daemons first.
 
-use super::{Etcd, Listed, Member, StaleRemoval};
+use super::configured::StaleRemoval;
+use super::{Etcd, Listed, Member};
 use crate::removed_member::decide::quorum_refusal;
 use pgdeploy_core::module::{HostContext, ModuleError};
 
