@@ -3,9 +3,8 @@
 //! on a host (SANs, issuer, expiry) to decide whether it must be reissued.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -96,28 +95,12 @@ pub fn load_ca(paths: &CaPaths) -> Result<Ca, PkiError> {
     })
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename),
-/// created with `mode`.
+/// Writes `bytes` to `path` atomically, created with `mode` ([`pgdeploy_core::atomic_file`]).
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write {
+    pgdeploy_core::atomic_file::write(path, bytes, mode).map_err(|e| PkiError::Write {
         path: path.display().to_string(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.pgdeploy-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temp)
-        .map_err(err)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&temp, path).map_err(err)
+        source: e.source,
+    })
 }
 
 /// Creates a CA at `paths` (directory 0700, key 0600), valid for `days`.

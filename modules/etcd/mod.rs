@@ -28,8 +28,8 @@
 use pgdeploy_core::module::{Action, HostContext, ModuleError, Plan, Probe, ProbeContext};
 
 mod cluster;
-
 mod configured;
+pub mod health;
 mod host;
 mod params;
 mod removal;
@@ -39,12 +39,12 @@ mod started;
 pub mod unit;
 
 #[cfg(test)]
-use pgdeploy_core::module::{Params, ParseContext};
-#[cfg(test)]
 use cluster::url;
 pub use cluster::{covers, decide, parse_member_list, ClusterState, Decision, Listed, Member};
 use configured::ConfigWork;
 pub use params::{Etcd, EtcdState};
+#[cfg(test)]
+use pgdeploy_core::module::{Params, ParseContext};
 pub use render::{config_for, STAMP};
 use started::StartWork;
 

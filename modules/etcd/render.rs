@@ -13,7 +13,10 @@ use super::unit;
 
 /// The environment file of `host` when `config` is not set: where the OS family's packages
 /// have their unit read it.
-pub fn config_for(facts: &pgdeploy_core::template::Facts, host: &str) -> Result<String, ModuleError> {
+pub fn config_for(
+    facts: &pgdeploy_core::template::Facts,
+    host: &str,
+) -> Result<String, ModuleError> {
     match facts.get("ansible_os_family").and_then(|v| v.as_str()) {
         Some("Debian") => Ok("/etc/default/etcd".into()),
         Some("RedHat") => Ok("/etc/etcd/etcd.conf".into()),

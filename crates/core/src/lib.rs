@@ -9,6 +9,7 @@
 // Everything on stderr goes through `pgdeploy_core::output` (`eprintln!` panics when it is closed).
 #![deny(clippy::print_stderr)]
 
+pub mod atomic_file;
 pub mod change;
 pub mod diag;
 pub mod exit;

@@ -180,20 +180,12 @@ pub fn save(paths: &LabPaths, state: &LabState) -> anyhow::Result<()> {
     write_atomic(&paths.state(), &raw, 0o644)
 }
 
-/// Writes a file through a temporary sibling and a rename, with `mode`
+/// Writes a file atomically with `mode` ([`pgdeploy_core::atomic_file`]), its directory
+/// created first
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().context("path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot chmod `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename `{}` to `{}`", tmp.display(), path.display()))
+    Ok(pgdeploy_core::atomic_file::write(path, contents, mode)?)
 }
 
 #[cfg(test)]

@@ -31,8 +31,6 @@
 //! (`deny_unknown_fields`): a file this version does not fully understand is refused rather
 //! than half applied.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -334,32 +332,12 @@ impl SavedPlan {
         path: &Path,
         redactor: &pgdeploy_core::secrets::Redactor,
     ) -> Result<(), FormatError> {
-        let err = |error| FormatError::Write {
-            path: path.to_path_buf(),
-            error,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map_or_else(|| "plan".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(self.to_json(redactor).as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(err)
+        pgdeploy_core::atomic_file::write(path, self.to_json(redactor).as_bytes(), 0o600).map_err(
+            |e| FormatError::Write {
+                path: path.to_path_buf(),
+                error: e.source,
+            },
+        )
     }
 
     /// Reads a saved plan: the format and both versions are checked before the rest is read,
