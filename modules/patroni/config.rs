@@ -248,29 +248,51 @@ pub fn locator(config_file: &str, patronictl: &str) -> String {
     )
 }
 
+/// A setting's place in a `GET /config`-shaped document, one segment per object level.
+/// Segments, not a dotted string: PostgreSQL parameters such as `pg_stat_statements.track`
+/// hold dots in a single key.
+pub type KeyPath = Vec<String>;
+
+/// A key path as shown in plans: segments joined with `.`, a segment holding a dot quoted
+/// (`postgresql.parameters."pg_stat_statements.track"`). For display only, never parsed back.
+pub fn show_path(path: &[String]) -> String {
+    path.iter()
+        .map(|s| {
+            if s.contains('.') {
+                format!("\"{s}\"")
+            } else {
+                s.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// The keys of `wanted` whose value differs in `current` (both `GET /config`-shaped), as
-/// `(dotted key, current, wanted)`; parameters are compared as PostgreSQL shows them (text).
-pub fn dcs_diff(current: &Value, wanted: &Value) -> Vec<(String, Value, Value)> {
+/// `(key path, current, wanted)`; parameters are compared as PostgreSQL shows them (text).
+pub fn dcs_diff(current: &Value, wanted: &Value) -> Vec<(KeyPath, Value, Value)> {
     let mut out = Vec::new();
-    diff_into("", current, wanted, &mut out);
+    diff_into(&mut Vec::new(), current, wanted, &mut out);
     out
 }
 
-fn diff_into(prefix: &str, current: &Value, wanted: &Value, out: &mut Vec<(String, Value, Value)>) {
+fn diff_into(
+    path: &mut KeyPath,
+    current: &Value,
+    wanted: &Value,
+    out: &mut Vec<(KeyPath, Value, Value)>,
+) {
     match wanted {
         Value::Object(w) => {
             for (k, wv) in w {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
                 let cv = current.get(k).cloned().unwrap_or(Value::Null);
-                diff_into(&key, &cv, wv, out);
+                path.push(k.clone());
+                diff_into(path, &cv, wv, out);
+                path.pop();
             }
         }
         _ if same_setting(current, wanted) => {}
-        _ => out.push((prefix.to_string(), current.clone(), wanted.clone())),
+        _ => out.push((path.clone(), current.clone(), wanted.clone())),
     }
 }
 
@@ -303,22 +325,31 @@ fn same_setting(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// The `PATCH /config` body setting exactly the differing keys.
-pub fn patch_body(diff: &[(String, Value, Value)]) -> Value {
+/// The `PATCH /config` body setting exactly the differing keys. A value in the way of a
+/// deeper key (never from `dcs_diff`, whose paths come from one document) becomes an object.
+pub fn patch_body(diff: &[(KeyPath, Value, Value)]) -> Value {
     let mut root = Value::Object(Map::new());
-    for (key, _, wanted) in diff {
+    for (path, _, wanted) in diff {
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
         let mut at = &mut root;
-        let parts: Vec<&str> = key.split('.').collect();
-        for (i, p) in parts.iter().enumerate() {
-            let obj = at.as_object_mut().expect("objects all the way down");
-            if i + 1 == parts.len() {
-                obj.insert(p.to_string(), wanted.clone());
-                break;
+        for p in parents {
+            if !at.is_object() {
+                *at = Value::Object(Map::new());
             }
-            at = obj
-                .entry(p.to_string())
+            at = at
+                .as_object_mut()
+                .expect("made an object above")
+                .entry(p.clone())
                 .or_insert_with(|| Value::Object(Map::new()));
         }
+        if !at.is_object() {
+            *at = Value::Object(Map::new());
+        }
+        at.as_object_mut()
+            .expect("made an object above")
+            .insert(last.clone(), wanted.clone());
     }
     root
 }

@@ -439,7 +439,7 @@ impl Action for Patroni {
             if !diff.is_empty() {
                 let lines: Vec<String> = diff
                     .iter()
-                    .map(|(k, c, w)| format!("{k}: {} → {}", show(c), show(w)))
+                    .map(|(k, c, w)| format!("{}: {} → {}", config::show_path(k), show(c), show(w)))
                     .collect();
                 changes.push(Change::new(format!(
                     "PATCH /config (cluster `{}`): {}",

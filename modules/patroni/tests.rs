@@ -137,12 +137,101 @@ fn dcs_diff_compares_settings_as_postgres_shows_them() {
         .replace("dcs:\n", "dcs:\n  synchronous_mode: true\n"),
     );
     let diff = dcs_diff(&current, &p.dcs());
-    let keys: Vec<&str> = diff.iter().map(|d| d.0.as_str()).collect();
-    assert_eq!(keys, ["synchronous_mode", "postgresql.parameters.work_mem"]);
+    let keys: Vec<String> = diff.iter().map(|d| d.0.join("/")).collect();
+    assert_eq!(keys, ["synchronous_mode", "postgresql/parameters/work_mem"]);
     assert_eq!(
         patch_body(&diff),
         json!({"synchronous_mode": true, "postgresql": {"parameters": {"work_mem": "8MB"}}})
     );
+}
+
+/// Patroni's `PATCH /config`: a JSON merge patch (objects merge, `null` removes a key).
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("made an object above");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+#[test]
+fn dotted_parameter_is_one_key_and_converges() {
+    let p = params(&LAB.replace(
+        "max_connections: 100,",
+        "max_connections: 100, pg_stat_statements.track: all, auto_explain.log_min_duration: 250ms,",
+    ));
+    let wanted = p.dcs();
+    let mut current = params(LAB).dcs();
+    let diff = dcs_diff(&current, &wanted);
+    let shown: Vec<String> = diff
+        .iter()
+        .map(|d| super::config::show_path(&d.0))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "postgresql.parameters.\"pg_stat_statements.track\"",
+            "postgresql.parameters.\"auto_explain.log_min_duration\"",
+        ]
+    );
+    let body = patch_body(&diff);
+    assert_eq!(
+        body,
+        json!({"postgresql": {"parameters": {
+            "auto_explain.log_min_duration": "250ms",
+            "pg_stat_statements.track": "all",
+        }}})
+    );
+    // The next plan reads the patched `GET /config`: nothing left to do.
+    merge_patch(&mut current, &body);
+    assert!(dcs_diff(&current, &wanted).is_empty());
+    assert_eq!(
+        current["postgresql"]["parameters"]["pg_stat_statements.track"],
+        json!("all")
+    );
+    assert!(current["postgresql"]["parameters"]
+        .get("pg_stat_statements")
+        .is_none());
+}
+
+#[test]
+fn key_and_dotted_key_below_it_both_round_trip() {
+    let p = params(&LAB.replace(
+        "max_connections: 100,",
+        "max_connections: 100, x: \"1\", x.y: \"2\",",
+    ));
+    let wanted = p.dcs();
+    let mut current = params(LAB).dcs();
+    let diff = dcs_diff(&current, &wanted);
+    assert_eq!(diff.len(), 2);
+    let body = patch_body(&diff);
+    assert_eq!(
+        body,
+        json!({"postgresql": {"parameters": {"x": "1", "x.y": "2"}}})
+    );
+    merge_patch(&mut current, &body);
+    assert!(dcs_diff(&current, &wanted).is_empty());
+}
+
+#[test]
+fn patch_body_never_panics_on_a_value_in_the_way() {
+    let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let diff = vec![
+        (path(&["x"]), Value::Null, json!(1)),
+        (path(&["x", "y"]), Value::Null, json!(2)),
+    ];
+    assert_eq!(patch_body(&diff), json!({"x": {"y": 2}}));
 }
 
 #[test]
