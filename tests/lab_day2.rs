@@ -28,6 +28,8 @@ mod poll;
 mod removal;
 #[path = "day2/rotation.rs"]
 mod rotation;
+#[path = "day2/settings.rs"]
+mod settings;
 #[path = "day2/verify.rs"]
 mod verify;
 
@@ -102,6 +104,7 @@ fn day2_commands_on_the_lab() {
         );
     });
     verify::run(&mut c, &lab, &inventory);
+    settings::run(&mut c, &lab, &inventory);
 
     c.run("without_yes_and_a_terminal_nothing_is_done", || {
         let before = leader(&lab);
