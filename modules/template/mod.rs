@@ -8,8 +8,7 @@ use pgdeploy_core::module::{
 };
 use pgdeploy_core::params::Mode;
 
-use super::common::attrs::Wanted;
-use super::common::content::{self, ContentWork, Desired};
+use super::copy::Copy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,34 +66,38 @@ fn render_text(
     })
 }
 
+impl Template {
+    /// The `copy` of `content` to the same destination with the same attributes: once
+    /// rendered, a template is planned, probed and applied exactly as `copy` is.
+    fn as_copy(&self, content: Option<String>) -> Copy {
+        Copy {
+            dest: self.dest.clone(),
+            content,
+            src: None,
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mode: self.mode,
+            validate: self.validate.clone(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Action for Template {
     /// One round trip, as `copy`: rendering is local, the probe reads `dest` in one exec.
     async fn plan(&self, cx: &HostContext<'_>) -> Result<Plan, ModuleError> {
-        let desired = Desired {
-            dest: &self.dest,
-            content: self.render(cx).await?.into_bytes(),
-            wanted: Wanted {
-                owner: self.owner.as_deref(),
-                group: self.group.as_deref(),
-                mode: self.mode,
-            },
-            validate: self.validate.as_deref(),
-        };
-        content::plan(cx, &desired).await
+        let rendered = self.render(cx).await?;
+        self.as_copy(Some(rendered)).plan(cx).await
     }
     fn probes(
         &self,
-        _cx: &pgdeploy_core::module::ProbeContext<'_>,
+        cx: &pgdeploy_core::module::ProbeContext<'_>,
     ) -> Vec<pgdeploy_core::module::Probe> {
-        content::probes(&self.dest)
+        self.as_copy(None).probes(cx)
     }
     /// Writes what was rendered at plan time: the applied file is exactly the planned one.
     async fn apply(&self, cx: &HostContext<'_>, plan: &Plan) -> Result<(), ModuleError> {
-        match plan.work::<ContentWork>() {
-            Some(work) => content::apply(cx, work).await,
-            None => Ok(()),
-        }
+        self.as_copy(None).apply(cx, plan).await
     }
 }
 
