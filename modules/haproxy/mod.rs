@@ -14,7 +14,7 @@ use pgdeploy_core::params::Mode;
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
 use super::common::hosts;
-use super::service::{Service, ServiceState};
+use super::service::Service;
 
 const CONFIG: &str = "/etc/haproxy/haproxy.cfg";
 
@@ -294,24 +294,14 @@ impl Action for Haproxy {
         let mut changes = file.changes.clone();
         // A new configuration is applied by a reload (a stopped HAProxy is started instead),
         // never a restart: established sessions survive.
-        let service = Service {
-            name: "haproxy".into(),
-            state: Some(if config_changed {
-                ServiceState::Reloaded
-            } else {
-                ServiceState::Started
-            }),
-            enabled: Some(true),
-            daemon_reload: false,
-        };
-        let svc_plan = service.plan(cx).await?;
-        changes.extend(svc_plan.changes.iter().cloned());
+        let service =
+            Service::plan_reload_on_change(cx, "haproxy", config_changed, &mut changes).await?;
         if changes.is_empty() {
             return Ok(Plan::unchanged());
         }
         let work = HaproxyWork {
             config: file.work::<ContentWork>().cloned(),
-            service: svc_plan.is_changed().then_some((service, svc_plan)),
+            service,
         };
         Ok(Plan::changes(changes, work))
     }

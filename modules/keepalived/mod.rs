@@ -22,7 +22,7 @@ use super::common::hosts;
 use super::common::secret::Secret;
 use super::common::shell::quote;
 use super::common::stat::{self, Kind};
-use super::service::{Service, ServiceState};
+use super::service::Service;
 
 const CONFIG: &str = "/etc/keepalived/keepalived.conf";
 /// Checks a candidate configuration. In its own session: keepalived 2.2.7 (Debian 12) ends
@@ -520,21 +520,8 @@ impl Action for Keepalived {
         }
         // keepalived re-reads its configuration on reload; a check script is run afresh each
         // time, so a new script needs no reload.
-        let service = Service {
-            name: "keepalived".into(),
-            state: Some(if config_changed {
-                ServiceState::Reloaded
-            } else {
-                ServiceState::Started
-            }),
-            enabled: Some(true),
-            daemon_reload: false,
-        };
-        let svc_plan = service.plan(cx).await?;
-        changes.extend(svc_plan.changes.iter().cloned());
-        if svc_plan.is_changed() {
-            work.service = Some((service, svc_plan));
-        }
+        work.service =
+            Service::plan_reload_on_change(cx, "keepalived", config_changed, &mut changes).await?;
         if changes.is_empty() {
             return Ok(Plan::unchanged());
         }

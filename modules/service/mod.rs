@@ -120,6 +120,36 @@ impl Step {
 pub struct ServiceWork(pub Vec<Step>);
 
 impl Service {
+    /// A daemon whose configuration a module manages (`haproxy`, `keepalived`): enabled and
+    /// running, reloaded — never restarted, so established sessions survive — when its
+    /// configuration changed (a stopped one is started instead).
+    pub fn reloaded_on_change(name: &str, config_changed: bool) -> Self {
+        Service {
+            name: name.into(),
+            state: Some(if config_changed {
+                ServiceState::Reloaded
+            } else {
+                ServiceState::Started
+            }),
+            enabled: Some(true),
+            daemon_reload: false,
+        }
+    }
+
+    /// [`Service::reloaded_on_change`] planned: its changes go to `changes`; the service
+    /// and its plan come back when there is something to do.
+    pub async fn plan_reload_on_change(
+        cx: &HostContext<'_>,
+        name: &str,
+        config_changed: bool,
+        changes: &mut Vec<Change>,
+    ) -> Result<Option<(Service, Plan)>, ModuleError> {
+        let service = Service::reloaded_on_change(name, config_changed);
+        let plan = service.plan(cx).await?;
+        changes.extend(plan.changes.iter().cloned());
+        Ok(plan.is_changed().then_some((service, plan)))
+    }
+
     fn decide(&self, unit: &UnitState) -> (Vec<Change>, Vec<Step>) {
         let name = &self.name;
         let note = if unit.loaded {
