@@ -26,7 +26,7 @@ fn main() {
 }
 
 /// `0.1.0 (4090bf1 2026-12-01)`, or `0.1.0` without a commit.
-pub fn long_version(version: &str, commit: Option<(String, String)>) -> String {
+pub(crate) fn long_version(version: &str, commit: Option<(String, String)>) -> String {
     match commit {
         Some((hash, date)) => format!("{version} ({hash} {date})"),
         None => version.to_string(),
@@ -36,7 +36,7 @@ pub fn long_version(version: &str, commit: Option<(String, String)>) -> String {
 /// The git directory of a checkout whose root is `dir`: `dir/.git` itself, or where the
 /// `.git` file of a worktree points. `None` when `dir` is not the root of a checkout (a crate
 /// unpacked inside some other repository must not take that repository's commit).
-pub fn git_dir(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn git_dir(dir: &Path) -> Option<PathBuf> {
     let dot_git = dir.join(".git");
     if dot_git.is_dir() {
         return Some(dot_git);
@@ -54,7 +54,7 @@ pub fn git_dir(dir: &Path) -> Option<PathBuf> {
 /// The files whose change moves `HEAD`: `HEAD`, the ref it names (loose, in the common
 /// directory for a worktree) and `packed-refs`, those that exist (a missing file would make
 /// cargo run this on every build).
-pub fn watched(git_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn watched(git_dir: &Path) -> Vec<PathBuf> {
     let head = git_dir.join("HEAD");
     let mut out = vec![head.clone()];
     // A worktree's refs are shared with the main checkout: `commondir` says where.
@@ -92,7 +92,7 @@ pub fn watched(git_dir: &Path) -> Vec<PathBuf> {
 
 /// The short hash of `HEAD` and its commit date (`YYYY-MM-DD`), asked of `git`; `None`
 /// outside a checkout or without `git`.
-pub fn describe(dir: &Path) -> Option<(String, String)> {
+pub(crate) fn describe(dir: &Path) -> Option<(String, String)> {
     git_dir(dir)?;
     let out = Command::new("git")
         .args(["log", "-1", "--no-show-signature", "--format=%h %cs"])

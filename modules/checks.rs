@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pgdeploy_core::module::{ParseContext, Problem};
 
 /// Remote paths must be absolute: a relative one would depend on the login directory.
-pub fn check_absolute(field: &'static str, path: &str) -> Vec<Problem> {
+pub(crate) fn check_absolute(field: &'static str, path: &str) -> Vec<Problem> {
     if path.starts_with('/') {
         Vec::new()
     } else {
@@ -17,7 +17,11 @@ pub fn check_absolute(field: &'static str, path: &str) -> Vec<Problem> {
 }
 
 /// A file on the workstation, relative to the playbook's directory.
-pub fn check_local_file(field: &'static str, src: &str, cx: &ParseContext<'_>) -> Vec<Problem> {
+pub(crate) fn check_local_file(
+    field: &'static str,
+    src: &str,
+    cx: &ParseContext<'_>,
+) -> Vec<Problem> {
     let path = cx.playbook_dir.join(src);
     if path.is_file() {
         Vec::new()
@@ -30,7 +34,7 @@ pub fn check_local_file(field: &'static str, src: &str, cx: &ParseContext<'_>) -
 }
 
 /// Where a template named by `src` is: beside the playbook, or in its `templates/` folder.
-pub fn find_template(src: &str, cx: &ParseContext<'_>) -> Result<PathBuf, Problem> {
+pub(crate) fn find_template(src: &str, cx: &ParseContext<'_>) -> Result<PathBuf, Problem> {
     let candidates = [
         cx.playbook_dir.join(src),
         cx.playbook_dir.join("templates").join(src),
@@ -52,7 +56,7 @@ pub fn find_template(src: &str, cx: &ParseContext<'_>) -> Result<PathBuf, Proble
 }
 
 /// A `validate` command must name the candidate file with `%s`.
-pub fn check_validate(validate: Option<&str>) -> Vec<Problem> {
+pub(crate) fn check_validate(validate: Option<&str>) -> Vec<Problem> {
     match validate {
         Some(v) if !v.contains("%s") => vec![Problem::field(
             "validate",

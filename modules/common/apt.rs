@@ -10,12 +10,12 @@
 use pgdeploy_core::transport::ExecOutput;
 
 /// The update command (messages in English, since they are parsed).
-pub const UPDATE: &str =
+pub(crate) const UPDATE: &str =
     "LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -q -o APT::Update::Error-Mode=any update";
 
 /// What failed in an `apt-get update`, one entry per source and problem, in apt's words;
 /// empty when it succeeded.
-pub fn update_problems(out: &ExecOutput) -> Vec<String> {
+pub(crate) fn update_problems(out: &ExecOutput) -> Vec<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut problems: Vec<String> = Vec::new();
@@ -79,7 +79,7 @@ pub fn update_problems(out: &ExecOutput) -> Vec<String> {
 }
 
 /// The last `n` lines of `text`, joined by ` | `.
-pub fn last_lines(text: &str, n: usize) -> String {
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)

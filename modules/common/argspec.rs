@@ -16,7 +16,7 @@ use pgdeploy_core::yaml::{DeError, Node, NodeKind, Resolved};
 
 /// A generated spec file: pglift's version and the options.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SpecFile {
+pub(crate) struct SpecFile {
     /// The pglift version the spec was generated from.
     pub pglift: String,
     pub options: Options,
@@ -49,7 +49,7 @@ pub struct Opt {
 
 impl SpecFile {
     /// Reads an embedded spec; a broken one is a bug of the build, caught by the modules' tests.
-    pub fn parse(json: &str) -> SpecFile {
+    pub(crate) fn parse(json: &str) -> SpecFile {
         serde_json::from_str(json).expect("embedded argspec is valid JSON")
     }
 }

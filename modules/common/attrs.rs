@@ -8,7 +8,7 @@ use pgdeploy_core::transport::FileAttrs;
 
 /// The attributes a task asks for; `None` fields are left as they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     pub owner: Option<&'a str>,
     pub group: Option<&'a str>,
     pub mode: Option<Mode>,
@@ -16,7 +16,7 @@ pub struct Wanted<'a> {
 
 impl Wanted<'_> {
     /// ` (owner `etcd`, mode `0640`)` for a creation summary, or "" when nothing is asked.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(o) = self.owner {
             parts.push(format!("owner `{o}`"));
@@ -36,7 +36,7 @@ impl Wanted<'_> {
 
     /// The attributes of a new version of a file: what is asked, else what the current file
     /// has, so rewriting a file's content never loosens its mode or changes its owner.
-    pub fn for_write(&self, current: Option<&Ownership>) -> FileAttrs {
+    pub(crate) fn for_write(&self, current: Option<&Ownership>) -> FileAttrs {
         FileAttrs {
             owner: self
                 .owner
@@ -51,7 +51,7 @@ impl Wanted<'_> {
     }
 
     /// Everything asked, as a fix to apply to a path that was just created.
-    pub fn as_fix(&self) -> AttrFix {
+    pub(crate) fn as_fix(&self) -> AttrFix {
         AttrFix {
             owner: self.owner.map(|o| (String::new(), o.to_string())),
             group: self.group.map(|g| (String::new(), g.to_string())),
@@ -60,7 +60,7 @@ impl Wanted<'_> {
     }
 
     /// What differs between the wanted and the current attributes.
-    pub fn diff(&self, current: &Ownership) -> AttrFix {
+    pub(crate) fn diff(&self, current: &Ownership) -> AttrFix {
         AttrFix {
             owner: self
                 .owner
@@ -80,19 +80,19 @@ impl Wanted<'_> {
 
 /// Attributes to change, each as (current, wanted).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AttrFix {
+pub(crate) struct AttrFix {
     pub owner: Option<(String, String)>,
     pub group: Option<(String, String)>,
     pub mode: Option<(u32, u32)>,
 }
 
 impl AttrFix {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.owner.is_none() && self.group.is_none() && self.mode.is_none()
     }
 
     /// "owner `root` → `etcd`, mode `0644` → `0640`".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some((from, to)) = &self.owner {
             parts.push(format!("owner `{from}` → `{to}`"));
@@ -108,7 +108,7 @@ impl AttrFix {
 
     /// The shell command setting these attributes on `path`; `None` when there is nothing to
     /// do. With `no_dereference`, a symlink itself is changed (`chown -h`) and mode is skipped.
-    pub fn command(&self, path: &str, no_dereference: bool) -> Option<String> {
+    pub(crate) fn command(&self, path: &str, no_dereference: bool) -> Option<String> {
         let p = quote(path);
         let h = if no_dereference { "-h " } else { "" };
         let mut cmds = Vec::new();

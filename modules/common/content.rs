@@ -11,7 +11,7 @@ use pgdeploy_core::transport::FileAttrs;
 
 /// What a task wants at `dest`.
 #[derive(Debug, Clone)]
-pub struct Desired<'a> {
+pub(crate) struct Desired<'a> {
     pub dest: &'a str,
     pub content: Vec<u8>,
     pub wanted: Wanted<'a>,
@@ -34,12 +34,12 @@ pub enum ContentWork {
 }
 
 /// What [`plan`] reads on the host for a file at `dest` (see [`pgdeploy_core::module::Action::probes`]).
-pub fn probes(dest: &str) -> Vec<pgdeploy_core::module::Probe> {
+pub(crate) fn probes(dest: &str) -> Vec<pgdeploy_core::module::Probe> {
     vec![stat::probe_of(dest, true)]
 }
 
 /// Plans `desired` against the host.
-pub async fn plan(cx: &HostContext<'_>, desired: &Desired<'_>) -> Result<Plan, ModuleError> {
+pub(crate) async fn plan(cx: &HostContext<'_>, desired: &Desired<'_>) -> Result<Plan, ModuleError> {
     let state = stat::probe(cx, desired.dest, true).await?;
     Ok(match decide(desired, &state)? {
         Some((changes, work)) => Plan::changes(changes, work),
@@ -48,7 +48,7 @@ pub async fn plan(cx: &HostContext<'_>, desired: &Desired<'_>) -> Result<Plan, M
 }
 
 /// The changes and work that bring `state` to `desired`; `None` when there are none.
-pub fn decide(
+pub(crate) fn decide(
     desired: &Desired<'_>,
     state: &PathState,
 ) -> Result<Option<(Vec<Change>, ContentWork)>, ModuleError> {
@@ -110,7 +110,7 @@ fn with_content_diff(summary: String, dest: &str, before: Option<&[u8]>, after: 
 }
 
 /// Applies what [`plan`] decided.
-pub async fn apply(cx: &HostContext<'_>, work: &ContentWork) -> Result<(), ModuleError> {
+pub(crate) async fn apply(cx: &HostContext<'_>, work: &ContentWork) -> Result<(), ModuleError> {
     match work {
         ContentWork::FixAttrs { command } => {
             exec::check(cx, command, command).await?;

@@ -8,7 +8,7 @@ use pgdeploy_core::transport::{ExecOutput, ExecRequest};
 const MAX_OUTPUT: usize = 2000;
 
 /// Runs `command` as the task's user and returns its output, whatever its exit status.
-pub async fn run(cx: &HostContext<'_>, command: &str) -> Result<ExecOutput, ModuleError> {
+pub(crate) async fn run(cx: &HostContext<'_>, command: &str) -> Result<ExecOutput, ModuleError> {
     let req = ExecRequest {
         command: command.to_string(),
         become_: cx.become_.clone(),
@@ -21,7 +21,7 @@ pub async fn run(cx: &HostContext<'_>, command: &str) -> Result<ExecOutput, Modu
 /// host plans before the task that installs it has run, so the plan only notes it, and
 /// `apply` checks again before it changes anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Required {
+pub(crate) struct Required {
     pub path: String,
     /// The error when it is still missing at apply time.
     pub error: String,
@@ -29,7 +29,7 @@ pub struct Required {
 
 impl Required {
     /// Fails with the error unless `path` is an executable on the host now.
-    pub async fn check(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
+    pub(crate) async fn check(&self, cx: &HostContext<'_>) -> Result<(), ModuleError> {
         let test = format!(
             "test -x {}",
             pgdeploy_core::transport::shell::quote(&self.path)
@@ -44,7 +44,7 @@ impl Required {
 
 /// Runs `command` and fails unless it exits 0. `shown` is how the command is named in the
 /// error (the whole script is often too long to be useful).
-pub async fn check(
+pub(crate) async fn check(
     cx: &HostContext<'_>,
     command: &str,
     shown: &str,
@@ -58,7 +58,7 @@ pub async fn check(
 }
 
 /// The error for a command that exited with a non-zero status: its stderr, else its stdout.
-pub fn failure(shown: &str, out: &ExecOutput) -> ModuleError {
+pub(crate) fn failure(shown: &str, out: &ExecOutput) -> ModuleError {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let text = if stderr.trim().is_empty() {
         String::from_utf8_lossy(&out.stdout).into_owned()

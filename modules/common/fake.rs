@@ -11,9 +11,9 @@ use pgdeploy_core::inventory::{Connection, ConnectionKind, Host, Inventory};
 use pgdeploy_core::module::HostContext;
 use pgdeploy_core::template::{Facts, Scope, ScopeShared};
 use pgdeploy_core::transport::{Become, ExecOutput, Transport};
-pub use pgdeploy_test_support::memory::MemoryTransport;
+pub(crate) use pgdeploy_test_support::memory::MemoryTransport;
 
-pub fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
+pub(crate) fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
     Ownership {
         owner: owner.into(),
         group: group.into(),
@@ -23,7 +23,7 @@ pub fn ownership(owner: &str, group: &str, mode: u32) -> Ownership {
     }
 }
 
-pub fn output(status: i32, stdout: &str) -> ExecOutput {
+pub(crate) fn output(status: i32, stdout: &str) -> ExecOutput {
     ExecOutput {
         status,
         stdout: stdout.as_bytes().to_vec(),
@@ -32,7 +32,7 @@ pub fn output(status: i32, stdout: &str) -> ExecOutput {
 }
 
 /// An output with stderr too, for answers that fail the way a real tool does.
-pub fn output_err(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
+pub(crate) fn output_err(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
     ExecOutput {
         status,
         stdout: stdout.as_bytes().to_vec(),
@@ -41,7 +41,7 @@ pub fn output_err(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
 }
 
 /// Everything a [`HostContext`] borrows, for host `h1`.
-pub struct Harness {
+pub(crate) struct Harness {
     pub transport: MemoryTransport,
     pub facts: Facts,
     pub scope: Arc<Scope>,
@@ -49,7 +49,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(transport: MemoryTransport, facts: Facts) -> Self {
+    pub(crate) fn new(transport: MemoryTransport, facts: Facts) -> Self {
         let mut inventory = Inventory::default();
         let origin = Location::file(&SourceFile::new("inventory.yml"));
         inventory.hosts.insert(
@@ -88,7 +88,7 @@ impl Harness {
         }
     }
 
-    pub fn cx(&self) -> HostContext<'_> {
+    pub(crate) fn cx(&self) -> HostContext<'_> {
         HostContext {
             host: "h1",
             transport: &self.transport,
@@ -102,7 +102,7 @@ impl Harness {
 }
 
 /// Runs a future to completion on a fresh single-threaded runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,7 +112,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// A scope over an inventory of several hosts (name, `ansible_host`, groups), with facts for
 /// some of them, as seen by `host` in a play over `play_hosts`.
-pub fn cluster_scope(
+pub(crate) fn cluster_scope(
     hosts: &[(&str, &str, &[&str])],
     facts: HashMap<String, Facts>,
     host: &str,
@@ -169,7 +169,7 @@ pub fn cluster_scope(
 }
 
 /// The facts of a lab-like host: one interface `host0` with `ip/24`, the default IPv4.
-pub fn host0_facts(ip: &str) -> Facts {
+pub(crate) fn host0_facts(ip: &str) -> Facts {
     let mut f = Facts::new();
     let net = ip
         .rsplit_once('.')
@@ -189,17 +189,17 @@ pub fn host0_facts(ip: &str) -> Facts {
 }
 
 /// What the `stat` probe prints for a regular file owned by root with `mode` and `content`.
-pub fn probe_file(mode: &str, content: &str) -> String {
+pub(crate) fn probe_file(mode: &str, content: &str) -> String {
     format!("regular file\troot\troot\t0\t0\t{mode}\nnolink\n{content}")
 }
 
 /// What the service probe prints for a unit.
-pub fn probe_unit(active: &str, enabled: &str) -> String {
+pub(crate) fn probe_unit(active: &str, enabled: &str) -> String {
     format!("active={active}\nenabled={enabled}\nLoadState=loaded\nNeedDaemonReload=no\n")
 }
 
 /// A [`HostContext`] over any transport, for `host` with `scope`.
-pub fn context<'a>(
+pub(crate) fn context<'a>(
     host: &'a str,
     transport: &'a dyn Transport,
     facts: &'a Facts,

@@ -10,7 +10,7 @@ use pgdeploy_core::module::{HostContext, ModuleError, ParseContext, Problem};
 /// A parameter that names inventory hosts (etcd `members`): each must be a host of the
 /// inventory, or the name would be used as an address and add a member nobody runs.
 /// Checked once the inventory is known (when compiling).
-pub fn check_hosts_named(
+pub(crate) fn check_hosts_named(
     cx: &ParseContext<'_>,
     field: &'static str,
     names: &[String],
@@ -32,7 +32,11 @@ pub fn check_hosts_named(
 
 /// A parameter that names an inventory group (haproxy's and keepalived's `group`): it must
 /// be a group of the inventory. Checked once the inventory is known (when compiling).
-pub fn check_group_named(cx: &ParseContext<'_>, field: &'static str, group: &str) -> Vec<Problem> {
+pub(crate) fn check_group_named(
+    cx: &ParseContext<'_>,
+    field: &'static str,
+    group: &str,
+) -> Vec<Problem> {
     let Some(inventory) = cx.inventory else {
         return Vec::new();
     };
@@ -53,7 +57,7 @@ fn group_hint(inventory: &Inventory, group: &str) -> String {
 }
 
 /// The hosts of `group`, in inventory order; an error when the group is unknown or empty.
-pub fn group_members<'a>(
+pub(crate) fn group_members<'a>(
     cx: &'a HostContext<'_>,
     group: &str,
 ) -> Result<Vec<&'a Host>, ModuleError> {
@@ -88,7 +92,7 @@ pub fn group_members<'a>(
 
 /// The IPv4 address of `host`: `ansible_host` when it is an address, else the default IPv4
 /// address of its gathered facts. `None` when neither is known.
-pub fn ipv4_of(cx: &HostContext<'_>, host: &Host) -> Option<Ipv4Addr> {
+pub(crate) fn ipv4_of(cx: &HostContext<'_>, host: &Host) -> Option<Ipv4Addr> {
     if let Ok(ip) = host.connection.address.parse::<Ipv4Addr>() {
         return Some(ip);
     }
@@ -106,7 +110,7 @@ pub fn ipv4_of(cx: &HostContext<'_>, host: &Host) -> Option<Ipv4Addr> {
 
 /// How other hosts reach `host`: its IPv4 address when known, else its `ansible_host` (or
 /// inventory name), which must then resolve on the hosts that use it.
-pub fn address_of(cx: &HostContext<'_>, host: &Host) -> String {
+pub(crate) fn address_of(cx: &HostContext<'_>, host: &Host) -> String {
     match ipv4_of(cx, host) {
         Some(ip) => ip.to_string(),
         None => host.connection.address.clone(),
@@ -115,7 +119,7 @@ pub fn address_of(cx: &HostContext<'_>, host: &Host) -> String {
 
 /// The first IPv4 network (`address`, `prefix`) of an interface's facts (`ansible_<iface>`)
 /// that contains `ip`, and the interface's primary address.
-pub fn interface_ipv4(
+pub(crate) fn interface_ipv4(
     facts: &pgdeploy_core::template::Facts,
     iface: &str,
 ) -> Option<Vec<(Ipv4Addr, u8)>> {
@@ -146,7 +150,7 @@ pub fn interface_ipv4(
 }
 
 /// Whether `ip` is in the network of `addr/prefix`.
-pub fn in_network(ip: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> bool {
+pub(crate) fn in_network(ip: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> bool {
     let mask = if prefix == 0 {
         0
     } else {
@@ -156,7 +160,7 @@ pub fn in_network(ip: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> bool {
 }
 
 /// The network address of `addr/prefix`, for messages.
-pub fn network(addr: Ipv4Addr, prefix: u8) -> String {
+pub(crate) fn network(addr: Ipv4Addr, prefix: u8) -> String {
     let mask = if prefix == 0 {
         0
     } else {

@@ -2,22 +2,22 @@
 //! privilege, reading a path's state in one round trip, fixing owner/group/mode, and planning
 //! a file's content (`copy`, `template`).
 
-pub mod apt;
-pub mod argspec;
-pub mod attrs;
-pub mod content;
-pub mod exec;
-pub mod hosts;
+pub(crate) mod apt;
+pub(crate) mod argspec;
+pub(crate) mod attrs;
+pub(crate) mod content;
+pub(crate) mod exec;
+pub(crate) mod hosts;
 pub mod patroni_state;
-pub mod pglift_objects;
-pub mod pip;
-pub mod postgres;
-pub mod scram;
-pub mod secret;
-pub mod shell;
-pub mod stat;
+pub(crate) mod pglift_objects;
+pub(crate) mod pip;
+pub(crate) mod postgres;
+pub(crate) mod scram;
+pub(crate) mod secret;
+pub(crate) mod shell;
+pub(crate) mod stat;
 
 #[cfg(test)]
-pub mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
-pub mod probe_cover;
+pub(crate) mod probe_cover;

@@ -17,7 +17,7 @@ use crate::pglift_site::as_user;
 use pgdeploy_core::module::{HostContext, ModuleError, Plan};
 use pgdeploy_core::transport::ExecRequest;
 
-pub const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
+pub(crate) const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
 
 /// The instance and how pglift is run for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +239,7 @@ impl Target {
 
 /// What a pglift object's plan leaves for its apply.
 #[derive(Debug)]
-pub enum Work {
+pub(crate) enum Work {
     /// The manifest for `pglift KIND apply -f -`.
     Apply(Value),
     /// Planned before pglift or the instance was there: read and decide again when applying.
@@ -296,7 +296,7 @@ fn section<'a>(text: &'a str, mark: &str, until: &[&str]) -> Option<&'a str> {
 }
 
 /// The plan of a step on a host that is not the primary.
-pub fn elsewhere(found: &Found) -> Option<Plan> {
+pub(crate) fn elsewhere(found: &Found) -> Option<Plan> {
     match found {
         Found::Replica { leader } => Some(super::postgres::on_replica(leader)),
         Found::Standby => Some(Plan::unchanged().with_notes(vec![
@@ -308,7 +308,7 @@ pub fn elsewhere(found: &Found) -> Option<Plan> {
 }
 
 /// A name as an SQL literal, for the modules' queries.
-pub fn sql_literal(s: &str) -> String {
+pub(crate) fn sql_literal(s: &str) -> String {
     literal(s)
 }
 

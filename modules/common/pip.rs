@@ -6,7 +6,11 @@ use super::shell::quote;
 
 /// `VENV/bin/pip install …` with the options for `index_url` and `find_links`, packages not
 /// included. `find_links` alone means no index at all (an air-gapped mirror).
-pub fn install_command(venv: &str, index_url: Option<&str>, find_links: Option<&str>) -> String {
+pub(crate) fn install_command(
+    venv: &str,
+    index_url: Option<&str>,
+    find_links: Option<&str>,
+) -> String {
     let mut pip = format!(
         "{} install --disable-pip-version-check --no-cache-dir",
         quote(&format!("{venv}/bin/pip"))

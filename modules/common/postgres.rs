@@ -12,7 +12,7 @@ use super::shell::quote;
 
 /// Where a step runs, as Patroni says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Member {
+pub(crate) enum Member {
     /// This host is the leader: the step reads and changes the objects here.
     Leader,
     /// Another member leads: the step does nothing here.
@@ -21,7 +21,7 @@ pub enum Member {
 
 /// Asks Patroni (`patronictl list` through the `patroni.env` locator) which member leads.
 /// `name` is this host's Patroni member name.
-pub async fn member(cx: &HostContext<'_>, name: &str) -> Result<Member, ModuleError> {
+pub(crate) async fn member(cx: &HostContext<'_>, name: &str) -> Result<Member, ModuleError> {
     let out = exec::run(cx, &patroni_state::read_script()).await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let cluster = patroni_state::parse(cx.host, &text).map_err(|e| {
@@ -44,7 +44,7 @@ pub async fn member(cx: &HostContext<'_>, name: &str) -> Result<Member, ModuleEr
 }
 
 /// The plan of a step on a member that does not lead: nothing, and where it happens.
-pub fn on_replica(leader: &str) -> Plan {
+pub(crate) fn on_replica(leader: &str) -> Plan {
     Plan::unchanged().with_notes(vec![format!(
         "on the leader `{leader}`: nothing to do on this replica (it receives the change through replication)"
     )])
@@ -53,7 +53,7 @@ pub fn on_replica(leader: &str) -> Plan {
 /// Runs `sql` (on stdin) with `psql` as `postgres` on the local socket, in database `db`,
 /// stopping at the first error; returns the unaligned, tuples-only output. The error names the
 /// database, never the script.
-pub async fn psql(cx: &HostContext<'_>, db: &str, sql: &str) -> Result<String, ModuleError> {
+pub(crate) async fn psql(cx: &HostContext<'_>, db: &str, sql: &str) -> Result<String, ModuleError> {
     let req = ExecRequest {
         command: format!(
             "cd / && runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1 -d {}",
@@ -72,18 +72,18 @@ pub async fn psql(cx: &HostContext<'_>, db: &str, sql: &str) -> Result<String, M
 }
 
 /// A name as an SQL identifier: `"bob"`, `"a""b"`.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A value as an SQL string literal (`standard_conforming_strings` on, PostgreSQL's default
 /// since 9.1: backslashes are plain characters, quotes are doubled).
-pub fn literal(value: &str) -> String {
+pub(crate) fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
 /// The fields of `psql -A -t`'s first row (`|`-separated), or `None` when there is no row.
-pub fn first_row(out: &str) -> Option<Vec<String>> {
+pub(crate) fn first_row(out: &str) -> Option<Vec<String>> {
     let line = out.lines().find(|l| !l.is_empty())?;
     Some(line.split('|').map(str::to_string).collect())
 }

@@ -73,7 +73,10 @@ impl Transport for Counting<'_> {
 
 /// Plans `action` in `cx` with reads counted against its declared probes: the reads no probe
 /// answered (empty when the probes cover the plan), or the plan's error.
-pub async fn misses(action: &dyn Action, cx: &HostContext<'_>) -> Result<Vec<String>, ModuleError> {
+pub(crate) async fn misses(
+    action: &dyn Action,
+    cx: &HostContext<'_>,
+) -> Result<Vec<String>, ModuleError> {
     let probes = action.probes(&ProbeContext {
         host: cx.host,
         facts: cx.facts,
@@ -106,14 +109,18 @@ pub async fn misses(action: &dyn Action, cx: &HostContext<'_>) -> Result<Vec<Str
 
 /// Asserts that `plan` of `action` in `cx` makes no read its probes did not declare, naming
 /// the misses and the declared probes when it does.
-pub fn assert_probes_cover(action: &dyn Action, cx: &HostContext<'_>) {
+pub(crate) fn assert_probes_cover(action: &dyn Action, cx: &HostContext<'_>) {
     assert_probes_cover_except(action, cx, &[]);
 }
 
 /// [`assert_probes_cover`], but for the reads a module leaves out of its probes on purpose
 /// (cluster state that changes on its own, see [`Action::probes`]): each miss must contain
 /// one of `undeclared`, and each of `undeclared` must be missed, so the list stays exact.
-pub fn assert_probes_cover_except(action: &dyn Action, cx: &HostContext<'_>, undeclared: &[&str]) {
+pub(crate) fn assert_probes_cover_except(
+    action: &dyn Action,
+    cx: &HostContext<'_>,
+    undeclared: &[&str],
+) {
     let found = super::fake::block_on(misses(action, cx)).expect("plan");
     let unexpected: Vec<&String> = found
         .iter()

@@ -21,14 +21,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use pbkdf2::sha2::{Digest, Sha256};
 
 /// What PostgreSQL uses by default (`scram_iterations`, PostgreSQL 16+; fixed before).
-pub const ITERATIONS: u32 = 4096;
+pub(crate) const ITERATIONS: u32 = 4096;
 const PREFIX: &str = "SCRAM-SHA-256$";
 /// The salt length PostgreSQL uses (`SCRAM_DEFAULT_SALT_LEN`).
 const SALT_LEN: usize = 16;
 
 /// A stored SCRAM-SHA-256 verifier, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     iterations: u32,
     salt: Vec<u8>,
     stored_key: Vec<u8>,
@@ -37,13 +37,13 @@ pub struct Verifier {
 
 /// Whether PostgreSQL's SASLprep could change `password` (it has non-ASCII characters), so
 /// that a verifier computed from its raw bytes could differ from the server's.
-pub fn needs_saslprep(password: &str) -> bool {
+pub(crate) fn needs_saslprep(password: &str) -> bool {
     !password.is_ascii()
 }
 
 impl Verifier {
     /// Reads `rolpassword`; `None` for anything else (an MD5 hash, no password).
-    pub fn parse(text: &str) -> Option<Verifier> {
+    pub(crate) fn parse(text: &str) -> Option<Verifier> {
         let rest = text.strip_prefix(PREFIX)?;
         let (params, keys) = rest.split_once('$')?;
         let (iterations, salt) = params.split_once(':')?;
@@ -57,7 +57,7 @@ impl Verifier {
     }
 
     /// The verifier of `password` with `salt` and `iterations`.
-    pub fn new(password: &str, salt: &[u8], iterations: u32) -> Verifier {
+    pub(crate) fn new(password: &str, salt: &[u8], iterations: u32) -> Verifier {
         let (stored_key, server_key) = keys(password.as_bytes(), salt, iterations);
         Verifier {
             iterations,
@@ -69,7 +69,7 @@ impl Verifier {
 
     /// A new verifier of `password` with a random salt from the kernel and PostgreSQL's
     /// default iterations: what `ALTER ROLE … PASSWORD` is given.
-    pub fn random(password: &str) -> std::io::Result<Verifier> {
+    pub(crate) fn random(password: &str) -> std::io::Result<Verifier> {
         use std::io::Read;
         let mut salt = [0u8; SALT_LEN];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
@@ -77,14 +77,14 @@ impl Verifier {
     }
 
     /// Whether this verifier was made from `password`.
-    pub fn matches(&self, password: &str) -> bool {
+    pub(crate) fn matches(&self, password: &str) -> bool {
         let (stored, server) = keys(password.as_bytes(), &self.salt, self.iterations);
         // Not secret-dependent timing worth guarding: both sides are the caller's own.
         stored == self.stored_key && server == self.server_key
     }
 
     /// As `pg_authid.rolpassword` holds it.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "{PREFIX}{}:{}${}:{}",
             self.iterations,

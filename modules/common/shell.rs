@@ -3,10 +3,10 @@
 //! quoting itself is the transport's ([`pgdeploy_core::transport::shell::quote`]): one rule for every
 //! command line the engine builds.
 
-pub use pgdeploy_core::transport::shell::quote;
+pub(crate) use pgdeploy_core::transport::shell::quote;
 
 /// Several words, quoted and joined by spaces.
-pub fn quote_all<S: AsRef<str>>(words: &[S]) -> String {
+pub(crate) fn quote_all<S: AsRef<str>>(words: &[S]) -> String {
     words
         .iter()
         .map(|w| quote(w.as_ref()))

@@ -86,7 +86,7 @@ impl PathState {
 }
 
 /// The probe script for `path`; with `content`, a regular file's bytes follow.
-pub fn probe_script(path: &str, content: bool) -> String {
+pub(crate) fn probe_script(path: &str, content: bool) -> String {
     let p = quote(path);
     let mut s = format!(
         "if [ -e {p} ]; then LC_ALL=C stat -L --printf '%F\\t%U\\t%G\\t%u\\t%g\\t%a\\n' -- {p} || exit {PROBE_FAILED}; \
@@ -103,7 +103,7 @@ pub fn probe_script(path: &str, content: bool) -> String {
 }
 
 /// The [`Probe`] that [`probe`] runs for `path`: answered with other paths' in one `stat`.
-pub fn probe_of(path: &str, content: bool) -> Probe {
+pub(crate) fn probe_of(path: &str, content: bool) -> Probe {
     Probe {
         command: probe_script(path, content),
         group: Some(ProbeGroup {
@@ -120,9 +120,9 @@ const STATE_ONLY: &str = "state:";
 /// Answers many [`probe_script`]s at once: one `stat` for every path that exists, and one
 /// `cat` for the regular files whose contents are wanted, where each probe alone runs a
 /// subshell, a `stat` and a `cat`. A path that is a symbolic link is left to its own probe.
-pub struct PathStates;
+pub(crate) struct PathStates;
 
-pub static PATH_STATES: PathStates = PathStates;
+pub(crate) static PATH_STATES: PathStates = PathStates;
 
 /// An item's path and whether its contents are wanted.
 fn item(item: &str) -> (&str, bool) {
@@ -249,7 +249,11 @@ impl RsplitTab for [u8] {
 }
 
 /// Reads the probe's output. `content` says whether the script asked for the bytes.
-pub fn parse_probe(path: &str, stdout: &[u8], content: bool) -> Result<PathState, ModuleError> {
+pub(crate) fn parse_probe(
+    path: &str,
+    stdout: &[u8],
+    content: bool,
+) -> Result<PathState, ModuleError> {
     let bad = || ModuleError::Failed(format!("unexpected output of `stat` for `{path}`"));
     let (first, rest) = split_line(stdout).ok_or_else(bad)?;
     let (second, rest) = split_line(rest).ok_or_else(bad)?;
@@ -312,7 +316,7 @@ fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Runs the probe for `path` on the host: one round trip.
-pub async fn probe(
+pub(crate) async fn probe(
     cx: &pgdeploy_core::module::HostContext<'_>,
     path: &str,
     content: bool,
@@ -328,7 +332,7 @@ pub async fn probe(
 /// The states of several files with their bytes in one round trip ([`PATH_STATES`]'s batch),
 /// for a module that reads them after a command of its own (so the engine's read-ahead has
 /// none kept); a path the batch cannot answer (a symbolic link) is probed alone.
-pub async fn probe_files(
+pub(crate) async fn probe_files(
     cx: &pgdeploy_core::module::HostContext<'_>,
     paths: &[&str],
 ) -> Result<Vec<PathState>, ModuleError> {

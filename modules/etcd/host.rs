@@ -7,7 +7,7 @@ use super::unit::{unit_name, UNIT_DIRS};
 
 /// What the probe found, beside the member data and certificates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Provided {
+pub(super) struct Provided {
     pub executable: bool,
     pub etcdctl: bool,
     pub user: bool,
@@ -19,7 +19,7 @@ pub struct Provided {
 }
 
 /// Shell lines (`; `-separated, each printing one word when true) for [`Provided`].
-pub fn probe_lines(
+pub(super) fn probe_lines(
     executable: &str,
     etcdctl: &str,
     user: &str,
@@ -45,7 +45,7 @@ pub fn probe_lines(
 }
 
 /// Reads the lines [`probe_lines`] printed (other lines are ignored).
-pub fn parse(text: &str) -> Provided {
+pub(super) fn parse(text: &str) -> Provided {
     let has = |w: &str| text.lines().any(|l| l == w);
     Provided {
         executable: has("executable"),
@@ -71,7 +71,11 @@ pub fn parse(text: &str) -> Provided {
 ///
 /// A member started by another tool (a cluster migrated from Ansible) has its cluster in the
 /// file, so it is not taken for the package's.
-pub fn package_default_data(local_member: bool, stamped: bool, config: Option<&[u8]>) -> bool {
+pub(super) fn package_default_data(
+    local_member: bool,
+    stamped: bool,
+    config: Option<&[u8]>,
+) -> bool {
     let clustered = config.map(String::from_utf8_lossy).is_some_and(|t| {
         t.lines()
             .any(|l| l.trim_start().starts_with("ETCD_INITIAL_CLUSTER="))

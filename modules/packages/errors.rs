@@ -7,7 +7,7 @@ use pgdeploy_core::module::ModuleError;
 use pgdeploy_core::transport::ExecOutput;
 
 /// The packages that the manager says it cannot find, in the order it said so.
-pub fn not_found(manager: Manager, text: &str) -> Vec<String> {
+pub(super) fn not_found(manager: Manager, text: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for line in text.lines().map(str::trim) {
         let name = match manager {
@@ -42,7 +42,7 @@ pub fn not_found(manager: Manager, text: &str) -> Vec<String> {
 }
 
 /// The error for the failed apply command of `work` on `host`.
-pub fn failure(host: &str, work: &PackagesWork, out: &ExecOutput) -> ModuleError {
+pub(super) fn failure(host: &str, work: &PackagesWork, out: &ExecOutput) -> ModuleError {
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stderr),

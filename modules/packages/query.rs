@@ -39,7 +39,7 @@ const INTERRUPTED_CHECK: &str = "a=$(dpkg --audit 2>&1); case \"$a\" in *'locked
 
 /// The query script for `names` (package names without version pins). Its first line names
 /// the manager, so a host without the fact is probed in the same round trip.
-pub fn query_script(manager: Option<Manager>, names: &[&str], latest: bool) -> String {
+pub(crate) fn query_script(manager: Option<Manager>, names: &[&str], latest: bool) -> String {
     let list = quote_all(names);
     let apt = format!(
         "echo apt; {INTERRUPTED_CHECK}; dpkg-query -W -f='${{Package}}\\t${{Status}}\\t${{Version}}\\n' -- {list} 2>/dev/null; \
@@ -82,7 +82,7 @@ pub struct Installed {
 
 /// Reads the query's output: the manager (`None` when neither apt nor dnf was found) and
 /// what is installed.
-pub fn parse_query(stdout: &str) -> (Option<Manager>, Installed) {
+pub(crate) fn parse_query(stdout: &str) -> (Option<Manager>, Installed) {
     let mut lines = stdout.lines();
     let manager = match lines.next().map(str::trim) {
         Some("apt") => Manager::Apt,
@@ -253,12 +253,12 @@ impl PackagesWork {
 /// administrator's policy and stays in force), and removed when the shell exits, however it
 /// exits. Its marker lets a later install remove one that a killed run left
 /// ([`LEFTOVER_CLEANUP`]).
-pub const NO_START: &str = "p=/usr/sbin/policy-rc.d; if [ ! -e $p ] || grep -qs '^# pgdeploy start_services=false' $p; then \
+pub(super) const NO_START: &str = "p=/usr/sbin/policy-rc.d; if [ ! -e $p ] || grep -qs '^# pgdeploy start_services=false' $p; then \
      trap 'rm -f -- /usr/sbin/policy-rc.d' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
      printf '#!/bin/sh\\n# pgdeploy start_services=false: no service starts during this install\\nexit 101\\n' > $p && chmod 0755 $p || exit 1; fi";
 
 /// Removes a `policy-rc.d` that a killed `start_services: false` install left (and only that).
-pub const LEFTOVER_CLEANUP: &str = "if grep -qs '^# pgdeploy start_services=false' /usr/sbin/policy-rc.d; then rm -f -- /usr/sbin/policy-rc.d; fi";
+pub(super) const LEFTOVER_CLEANUP: &str = "if grep -qs '^# pgdeploy start_services=false' /usr/sbin/policy-rc.d; then rm -f -- /usr/sbin/policy-rc.d; fi";
 
 #[cfg(test)]
 mod tests {

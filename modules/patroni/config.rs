@@ -251,11 +251,11 @@ pub fn locator(config_file: &str, patronictl: &str) -> String {
 /// A setting's place in a `GET /config`-shaped document, one segment per object level.
 /// Segments, not a dotted string: PostgreSQL parameters such as `pg_stat_statements.track`
 /// hold dots in a single key.
-pub type KeyPath = Vec<String>;
+pub(super) type KeyPath = Vec<String>;
 
 /// A key path as shown in plans: segments joined with `.`, a segment holding a dot quoted
 /// (`postgresql.parameters."pg_stat_statements.track"`). For display only, never parsed back.
-pub fn show_path(path: &[String]) -> String {
+pub(super) fn show_path(path: &[String]) -> String {
     path.iter()
         .map(|s| {
             if s.contains('.') {
@@ -379,7 +379,7 @@ fn password_line(line: &str) -> Option<(&str, &str)> {
 /// Both sides of a config file's diff with their passwords masked; a password line whose
 /// value changed (a rotation) is marked on its new side, since both sides read the mask.
 /// Password lines are paired in order: the file's layout is the module's own.
-pub fn mask_password_pair(before: &str, after: &str) -> (String, String) {
+pub(super) fn mask_password_pair(before: &str, after: &str) -> (String, String) {
     let old: Vec<&str> = before
         .lines()
         .filter_map(password_line)

@@ -463,7 +463,7 @@ pub struct Found {
 }
 
 /// Reads the installation's part of the probe's output.
-pub fn parse(out: &str) -> Found {
+pub(super) fn parse(out: &str) -> Found {
     let mut f = Found::default();
     let mut query = None::<String>;
     for line in out.lines() {
@@ -555,7 +555,7 @@ impl Version {
 /// fails when the REST API or PostgreSQL port is in use: there, a failure whose only
 /// complaints are ports in use passes. With the version unknown (not installed at plan
 /// time), the binary's `--help` decides.
-pub fn validate_command(binary: &str, version: Option<&Version>) -> String {
+pub(super) fn validate_command(binary: &str, version: Option<&Version>) -> String {
     let bin = quote(binary);
     let new = format!("{bin} --validate-config --ignore-listen-port %s");
     let old = format!(
@@ -595,7 +595,7 @@ impl InstallWork {
 }
 
 /// Installs as planned; a failed pip run names the host and where it installed from.
-pub async fn apply(
+pub(super) async fn apply(
     cx: &HostContext<'_>,
     install: &Install,
     work: &InstallWork,

@@ -259,7 +259,7 @@ impl Default for Dcs {
 
 /// Settings pgdeploy always sets, because failover depends on them: `pg_rewind` needs
 /// `wal_log_hints`, and passwords are stored as SCRAM.
-pub const ENFORCED_PARAMETERS: &[(&str, &str)] = &[
+pub(super) const ENFORCED_PARAMETERS: &[(&str, &str)] = &[
     ("password_encryption", "scram-sha-256"),
     ("wal_log_hints", "on"),
 ];

@@ -11,13 +11,13 @@ use crate::common::shell::quote;
 use pgdeploy_core::module::{HostContext, ModuleError};
 use pgdeploy_core::transport::ExecRequest;
 
-pub struct Rest {
+pub(super) struct Rest {
     base: String,
     curl: String,
 }
 
 impl Rest {
-    pub fn new(r: &RestApi) -> Rest {
+    pub(super) fn new(r: &RestApi) -> Rest {
         let mut curl = String::from("curl -sS --max-time 10");
         let scheme = if r.certfile.is_some() {
             match &r.cafile {
@@ -44,7 +44,7 @@ impl Rest {
     }
 
     /// `GET /PATH` as JSON.
-    pub async fn get(&self, cx: &HostContext<'_>, path: &str) -> Result<Value, ModuleError> {
+    pub(super) async fn get(&self, cx: &HostContext<'_>, path: &str) -> Result<Value, ModuleError> {
         let cmd = format!("{} {}/{path}", self.curl, self.base);
         let out = exec::check(cx, &cmd, &format!("GET /{path}")).await?;
         serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -56,7 +56,7 @@ impl Rest {
     }
 
     /// `PATCH /config` with `body`; the response is the new configuration.
-    pub async fn patch_config(
+    pub(super) async fn patch_config(
         &self,
         cx: &HostContext<'_>,
         body: &Value,
@@ -81,7 +81,7 @@ impl Rest {
     }
 
     /// Waits until this member runs as the leader, or as a replica that streams from it.
-    pub async fn wait_ready(
+    pub(super) async fn wait_ready(
         &self,
         cx: &HostContext<'_>,
         timeout: Duration,
@@ -90,14 +90,14 @@ impl Rest {
     }
 
     /// How many members `GET /cluster` lists.
-    pub async fn member_count(&self, cx: &HostContext<'_>) -> Result<usize, ModuleError> {
+    pub(super) async fn member_count(&self, cx: &HostContext<'_>) -> Result<usize, ModuleError> {
         let cluster = self.get(cx, "cluster").await?;
         Ok(cluster["members"].as_array().map_or(0, Vec::len))
     }
 
     /// The members waiting for a restart (`pending_restart` in `GET /cluster`): replicas
     /// first, the leader last, each with its REST API base URL.
-    pub async fn pending_restarts(
+    pub(super) async fn pending_restarts(
         &self,
         cx: &HostContext<'_>,
     ) -> Result<Vec<(String, String)>, ModuleError> {
@@ -134,7 +134,7 @@ impl Rest {
 
     /// Restarts each member in turn through its REST API (`POST /restart`, only if still
     /// pending), waiting for it to lead or stream again before the next.
-    pub async fn rolling_restart(
+    pub(super) async fn rolling_restart(
         &self,
         cx: &HostContext<'_>,
         members: &[(String, String)],

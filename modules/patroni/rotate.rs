@@ -29,7 +29,7 @@ use pgdeploy_core::transport::ExecRequest;
 
 /// One role whose password the inventory gives.
 #[derive(Debug, Clone)]
-pub struct Role {
+pub(super) struct Role {
     pub name: String,
     /// `superuser` or `replication`, for messages.
     pub kind: &'static str,
@@ -38,7 +38,7 @@ pub struct Role {
 
 /// What `apply` does: the roles whose passwords change, and how it logs in to the leader.
 #[derive(Debug, Clone)]
-pub struct Rotation {
+pub(super) struct Rotation {
     pub roles: Vec<Role>,
     login_user: String,
     /// The superuser's password the database accepts now: the new one when only the
@@ -49,7 +49,7 @@ pub struct Rotation {
 
 /// Where to find the roles: `psql`, the local port, and the configuration file's current
 /// text (its passwords are what the database held until now).
-pub struct Local<'a> {
+pub(super) struct Local<'a> {
     pub psql: String,
     pub port: u16,
     pub config_file: &'a str,
@@ -57,7 +57,7 @@ pub struct Local<'a> {
 }
 
 /// The passwords a Patroni configuration file holds, by kind (`superuser`, `replication`).
-pub fn configured_passwords(config: &[u8]) -> BTreeMap<&'static str, String> {
+pub(super) fn configured_passwords(config: &[u8]) -> BTreeMap<&'static str, String> {
     let mut out = BTreeMap::new();
     let Ok(doc) = serde_yaml_ng::from_slice::<Value>(config) else {
         return out;
@@ -72,7 +72,7 @@ pub fn configured_passwords(config: &[u8]) -> BTreeMap<&'static str, String> {
 }
 
 /// The read of `pg_authid` on this member, as `postgres` over the local socket (peer).
-pub fn read_command(local: &Local<'_>, roles: &[Role]) -> String {
+pub(super) fn read_command(local: &Local<'_>, roles: &[Role]) -> String {
     let names: Vec<String> = roles
         .iter()
         .map(|r| format!("'{}'", r.name.replace('\'', "''")))
@@ -90,7 +90,7 @@ pub fn read_command(local: &Local<'_>, roles: &[Role]) -> String {
 }
 
 /// `rolname rolpassword` lines, by name.
-pub fn parse_stored(out: &str) -> BTreeMap<String, String> {
+pub(super) fn parse_stored(out: &str) -> BTreeMap<String, String> {
     out.lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(n, p)| (n.to_string(), p.trim().to_string()))
@@ -116,7 +116,7 @@ fn holds(role: &Role, stored: &str, host: &str) -> Result<bool, ModuleError> {
 /// when the roles cannot be read and Patroni's configuration already holds the wanted
 /// passwords (nothing would change either way); an error when they cannot be read and the
 /// configuration would change, since Patroni must never get a password the database refuses.
-pub async fn plan(
+pub(super) async fn plan(
     cx: &HostContext<'_>,
     rest: &Rest,
     local: &Local<'_>,
@@ -244,7 +244,7 @@ fn ident(name: &str) -> String {
 /// The script `apply` runs with `sh -s` (its standard input, so neither the login password
 /// nor the verifiers are in a command line or a log): `ALTER ROLE` for each role on the
 /// leader, then a wait until every streaming replica replayed it.
-pub fn script(r: &Rotation, host: &str, port: u64, salts: &[[u8; 16]]) -> String {
+pub(super) fn script(r: &Rotation, host: &str, port: u64, salts: &[[u8; 16]]) -> String {
     let mut sql = String::from(
         // The statements carry verifiers, not passwords; still keep them out of the log.
         "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\n",
@@ -285,7 +285,11 @@ AND (replay_lsn IS NULL OR replay_lsn < target)) THEN RETURN; END IF;\n\
 END $pgdeploy$;\n";
 
 /// Sets the passwords on the leader (found again now: it may have changed since the plan).
-pub async fn apply(cx: &HostContext<'_>, rest: &Rest, r: &Rotation) -> Result<(), ModuleError> {
+pub(super) async fn apply(
+    cx: &HostContext<'_>,
+    rest: &Rest,
+    r: &Rotation,
+) -> Result<(), ModuleError> {
     let (name, host, port) = leader(cx, rest).await?;
     let salts = r
         .roles

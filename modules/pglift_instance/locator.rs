@@ -23,7 +23,7 @@ pub(super) const READABLE: &str = "==config-readable";
 
 /// Shell appended to the plan's read: the locator's content and whether its file is readable.
 /// The exit status stays that of the read before it.
-pub fn read_script() -> String {
+pub(super) fn read_script() -> String {
     format!(
         "; s=$?; echo; echo '{MARK}'; if [ -r {LOCATOR} ]; then cat {LOCATOR}; \
          if ( PATRONI_CONFIG=; . {LOCATOR}; [ -n \"$PATRONI_CONFIG\" ] && [ -r \"$PATRONI_CONFIG\" ] ); \
@@ -32,7 +32,7 @@ pub fn read_script() -> String {
 }
 
 /// The plan's read split into what came before [`read_script`] and the locator part.
-pub fn split(out: &str) -> (&str, Option<&str>) {
+pub(super) fn split(out: &str) -> (&str, Option<&str>) {
     match out.split_once(&format!("\n{MARK}\n")) {
         Some((before, after)) => (before, Some(after)),
         None => (out, None),
@@ -40,7 +40,7 @@ pub fn split(out: &str) -> (&str, Option<&str>) {
 }
 
 /// The locator naming `config` and `patronictl`.
-pub fn render(config: &str, patronictl: &str) -> String {
+pub(super) fn render(config: &str, patronictl: &str) -> String {
     pgdeploy_core::locator::render(
         "pglift_instance",
         "Patroni (the configuration pglift wrote)",
@@ -50,7 +50,7 @@ pub fn render(config: &str, patronictl: &str) -> String {
 
 /// Whether the locator part of the plan's read is this module's, naming `patronictl` and a
 /// readable configuration file.
-pub fn is_current(part: Option<&str>, patronictl: &str) -> bool {
+pub(super) fn is_current(part: Option<&str>, patronictl: &str) -> bool {
     let Some(part) = part else { return false };
     let Some(text) = part.strip_suffix(&format!("{READABLE}\n")) else {
         return false;
@@ -88,7 +88,7 @@ fn write_error(host: &str, e: impl std::fmt::Display) -> ModuleError {
 }
 
 /// Asks pglift where the instance's Patroni configuration is, and writes the locator.
-pub async fn write(
+pub(super) async fn write(
     cx: &HostContext<'_>,
     instance: &PgliftInstance,
     id: &str,
@@ -129,7 +129,7 @@ pub async fn write(
 
 /// After a drop: removes the locator when the configuration it names is gone (pglift removed
 /// the member's file), so that `status` goes on to the other members.
-pub async fn remove_if_stale(cx: &HostContext<'_>) -> Result<(), ModuleError> {
+pub(super) async fn remove_if_stale(cx: &HostContext<'_>) -> Result<(), ModuleError> {
     let req = ExecRequest {
         command: format!(
             "if [ -r {LOCATOR} ]; then ( PATRONI_CONFIG=; . {LOCATOR}; [ -n \"$PATRONI_CONFIG\" ] && [ -e \"$PATRONI_CONFIG\" ] ) || rm -f -- {LOCATOR}; fi"

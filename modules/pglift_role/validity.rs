@@ -6,7 +6,7 @@
 
 /// A date and time: its wall-clock seconds since 1970-01-01 and its offset, if given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     wall: i64,
     offset: Option<i64>,
 }
@@ -29,7 +29,7 @@ fn num(s: &str) -> Option<i64> {
 }
 
 /// Reads `YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|±HH[[:]MM]]`.
-pub fn parse(text: &str) -> Option<Stamp> {
+pub(super) fn parse(text: &str) -> Option<Stamp> {
     let t = text.trim();
     let (date, rest) = t.split_at(t.len().min(10));
     let mut d = date.split('-');
@@ -78,7 +78,7 @@ pub fn parse(text: &str) -> Option<Stamp> {
 }
 
 /// Whether the parameter `given` names the time pglift reports as `current`.
-pub fn same(given: &str, current: &str) -> bool {
+pub(super) fn same(given: &str, current: &str) -> bool {
     match (parse(given), parse(current)) {
         (Some(g), Some(c)) => match (g.offset, c.offset) {
             (Some(go), Some(co)) => g.wall - go == c.wall - co,

@@ -66,7 +66,7 @@ fn running_since(lab: &LabFixture) -> Vec<String> {
         .collect()
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     let vars = backups_vars();
     let vip = lab.info.vip.to_string();
 

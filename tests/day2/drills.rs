@@ -88,7 +88,7 @@ fn assert_drill(code: i32, doc: &Value, out: &str) {
     assert_eq!(code, 0, "{out}");
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run("drill_fast_profile_converges", || {
         let (code, stdout, stderr) = apply(inventory, &[]);
         assert_eq!(code, 0, "{stderr}\n{stdout}");

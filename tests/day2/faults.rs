@@ -205,7 +205,7 @@ fn lab_exec(lab: &LabFixture, host: &str, command: &[&str]) -> std::process::Out
         .expect("pgdeploy lab exec runs")
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     let vip = lab.info.vip.to_string();
 
     c.run(

@@ -41,7 +41,7 @@ fn site(mode: &str, inventory: &Path, password: &str) -> (i32, String, String) {
     out
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run("metrics_exporter_answers_pg_up_1_on_every_member", || {
         let (code, stdout, stderr) = site("apply", inventory, PASSWORD);
         assert_eq!(code, 0, "{stderr}\n{stdout}");

@@ -63,7 +63,7 @@ fn as_bob(lab: &LabFixture, password: &str, query: &str) -> std::process::Output
     )
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run("objects_are_made_on_the_leader_only", || {
         let (leader, replicas) = roles(lab);
         let (code, stdout, stderr) = objects("apply", inventory, FIRST, "present", true);

@@ -55,7 +55,7 @@ fn unit_state(lab: &LabFixture, host: &str, unit: &str) -> String {
         .join(" ")
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     let dir = inventory.parent().unwrap();
     let without_pg3 = dir.join("without-pg3.yml");
     let without_pg2_pg3 = dir.join("without-pg2-pg3.yml");

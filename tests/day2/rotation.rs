@@ -112,7 +112,7 @@ fn logs_in(lab: &LabFixture, vip: &str, user: &str, password: &str) -> Result<()
     }
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     let site = cluster::playbook("site.yml");
     let vip = lab.info.vip.to_string();
     let old_superuser = inventory_var(lab, "pg_superuser_password");

@@ -51,7 +51,7 @@ fn shown(lab: &LabFixture) -> Vec<String> {
         .collect()
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     for (check, track) in [
         ("dotted_setting_reaches_every_member_and_converges", "all"),
         ("dotted_setting_set_back_converges", "top"),

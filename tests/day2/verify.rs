@@ -41,7 +41,7 @@ fn streaming(rows: &[Value]) -> bool {
             .all(|r| r["Role"] == "Leader" || r["State"] == "streaming")
 }
 
-pub fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(c: &mut Checks, lab: &LabFixture, inventory: &Path) {
     c.run("verify_passes_every_check_on_the_healthy_cluster", || {
         let (code, stdout, stderr) = verify(inventory, false);
         assert_eq!(code, 0, "{stdout}{stderr}");

@@ -59,7 +59,7 @@ const OBJECTS: &str = "SELECT (SELECT rolcanlogin FROM pg_roles WHERE rolname = 
      (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'db1'), \
      (SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements')";
 
-pub fn run(lab: &LabFixture, inventory: &Path) {
+pub(crate) fn run(lab: &LabFixture, inventory: &Path) {
     let started = Instant::now();
     let (code, stdout, stderr) = objects("apply", inventory, FIRST, "present");
     assert_eq!(code, 0, "{stderr}\n{stdout}");

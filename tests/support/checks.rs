@@ -5,17 +5,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 /// Runs named checks, keeps going after a failure, and fails at the end with every failure
-pub struct Checks {
+pub(crate) struct Checks {
     pub failed: Vec<String>,
 }
 
 impl Checks {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Checks { failed: Vec::new() }
     }
 
     /// Fails the test with every failed check.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         assert!(
             self.failed.is_empty(),
             "failed checks:\n{}",
@@ -25,7 +25,7 @@ impl Checks {
 
     /// Runs check `name`, unless `PGDEPLOY_CHECKS` (comma-separated parts of names, for working
     /// on a few checks of a long test) is set and names none of it.
-    pub fn run(&mut self, name: &str, f: impl FnOnce()) {
+    pub(crate) fn run(&mut self, name: &str, f: impl FnOnce()) {
         if let Ok(only) = std::env::var("PGDEPLOY_CHECKS") {
             if !only
                 .split(',')

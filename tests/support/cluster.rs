@@ -14,12 +14,12 @@ use serde_json::Value;
 use super::lab_support::LabFixture;
 
 /// A shipped playbook, by file name
-pub fn playbook(name: &str) -> String {
+pub(crate) fn playbook(name: &str) -> String {
     format!("{}/playbooks/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `pgdeploy MODE ARGS -i INVENTORY PLAYBOOK`: exit code, stdout, stderr
-pub fn pgdeploy(
+pub(crate) fn pgdeploy(
     mode: &str,
     args: &[&str],
     inventory: &Path,
@@ -32,7 +32,7 @@ pub fn pgdeploy(
 
 /// `pgdeploy MODE -e VARS [--json] -i INVENTORY PLAYBOOK` where `VARS` carry `password`,
 /// timed (printed as `label`); fails when the password shows in stdout or stderr
-pub fn pgdeploy_secret(
+pub(crate) fn pgdeploy_secret(
     mode: &str,
     vars: &Value,
     json: bool,
@@ -60,7 +60,7 @@ pub fn pgdeploy_secret(
 
 /// The findings of a `verify --json` document whose `key` is `value` (e.g. `outcome`
 /// `fail`, `check` `postgres_exporter`)
-pub fn findings<'a>(doc: &'a Value, key: &str, value: &str) -> Vec<&'a Value> {
+pub(crate) fn findings<'a>(doc: &'a Value, key: &str, value: &str) -> Vec<&'a Value> {
     doc["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no `findings` array in {doc}"))
@@ -71,7 +71,11 @@ pub fn findings<'a>(doc: &'a Value, key: &str, value: &str) -> Vec<&'a Value> {
 
 /// `pgdeploy ARGS -i INVENTORY [PLAYBOOK]` (stdin closed): exit code, stdout, stderr; without
 /// a playbook for `status` and the day-2 commands
-pub fn command(args: &[&str], inventory: &Path, playbook: Option<&str>) -> (i32, String, String) {
+pub(crate) fn command(
+    args: &[&str],
+    inventory: &Path,
+    playbook: Option<&str>,
+) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
         .args(args)
         .arg("-i")
@@ -88,7 +92,7 @@ pub fn command(args: &[&str], inventory: &Path, playbook: Option<&str>) -> (i32,
 }
 
 /// Changed plus failed steps of a `--json` run
-pub fn changed(stdout: &str) -> u64 {
+pub(crate) fn changed(stdout: &str) -> u64 {
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -99,7 +103,7 @@ pub fn changed(stdout: &str) -> u64 {
 }
 
 /// A variable of the lab inventory's `all:vars`
-pub fn inventory_var(lab: &LabFixture, name: &str) -> String {
+pub(crate) fn inventory_var(lab: &LabFixture, name: &str) -> String {
     let text = std::fs::read_to_string(lab.inventory()).unwrap();
     let inv: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     match &inv["all"]["vars"][name] {
@@ -111,7 +115,7 @@ pub fn inventory_var(lab: &LabFixture, name: &str) -> String {
 
 /// `patronictl list` on `host` as JSON rows, with the `patronictl` and configuration the
 /// `patroni` module recorded in its locator file
-pub fn members_on(lab: &LabFixture, host: &str) -> Vec<Value> {
+pub(crate) fn members_on(lab: &LabFixture, host: &str) -> Vec<Value> {
     let text = lab.ssh_ok(
         lab.ip(host),
         ". /var/lib/pgdeploy/patroni.env && \"$PATRONICTL\" -c \"$PATRONI_CONFIG\" list -f json",
@@ -120,7 +124,7 @@ pub fn members_on(lab: &LabFixture, host: &str) -> Vec<Value> {
 }
 
 /// True when `rows` show one leader and every other member streaming on timeline `tl`
-pub fn settled(rows: &[Value], tl: u64) -> bool {
+pub(crate) fn settled(rows: &[Value], tl: u64) -> bool {
     rows.iter().filter(|r| r["Role"] == "Leader").count() == 1
         && rows
             .iter()
@@ -128,7 +132,7 @@ pub fn settled(rows: &[Value], tl: u64) -> bool {
 }
 
 /// Runs SQL as `postgres` over TLS from host `from` to `host:port`
-pub fn sql(
+pub(crate) fn sql(
     lab: &LabFixture,
     from: &str,
     host: &str,
@@ -147,7 +151,7 @@ pub fn sql(
 
 /// Runs SQL from host `from` over TLS with `conninfo` (`host=… port=… user=…`, more keys
 /// allowed: `dbname=…` overrides `postgres`) and `password`, whatever characters it holds
-pub fn sql_as(
+pub(crate) fn sql_as(
     lab: &LabFixture,
     from: &str,
     conninfo: &str,
@@ -168,11 +172,11 @@ pub fn sql_as(
 }
 
 /// `s` as one single-quoted shell word
-pub fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-pub fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
+pub(crate) fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) -> String {
     let out = sql(lab, from, host, port, query);
     assert!(
         out.status.success(),
@@ -183,7 +187,7 @@ pub fn sql_ok(lab: &LabFixture, from: &str, host: &str, port: u16, query: &str) 
 }
 
 /// Which of `hosts` holds `vip`
-pub fn holder_of<'a>(lab: &LabFixture, vip: &str, hosts: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn holder_of<'a>(lab: &LabFixture, vip: &str, hosts: &[&'a str]) -> Option<&'a str> {
     hosts.iter().copied().find(|h| {
         lab.ssh(lab.ip(h), &format!("ip -4 -o addr | grep -qw {vip}"))
             .status
@@ -192,7 +196,7 @@ pub fn holder_of<'a>(lab: &LabFixture, vip: &str, hosts: &[&'a str]) -> Option<&
 }
 
 /// Polls `f` until it returns true or `timeout` passes
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
@@ -206,7 +210,7 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// What apt and dpkg have done on a host so far: the lines of dpkg's and apt's logs and the
 /// time of the last package index refresh. Equal before and after a run: it ran no
 /// `apt-get install`/`remove` and no `apt-get update`
-pub fn apt_activity(lab: &LabFixture, host: &str) -> String {
+pub(crate) fn apt_activity(lab: &LabFixture, host: &str) -> String {
     lab.ssh_ok(
         lab.ip(host),
         "cat /var/log/dpkg.log /var/log/apt/history.log 2>/dev/null | wc -l; \
@@ -215,7 +219,7 @@ pub fn apt_activity(lab: &LabFixture, host: &str) -> String {
 }
 
 /// Asserts that none of the stack is on `host`: a freshly provisioned server
-pub fn assert_bare(lab: &LabFixture, host: &str) {
+pub(crate) fn assert_bare(lab: &LabFixture, host: &str) {
     lab.ssh_ok(
         lab.ip(host),
         "test ! -e /usr/lib/postgresql && ! command -v etcd && ! command -v patroni \
@@ -225,7 +229,7 @@ pub fn assert_bare(lab: &LabFixture, host: &str) {
 
 /// The names of etcd's members, from `etcdctl member list` run on `host` with its own client
 /// certificate (in the order etcd lists them)
-pub fn etcd_members_on(lab: &LabFixture, host: &str) -> Vec<String> {
+pub(crate) fn etcd_members_on(lab: &LabFixture, host: &str) -> Vec<String> {
     let text = lab.ssh_ok(
         lab.ip(host),
         &format!(
@@ -240,7 +244,7 @@ pub fn etcd_members_on(lab: &LabFixture, host: &str) -> Vec<String> {
 }
 
 /// Whether every etcd member answers `endpoint health`, asked on `host`
-pub fn etcd_healthy_on(lab: &LabFixture, host: &str) -> bool {
+pub(crate) fn etcd_healthy_on(lab: &LabFixture, host: &str) -> bool {
     lab.ssh(
         lab.ip(host),
         &format!(
@@ -256,7 +260,7 @@ pub fn etcd_healthy_on(lab: &LabFixture, host: &str) -> bool {
 /// The lab inventory's text with `hosts` taken out of the `postgres` group (and of seed 000's
 /// `primary`/`replica` groups) but kept in the inventory (as hosts of `all` without a group,
 /// with their address): reachable, no longer members
-pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
+pub(crate) fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
     let text = std::fs::read_to_string(lab.inventory()).unwrap();
     let mut kept = Vec::new();
     let mut moved = Vec::new();
@@ -292,7 +296,7 @@ pub fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> String {
 }
 
 /// Changed steps per host of a `--json` run's recap
-pub fn changed_per_host(stdout: &str) -> std::collections::BTreeMap<String, u64> {
+pub(crate) fn changed_per_host(stdout: &str) -> std::collections::BTreeMap<String, u64> {
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

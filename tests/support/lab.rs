@@ -16,10 +16,10 @@ use std::time::Duration;
 use pgdeploy_lab::{self as lab, LabInfo, UpOptions};
 
 #[path = "skip.rs"]
-pub mod skip;
+pub(crate) mod skip;
 
 /// True when lab tests can run here; in CI a missing prerequisite panics instead
-pub fn lab_available() -> bool {
+pub(crate) fn lab_available() -> bool {
     let problem = lab::prereq::check_runtime()
         .and_then(|_| lab::prereq::check_build())
         .err();
@@ -34,7 +34,7 @@ pub fn lab_available() -> bool {
 }
 
 /// A lab brought up for a test; `down` when dropped, even when the test panics
-pub struct LabFixture {
+pub(crate) struct LabFixture {
     pub info: LabInfo,
     /// Holds the inventory (kept out of the source tree)
     pub dir: tempfile::TempDir,
@@ -44,7 +44,7 @@ pub struct LabFixture {
 impl LabFixture {
     /// Brings up lab `name` on `subnet` after removing any leftover of an earlier run; `None` when
     /// the lab cannot run here (outside CI)
-    pub fn up(name: &str, subnet: &str, nodes: u32, balancers: u32) -> Option<LabFixture> {
+    pub(crate) fn up(name: &str, subnet: &str, nodes: u32, balancers: u32) -> Option<LabFixture> {
         if !lab_available() {
             return None;
         }
@@ -77,16 +77,16 @@ impl LabFixture {
         })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.info.name
     }
 
-    pub fn inventory(&self) -> PathBuf {
+    pub(crate) fn inventory(&self) -> PathBuf {
         self.info.inventory.clone()
     }
 
     /// The address of host `name`
-    pub fn ip(&self, name: &str) -> Ipv4Addr {
+    pub(crate) fn ip(&self, name: &str) -> Ipv4Addr {
         self.info
             .hosts
             .iter()
@@ -96,7 +96,7 @@ impl LabFixture {
     }
 
     /// OpenSSH `root@ip` with the lab key, verifying the host key against the lab known_hosts
-    pub fn ssh(&self, ip: Ipv4Addr, command: &str) -> Output {
+    pub(crate) fn ssh(&self, ip: Ipv4Addr, command: &str) -> Output {
         Command::new("ssh")
             .arg("-i")
             .arg(&self.info.key)
@@ -117,7 +117,7 @@ impl LabFixture {
     }
 
     /// Like [`Self::ssh`] but asserts success and returns trimmed stdout
-    pub fn ssh_ok(&self, ip: Ipv4Addr, command: &str) -> String {
+    pub(crate) fn ssh_ok(&self, ip: Ipv4Addr, command: &str) -> String {
         let out = self.ssh(ip, command);
         assert!(
             out.status.success(),
@@ -129,7 +129,7 @@ impl LabFixture {
     }
 
     /// Brings the lab down now (asserting success) instead of at drop
-    pub fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         self.down = true;
         lab::down(self.name()).expect("lab down");
     }
@@ -146,6 +146,6 @@ impl Drop for LabFixture {
 }
 
 /// True when a TCP connection to `ip:22` succeeds within `timeout`
-pub fn port22_open(ip: Ipv4Addr, timeout: Duration) -> bool {
+pub(crate) fn port22_open(ip: Ipv4Addr, timeout: Duration) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from((ip, 22)), timeout).is_ok()
 }

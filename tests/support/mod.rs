@@ -2,4 +2,4 @@
 //! needs, so unused helpers are expected in some of them.
 #![allow(dead_code)]
 
-pub mod sshd;
+pub(crate) mod sshd;

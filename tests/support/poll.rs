@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Reads `probe` every `pause` until `done` holds for what it read; returns that and the time
 /// it took. Panics after `deadline` naming `what` and the last value read.
-pub fn until<T: Debug>(
+pub(crate) fn until<T: Debug>(
     what: &str,
     deadline: Duration,
     pause: Duration,
@@ -33,7 +33,7 @@ pub fn until<T: Debug>(
 /// Reads `probe` every `pause` for all of `span` and panics as soon as `bad` holds for what
 /// it read, naming `what` must not happen and the value: a negative check over a time span,
 /// failing at once rather than after a fixed sleep.
-pub fn never<T: Debug>(
+pub(crate) fn never<T: Debug>(
     what: &str,
     span: Duration,
     pause: Duration,

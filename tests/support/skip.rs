@@ -5,13 +5,13 @@
 #![allow(dead_code)]
 
 /// True when the tests run in CI (`CI=true`), where every prerequisite must be present.
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// Whether `test` may go on: true when `met`; otherwise panics under `CI=true` with
 /// `missing` (what is not there), else prints why `test` is skipped and returns false.
-pub fn require(met: bool, test: &str, missing: &str) -> bool {
+pub(crate) fn require(met: bool, test: &str, missing: &str) -> bool {
     if met {
         return true;
     }
@@ -23,7 +23,7 @@ pub fn require(met: bool, test: &str, missing: &str) -> bool {
 }
 
 /// True when this process runs as root (`id -u` prints 0).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -32,7 +32,7 @@ pub fn is_root() -> bool {
 }
 
 /// True when `program --version` runs here.
-pub fn has_program(program: &str) -> bool {
+pub(crate) fn has_program(program: &str) -> bool {
     std::process::Command::new(program)
         .arg("--version")
         .output()

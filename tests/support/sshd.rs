@@ -17,7 +17,7 @@ use pgdeploy::bench::sshd::{self as server, ServerFiles, SSHD};
 use pgdeploy_ssh::SshTarget;
 
 /// A running sshd. Dropping it stops the server.
-pub struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
@@ -37,7 +37,7 @@ pub struct Sshd {
 
 /// Options for [`Sshd::start_with`].
 #[derive(Debug, Clone, Default)]
-pub struct SshdOptions {
+pub(crate) struct SshdOptions {
     /// Extra `-o KEY=VALUE` options, e.g. `MaxSessions=20`.
     pub options: Vec<String>,
 }
@@ -77,7 +77,7 @@ fn public_key_of(private: &Path) -> String {
 
 /// Fails the test with the install hint when OpenSSH's server is not installed. Never skips:
 /// a test suite that silently skips its SSH tests in CI proves nothing.
-pub fn require_sshd() {
+pub(crate) fn require_sshd() {
     if !Path::new(SSHD).exists() {
         panic!(
             "{SSHD} is missing: these tests need a real OpenSSH server; \
@@ -88,17 +88,17 @@ pub fn require_sshd() {
 
 impl Sshd {
     /// Starts one server with default options.
-    pub fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         Self::start_with(&SshdOptions::default())
     }
 
     /// Starts `n` servers (for multi-host tests and benchmarks).
-    pub fn start_many(n: usize) -> Vec<Sshd> {
+    pub(crate) fn start_many(n: usize) -> Vec<Sshd> {
         (0..n).map(|_| Self::start()).collect()
     }
 
     /// Starts one server with extra options.
-    pub fn start_with(opts: &SshdOptions) -> Sshd {
+    pub(crate) fn start_with(opts: &SshdOptions) -> Sshd {
         require_sshd();
         server::require_sshd().expect("mkdir /run/sshd (are we root?)");
         let client = client_key();
@@ -133,7 +133,7 @@ impl Sshd {
     /// Simulates a reinstalled host: stops the server, gives it a fresh host key and starts it
     /// again on the same port. `known_hosts` and `host_public_key` keep the *old* key, as a
     /// client's known_hosts would.
-    pub fn reinstall(&mut self) {
+    pub(crate) fn reinstall(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.host_key);
@@ -153,28 +153,28 @@ impl Sshd {
     }
 
     /// The public half of the server's current host key (`ssh-ed25519 AAAA...`).
-    pub fn current_public_key(&self) -> String {
+    pub(crate) fn current_public_key(&self) -> String {
         public_key_of(&self.host_key)
     }
 
     /// A scratch directory that lives as long as the server.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// This server's known_hosts line.
-    pub fn known_hosts_line(&self) -> String {
+    pub(crate) fn known_hosts_line(&self) -> String {
         format!("[127.0.0.1]:{} {}", self.port, self.host_public_key)
     }
 
     /// A target for inventory host `name` on this server, logging in as root with the fixture
     /// key and verifying against this server's known_hosts, with short timeouts.
-    pub fn target(&self, name: &str) -> SshTarget {
+    pub(crate) fn target(&self, name: &str) -> SshTarget {
         self.target_as(name, "root")
     }
 
     /// Like [`Sshd::target`] with another login user (every user is authorised with the key).
-    pub fn target_as(&self, name: &str, user: &str) -> SshTarget {
+    pub(crate) fn target_as(&self, name: &str, user: &str) -> SshTarget {
         let mut t = SshTarget::new(name, "127.0.0.1");
         t.port = self.port;
         t.user = user.to_owned();
@@ -187,7 +187,7 @@ impl Sshd {
 
     /// How many TCP connections to this server are established, counted from the client side
     /// (`ss`): proof of connection reuse.
-    pub fn client_connections(&self) -> usize {
+    pub(crate) fn client_connections(&self) -> usize {
         let out = Command::new("ss")
             .args(["-Htn", "state", "established"])
             .arg(format!("( dport = :{} )", self.port))
