@@ -19,28 +19,28 @@ pub(crate) mod common;
 /// Patroni's cluster as `patronictl` reports it, for the day-2 commands too.
 pub use common::patroni_state;
 
-pub mod certificates;
+mod certificates;
 pub mod command;
 pub mod copy;
 pub mod directory;
 pub mod etcd;
 pub mod file;
-pub mod haproxy;
-pub mod keepalived;
+mod haproxy;
+mod keepalived;
 pub mod packages;
-pub mod patroni;
-pub mod pgbackrest;
-pub mod pgdg_repo;
-pub mod pglift_database;
-pub mod pglift_instance;
-pub mod pglift_role;
-pub mod pglift_site;
-pub mod postgres_exporter;
-pub mod postgresql_database;
-pub mod postgresql_extension;
-pub mod postgresql_role;
-pub mod removed_member;
-pub mod service;
+mod patroni;
+mod pgbackrest;
+mod pgdg_repo;
+mod pglift_database;
+mod pglift_instance;
+mod pglift_role;
+mod pglift_site;
+mod postgres_exporter;
+mod postgresql_database;
+mod postgresql_extension;
+mod postgresql_role;
+mod removed_member;
+mod service;
 pub mod template;
 
 /// The registered modules, by name.

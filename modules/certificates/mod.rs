@@ -8,7 +8,7 @@
 //! not issued by the CA, or within 30 days of its expiry; the plan says which. Private keys
 //! never appear in diffs, logs or errors.
 
-pub mod pki;
+pub(crate) mod pki;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,13 +27,13 @@ use super::common::shell::quote;
 use super::common::stat::{self, Kind, PathState};
 
 /// A leaf is reissued when it expires within this many days.
-pub const RENEW_BEFORE_DAYS: i64 = 30;
+pub(crate) const RENEW_BEFORE_DAYS: i64 = 30;
 /// What a diff shows for a private key.
-pub const KEY_NOT_SHOWN: &str = "(private key, not shown)\n";
+pub(crate) const KEY_NOT_SHOWN: &str = "(private key, not shown)\n";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Certificates {
+pub(crate) struct Certificates {
     /// Directory of the generated CA on this machine, relative to the playbook's directory.
     #[serde(default = "default_pki_dir")]
     pub pki_dir: String,
@@ -58,7 +58,7 @@ pub struct Certificates {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Install {
+pub(crate) struct Install {
     /// Directory on the host (created if missing): `NAME.crt`, `NAME.key`, `ca.crt`.
     pub dir: String,
     pub owner: Option<String>,
@@ -86,7 +86,7 @@ fn default_cert_mode() -> Mode {
 }
 
 /// The subject of a generated CA.
-pub const CA_NAME: &str = "pgdeploy CA";
+pub(crate) const CA_NAME: &str = "pgdeploy CA";
 
 impl Certificates {
     fn ca_paths(&self, playbook_dir: &Path) -> pki::CaPaths {
@@ -113,7 +113,7 @@ impl Certificates {
 
     /// The SANs the host's certificate must have: its inventory name, its address
     /// (`ansible_host`) and default IPv4 address (fact), `127.0.0.1`, `localhost`, extras.
-    pub fn wanted_sans(&self, cx: &HostContext<'_>) -> Vec<String> {
+    pub(crate) fn wanted_sans(&self, cx: &HostContext<'_>) -> Vec<String> {
         let mut sans: Vec<String> = vec![cx.host.to_string()];
         if let Some(h) = cx.scope.shared().inventory.hosts.get(cx.host) {
             sans.push(h.connection.address.clone());
@@ -155,7 +155,7 @@ struct CertWork {
 
 /// The host's private key, as far as the plan is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyCheck {
+pub(crate) enum KeyCheck {
     Missing,
     /// Unreadable, or not the key of the certificate.
     Mismatch,
@@ -163,7 +163,7 @@ pub enum KeyCheck {
 }
 
 /// Why a leaf found on a host must be reissued, or `None` when it is good.
-pub fn reissue_reason(
+pub(crate) fn reissue_reason(
     found: Option<&pki::CertInfo>,
     key: KeyCheck,
     ca_subject: Option<&str>,

@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Why the local PKI could not be read or written.
 #[derive(Debug, thiserror::Error)]
-pub enum PkiError {
+pub(crate) enum PkiError {
     #[error("cannot read `{path}`: {source}")]
     Read {
         path: String,
@@ -35,7 +35,7 @@ pub enum PkiError {
 
 /// Where the CA's certificate and key are on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaPaths {
+pub(crate) struct CaPaths {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// Created by pgdeploy when missing (false for a CA the user provides).
@@ -43,13 +43,13 @@ pub struct CaPaths {
 }
 
 impl CaPaths {
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.cert.is_file() && self.key.is_file()
     }
 }
 
 /// A loaded CA: its certificate (public, installed on hosts) and what signs leaves.
-pub struct Ca {
+pub(crate) struct Ca {
     pub cert_pem: String,
     /// The CA's subject, as certificates it issued name their issuer.
     pub subject: String,
@@ -72,7 +72,7 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 /// Loads the CA at `paths`.
-pub fn load_ca(paths: &CaPaths) -> Result<Ca, PkiError> {
+pub(crate) fn load_ca(paths: &CaPaths) -> Result<Ca, PkiError> {
     let cert_pem = read(&paths.cert)?;
     let key_pem = read(&paths.key)?;
     // The key's own error could quote it: say only that it is unusable.
@@ -104,7 +104,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
 }
 
 /// Creates a CA at `paths` (directory 0700, key 0600), valid for `days`.
-pub fn create_ca(paths: &CaPaths, common_name: &str, days: u32) -> Result<Ca, PkiError> {
+pub(crate) fn create_ca(paths: &CaPaths, common_name: &str, days: u32) -> Result<Ca, PkiError> {
     let sign_err = |e: rcgen::Error| PkiError::Sign {
         subject: common_name.to_string(),
         reason: e.to_string(),
@@ -156,7 +156,7 @@ fn serial(key: &KeyPair) -> SerialNumber {
 }
 
 /// A leaf certificate and its private key, in PEM.
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -169,7 +169,12 @@ impl std::fmt::Debug for Leaf {
 
 /// Issues a leaf for `common_name` with `sans` (IP addresses or DNS names), serverAuth and
 /// clientAuth, valid for `days`.
-pub fn issue(ca: &Ca, common_name: &str, sans: &[String], days: u32) -> Result<Leaf, PkiError> {
+pub(crate) fn issue(
+    ca: &Ca,
+    common_name: &str,
+    sans: &[String],
+    days: u32,
+) -> Result<Leaf, PkiError> {
     let sign_err = |e: rcgen::Error| PkiError::Sign {
         subject: common_name.to_string(),
         reason: e.to_string(),
@@ -201,7 +206,7 @@ pub fn issue(ca: &Ca, common_name: &str, sans: &[String], days: u32) -> Result<L
 
 /// What matters of a certificate found on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     pub subject: String,
     pub issuer: String,
     /// SANs as text: IP addresses and DNS names.
@@ -214,7 +219,7 @@ pub struct CertInfo {
 
 impl CertInfo {
     /// A readable description, used as a diff's sides (a certificate's PEM says nothing).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "subject: {}\nissuer: {}\nSANs: {}\nnot after: {}\n",
             self.subject,
@@ -226,7 +231,7 @@ impl CertInfo {
 }
 
 /// `2026-11-22` for a time in seconds since the epoch.
-pub fn date(secs: i64) -> String {
+pub(crate) fn date(secs: i64) -> String {
     match OffsetDateTime::from_unix_timestamp(secs) {
         Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
         Err(_) => secs.to_string(),
@@ -234,7 +239,7 @@ pub fn date(secs: i64) -> String {
 }
 
 /// Reads a PEM certificate.
-pub fn inspect(pem: &[u8]) -> Result<CertInfo, String> {
+pub(crate) fn inspect(pem: &[u8]) -> Result<CertInfo, String> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| e.to_string())?;
     let cert = pem.parse_x509().map_err(|e| e.to_string())?;
     let mut sans = BTreeSet::new();
@@ -269,7 +274,7 @@ pub fn inspect(pem: &[u8]) -> Result<CertInfo, String> {
 
 /// Whether the PEM private key `key_pem` is the key of the certificate `info`. The key is
 /// only parsed here, never shown.
-pub fn key_matches(key_pem: &[u8], info: &CertInfo) -> bool {
+pub(crate) fn key_matches(key_pem: &[u8], info: &CertInfo) -> bool {
     let Ok(text) = std::str::from_utf8(key_pem) else {
         return false;
     };
@@ -277,7 +282,7 @@ pub fn key_matches(key_pem: &[u8], info: &CertInfo) -> bool {
 }
 
 /// SANs normalised as [`inspect`] reports them (IP addresses in canonical form).
-pub fn normalise_sans(sans: &[String]) -> BTreeSet<String> {
+pub(crate) fn normalise_sans(sans: &[String]) -> BTreeSet<String> {
     sans.iter()
         .map(|s| match s.parse::<IpAddr>() {
             Ok(ip) => ip.to_string(),
@@ -287,7 +292,7 @@ pub fn normalise_sans(sans: &[String]) -> BTreeSet<String> {
 }
 
 /// Whether `name` can be a SAN: an IP address or a DNS name.
-pub fn valid_san(name: &str) -> bool {
+pub(crate) fn valid_san(name: &str) -> bool {
     if name.parse::<IpAddr>().is_ok() {
         return true;
     }

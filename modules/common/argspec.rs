@@ -25,11 +25,11 @@ pub(crate) struct SpecFile {
 /// The options of a module, or of a `dict` option.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(transparent)]
-pub struct Options(pub IndexMap<String, Opt>);
+pub(crate) struct Options(pub IndexMap<String, Opt>);
 
 /// One option, as the collection's argspec says it.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Opt {
+pub(crate) struct Opt {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
@@ -40,8 +40,6 @@ pub struct Opt {
     pub options: Option<Options>,
     #[serde(default)]
     pub no_log: bool,
-    #[serde(default)]
-    pub description: Vec<String>,
     /// Other names of the option (pgdeploy's additions: the collection's earlier names).
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -55,12 +53,13 @@ impl SpecFile {
 }
 
 impl Options {
-    pub fn get(&self, name: &str) -> Option<&Opt> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&Opt> {
         self.0.get(name)
     }
 
     /// The default value pglift's model gives `name` (`None`: no default, the field is unset).
-    pub fn default_of(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn default_of(&self, name: &str) -> Option<&Value> {
         self.0
             .get(name)
             .and_then(|o| o.default.as_ref())
@@ -68,12 +67,12 @@ impl Options {
     }
 
     /// Adds an option that is pgdeploy's, not pglift's (`executable`, say).
-    pub fn add(&mut self, name: &str, opt: Opt) {
+    pub(crate) fn add(&mut self, name: &str, opt: Opt) {
         self.0.insert(name.to_string(), opt);
     }
 
     /// Gives `name` another accepted name.
-    pub fn alias(&mut self, name: &str, alias: &str) {
+    pub(crate) fn alias(&mut self, name: &str, alias: &str) {
         if let Some(o) = self.0.get_mut(name) {
             o.aliases.push(alias.to_string());
         }
@@ -90,7 +89,11 @@ impl Options {
     /// Reads `node` (a mapping) through the spec: every key known, every value of its type,
     /// required options present. Keys come out under their option's name (an alias is
     /// renamed); null values are left out (unset, as in Ansible). All problems are returned.
-    pub fn read(&self, node: &Node, path: &FieldPath) -> Result<Map<String, Value>, Vec<DeError>> {
+    pub(crate) fn read(
+        &self,
+        node: &Node,
+        path: &FieldPath,
+    ) -> Result<Map<String, Value>, Vec<DeError>> {
         let Some(entries) = node.as_map() else {
             return Err(vec![DeError::new(format!(
                 "expected a mapping of parameters, found {}",

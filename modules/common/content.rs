@@ -21,7 +21,7 @@ pub(crate) struct Desired<'a> {
 
 /// What `apply` does, decided by `plan`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContentWork {
+pub(crate) enum ContentWork {
     /// Write new content (creating the file or replacing it).
     Write {
         dest: String,

@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
 
 /// The instance and how pglift is run for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// `15/main` or `main`, as the collection's `instance`.
     pub instance: String,
     pub executable: String,
@@ -30,7 +30,7 @@ pub struct Target {
 
 /// What one read found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Found {
+pub(crate) enum Found {
     /// pglift, or the instance, is not there yet (a dry run on bare hosts): what to say.
     NotYet(String),
     /// Another member leads; nothing happens here.
@@ -66,7 +66,7 @@ impl Target {
 
     /// The read: `kind` is `role` or `database`, `name` the object, `sql` run with `psql` in
     /// database `db` when this host is the primary (empty: none).
-    pub fn read_script(&self, kind: &str, name: &str, db: &str, sql: &str) -> String {
+    pub(crate) fn read_script(&self, kind: &str, name: &str, db: &str, sql: &str) -> String {
         let exe = quote(&self.executable);
         let id = quote(&self.instance);
         let script = format!(
@@ -97,7 +97,7 @@ impl Target {
     }
 
     /// Reads the instance on this host (see [`Target::read_script`]) and says where it stands.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         cx: &HostContext<'_>,
         kind: &str,
@@ -117,7 +117,7 @@ impl Target {
     }
 
     /// Reads [`Target::read_script`]'s output.
-    pub fn parse(
+    pub(crate) fn parse(
         &self,
         host: &str,
         kind: &str,
@@ -210,7 +210,7 @@ impl Target {
     }
 
     /// `pglift KIND -i INSTANCE apply -f -` with `manifest` on stdin, on the primary.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &self,
         cx: &HostContext<'_>,
         kind: &str,
@@ -250,7 +250,7 @@ impl Target {
     /// Carries out what `plan` decided: its manifest applied, or, when it was planned before
     /// the instance existed, the object read and decided again now (`replan`, not awaited
     /// otherwise); still no instance then is an error naming it.
-    pub async fn apply_planned(
+    pub(crate) async fn apply_planned(
         &self,
         cx: &HostContext<'_>,
         kind: &str,

@@ -9,7 +9,7 @@ use pgdeploy_core::secrets::MASK;
 /// secret is masked in all output whatever the variable it came from is called.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "String")]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl From<String> for Secret {
     fn from(s: String) -> Self {
@@ -19,15 +19,15 @@ impl From<String> for Secret {
 }
 
 impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
+    pub(crate) fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
     /// The value, for the file or command that needs it; never for a message.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
     /// `text` with every occurrence of the value replaced by the mask.
-    pub fn mask_in(&self, text: &str) -> String {
+    pub(crate) fn mask_in(&self, text: &str) -> String {
         if self.0.is_empty() {
             text.to_string()
         } else {

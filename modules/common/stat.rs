@@ -14,7 +14,7 @@ const PROBE_FAILED: &str = "97";
 
 /// What a path points to (links followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Missing,
     File,
     Directory,
@@ -24,7 +24,7 @@ pub enum Kind {
 
 impl Kind {
     /// How messages name it.
-    pub fn describe(&self) -> &str {
+    pub(crate) fn describe(&self) -> &str {
         match self {
             Kind::Missing => "missing",
             Kind::File => "a regular file",
@@ -36,7 +36,7 @@ impl Kind {
 
 /// Who owns a path, and its permission bits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Ownership {
+pub(crate) struct Ownership {
     pub owner: String,
     pub group: String,
     pub uid: String,
@@ -46,17 +46,17 @@ pub struct Ownership {
 
 impl Ownership {
     /// Whether the wanted owner (a name or a numeric id) is the current one.
-    pub fn owner_is(&self, wanted: &str) -> bool {
+    pub(crate) fn owner_is(&self, wanted: &str) -> bool {
         wanted == self.owner || wanted == self.uid
     }
-    pub fn group_is(&self, wanted: &str) -> bool {
+    pub(crate) fn group_is(&self, wanted: &str) -> bool {
         wanted == self.group || wanted == self.gid
     }
 }
 
 /// A symbolic link found at the path itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub(crate) struct Link {
     pub target: String,
     /// The link's own owner (`mode` is meaningless for links on Linux and left 0).
     pub ownership: Ownership,
@@ -64,7 +64,7 @@ pub struct Link {
 
 /// The state of one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathState {
+pub(crate) struct PathState {
     pub kind: Kind,
     /// Of what the path resolves to; `None` when missing.
     pub ownership: Option<Ownership>,
@@ -75,7 +75,7 @@ pub struct PathState {
 
 impl PathState {
     /// A path that does not exist (known without asking the host).
-    pub fn missing() -> Self {
+    pub(crate) fn missing() -> Self {
         PathState {
             kind: Kind::Missing,
             ownership: None,

@@ -40,7 +40,7 @@ fn d_config() -> String {
 /// TLS of the Patroni REST API, for the health checks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RestApiTls {
+pub(crate) struct RestApiTls {
     /// The CA that signed the REST API's certificates; checks verify against it.
     pub ca_file: String,
     /// A PEM file with a client certificate and its key, when the REST API asks for one.
@@ -50,7 +50,7 @@ pub struct RestApiTls {
 /// Timeouts, in HAProxy's syntax (`5s`, `30m`, `500ms`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub connect: String,
     pub client: String,
     pub server: String,
@@ -71,7 +71,7 @@ impl Default for Timeouts {
 /// Health check rhythm of every server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Checks {
+pub(crate) struct Checks {
     pub interval: String,
     pub fall: u32,
     pub rise: u32,
@@ -90,7 +90,7 @@ impl Default for Checks {
 /// The statistics page (`listen stats`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Stats {
+pub(crate) struct Stats {
     #[serde(default = "d_bind")]
     pub bind: String,
     pub port: u16,
@@ -104,7 +104,7 @@ fn d_stats_uri() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Haproxy {
+pub(crate) struct Haproxy {
     /// The inventory group of the PostgreSQL (Patroni) hosts: one server each.
     pub group: String,
     /// Address the frontends listen on (`*`: every address, so also the VIP).
@@ -145,7 +145,7 @@ pub struct Haproxy {
 
 /// One backend server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
+pub(crate) struct Server {
     pub name: String,
     pub address: String,
 }
@@ -185,7 +185,7 @@ impl Haproxy {
     }
 
     /// The configuration file for these servers.
-    pub fn render(&self, servers: &[Server]) -> String {
+    pub(crate) fn render(&self, servers: &[Server]) -> String {
         let mut o = String::new();
         let t = &self.timeouts;
         let _ = writeln!(

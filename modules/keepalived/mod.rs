@@ -36,16 +36,16 @@ const VALIDATE_AS_ROOT: &str = "t=$(mktemp) && sed 's/^    script_user .*$/    s
 /// Root-owned, not writable by anyone else: `enable_script_security` runs nothing else.
 const SCRIPT_DIR: &str = "/etc/keepalived/scripts";
 /// Where `pgdeploy status` finds the VIP to look for on the hosts (see `src/status.rs`).
-pub use pgdeploy_core::locator::KEEPALIVED as LOCATOR;
+pub(crate) use pgdeploy_core::locator::KEEPALIVED as LOCATOR;
 
 /// The locator's content: the VIP, shell-sourceable.
-pub fn locator(vip: Ipv4Addr) -> String {
+pub(crate) fn locator(vip: Ipv4Addr) -> String {
     pgdeploy_core::locator::render("keepalived", "the VIP", &[("VIP", &vip.to_string())])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum KeepalivedMode {
+pub(crate) enum KeepalivedMode {
     /// On the HAProxy hosts: the VIP stays where HAProxy runs and listens.
     Haproxy,
     /// On the PostgreSQL hosts: the VIP is on the host whose Patroni answers `/primary`.
@@ -55,7 +55,7 @@ pub enum KeepalivedMode {
 /// TLS of the local Patroni REST API, for the `patroni` check.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PatroniTls {
+pub(crate) struct PatroniTls {
     pub ca_file: String,
     /// Client certificate and key, when the REST API asks for one; readable by `script_user`.
     pub cert_file: Option<String>,
@@ -83,7 +83,7 @@ fn d_wait() -> u64 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Keepalived {
+pub(crate) struct Keepalived {
     pub mode: KeepalivedMode,
     /// The virtual IPv4 address, optionally with its prefix (`10.0.0.100/24`); without one,
     /// the interface's prefix is used.
@@ -135,7 +135,7 @@ pub struct Keepalived {
 
 /// Everything per host the files are made of, resolved from facts and the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub router_id: String,
     pub interface: String,
     pub src_ip: Ipv4Addr,
@@ -270,7 +270,7 @@ impl Keepalived {
     }
 
     /// The check script: exit 0 when this host may hold the VIP.
-    pub fn render_script(&self, r: &Resolved) -> String {
+    pub(crate) fn render_script(&self, r: &Resolved) -> String {
         let mut o = String::from("#!/bin/sh\n");
         let _ = writeln!(
             o,
@@ -313,7 +313,7 @@ impl Keepalived {
     }
 
     /// keepalived.conf; the password is in it (the file is root-only, its diff is masked).
-    pub fn render_config(&self, r: &Resolved) -> String {
+    pub(crate) fn render_config(&self, r: &Resolved) -> String {
         let mut o = String::new();
         let mode = match self.mode {
             KeepalivedMode::Haproxy => "haproxy",
@@ -367,7 +367,7 @@ impl Keepalived {
 /// `text` with the value of every `auth_pass` line masked, for diffs. The current file may
 /// hold another password than `wanted`: its line then says so, so that a changed password
 /// still shows in the diff without showing either value.
-pub fn mask_auth_pass(text: &str, wanted: &Secret) -> String {
+pub(crate) fn mask_auth_pass(text: &str, wanted: &Secret) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
@@ -603,7 +603,7 @@ impl Keepalived {
 /// more seconds: the VIP is one of the host's addresses, or another host answers for it — to
 /// `ping` where there is one, else to a TCP connection to its SSH port (connected or refused
 /// both prove a holder: without one the connection times out, ARP unanswered).
-pub fn vip_answers_script(vip: Ipv4Addr, settle: u64, timeout: u64) -> String {
+pub(crate) fn vip_answers_script(vip: Ipv4Addr, settle: u64, timeout: u64) -> String {
     format!(
         "sleep {settle}; end=$(( $(date +%s) + {timeout} )); while :; do \
          ip -4 -o addr show | grep -qw -- {vip} && exit 0; \

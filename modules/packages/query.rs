@@ -71,7 +71,7 @@ pub(crate) fn query_script(manager: Option<Manager>, names: &[&str], latest: boo
 
 /// What the query found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// Installed packages and their versions.
     pub versions: HashMap<String, String>,
     /// Packages with a newer version available, and that version (only for `latest`).

@@ -9,7 +9,7 @@ use pgdeploy_core::secrets::{MASK, SECRET_CHANGED};
 
 /// What varies per host and is found on the host or in its facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     pub name: String,
     pub address: String,
     pub version: u32,
@@ -18,22 +18,22 @@ pub struct Member {
 }
 
 impl Patroni {
-    pub fn data_dir(&self, m: &Member) -> String {
+    pub(crate) fn data_dir(&self, m: &Member) -> String {
         self.postgresql
             .data_dir
             .clone()
             .unwrap_or_else(|| m.family.data_dir(m.version, &self.scope))
     }
-    pub fn bin_dir(&self, m: &Member) -> String {
+    pub(crate) fn bin_dir(&self, m: &Member) -> String {
         self.postgresql
             .bin_dir
             .clone()
             .unwrap_or_else(|| m.family.bin_dir(m.version))
     }
-    pub fn rest_tls(&self) -> bool {
+    pub(crate) fn rest_tls(&self) -> bool {
         self.restapi.certfile.is_some()
     }
-    pub fn etcd_hosts(&self) -> Vec<String> {
+    pub(crate) fn etcd_hosts(&self) -> Vec<String> {
         self.etcd
             .hosts
             .0
@@ -46,7 +46,7 @@ impl Patroni {
 
     /// The cluster-wide settings, as `GET /config` shows them. Only the keys pgdeploy manages
     /// are compared and patched; others (set by `patronictl edit-config`) are left alone.
-    pub fn dcs(&self) -> Value {
+    pub(crate) fn dcs(&self) -> Value {
         let d = &self.dcs;
         let mut parameters = Map::new();
         for (k, v) in ENFORCED_PARAMETERS {
@@ -75,7 +75,7 @@ impl Patroni {
     }
 
     /// The configuration file's content. `mask` replaces passwords, for diffs.
-    pub fn render(&self, m: &Member, mask: bool) -> String {
+    pub(crate) fn render(&self, m: &Member, mask: bool) -> String {
         let text = self.render_text(m);
         if mask {
             mask_passwords(&text)
@@ -216,7 +216,7 @@ impl Patroni {
 /// The systemd unit running Patroni (`patroni`, the installed binary) as `postgres`. Patroni
 /// restarts PostgreSQL itself; the unit only keeps Patroni alive and gives it time to stop
 /// PostgreSQL cleanly. In `/etc/systemd/system`, it overrides a packaged `patroni.service`.
-pub fn unit(patroni: &str, config_file: &str) -> String {
+pub(super) fn unit(patroni: &str, config_file: &str) -> String {
     format!(
         "# Managed by pgdeploy (module `patroni`)\n\
          [Unit]\n\
@@ -240,7 +240,7 @@ pub fn unit(patroni: &str, config_file: &str) -> String {
 }
 
 /// The locator file `pgdeploy status` sources to find Patroni's config and `patronictl`.
-pub fn locator(config_file: &str, patronictl: &str) -> String {
+pub(crate) fn locator(config_file: &str, patronictl: &str) -> String {
     pgdeploy_core::locator::render(
         "patroni",
         "Patroni",
@@ -270,7 +270,7 @@ pub(super) fn show_path(path: &[String]) -> String {
 
 /// The keys of `wanted` whose value differs in `current` (both `GET /config`-shaped), as
 /// `(key path, current, wanted)`; parameters are compared as PostgreSQL shows them (text).
-pub fn dcs_diff(current: &Value, wanted: &Value) -> Vec<(KeyPath, Value, Value)> {
+pub(super) fn dcs_diff(current: &Value, wanted: &Value) -> Vec<(KeyPath, Value, Value)> {
     let mut out = Vec::new();
     diff_into(&mut Vec::new(), current, wanted, &mut out);
     out
@@ -327,7 +327,7 @@ fn same_setting(a: &Value, b: &Value) -> bool {
 
 /// The `PATCH /config` body setting exactly the differing keys. A value in the way of a
 /// deeper key (never from `dcs_diff`, whose paths come from one document) becomes an object.
-pub fn patch_body(diff: &[(KeyPath, Value, Value)]) -> Value {
+pub(super) fn patch_body(diff: &[(KeyPath, Value, Value)]) -> Value {
     let mut root = Value::Object(Map::new());
     for (path, _, wanted) in diff {
         let Some((last, parents)) = path.split_last() else {
@@ -355,7 +355,7 @@ pub fn patch_body(diff: &[(KeyPath, Value, Value)]) -> Value {
 }
 
 /// Replaces password values in a Patroni config text, for diffs.
-pub fn mask_passwords(text: &str) -> String {
+pub(super) fn mask_passwords(text: &str) -> String {
     let mut out: String = text
         .lines()
         .map(|l| match password_line(l) {

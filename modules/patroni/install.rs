@@ -17,7 +17,7 @@ use pgdeploy_core::params::OneOrMany;
 /// How Patroni gets onto the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub(crate) enum Method {
     /// apt/dnf packages (`patroni`; on EL `patroni` and `patroni-etcd`).
     #[default]
     Package,
@@ -30,7 +30,7 @@ pub enum Method {
 /// The `install` parameter.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Install {
+pub(crate) struct Install {
     #[serde(default)]
     pub method: Method,
     /// `package`: the package name(s); default `patroni` (EL: `patroni`, `patroni-etcd`).
@@ -60,35 +60,35 @@ const MAJOR: u64 = 4;
 
 /// The binaries Patroni's method puts on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binaries {
+pub(crate) struct Binaries {
     pub patroni: String,
     pub patronictl: String,
 }
 
 impl Install {
-    pub fn venv(&self) -> &str {
+    pub(crate) fn venv(&self) -> &str {
         self.venv.as_deref().unwrap_or(DEFAULT_VENV)
     }
 
-    pub fn executable(&self) -> &str {
+    pub(crate) fn executable(&self) -> &str {
         self.executable.as_deref().unwrap_or(DEFAULT_EXECUTABLE)
     }
 
-    pub fn extras(&self) -> Vec<String> {
+    pub(crate) fn extras(&self) -> Vec<String> {
         self.extras
             .clone()
             .unwrap_or_else(|| DEFAULT_EXTRAS.iter().map(|e| e.to_string()).collect())
     }
 
     /// The packages of `method: package` on `family`.
-    pub fn packages(&self, family: Family) -> Vec<String> {
+    pub(crate) fn packages(&self, family: Family) -> Vec<String> {
         match &self.package {
             Some(p) => p.0.clone(),
             None => family.patroni_packages(),
         }
     }
 
-    pub fn binaries(&self) -> Binaries {
+    pub(crate) fn binaries(&self) -> Binaries {
         let beside = |exe: &str| {
             let dir = exe.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
             Binaries {
@@ -105,7 +105,7 @@ impl Install {
 
     /// What pip installs: `patroni[etcd3,psycopg3]==4.1.5`, or the latest 4.x without a
     /// version (bounded, so that a 5.0 on the index does not make every run reinstall).
-    pub fn requirement(&self) -> String {
+    pub(crate) fn requirement(&self) -> String {
         let extras = self.extras();
         let name = if extras.is_empty() {
             "patroni".to_string()
@@ -119,7 +119,7 @@ impl Install {
     }
 
     /// Where pip installs from, as messages name it.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         match (&self.index_url, &self.find_links) {
             (Some(i), Some(f)) => format!("`{i}` and `{f}`"),
             (Some(i), None) => format!("`{i}`"),
@@ -154,7 +154,7 @@ impl Install {
     }
 
     /// The lines the module's probe script adds for the installation; read by [`parse`].
-    pub fn probe_script(&self, family: Family) -> String {
+    pub(crate) fn probe_script(&self, family: Family) -> String {
         let bin = quote(&self.binaries().patroni);
         // The version from Patroni's `version.py` where the method puts it (a file read):
         // `patroni --version` starts Python and imports Patroni, about 0.3 s of every no-op
@@ -207,7 +207,7 @@ impl Install {
     }
 
     /// Checks of the parameter alone, before any host is contacted.
-    pub fn check(&self) -> Vec<Problem> {
+    pub(crate) fn check(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         let only = |given: bool, name: &str, method: &str, p: &mut Vec<Problem>| {
             if given {
@@ -307,7 +307,7 @@ impl Install {
 
     /// What to do so that Patroni is installed as asked: the plan's changes and the work, or
     /// an error (method `none` without its executable).
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         host: &str,
         family: Family,
@@ -418,7 +418,11 @@ impl Install {
     }
 
     /// The Patroni version the host will run after `work` (if it is known before then).
-    pub fn version_after(&self, found: &Found, work: Option<&InstallWork>) -> Option<Version> {
+    pub(crate) fn version_after(
+        &self,
+        found: &Found,
+        work: Option<&InstallWork>,
+    ) -> Option<Version> {
         match (work, self.method, &self.version) {
             (None, ..) => found.version.clone(),
             (Some(_), Method::Pip, Some(v)) => Some(Version::parse(v)),
@@ -450,7 +454,7 @@ const END: &str = "==patroni-packages-end";
 
 /// What the probe found about the installation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// `patroni --version` of the method's binary.
     pub version: Option<Version>,
     /// `pip`: the venv has its `pip`.
@@ -498,19 +502,19 @@ pub(super) fn parse(out: &str) -> Found {
 
 /// A Patroni version as `patroni --version` prints it (`patroni 4.1.5`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     pub text: String,
 }
 
 impl Version {
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         Version {
             text: text.trim().to_string(),
         }
     }
 
     /// From `patroni --version`'s output: its last word.
-    pub fn from_output(out: &str) -> Self {
+    pub(crate) fn from_output(out: &str) -> Self {
         Version::parse(out.split_whitespace().last().unwrap_or_default())
     }
 
@@ -528,12 +532,12 @@ impl Version {
         r
     }
 
-    pub fn major(&self) -> Option<u64> {
+    pub(crate) fn major(&self) -> Option<u64> {
         self.release().first().copied()
     }
 
     /// The same version as pip compares `==` (`4.1` is `4.1.0`).
-    pub fn same_release(&self, other: &Version) -> bool {
+    pub(crate) fn same_release(&self, other: &Version) -> bool {
         let trim = |mut v: Vec<u64>| {
             while v.last() == Some(&0) {
                 v.pop();
@@ -574,24 +578,11 @@ pub(super) fn validate_command(binary: &str, version: Option<&Version>) -> Strin
 
 /// What `apply` runs to install, in this order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallWork {
+pub(crate) struct InstallWork {
     /// Patroni's packages, or Python's venv support (installed starting no service).
     pub packages: Option<PackagesWork>,
     pub venv: Option<String>,
     pub pip: Option<String>,
-}
-
-impl InstallWork {
-    /// The commands, in order (what the apply runs; for tests and snapshots).
-    pub fn commands(&self) -> Vec<String> {
-        let mut c = Vec::new();
-        if let Some(p) = &self.packages {
-            c.push(p.command());
-        }
-        c.extend(self.venv.iter().cloned());
-        c.extend(self.pip.iter().cloned());
-        c
-    }
 }
 
 /// Installs as planned; a failed pip run names the host and where it installed from.

@@ -18,10 +18,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use config::{dcs_diff, locator, mask_passwords, patch_body, unit, Member};
-pub use install::{Install, Method};
-pub use params::Patroni;
-pub use platform::Family;
+#[cfg(test)]
+pub(crate) use config::locator;
+pub(crate) use config::Member;
+#[cfg(test)]
+use config::{mask_passwords, unit};
+#[cfg(test)]
+use install::Install;
+pub(crate) use params::Patroni;
+pub(crate) use platform::Family;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};

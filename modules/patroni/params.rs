@@ -39,7 +39,7 @@ fn default_wait() -> u64 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Patroni {
+pub(crate) struct Patroni {
     /// The cluster name (Patroni's `scope`), the same on every member.
     pub scope: String,
     #[serde(default = "default_namespace")]
@@ -84,7 +84,7 @@ pub struct Patroni {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Etcd {
+pub(crate) struct Etcd {
     /// `host:port` of the etcd members' client URLs.
     pub hosts: OneOrMany<String>,
     /// `https` when `cacert` is given, else `http`.
@@ -96,7 +96,7 @@ pub struct Etcd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum VerifyClient {
+pub(crate) enum VerifyClient {
     #[default]
     None,
     Optional,
@@ -104,7 +104,7 @@ pub enum VerifyClient {
 }
 
 impl VerifyClient {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             VerifyClient::None => "none",
             VerifyClient::Optional => "optional",
@@ -115,7 +115,7 @@ impl VerifyClient {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RestApi {
+pub(crate) struct RestApi {
     #[serde(default = "default_rest_port")]
     pub port: u16,
     /// A certificate enables TLS on the REST API (HAProxy then checks with `check-ssl`).
@@ -141,7 +141,7 @@ impl Default for RestApi {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Postgresql {
+pub(crate) struct Postgresql {
     /// The major version; default: the highest installed (`/usr/lib/postgresql/N` on
     /// Debian/Ubuntu, `/usr/pgsql-N` on EL).
     pub version: Option<u32>,
@@ -180,27 +180,27 @@ impl Default for Postgresql {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Authentication {
+pub(crate) struct Authentication {
     pub superuser: Credentials,
     pub replication: Credentials,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub username: Option<String>,
     /// Recorded as a secret when read: masked in all output whatever variable it came from.
     pub password: Secret,
 }
 
 impl Authentication {
-    pub fn superuser_name(&self) -> String {
+    pub(crate) fn superuser_name(&self) -> String {
         self.superuser
             .username
             .clone()
             .unwrap_or_else(default_superuser)
     }
-    pub fn replication_name(&self) -> String {
+    pub(crate) fn replication_name(&self) -> String {
         self.replication
             .username
             .clone()
@@ -212,7 +212,7 @@ impl Authentication {
 /// `PATCH /config`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Dcs {
+pub(crate) struct Dcs {
     #[serde(default = "ttl")]
     pub ttl: u64,
     #[serde(default = "ten")]
@@ -268,7 +268,7 @@ pub(super) const ENFORCED_PARAMETERS: &[(&str, &str)] = &[
 const WEAK_METHODS: &[&str] = &["trust", "password", "md5", "ident"];
 
 impl Patroni {
-    pub fn check(&self) -> Vec<Problem> {
+    pub(crate) fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let d = &self.dcs;
         if d.ttl < 20 {

@@ -9,7 +9,7 @@ use super::super::packages::Manager;
 
 /// The OS family, from the `ansible_os_family` fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     /// Debian and Ubuntu.
     Debian,
     /// RHEL, Rocky, Alma, Oracle Linux (EL 8/9), with PGDG's packages.
@@ -18,7 +18,7 @@ pub enum Family {
 
 impl Family {
     /// The family of a host, from its facts; `None` without a supported `ansible_os_family`.
-    pub fn of(facts: &Facts) -> Option<Family> {
+    pub(crate) fn of(facts: &Facts) -> Option<Family> {
         match facts.get("ansible_os_family").and_then(|v| v.as_str()) {
             Some("Debian") => Some(Family::Debian),
             Some("RedHat") => Some(Family::RedHat),
@@ -27,7 +27,7 @@ impl Family {
     }
 
     /// [`Family::of`], or an error naming the host and what it is.
-    pub fn from_facts(cx: &HostContext<'_>) -> Result<Family, ModuleError> {
+    pub(crate) fn from_facts(cx: &HostContext<'_>) -> Result<Family, ModuleError> {
         Family::of(cx.facts).ok_or_else(|| {
             match cx.facts.get("ansible_os_family").and_then(|v| v.as_str()) {
                 None | Some("") => ModuleError::Failed(format!(
@@ -42,7 +42,7 @@ impl Family {
         })
     }
 
-    pub fn manager(self) -> Manager {
+    pub(crate) fn manager(self) -> Manager {
         match self {
             Family::Debian => Manager::Apt,
             Family::RedHat => Manager::Dnf,
@@ -50,7 +50,7 @@ impl Family {
     }
 
     /// Where the installed major versions are found, as messages name it.
-    pub fn versions_path(self) -> &'static str {
+    pub(crate) fn versions_path(self) -> &'static str {
         match self {
             Family::Debian => "/usr/lib/postgresql",
             Family::RedHat => "/usr/pgsql-*",
@@ -58,7 +58,7 @@ impl Family {
     }
 
     /// A shell command printing the installed major versions, separated by blanks.
-    pub fn versions_command(self) -> &'static str {
+    pub(crate) fn versions_command(self) -> &'static str {
         match self {
             Family::Debian => "ls /usr/lib/postgresql 2>/dev/null | tr '\\n' ' '",
             Family::RedHat => {
@@ -67,19 +67,19 @@ impl Family {
         }
     }
 
-    pub fn bin_dir(self, version: u32) -> String {
+    pub(crate) fn bin_dir(self, version: u32) -> String {
         match self {
             Family::Debian => format!("/usr/lib/postgresql/{version}/bin"),
             Family::RedHat => format!("/usr/pgsql-{version}/bin"),
         }
     }
 
-    pub fn data_dir(self, version: u32, scope: &str) -> String {
+    pub(crate) fn data_dir(self, version: u32, scope: &str) -> String {
         format!("{}/{version}/{scope}", self.postgres_home())
     }
 
     /// The `postgres` user's home, where its `.pgpass` files go.
-    pub fn postgres_home(self) -> &'static str {
+    pub(crate) fn postgres_home(self) -> &'static str {
         match self {
             Family::Debian => "/var/lib/postgresql",
             Family::RedHat => "/var/lib/pgsql",
@@ -87,7 +87,7 @@ impl Family {
     }
 
     /// The distribution's own service for `version`, kept off: Patroni runs PostgreSQL.
-    pub fn dist_service(self, version: u32) -> String {
+    pub(crate) fn dist_service(self, version: u32) -> String {
         match self {
             Family::Debian => "postgresql".into(),
             Family::RedHat => format!("postgresql-{version}"),
@@ -95,7 +95,7 @@ impl Family {
     }
 
     /// How the plan names that service.
-    pub fn dist_service_shown(self, version: u32) -> String {
+    pub(crate) fn dist_service_shown(self, version: u32) -> String {
         match self {
             Family::Debian => "Debian's `postgresql` service".into(),
             Family::RedHat => format!("the `postgresql-{version}` service"),
@@ -103,7 +103,7 @@ impl Family {
     }
 
     /// The server package of `version` (what to install when none is).
-    pub fn server_package(self, version: &str) -> String {
+    pub(crate) fn server_package(self, version: &str) -> String {
         match self {
             Family::Debian => format!("postgresql-{version}"),
             Family::RedHat => format!("postgresql{version}-server"),
@@ -112,7 +112,7 @@ impl Family {
 
     /// The default packages of `install.method: package` (PGDG's EL package keeps the etcd
     /// client in `patroni-etcd`).
-    pub fn patroni_packages(self) -> Vec<String> {
+    pub(crate) fn patroni_packages(self) -> Vec<String> {
         match self {
             Family::Debian => vec!["patroni".into()],
             Family::RedHat => vec!["patroni".into(), "patroni-etcd".into()],
@@ -120,7 +120,7 @@ impl Family {
     }
 
     /// The package that gives `python3` its `venv` module (EL's python3 has it built in).
-    pub fn venv_package(self) -> Option<&'static str> {
+    pub(crate) fn venv_package(self) -> Option<&'static str> {
         match self {
             Family::Debian => Some("python3-venv"),
             Family::RedHat => None,

@@ -14,8 +14,8 @@ mod render;
 
 use serde_json::Value;
 
-pub use params::{Pgbackrest, State};
-pub use render::{backup_unit, Peer, BINARY, CONFIG, SERVER_UNIT, TIMED};
+pub(crate) use params::{Pgbackrest, State};
+pub(crate) use render::{backup_unit, Peer, BINARY, CONFIG, SERVER_UNIT, TIMED};
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -63,7 +63,7 @@ fn running(active: &str) -> bool {
 
 /// The status codes of `pgbackrest info --output=json` that mean the stanza exists: `0` ok,
 /// `2` no valid backup yet.
-pub fn stanza_exists(info: &Value) -> bool {
+pub(crate) fn stanza_exists(info: &Value) -> bool {
     info.as_array()
         .and_then(|a| a.first())
         .and_then(|s| s["status"]["code"].as_i64())

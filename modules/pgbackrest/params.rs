@@ -38,7 +38,7 @@ fn default_diff() -> String {
 /// cluster runs: `stanza-create` needs the primary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     #[default]
     Configured,
     /// The stanza exists and `check` passed; on the repository host only.
@@ -47,7 +47,7 @@ pub enum State {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pgbackrest {
+pub(crate) struct Pgbackrest {
     /// The stanza (pgBackRest's name for the cluster), the same on every host.
     pub stanza: String,
     /// The inventory host that keeps the repository; the others of `group` are members.
@@ -84,7 +84,7 @@ pub struct Pgbackrest {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tls {
+pub(crate) struct Tls {
     pub cert_file: String,
     pub key_file: String,
     pub ca_file: String,
@@ -93,7 +93,7 @@ pub struct Tls {
 /// How many backups the repository keeps (`repo1-retention-full`, `repo1-retention-diff`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Retention {
+pub(crate) struct Retention {
     #[serde(default = "two")]
     pub full: u32,
     #[serde(default = "seven")]
@@ -113,7 +113,7 @@ impl Default for Retention {
 /// an empty one: no timer of that type).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     #[serde(default = "default_full")]
     pub full: String,
     #[serde(default = "default_diff")]
@@ -138,14 +138,14 @@ fn plain(s: &str) -> bool {
 
 impl Pgbackrest {
     /// The TLS files (empty paths when not given: `check` refuses that for `configured`).
-    pub fn tls(&self) -> Tls {
+    pub(crate) fn tls(&self) -> Tls {
         self.tls.clone().unwrap_or_default()
     }
-    pub fn pg_path(&self) -> &str {
+    pub(crate) fn pg_path(&self) -> &str {
         self.pg_path.as_deref().unwrap_or_default()
     }
 
-    pub fn check(&self) -> Vec<Problem> {
+    pub(crate) fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !plain(&self.stanza) {
             problems.push(Problem::field(

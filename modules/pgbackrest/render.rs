@@ -6,15 +6,15 @@ use std::fmt::Write as _;
 use super::params::Pgbackrest;
 
 /// pgBackRest reads this before `/etc/pgbackrest.conf` (the package's example).
-pub const CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
-pub const BINARY: &str = "/usr/bin/pgbackrest";
-pub const SERVER_UNIT: &str = "pgbackrest-server.service";
+pub(crate) const CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
+pub(crate) const BINARY: &str = "/usr/bin/pgbackrest";
+pub(crate) const SERVER_UNIT: &str = "pgbackrest-server.service";
 /// The backup types a timer runs on the repository host.
-pub const TIMED: [&str; 2] = ["full", "diff"];
+pub(crate) const TIMED: [&str; 2] = ["full", "diff"];
 
 /// A member of the cluster as the repository reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The inventory name: the CN of its certificate.
     pub name: String,
     pub address: String,
@@ -39,7 +39,7 @@ impl Pgbackrest {
 
     /// A member's configuration: the repository is remote (TLS), the data directory local;
     /// the repository host alone may connect to its server.
-    pub fn member_config(&self, repo_address: &str) -> String {
+    pub(crate) fn member_config(&self, repo_address: &str) -> String {
         let t = self.tls();
         let mut out = format!(
             "{HEADER}[global]\nrepo1-host={repo_address}\nrepo1-host-type=tls\nrepo1-host-port={}\n\
@@ -59,7 +59,7 @@ impl Pgbackrest {
 
     /// The repository host's configuration: the repository, its retention and cipher, and
     /// every member (pgBackRest backs up from whichever is the primary).
-    pub fn repo_config(&self, members: &[Peer]) -> String {
+    pub(crate) fn repo_config(&self, members: &[Peer]) -> String {
         let mut out = format!(
             "{HEADER}[global]\nrepo1-path={}\nrepo1-retention-full={}\nrepo1-retention-diff={}\n",
             self.repo_path, self.retention.full, self.retention.diff
@@ -98,7 +98,7 @@ impl Pgbackrest {
     /// The TLS server, as `user`: members serve their data directory to the repository
     /// host, the repository host serves the repository to the members' `archive-push`,
     /// `archive-get` and `restore`.
-    pub fn server_unit(&self, user: &str) -> String {
+    pub(crate) fn server_unit(&self, user: &str) -> String {
         format!(
             "# Managed by pgdeploy (module `pgbackrest`)\n\
              [Unit]\n\
@@ -120,7 +120,7 @@ impl Pgbackrest {
     }
 
     /// The oneshot service a timer starts: one backup of `kind`.
-    pub fn backup_service(&self, kind: &str) -> String {
+    pub(crate) fn backup_service(&self, kind: &str) -> String {
         format!(
             "# Managed by pgdeploy (module `pgbackrest`)\n\
              [Unit]\n\
@@ -139,7 +139,7 @@ impl Pgbackrest {
 
     /// The timer of the `kind` backups; `Persistent`: a run missed while the host was down
     /// happens at the next boot.
-    pub fn backup_timer(&self, kind: &str, calendar: &str) -> String {
+    pub(crate) fn backup_timer(&self, kind: &str, calendar: &str) -> String {
         format!(
             "# Managed by pgdeploy (module `pgbackrest`)\n\
              [Unit]\n\
@@ -157,7 +157,7 @@ impl Pgbackrest {
     }
 
     /// The calendar of the `kind` timer ("" for none).
-    pub fn calendar(&self, kind: &str) -> &str {
+    pub(crate) fn calendar(&self, kind: &str) -> &str {
         match kind {
             "full" => &self.schedule.full,
             _ => &self.schedule.diff,
@@ -166,7 +166,7 @@ impl Pgbackrest {
 
     /// The locator `pgdeploy backup`, `restore` and `status` read: the stanza, the
     /// repository host (inventory name) and the user pgBackRest runs as there.
-    pub fn locator(&self) -> String {
+    pub(crate) fn locator(&self) -> String {
         pgdeploy_core::locator::render(
             "pgbackrest",
             "the stanza and its repository",
@@ -182,6 +182,6 @@ impl Pgbackrest {
 }
 
 /// Systemd unit file name of the `kind` backup service or timer.
-pub fn backup_unit(kind: &str, suffix: &str) -> String {
+pub(crate) fn backup_unit(kind: &str, suffix: &str) -> String {
     format!("pgbackrest-backup-{kind}.{suffix}")
 }

@@ -19,19 +19,19 @@ use super::common::exec;
 use super::common::shell::quote;
 use super::common::stat::{self, Kind, PathState};
 
-pub const APT_MIRROR: &str = "https://apt.postgresql.org/pub/repos/apt";
-pub const DNF_MIRROR: &str = "https://download.postgresql.org/pub/repos/yum";
-pub const APT_KEY_URL: &str = "https://www.postgresql.org/media/keys/ACCC4CF8.asc";
-pub const DNF_KEY_URL: &str =
+pub(crate) const APT_MIRROR: &str = "https://apt.postgresql.org/pub/repos/apt";
+pub(crate) const DNF_MIRROR: &str = "https://download.postgresql.org/pub/repos/yum";
+pub(crate) const APT_KEY_URL: &str = "https://www.postgresql.org/media/keys/ACCC4CF8.asc";
+pub(crate) const DNF_KEY_URL: &str =
     "https://download.postgresql.org/pub/repos/yum/keys/PGDG-RPM-GPG-KEY-RHEL";
 /// Not PGDG's documented `/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc`: the
 /// `postgresql-common` package ships a file there (PGDG's own key) and replaces the one we put,
 /// which breaks every later `apt-get update` of a mirror signed with its own key. Debian's
 /// place for local keys is `/etc/apt/keyrings`, which no package owns.
-pub const APT_KEY: &str = "/etc/apt/keyrings/pgdg.asc";
-pub const DNF_KEY: &str = "/etc/pki/rpm-gpg/PGDG-RPM-GPG-KEY-RHEL";
-pub const APT_SOURCE: &str = "/etc/apt/sources.list.d/pgdg.sources";
-pub const DNF_REPO: &str = "/etc/yum.repos.d/pgdg.repo";
+pub(crate) const APT_KEY: &str = "/etc/apt/keyrings/pgdg.asc";
+pub(crate) const DNF_KEY: &str = "/etc/pki/rpm-gpg/PGDG-RPM-GPG-KEY-RHEL";
+pub(crate) const APT_SOURCE: &str = "/etc/apt/sources.list.d/pgdg.sources";
+pub(crate) const DNF_REPO: &str = "/etc/yum.repos.d/pgdg.repo";
 /// Where dnf records a module stream's state (`state=disabled`).
 const DNF_MODULE_STATE: &str = "/etc/dnf/modules.d/postgresql.module";
 const DEFAULT_VERSIONS: &[u32] = &[17];
@@ -39,7 +39,7 @@ const DEFAULT_VERSIONS: &[u32] = &[17];
 /// Where PostgreSQL packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub(crate) enum Source {
     /// The PGDG repository (apt.postgresql.org / download.postgresql.org, or `mirror`).
     #[default]
     Pgdg,
@@ -49,7 +49,7 @@ pub enum Source {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PgdgRepo {
+pub(crate) struct PgdgRepo {
     #[serde(default)]
     pub source: Source,
     /// The repository's base URL, for air-gapped sites with a local mirror.
@@ -62,14 +62,14 @@ pub struct PgdgRepo {
 
 /// The package family of a host, from `ansible_os_family`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     Apt,
     Dnf,
 }
 
 /// What the host is, as far as the repository is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
+pub(crate) struct Platform {
     pub family: Family,
     /// `ansible_distribution` (`Debian`, `Ubuntu`, `Rocky`, `Fedora`, …).
     pub distribution: String,
@@ -82,7 +82,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    pub fn from_facts(cx: &HostContext<'_>) -> Result<Self, ModuleError> {
+    pub(crate) fn from_facts(cx: &HostContext<'_>) -> Result<Self, ModuleError> {
         let fact = |k: &str| {
             cx.facts
                 .get(k)
@@ -116,7 +116,7 @@ impl Platform {
     }
 
     /// The repository file of this family.
-    pub fn repo_file(&self) -> &'static str {
+    pub(crate) fn repo_file(&self) -> &'static str {
         match self.family {
             Family::Apt => APT_SOURCE,
             Family::Dnf => DNF_REPO,
@@ -152,7 +152,7 @@ impl Platform {
 
 /// What `apply` does, decided by `plan`, in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PgdgWork {
+pub(crate) struct PgdgWork {
     /// Download the signing key on the host: (URL, path).
     pub key: Option<(String, String)>,
     /// Write the repository file.
@@ -167,7 +167,7 @@ pub struct PgdgWork {
 
 /// What the probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probed {
+pub(crate) struct Probed {
     pub key_present: bool,
     /// The `state=` of dnf's `postgresql` module (empty when none is recorded).
     pub module_state: String,
@@ -203,7 +203,7 @@ impl PgdgRepo {
     }
 
     /// The repository file for `platform`.
-    pub fn render(&self, platform: &Platform) -> Result<String, ModuleError> {
+    pub(crate) fn render(&self, platform: &Platform) -> Result<String, ModuleError> {
         let mirror = self.mirror(platform.family);
         let mut out = String::from(HEADER);
         match platform.family {
@@ -245,7 +245,7 @@ impl PgdgRepo {
 
     /// The one probe script: key, module state, then the repository file's `stat` probe
     /// with its bytes (last, since the bytes run to the end of the output).
-    pub fn probe_script(&self, platform: &Platform) -> String {
+    pub(crate) fn probe_script(&self, platform: &Platform) -> String {
         let file = platform.repo_file();
         match self.source {
             Source::Distro => stat::probe_script(file, true),
@@ -260,7 +260,11 @@ impl PgdgRepo {
         }
     }
 
-    pub fn parse_probe(&self, platform: &Platform, stdout: &[u8]) -> Result<Probed, ModuleError> {
+    pub(crate) fn parse_probe(
+        &self,
+        platform: &Platform,
+        stdout: &[u8],
+    ) -> Result<Probed, ModuleError> {
         let file = platform.repo_file();
         if self.source == Source::Distro {
             return Ok(Probed {
@@ -293,7 +297,7 @@ impl PgdgRepo {
     }
 
     /// The changes and work that bring the probed host to what is wanted.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         platform: &Platform,
         probed: &Probed,
@@ -375,7 +379,7 @@ const KEY_NOT_A_KEY: i32 = 3;
 /// The script that downloads the key at `url` to `path` on the host: into a temporary file
 /// beside it, checked to be an armored PGP key, then renamed. Its exit status says which
 /// part failed ([`KEY_DOWNLOAD_FAILED`], [`KEY_NOT_A_KEY`]), so the error can say it.
-pub fn key_script(url: &str, path: &str) -> String {
+pub(crate) fn key_script(url: &str, path: &str) -> String {
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
     let dir = if dir.is_empty() { "/" } else { dir };
     format!(
@@ -390,7 +394,7 @@ pub fn key_script(url: &str, path: &str) -> String {
 }
 
 /// The error for a failed [`key_script`] on `host`.
-pub fn key_failure(host: &str, url: &str, out: &ExecOutput) -> ModuleError {
+pub(crate) fn key_failure(host: &str, url: &str, out: &ExecOutput) -> ModuleError {
     let said = apt::last_lines(String::from_utf8_lossy(&out.stderr).trim(), 3);
     ModuleError::Failed(match out.status {
         KEY_DOWNLOAD_FAILED => format!(
@@ -409,7 +413,12 @@ pub fn key_failure(host: &str, url: &str, out: &ExecOutput) -> ModuleError {
 /// The error for a failed `apt-get update` on `host` after the repository changed: which
 /// sources failed and why, and, when the repository is not signed by the installed key,
 /// where that key came from.
-pub fn update_failure(host: &str, key: &str, key_url: &str, problems: &[String]) -> ModuleError {
+pub(crate) fn update_failure(
+    host: &str,
+    key: &str,
+    key_url: &str,
+    problems: &[String],
+) -> ModuleError {
     let mut msg = format!(
         "`apt-get update` on `{host}` failed: {}",
         problems.join("; ")

@@ -23,7 +23,7 @@ use pgdeploy_core::yaml::{DeError, Node};
 
 /// The spec generated from pglift (`pglift database --ansible-argspec`, plus the collection's
 /// `instance`), with pgdeploy's `executable` and `system_user`.
-pub static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
+pub(crate) static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
     let file = SpecFile::parse(include_str!("argspec.json"));
     let mut o = file.options;
     add_pgdeploy_options(&mut o);
@@ -31,7 +31,7 @@ pub static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
 });
 
 #[derive(Debug, Clone)]
-pub struct PgliftDatabase {
+pub(crate) struct PgliftDatabase {
     pub target: Target,
     pub name: String,
     /// pglift's fields as given (`name`, `instance`, `executable`, `system_user` out).
@@ -417,7 +417,7 @@ impl Action for PgliftDatabase {
 }
 
 /// The module, under its own name or the collection's.
-pub struct DatabaseModule(pub &'static str);
+pub(crate) struct DatabaseModule(pub &'static str);
 
 impl Module for DatabaseModule {
     fn name(&self) -> &'static str {

@@ -26,7 +26,7 @@ const DEFAULT_EXECUTABLE: &str = "/opt/pglift/bin/pglift";
 /// What the instance should be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     #[default]
     Started,
     Stopped,
@@ -37,27 +37,27 @@ pub enum State {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pgbackrest {
+pub(crate) struct Pgbackrest {
     pub stanza: String,
     pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Restapi {
+pub(crate) struct Restapi {
     pub connect_address: Option<String>,
     pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PatroniPostgresql {
+pub(crate) struct PatroniPostgresql {
     pub connect_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Patroni {
+pub(crate) struct Patroni {
     pub cluster: String,
     pub node: Option<String>,
     #[serde(default)]
@@ -68,7 +68,7 @@ pub struct Patroni {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Auth {
+pub(crate) struct Auth {
     pub local: Option<String>,
     pub host: Option<String>,
     pub hostssl: Option<String>,
@@ -78,7 +78,7 @@ pub struct Auth {
 /// `executable` and `system_user`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PgliftInstance {
+pub(crate) struct PgliftInstance {
     pub name: String,
     /// PostgreSQL major version (`15`); default: pglift's `default_version`.
     pub version: Option<String>,
@@ -753,7 +753,7 @@ impl Params for PgliftInstance {
 /// The same module under the Ansible collection's name.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(transparent)]
-pub struct CollectionInstance(pub PgliftInstance);
+pub(crate) struct CollectionInstance(pub PgliftInstance);
 
 #[async_trait::async_trait]
 impl Action for CollectionInstance {

@@ -26,7 +26,7 @@ mod validity;
 /// The spec generated from pglift (`pglift role --ansible-argspec`, plus the collection's
 /// `instance`), with pgdeploy's additions: the collection's earlier names `validity` and
 /// `in_roles`, and where pglift is.
-pub static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
+pub(crate) static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
     let file = SpecFile::parse(include_str!("argspec.json"));
     let mut o = file.options;
     o.alias("valid_until", "validity");
@@ -36,16 +36,13 @@ pub static SPEC: LazyLock<(String, Options)> = LazyLock::new(|| {
 });
 
 /// `executable` and `system_user`: pgdeploy's, as `pglift_instance` has them.
-pub fn add_pgdeploy_options(o: &mut Options) {
-    for (name, what) in [
-        ("executable", "pgdeploy: the `pglift` binary"),
-        ("system_user", "pgdeploy: the user pglift runs as"),
-    ] {
+pub(crate) fn add_pgdeploy_options(o: &mut Options) {
+    // pgdeploy's: `executable` (the `pglift` binary) and `system_user` (the user pglift runs as).
+    for name in ["executable", "system_user"] {
         o.add(
             name,
             Opt {
                 kind: Some("str".into()),
-                description: vec![what.into()],
                 ..Opt::default()
             },
         );
@@ -63,7 +60,7 @@ const ATTRS: [&str; 6] = [
 ];
 
 #[derive(Debug, Clone)]
-pub struct PgliftRole {
+pub(crate) struct PgliftRole {
     pub target: Target,
     pub name: String,
     /// pglift's fields as given (aliases renamed; `instance`, `executable`, `system_user` out).
@@ -331,7 +328,7 @@ impl Action for PgliftRole {
 }
 
 /// The module, under its own name or the collection's.
-pub struct RoleModule(pub &'static str);
+pub(crate) struct RoleModule(pub &'static str);
 
 impl Module for RoleModule {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ mod settings;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub use settings::Settings;
+pub(crate) use settings::Settings;
 
 use super::common::attrs::Wanted;
 use super::common::content::{self, ContentWork, Desired};
@@ -35,7 +35,7 @@ const SITE_STAMP: &str = ".pgdeploy-site-configure";
 /// How pglift gets onto the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub(crate) enum Method {
     /// A virtualenv with `pglift` and `pglift-cli` from an index or a find-links directory.
     #[default]
     Pip,
@@ -46,7 +46,7 @@ pub enum Method {
 /// The `install` parameter.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Install {
+pub(crate) struct Install {
     #[serde(default)]
     pub method: Method,
     /// `pip`: the virtualenv; default `/opt/pglift`.
@@ -65,12 +65,12 @@ pub struct Install {
 }
 
 impl Install {
-    pub fn venv(&self) -> &str {
+    pub(crate) fn venv(&self) -> &str {
         self.venv.as_deref().unwrap_or(DEFAULT_VENV)
     }
 
     /// The `pglift` binary the method puts on the host.
-    pub fn executable(&self) -> String {
+    pub(crate) fn executable(&self) -> String {
         match self.method {
             Method::Pip => format!("{}/bin/pglift", self.venv()),
             Method::None => self
@@ -81,7 +81,7 @@ impl Install {
     }
 
     /// The requirements pip installs, in order.
-    pub fn requirements(&self) -> Vec<String> {
+    pub(crate) fn requirements(&self) -> Vec<String> {
         let pin = match &self.version {
             Some(v) => format!("=={v}"),
             None => ">=3,<4".to_string(),
@@ -168,7 +168,7 @@ impl Install {
 /// The module's parameters.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PgliftSite {
+pub(crate) struct PgliftSite {
     #[serde(default)]
     pub install: Install,
     /// Where `settings.yaml` and the templates go; default `/etc/pglift` (a directory pglift
@@ -251,7 +251,7 @@ impl PgliftSite {
 
 /// `command` run as `user`: directly when the task already is that user, else through
 /// `runuser` (the task is root), from `/`.
-pub fn as_user(user: &str, command: &str) -> String {
+pub(crate) fn as_user(user: &str, command: &str) -> String {
     let u = quote(user);
     format!(
         "cd / && if [ \"$(id -un)\" = {u} ]; then {command}; else runuser -u {u} -- sh -c {}; fi",

@@ -10,11 +10,11 @@ macro_rules! section {
         $(#[$m])*
         #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
         #[serde(deny_unknown_fields)]
-        pub struct $name {
+        pub(crate) struct $name {
             $(
                 $(#[$fm])*
                 #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub $field: Option<$ty>,
+                pub(crate) $field: Option<$ty>,
             )*
         }
     };
@@ -23,7 +23,7 @@ macro_rules! section {
 /// The whole document.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +184,7 @@ section!(Systemd {
 
 impl Settings {
     /// The YAML text of `settings.yaml`, with a header saying who wrote it.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let body = serde_yaml_ng::to_string(self).unwrap_or_default();
         format!("# Managed by pgdeploy (pglift_site): changes here are overwritten\n{body}")
     }
@@ -193,7 +193,7 @@ impl Settings {
 /// etcd's `host:port` items, read from a list or a comma-separated string, written as a list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(transparent)]
-pub struct Hosts(pub Vec<String>);
+pub(crate) struct Hosts(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for Hosts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -29,7 +29,7 @@ use super::common::stat::{self, Kind};
 use super::postgresql_role::PostgresqlRole;
 use super::service::{Service, ServiceState};
 
-pub mod render;
+pub(crate) mod render;
 
 use render::{env_path, password_path, unit_name, CONFIG_DIR, UNIT_PATH};
 
@@ -75,7 +75,7 @@ const PACKAGE_UNIT: &str = "prometheus-postgres-exporter.service";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostgresExporter {
+pub(crate) struct PostgresExporter {
     /// The instance's name: its unit is `pgdeploy-postgres-exporter@NAME`.
     #[serde(default = "d_name")]
     pub name: String,

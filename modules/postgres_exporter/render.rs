@@ -6,25 +6,25 @@
 use super::PostgresExporter;
 
 /// The template unit: one service per instance, `pgdeploy-postgres-exporter@NAME`.
-pub const UNIT_PATH: &str = "/etc/systemd/system/pgdeploy-postgres-exporter@.service";
+pub(crate) const UNIT_PATH: &str = "/etc/systemd/system/pgdeploy-postgres-exporter@.service";
 /// Where each instance's environment and password files are.
-pub const CONFIG_DIR: &str = "/etc/prometheus-postgres-exporter";
+pub(crate) const CONFIG_DIR: &str = "/etc/prometheus-postgres-exporter";
 
 /// The unit of instance `name`.
-pub fn unit_name(name: &str) -> String {
+pub(crate) fn unit_name(name: &str) -> String {
     format!("pgdeploy-postgres-exporter@{name}.service")
 }
 
-pub fn env_path(name: &str) -> String {
+pub(crate) fn env_path(name: &str) -> String {
     format!("{CONFIG_DIR}/{name}.env")
 }
 
-pub fn password_path(name: &str) -> String {
+pub(crate) fn password_path(name: &str) -> String {
     format!("{CONFIG_DIR}/{name}.password")
 }
 
 /// `ADDRESS:PORT` as Go's listener reads it (an IPv6 address in brackets).
-pub fn listen(address: &str, port: u16) -> String {
+pub(crate) fn listen(address: &str, port: u16) -> String {
     if address.contains(':') && !address.starts_with('[') {
         format!("[{address}]:{port}")
     } else {
@@ -33,7 +33,7 @@ pub fn listen(address: &str, port: u16) -> String {
 }
 
 /// The URL that answers from the host itself: a wildcard listener is reached on loopback.
-pub fn local_url(address: &str, port: u16) -> String {
+pub(crate) fn local_url(address: &str, port: u16) -> String {
     let reach = match address {
         "" | "0.0.0.0" => "127.0.0.1",
         "::" | "[::]" => "[::1]",
@@ -44,7 +44,7 @@ pub fn local_url(address: &str, port: u16) -> String {
 
 impl PostgresExporter {
     /// The template unit; `%i` is the instance name.
-    pub fn render_unit(&self) -> String {
+    pub(crate) fn render_unit(&self) -> String {
         format!(
             "# Managed by pgdeploy (module `postgres_exporter`): one Prometheus postgres_exporter per\n\
              # PostgreSQL instance, configured by {CONFIG_DIR}/INSTANCE.env\n\
@@ -72,7 +72,7 @@ impl PostgresExporter {
     /// The instance's environment: where PostgreSQL is, who connects, the password's file,
     /// where to listen. Values are checked at load (no quote, space or backslash), so they
     /// need no quoting for systemd.
-    pub fn render_env(&self) -> String {
+    pub(crate) fn render_env(&self) -> String {
         format!(
             "# Managed by pgdeploy (module `postgres_exporter`): instance `{name}`\n\
              DATA_SOURCE_URI={host}:{port}/{db}?sslmode={ssl}\n\
@@ -90,7 +90,7 @@ impl PostgresExporter {
         )
     }
 
-    pub fn render_locator(&self) -> String {
+    pub(crate) fn render_locator(&self) -> String {
         pgdeploy_core::locator::render(
             "postgres_exporter",
             "the exporter",

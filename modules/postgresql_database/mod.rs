@@ -15,7 +15,7 @@ use super::postgresql_role::State;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostgresqlDatabase {
+pub(crate) struct PostgresqlDatabase {
     /// The database's name.
     pub name: String,
     /// Its owner (a role that exists); unset: the creating role (`postgres`) for a new

@@ -16,7 +16,7 @@ use super::postgresql_role::State;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostgresqlExtension {
+pub(crate) struct PostgresqlExtension {
     /// The extension (`pg_stat_statements`); `ext` as `community.postgresql` spells it.
     #[serde(alias = "ext")]
     pub name: String,

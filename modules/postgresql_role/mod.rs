@@ -15,11 +15,11 @@ use pgdeploy_core::secrets::MASK;
 use super::common::postgres::{self, ident, literal, Member};
 use super::common::secret::Secret;
 
-pub mod password;
+pub(crate) mod password;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     #[default]
     Present,
     Absent,
@@ -27,7 +27,7 @@ pub enum State {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostgresqlRole {
+pub(crate) struct PostgresqlRole {
     /// The role's name.
     pub name: String,
     /// Its password (a secret: masked everywhere, stored as a SCRAM-SHA-256 verifier). Unset:

@@ -10,14 +10,14 @@
 use crate::common::scram::Verifier;
 
 /// A new verifier of `password`, with a random salt from the kernel.
-pub fn verifier(password: &str) -> std::io::Result<String> {
+pub(crate) fn verifier(password: &str) -> std::io::Result<String> {
     Ok(Verifier::random(password)?.text())
 }
 
 /// Whether `stored` (a `rolpassword`) is a SCRAM-SHA-256 verifier of `password`. An MD5 hash,
 /// a clear-text value or no password never matches: the password is then set again, as a
 /// SCRAM verifier.
-pub fn matches(password: &str, stored: &str) -> bool {
+pub(crate) fn matches(password: &str, stored: &str) -> bool {
     Verifier::parse(stored).is_some_and(|v| v.matches(password))
 }
 

@@ -5,7 +5,7 @@ use crate::common::patroni_state::ClusterState;
 
 /// This host's place in etcd, read through the members.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdView {
+pub(crate) struct EtcdView {
     /// This host's member ID, when it is still a member.
     pub my_id: Option<u64>,
     /// The cluster's members (this host included while it is one).
@@ -16,7 +16,7 @@ pub struct EtcdView {
 
 /// What the host runs and what the cluster says about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
+pub(crate) struct Found {
     /// This host's member name (etcd and Patroni name it alike).
     pub name: String,
     pub patroni_active: bool,
@@ -31,7 +31,7 @@ pub struct Found {
 
 /// What leaving takes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Leave {
+pub(crate) struct Leave {
     /// Stop and disable Patroni (its PostgreSQL stops with it), then wait until the member
     /// is gone from the DCS.
     pub patroni: bool,
@@ -42,7 +42,7 @@ pub struct Leave {
 }
 
 impl Leave {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.patroni && self.etcd_remove.is_none() && !self.etcd_stop
     }
 }
@@ -51,7 +51,7 @@ impl Leave {
 /// members that stay answer: the removal is committed by a quorum of the cluster as it is now,
 /// and the member removed may already be gone, so the healthy members that stay must be that
 /// quorum on their own (a cluster of 2 never loses a member this way: 1 is no quorum of 2).
-pub fn quorum_refusal(name: &str, members: usize, healthy: usize) -> Option<String> {
+pub(crate) fn quorum_refusal(name: &str, members: usize, healthy: usize) -> Option<String> {
     let quorum = members / 2 + 1;
     (healthy < quorum).then(|| {
         format!(
@@ -65,7 +65,7 @@ pub fn quorum_refusal(name: &str, members: usize, healthy: usize) -> Option<Stri
 /// only the healthy ones: that quorum commits the removal, and this host may already be gone),
 /// then Patroni: never the leader (a switchover first), never the last member, and never the
 /// last replica when `synchronous_mode` needs one.
-pub fn decide(f: &Found) -> Result<Leave, String> {
+pub(crate) fn decide(f: &Found) -> Result<Leave, String> {
     let mut leave = Leave::default();
     if let Some(etcd) = &f.etcd {
         if let Some(id) = etcd.my_id {

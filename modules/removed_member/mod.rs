@@ -26,12 +26,12 @@ use super::common::exec;
 use super::common::shell::quote;
 use super::etcd::{parse_member_list, Listed};
 
-pub mod decide;
+pub(crate) mod decide;
 use decide::{EtcdView, Found, Leave};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RemovedMember {
+pub(crate) struct RemovedMember {
     /// This host's Patroni member name (the `patroni` module's `name`): its inventory name by
     /// default.
     #[serde(default)]

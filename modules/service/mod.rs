@@ -11,7 +11,7 @@ use super::common::shell::quote;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ServiceState {
+pub(crate) enum ServiceState {
     Started,
     Stopped,
     /// Restarted on every run (use it in handlers).
@@ -22,7 +22,7 @@ pub enum ServiceState {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     pub state: Option<ServiceState>,
     pub enabled: Option<bool>,
@@ -33,7 +33,7 @@ pub struct Service {
 
 /// What systemd says about the unit.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UnitState {
+pub(crate) struct UnitState {
     /// `systemctl is-active`: `active`, `inactive`, `failed`, `activating`, …
     pub active: String,
     /// `systemctl is-enabled`: `enabled`, `disabled`, `static`, `masked`, … ("" if unknown).
@@ -90,7 +90,7 @@ fn parse_probe(stdout: &str) -> UnitState {
 
 /// One `systemctl` step of `apply`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Step {
+pub(crate) enum Step {
     DaemonReload,
     Enable,
     Disable,
@@ -117,13 +117,13 @@ impl Step {
 
 /// The steps `apply` runs, decided by `plan`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceWork(pub Vec<Step>);
+pub(crate) struct ServiceWork(pub Vec<Step>);
 
 impl Service {
     /// A daemon whose configuration a module manages (`haproxy`, `keepalived`): enabled and
     /// running, reloaded — never restarted, so established sessions survive — when its
     /// configuration changed (a stopped one is started instead).
-    pub fn reloaded_on_change(name: &str, config_changed: bool) -> Self {
+    pub(crate) fn reloaded_on_change(name: &str, config_changed: bool) -> Self {
         Service {
             name: name.into(),
             state: Some(if config_changed {
@@ -138,7 +138,7 @@ impl Service {
 
     /// [`Service::reloaded_on_change`] planned: its changes go to `changes`; the service
     /// and its plan come back when there is something to do.
-    pub async fn plan_reload_on_change(
+    pub(crate) async fn plan_reload_on_change(
         cx: &HostContext<'_>,
         name: &str,
         config_changed: bool,
