@@ -109,12 +109,31 @@ impl ClusterState {
 
 const CONFIG_MARK: &str = "==config";
 
-/// The shell prefix that finds `patronictl` and its configuration through the locator;
-/// `$ctl` then runs it (`$ctl list`).
+/// Sources the Patroni locator and defines `ctl` (`patronictl` with its configuration);
+/// without the locator the script prints [`NO_PATRONI`] and ends.
 pub fn ctl_prefix() -> String {
+    ctl_prefix_for(None)
+}
+
+/// [`ctl_prefix`] with `config_file` overriding the locator's `PATRONI_CONFIG`; with it, a
+/// host without the locator is asked with the default `patronictl`.
+fn ctl_prefix_for(config_file: Option<&str>) -> String {
+    let set = config_file
+        .map(|c| {
+            format!(
+                "PATRONI_CONFIG={}; ",
+                pgdeploy_core::transport::shell::quote(c)
+            )
+        })
+        .unwrap_or_default();
+    let missing = if config_file.is_some() {
+        set.clone()
+    } else {
+        format!("echo '{NO_PATRONI}'; exit 3; ")
+    };
     format!(
         "PATRONI_CONFIG=; PATRONICTL=; \
-         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; else echo '{NO_PATRONI}'; exit 3; fi; \
+         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
          ctl() {{ \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" \"$@\"; }}; "
     )
 }
@@ -130,33 +149,20 @@ pub fn read_script() -> String {
 
 /// `pgdeploy status`'s Patroni part: the locator sourced (`config_file` overrides its
 /// `PATRONI_CONFIG`; without either the script prints [`NO_PATRONI`] and ends), the version
-/// line, then `patronictl list -f json`. Leaves `PATRONICTL` and `PATRONI_CONFIG` set for
+/// line, then `patronictl list -f json`. Leaves `ctl` defined for
 /// [`status_pause_script`].
 pub fn status_list_script(config_file: Option<&str>) -> String {
-    let q = pgdeploy_core::transport::shell::quote;
-    let set = config_file
-        .map(|c| format!("PATRONI_CONFIG={}; ", q(c)))
-        .unwrap_or_default();
-    let missing = if config_file.is_some() {
-        set.clone()
-    } else {
-        format!("echo '{NO_PATRONI}'; exit 0; ")
-    };
     format!(
-        "PATRONI_CONFIG=; PATRONICTL=; \
-         if [ -r {PATRONI_LOCATOR} ]; then . {PATRONI_LOCATOR}; {set}else {missing}fi; \
-         {version}\
-         \"${{PATRONICTL:-patronictl}}\" -c \"$PATRONI_CONFIG\" list -f json;",
-        version = version_line_script(),
+        "{}{}ctl list -f json;",
+        ctl_prefix_for(config_file),
+        version_line_script()
     )
 }
 
 /// The line `pause: true` of `patronictl show-config` when the cluster is in maintenance
 /// mode, nothing otherwise (after [`status_list_script`]).
 pub fn status_pause_script() -> String {
-    "\"${PATRONICTL:-patronictl}\" -c \"$PATRONI_CONFIG\" show-config 2>/dev/null \
-     | grep -x 'pause: *true';"
-        .to_string()
+    "ctl show-config 2>/dev/null | grep -x 'pause: *true';".to_string()
 }
 
 /// Whether an exec's stdout says the host has no Patroni locator.
