@@ -33,11 +33,13 @@ mod pgbackrest;
 mod pgdg_repo;
 mod pglift_database;
 mod pglift_instance;
+mod pglift_postgres_exporter;
 mod pglift_role;
 mod pglift_site;
 mod postgres_exporter;
 mod postgresql_database;
 mod postgresql_extension;
+mod postgresql_pg_hba;
 mod postgresql_role;
 mod removed_member;
 mod service;
@@ -61,12 +63,15 @@ pub static MODULES: &[&dyn Module] = &[
     &pglift_database::DatabaseModule("dalibo.pglift.database"),
     &Typed::<pglift_instance::PgliftInstance>::new(),
     &Typed::<pglift_instance::CollectionInstance>::new(),
+    &pglift_postgres_exporter::ExporterModule("pglift_postgres_exporter"),
+    &pglift_postgres_exporter::ExporterModule("dalibo.pglift.postgres_exporter"),
     &pglift_role::RoleModule("pglift_role"),
     &pglift_role::RoleModule("dalibo.pglift.role"),
     &Typed::<pglift_site::PgliftSite>::new(),
     &Typed::<postgres_exporter::PostgresExporter>::new(),
     &Typed::<postgresql_database::PostgresqlDatabase>::new(),
     &Typed::<postgresql_extension::PostgresqlExtension>::new(),
+    &Typed::<postgresql_pg_hba::PostgresqlPgHba>::new(),
     &Typed::<postgresql_role::PostgresqlRole>::new(),
     &Typed::<removed_member::RemovedMember>::new(),
     &Typed::<service::Service>::new(),

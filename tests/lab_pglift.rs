@@ -6,7 +6,8 @@
 //! a replica dropped leaves the cluster healthy. Seed 000's own playbook on that cluster
 //! changes nothing; `pgdeploy status` and `switchover` find pglift's Patroni through the
 //! locator `pglift_instance` writes. Roles and databases through `dalibo.pglift.role` and
-//! `dalibo.pglift.database` (`pglift/objects.rs`).
+//! `dalibo.pglift.database` (`pglift/objects.rs`); postgres_exporters through
+//! `dalibo.pglift.postgres_exporter` (`pglift/exporters.rs`).
 //!
 //! One lab, one cluster, checks in order (each builds on the previous ones).
 
@@ -14,6 +15,8 @@
 mod checks;
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "pglift/exporters.rs"]
+mod exporters;
 #[path = "support/lab.rs"]
 mod lab_support;
 #[path = "pglift/objects.rs"]
@@ -227,6 +230,10 @@ fn pglift_playbook_on_the_lab() {
     c.run(
         "roles_and_databases_through_the_collections_modules",
         || objects::run(&lab, &inventory),
+    );
+    c.run(
+        "postgres_exporters_through_the_collections_module_answer_pg_up",
+        || exporters::run(&lab, &inventory),
     );
     c.run(
         "work_mem_is_converged_on_every_member_without_restart",

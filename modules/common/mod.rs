@@ -7,6 +7,7 @@ pub(crate) mod argspec;
 pub(crate) mod attrs;
 pub(crate) mod content;
 pub(crate) mod exec;
+pub(crate) mod hba;
 pub(crate) mod hosts;
 pub mod patroni_state;
 pub(crate) mod pglift_objects;

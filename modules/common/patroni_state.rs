@@ -200,6 +200,15 @@ pub fn parse(host: &str, text: &str) -> Result<ClusterState, String> {
     })
 }
 
+/// The DCS configuration (`patronictl show-config`) in [`read_script`]'s output; `Null` when
+/// the output has none.
+pub(crate) fn dcs_config(text: &str) -> Value {
+    let (_, text) = split_version(text);
+    text.split_once(&format!("\n{CONFIG_MARK}\n"))
+        .and_then(|(_, config)| serde_yaml_ng::from_str(config).ok())
+        .unwrap_or(Value::Null)
+}
+
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,

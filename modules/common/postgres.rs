@@ -22,9 +22,24 @@ pub(crate) enum Member {
 /// Asks Patroni (`patronictl list` through the `patroni.env` locator) which member leads.
 /// `name` is this host's Patroni member name.
 pub(crate) async fn member(cx: &HostContext<'_>, name: &str) -> Result<Member, ModuleError> {
+    Ok(member_and_config(cx, name).await?.0)
+}
+
+/// [`member`], with the DCS configuration read by the same command (`patronictl show-config`,
+/// as JSON; `Null` when it could not be read).
+pub(crate) async fn member_and_config(
+    cx: &HostContext<'_>,
+    name: &str,
+) -> Result<(Member, serde_json::Value), ModuleError> {
     let out = exec::run(cx, &patroni_state::read_script()).await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let cluster = patroni_state::parse(cx.host, &text).map_err(|e| {
+    let config = patroni_state::dcs_config(&text);
+    let member = leader_of(cx, name, &text)?;
+    Ok((member, config))
+}
+
+fn leader_of(cx: &HostContext<'_>, name: &str, text: &str) -> Result<Member, ModuleError> {
+    let cluster = patroni_state::parse(cx.host, text).map_err(|e| {
         ModuleError::Failed(format!(
             "cannot find Patroni's leader from `{}`: {e}",
             cx.host

@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::params::{Patroni, VerifyClient, ENFORCED_PARAMETERS};
 use super::platform::Family;
+use crate::common::hba;
 use crate::common::secret::Secret;
 use pgdeploy_core::secrets::{MASK, SECRET_CHANGED};
 
@@ -294,6 +295,29 @@ fn diff_into(
         _ if same_setting(current, wanted) => {}
         _ => out.push((path.clone(), current.clone(), wanted.clone())),
     }
+}
+
+/// `wanted` (as [`Patroni::dcs`] gives it) with the `pg_hba` lines of `postgresql_pg_hba` tasks
+/// found in `current` kept in place, so converging the site's lines never removes them.
+/// Without `pg_hba` of its own, `wanted` leaves the list alone.
+pub(super) fn keep_managed_hba(mut wanted: Value, current: &Value) -> Value {
+    let lines = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let managed = hba::managed(&lines(&current["postgresql"]["pg_hba"]));
+    if let Some(slot) = wanted
+        .get_mut("postgresql")
+        .and_then(|p| p.get_mut("pg_hba"))
+    {
+        *slot = json!(hba::merge(&lines(slot), &managed));
+    }
+    wanted
 }
 
 /// `on` and `true`, `256MB` and `"256MB"`, `100` and `"100"` are the same setting.

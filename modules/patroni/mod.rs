@@ -440,7 +440,7 @@ impl Action for Patroni {
                 work.reload = true;
             }
             let current = self.rest().get(cx, "config").await?;
-            let diff = config::dcs_diff(&current, &self.dcs());
+            let diff = config::dcs_diff(&current, &config::keep_managed_hba(self.dcs(), &current));
             if !diff.is_empty() {
                 let lines: Vec<String> = diff
                     .iter()

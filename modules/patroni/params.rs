@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::install::Install;
+use crate::common::hba;
 use crate::common::secret::Secret;
 use pgdeploy_core::module::Problem;
 use pgdeploy_core::params::OneOrMany;
@@ -264,9 +265,6 @@ pub(super) const ENFORCED_PARAMETERS: &[(&str, &str)] = &[
     ("wal_log_hints", "on"),
 ];
 
-/// Authentication methods refused in `pg_hba` lines for network connections.
-const WEAK_METHODS: &[&str] = &["trust", "password", "md5", "ident"];
-
 impl Patroni {
     pub(crate) fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -332,8 +330,16 @@ impl Patroni {
             }
         }
         for line in &d.pg_hba {
-            if let Some(p) = weak_hba_line(line) {
+            if let Some(p) = hba::weak_line(line) {
                 problems.push(Problem::field("dcs", p));
+            } else if hba::is_managed(line) {
+                problems.push(Problem::field(
+                    "dcs",
+                    format!(
+                        "`pg_hba` line `{line}` ends with `{}`, which marks the lines of `postgresql_pg_hba` tasks: remove the comment",
+                        hba::MARK
+                    ),
+                ));
             }
         }
         for (field, password) in [
@@ -413,74 +419,5 @@ impl Patroni {
             }
         }
         problems
-    }
-}
-
-/// Why a `pg_hba` line is refused, if it is.
-fn weak_hba_line(line: &str) -> Option<String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let kind = *words.first()?;
-    // host DATABASE USER ADDRESS METHOD [options]; local DATABASE USER METHOD [options]
-    let method_at = match kind {
-        "local" => 3,
-        "host" | "hostssl" | "hostnossl" | "hostgssenc" | "hostnogssenc" => {
-            // ADDRESS may be followed by a separate netmask
-            if words
-                .get(4)
-                .is_some_and(|w| w.contains('.') && !w.contains('/'))
-                && words.len() > 5
-            {
-                5
-            } else {
-                4
-            }
-        }
-        _ => {
-            return Some(format!(
-                "`pg_hba` line `{line}`: unknown connection type `{kind}`"
-            ))
-        }
-    };
-    let method = words.get(method_at)?;
-    if kind == "local" && (*method == "peer" || *method == "scram-sha-256" || *method == "reject") {
-        return None;
-    }
-    if WEAK_METHODS.contains(method) {
-        return Some(format!(
-            "`pg_hba` line `{line}` uses `{method}`: use `scram-sha-256` (or `cert`)"
-        ));
-    }
-    if kind == "hostnossl" && *method != "reject" {
-        return Some(format!(
-            "`pg_hba` line `{line}` accepts connections without TLS: use `hostssl`"
-        ));
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::weak_hba_line;
-
-    #[test]
-    fn pg_hba_lines_must_use_scram_or_certificates() {
-        assert!(weak_hba_line("hostssl all all 0.0.0.0/0 scram-sha-256").is_none());
-        assert!(
-            weak_hba_line("hostssl replication replicator 10.0.0.1/32 scram-sha-256").is_none()
-        );
-        assert!(weak_hba_line("local all postgres peer").is_none());
-        assert!(weak_hba_line("hostssl all all 10.0.0.0 255.0.0.0 cert").is_none());
-        assert!(weak_hba_line("host all all 0.0.0.0/0 md5")
-            .unwrap()
-            .contains("`md5`"));
-        assert!(weak_hba_line("local all all trust")
-            .unwrap()
-            .contains("`trust`"));
-        assert!(weak_hba_line("hostnossl all all 0.0.0.0/0 scram-sha-256")
-            .unwrap()
-            .contains("hostssl"));
-        assert!(weak_hba_line("hots all all 0.0.0.0/0 md5")
-            .unwrap()
-            .contains("`hots`"));
     }
 }

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use super::config::{dcs_diff, patch_body, Member};
+use super::config::{dcs_diff, keep_managed_hba, patch_body, Member};
 use super::*;
 use pgdeploy_core::diag::{FieldPath, SourceFile};
 use pgdeploy_core::yaml::{from_node, load_str};
@@ -143,6 +143,45 @@ fn dcs_diff_compares_settings_as_postgres_shows_them() {
         patch_body(&diff),
         json!({"synchronous_mode": true, "postgresql": {"parameters": {"work_mem": "8MB"}}})
     );
+}
+
+#[test]
+fn the_rules_of_postgresql_pg_hba_tasks_are_kept_when_the_site_lines_converge() {
+    let rule = format!(
+        "hostssl db1 bob 0.0.0.0/0 reject {}",
+        crate::common::hba::MARK
+    );
+    let p = params(LAB);
+    let mut current = p.dcs();
+    current["postgresql"]["pg_hba"] = json!([
+        "local all postgres peer",
+        "hostssl replication replicator 10.213.7.0/24 scram-sha-256",
+        rule,
+        "hostssl all all 0.0.0.0/0 scram-sha-256",
+    ]);
+    // the rule in place: nothing to converge
+    assert!(dcs_diff(&current, &keep_managed_hba(p.dcs(), &current)).is_empty());
+    // a site line changed: the new list keeps the rule before the catch-all
+    let p = params(&LAB.replace("10.213.7.0/24", "10.213.8.0/24"));
+    let diff = dcs_diff(&current, &keep_managed_hba(p.dcs(), &current));
+    assert_eq!(diff.len(), 1);
+    assert_eq!(
+        diff[0].2,
+        json!([
+            "local all postgres peer",
+            "hostssl replication replicator 10.213.8.0/24 scram-sha-256",
+            rule,
+            "hostssl all all 0.0.0.0/0 scram-sha-256",
+        ])
+    );
+    // a site line with the mark is refused: it would be taken for a task's rule
+    let p = params(&LAB.replace(
+        "- hostssl all all 0.0.0.0/0 scram-sha-256",
+        "- 'hostssl all all 0.0.0.0/0 scram-sha-256 # pgdeploy: postgresql_pg_hba'",
+    ));
+    assert!(p.check()[0]
+        .message
+        .contains("marks the lines of `postgresql_pg_hba`"));
 }
 
 /// Patroni's `PATCH /config`: a JSON merge patch (objects merge, `null` removes a key).

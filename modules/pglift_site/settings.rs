@@ -64,6 +64,11 @@ pub(crate) struct Settings {
     pub systemd: Option<Option<Systemd>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cli: Option<Cli>,
+    /// Prometheus postgres_exporter: with it, pglift sets up an exporter for each instance it
+    /// creates or applies (`prometheus` in the instance), and `pglift_postgres_exporter` can
+    /// add exporters for instances elsewhere. `null` or left out: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
 }
 
 /// A key given (`Some`), with a value or `null` (`Some(None)`); a key left out stays `None`
@@ -75,6 +80,18 @@ where
 {
     Option::<T>::deserialize(d).map(Some)
 }
+
+section!(
+    /// pglift's `prometheus` settings.
+    Prometheus {
+        /// The `postgres_exporter` binary (`/usr/bin/prometheus-postgres-exporter` from Debian).
+        execpath: String,
+        /// The PostgreSQL role of local instances' exporters (pglift's default: `prometheus`).
+        role: String,
+        configpath: String,
+        pid_file: String,
+    }
+);
 
 section!(Cli {
     logpath: String,
