@@ -350,7 +350,7 @@ impl PgliftExporter {
             if started.elapsed() >= within {
                 let why = match last {
                     Some(v) => format!(
-                        "it answers with `pg_up {v}`: it cannot connect with its `dsn` (the role, its password, pg_hba?)"
+                        "it answers with `pg_up {v}`: it cannot connect with its `dsn` (the role, its password, pg_hba, or `sslmode`: postgres_exporter's driver defaults to `require`)"
                     ),
                     None => "nothing answers on that port (see pglift's log)".to_string(),
                 };
