@@ -152,16 +152,21 @@ pub(crate) async fn apply(cx: &HostContext<'_>, work: &ContentWork) -> Result<()
     Ok(())
 }
 
-/// One command that validates the candidate `temp` and renames it over `dest`, or removes
-/// it: validation and rename in separate commands left the candidate behind when the run was
+/// One command that validates the candidate `temp` (written and synced by the transport) and
+/// renames it over `dest`, then syncs the directory, or removes it: validation and rename in separate commands left the candidate behind when the run was
 /// killed between them. Candidates of earlier runs killed between the write and this command
 /// (`dest` then still holds its old content, so this run writes it again) are removed too.
 fn validate_and_rename(check: &str, temp: &str, dest: &str) -> String {
     format!(
         "( {check} ); rc=$?; if [ $rc -eq 0 ]; then mv -f -- {t} {d} || rc=$?; fi; \
+         [ $rc -eq 0 ] && {{ sync -- {dir} 2>/dev/null || true; }}; \
          rm -f -- {t} {leftovers}*; exit $rc",
         t = quote(temp),
         d = quote(dest),
+        dir = quote(
+            dest.rsplit_once('/')
+                .map_or(".", |(d, _)| if d.is_empty() { "/" } else { d })
+        ),
         leftovers = quote(&temp_prefix(dest)),
     )
 }

@@ -339,6 +339,9 @@ pub fn read_result(
 /// one with loose permissions. Attributes not given are taken from the file being replaced, or
 /// follow the umask for a new file, as `cp` would. Any failure removes the temporary file.
 ///
+/// The temporary file is synced before the rename, its directory after it (coreutils `sync
+/// FILE`, 8.24 and later).
+///
 /// `len` is the content's size in bytes, checked before the rename: when the connection drops
 /// mid-transfer (the controller killed, the SSH session cut), sshd closes the command's stdin,
 /// `cat` sees an ordinary end of file and succeeds with part of the content. Without the check
@@ -369,7 +372,13 @@ pub fn write_script(path: &str, attrs: &FileAttrs, len: usize) -> Result<String,
         }
         steps.push(format!("chmod {mode:04o} \"$t\""));
     }
+    // The content on disk before the rename, the rename on disk after it: a power cut leaves
+    // the old file or the new one, never an empty or partial new one (filesystems such as XFS
+    // may write the rename before the data). The directory's sync is best effort: the content
+    // is in place once renamed.
+    steps.push("sync -- \"$t\"".to_owned());
     steps.push(format!("mv -f -- \"$t\" {p}"));
+    steps.push(format!("{{ sync -- {d} 2>/dev/null || true; }}"));
     Ok(format!(
         "if [ ! -d {d} ]; then echo \"directory {d} does not exist\" >&2; exit 1; fi; \
          t=$(mktemp {d}/.pgdeploy.XXXXXXXX) || exit 1; \
@@ -593,6 +602,9 @@ mod tests {
         let chmod = s.find("chmod 0640").unwrap();
         let mv = s.find("mv -f").unwrap();
         assert!(chown < mv && chmod < mv, "{s}");
+        let sync = s.find("sync -- \"$t\"").unwrap();
+        let dir_sync = s.find("sync -- /etc/etcd").unwrap();
+        assert!(chmod < sync && sync < mv && mv < dir_sync, "{s}");
         assert!(s.contains("mktemp /etc/etcd/.pgdeploy.XXXXXXXX"), "{s}");
         assert!(write_script(
             "/x",
