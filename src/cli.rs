@@ -178,6 +178,15 @@ pub struct ApplyPlaybookArgs {
     /// only reported.
     #[arg(long)]
     pub allow_removal: bool,
+    /// When another `pgdeploy apply` holds a host, wait up to SECS for it to end (default 0:
+    /// stop at once, changing nothing, exit 75).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        env = "PGDEPLOY_LOCK_WAIT"
+    )]
+    pub lock_wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -501,6 +510,8 @@ pub struct ApplySavedArgs {
     /// Given again to apply a plan saved with `plan --allow-removal`; the plan is made again
     /// with it and compared with the saved one.
     pub allow_removal: bool,
+    /// `--lock-wait`.
+    pub lock_wait: u64,
 }
 
 impl Args for ApplyArgs {
@@ -566,6 +577,7 @@ impl FromArgMatches for ApplyArgs {
             vault: VaultArgs::from_arg_matches_mut(m)?,
             diff: m.get_flag("diff"),
             allow_removal: m.get_flag("allow_removal"),
+            lock_wait: m.get_one::<u64>("lock_wait").copied().unwrap_or(0),
         }))
     }
 

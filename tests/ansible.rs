@@ -11,6 +11,7 @@ const PLAYBOOK: &str = "tests/fixtures/ansible/pb.yml";
 
 fn pgdeploy(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .env("PGDEPLOY_LOCK_WAIT", "120")
         .args(args)
         .arg("--no-color")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 fn pgdeploy(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .env("PGDEPLOY_LOCK_WAIT", "120")
         .args(args)
         .arg("--no-color")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -197,6 +198,8 @@ fn an_even_etcd_member_count_is_a_placed_warning() {
 /// Runs pgdeploy with `PGDEPLOY_VAULT_PASSWORD_FILE` set to `env_password` (or unset).
 fn pgdeploy_vault(args: &[&str], env_password: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdeploy"));
+    // Applies of parallel tests on this machine wait for each other's lock.
+    cmd.env("PGDEPLOY_LOCK_WAIT", "120");
     cmd.args(args)
         .arg("--no-color")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -11,6 +11,7 @@ use std::process::Command;
 fn run_case(dir: &Path) -> (i32, String) {
     let args = std::fs::read_to_string(dir.join("args")).expect("every case has an `args` file");
     let out = Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+        .env("PGDEPLOY_LOCK_WAIT", "120")
         .args(args.split_whitespace())
         .arg("--no-color")
         .current_dir(dir)

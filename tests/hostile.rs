@@ -35,6 +35,8 @@ struct Outcome {
 /// Runs `pgdeploy validate -i inventory playbook.yml` in `dir`.
 fn run(dir: &Path, inventory: &str) -> Outcome {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdeploy"));
+    // Applies of parallel tests on this machine wait for each other's lock.
+    cmd.env("PGDEPLOY_LOCK_WAIT", "120");
     cmd.args(["validate", "-i", inventory, "playbook.yml", "--no-color"])
         .current_dir(dir)
         .env("NO_COLOR", "1")

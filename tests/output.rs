@@ -11,6 +11,8 @@ const PLAYBOOK: &str = "tests/fixtures/output/pb.yml";
 /// The binary in the crate's folder, with none of the colour variables of the caller.
 fn pgdeploy() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdeploy"));
+    // Applies of parallel tests on this machine wait for each other's lock.
+    cmd.env("PGDEPLOY_LOCK_WAIT", "120");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR_FORCE")

@@ -146,6 +146,7 @@ impl Lab {
     /// Runs `pgdeploy COMMAND -i INVENTORY PLAYBOOK --ssh-config EMPTY ARGS...`.
     fn run(&self, command: &str, playbook: &str, args: &[&str]) -> Out {
         let out = Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .env("PGDEPLOY_LOCK_WAIT", "120")
             .arg(command)
             .arg("-i")
             .arg(self.inventory())
@@ -169,6 +170,7 @@ impl Lab {
     /// `apply PLANFILE`).
     fn pgdeploy(&self, args: &[&str]) -> Out {
         let out = Command::new(env!("CARGO_BIN_EXE_pgdeploy"))
+            .env("PGDEPLOY_LOCK_WAIT", "120")
             .args(args)
             .arg("--ssh-config")
             .arg(self.dir.path().join("ssh_config"))

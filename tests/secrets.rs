@@ -214,6 +214,8 @@ struct Run {
 
 fn pgdeploy(fx: &Fixture, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdeploy"));
+    // Applies of parallel tests on this machine wait for each other's lock.
+    cmd.env("PGDEPLOY_LOCK_WAIT", "120");
     cmd.current_dir(fx.dir.path())
         .args(args)
         .env(ENV_NAME, ENV_VALUE)

@@ -14,6 +14,7 @@ fn options(
     allow_removal: bool,
 ) -> RunOptions {
     RunOptions {
+        lock_wait: std::time::Duration::ZERO,
         mode,
         detailed_exitcode: detailed,
         forks: connect.forks.map(usize::from),
@@ -45,15 +46,18 @@ pub(crate) fn apply(args: &ApplyArgs, json: bool, color: bool) -> anyhow::Result
     } else {
         RunMode::Apply
     };
-    let opts = options(
-        &args.connect,
-        mode,
-        false,
-        args.diff,
-        json,
-        color,
-        args.allow_removal,
-    );
+    let opts = RunOptions {
+        lock_wait: std::time::Duration::from_secs(args.lock_wait),
+        ..options(
+            &args.connect,
+            mode,
+            false,
+            args.diff,
+            json,
+            color,
+            args.allow_removal,
+        )
+    };
     block_on(&args.connect, opts)
 }
 
@@ -70,6 +74,7 @@ fn apply_saved(args: &ApplySavedArgs, json: bool, color: bool) -> anyhow::Result
         // A saved plan is applied as it was made: a plan saved with `--allow-removal` holds
         // its removals as changes, one saved without it holds none.
         allow_removal: args.allow_removal,
+        lock_wait: std::time::Duration::from_secs(args.lock_wait),
     };
     runtime()?.block_on(pgdeploy_engine::run::saved::apply_saved(
         &args.plan,

@@ -133,12 +133,28 @@ pub(crate) struct Cluster {
     extra: Vec<Host>,
     pub state: ClusterState,
     pub timeout: Duration,
+    /// The members' locks (the same as `apply`'s), held while the command runs.
+    locks: Option<pgdeploy_engine::run::lock::ApplyLocks>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(l) = self.locks.take() {
+            self.runtime.block_on(l.release());
+        }
+    }
 }
 
 impl Cluster {
     /// Loads the inventory, connects to every host of `--hosts` and reads the cluster from
     /// the first that can tell. Failures are reported; the `Exit` to return comes back.
     pub(crate) fn open(args: &OpsArgs, report: &Report) -> Result<Cluster, Exit> {
+        Self::open_for(args, report, report.command)
+    }
+
+    /// [`Cluster::open`], the members locked as held by `pgdeploy COMMAND` (refused, exit 75,
+    /// when another run holds one).
+    fn open_for(args: &OpsArgs, report: &Report, command: &str) -> Result<Cluster, Exit> {
         let inventory = match connect_all::load_masked(&args.vault, &args.inventory) {
             Ok(i) => i,
             Err(diags) => {
@@ -193,6 +209,7 @@ impl Cluster {
         for p in &problems {
             report.progress(&format!("warning: {p}"), json!({"warning": true}));
         }
+        let locks = lock_members(&runtime, &hosts, command, report)?;
         let mut cluster = Cluster {
             runtime,
             hosts,
@@ -210,6 +227,7 @@ impl Cluster {
                 patroni_version: None,
             },
             timeout: Duration::from_secs(args.timeout),
+            locks: Some(locks),
         };
         match cluster.refresh() {
             Ok(_) => Ok(cluster),
@@ -472,16 +490,21 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn close(self) {
-        let Cluster {
-            runtime,
-            hosts,
-            extra,
-            ..
-        } = self;
-        runtime.block_on(async {
-            for h in hosts.iter().chain(&extra) {
-                h.transport.close().await;
+    /// Releases the members' locks, then ends every connection politely.
+    pub(crate) fn close(mut self) {
+        let locks = self.locks.take();
+        let transports: Vec<_> = self
+            .hosts
+            .iter()
+            .chain(&self.extra)
+            .map(|h| h.transport.clone())
+            .collect();
+        self.runtime.block_on(async {
+            if let Some(l) = locks {
+                l.release().await;
+            }
+            for t in transports {
+                t.close().await;
             }
         });
     }
@@ -494,4 +517,53 @@ fn stderr_tail(stderr: &[u8]) -> Option<String> {
         .last()
         .map(str::to_string)
         .filter(|l| !l.is_empty())
+}
+
+/// Takes the lock of every connected member, as `apply` does (`PGDEPLOY_LOCK_WAIT` seconds of
+/// waiting, none by default); a member another run holds stops the command with exit 75
+/// before it does anything.
+fn lock_members(
+    runtime: &tokio::runtime::Runtime,
+    hosts: &[Host],
+    command: &str,
+    report: &Report,
+) -> Result<pgdeploy_engine::run::lock::ApplyLocks, Exit> {
+    use pgdeploy_engine::run::lock;
+    let wait = std::env::var("PGDEPLOY_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_default();
+    let map: std::collections::HashMap<String, Arc<dyn pgdeploy_core::transport::Transport>> =
+        hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.transport.clone()))
+            .collect();
+    match runtime.block_on(lock::take(&map, command, lock::DEFAULT_DIR, wait)) {
+        Ok(l) => Ok(l),
+        Err(refusals) => {
+            let mut exit = Exit::Busy;
+            for r in refusals {
+                match r {
+                    lock::Refusal::Busy { host, held_by } => {
+                        report.fail(
+                            &format!("`{host}`: another pgdeploy run holds this host: {held_by}"),
+                            Exit::Busy,
+                        );
+                    }
+                    lock::Refusal::Failed { host, error } => {
+                        exit = Exit::Error;
+                        report.fail(
+                            &format!("`{host}`: cannot take its lock: {error}"),
+                            Exit::Error,
+                        );
+                    }
+                }
+            }
+            Err(report.fail(
+                "nothing was done: no member is acted on while another pgdeploy run holds one (`PGDEPLOY_LOCK_WAIT=SECS` waits for it)",
+                exit,
+            ))
+        }
+    }
 }

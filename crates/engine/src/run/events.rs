@@ -39,6 +39,17 @@ pub enum Event {
     FactsGathered {
         host: String,
     },
+    /// Another pgdeploy run (an apply, a day-2 command) holds the host's lock: this apply
+    /// changes nothing.
+    HostBusy {
+        host: String,
+        held_by: String,
+    },
+    /// The host's apply lock could not be taken: this apply changes nothing.
+    HostLockFailed {
+        host: String,
+        error: String,
+    },
     StepStarted {
         host: String,
         task: String,

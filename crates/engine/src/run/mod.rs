@@ -8,6 +8,7 @@ pub mod connect;
 pub mod events;
 mod executor;
 pub mod facts;
+pub mod lock;
 pub mod order;
 mod readahead;
 pub mod report;
@@ -46,6 +47,9 @@ pub struct RunOptions {
     /// `--allow-removal`: modules may remove cluster members the inventory no longer lists
     /// ([`pgdeploy_core::module::HostContext::allow_removal`]).
     pub allow_removal: bool,
+    /// `apply`: how long to wait for another apply's lock on a host ([`lock`]); zero: refuse
+    /// at once.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A host's open connection, its facts, and what the probes run with them found.
@@ -69,7 +73,9 @@ pub async fn run(args: &LoadArgs, opts: &RunOptions) -> anyhow::Result<Exit> {
     };
     let reporter = session.reporter.clone();
     let recap = session.execute(opts.mode, reporter).await;
-    Ok(session.exit(&recap, opts.detailed_exitcode))
+    let exit = session.exit(&recap, opts.detailed_exitcode);
+    session.release().await;
+    Ok(exit)
 }
 
 /// Loads and compiles offline, printing the problems and warnings; `None` when there were
@@ -104,6 +110,8 @@ pub struct Session {
     /// Between passes; taken while one runs.
     cx: Option<RunContext>,
     passes: usize,
+    /// `apply`: every reachable host's apply lock, held until [`Session::release`].
+    locks: Option<lock::ApplyLocks>,
 }
 
 /// Connects to every host and gathers facts, then compiles again with them. `Err(exit)`:
@@ -130,6 +138,29 @@ pub async fn open(
         unreachable,
     } = connect_and_gather(&loaded, opts, forks, given_facts, reporter.as_ref()).await?;
 
+    // An apply holds every host before it compiles with facts and changes anything.
+    let locks = if opts.mode == RunMode::Apply {
+        match lock::take(&transports, "apply", lock::DEFAULT_DIR, opts.lock_wait).await {
+            Ok(l) => Some(l),
+            Err(refusals) => {
+                let mut exit = Exit::Busy;
+                for r in refusals {
+                    reporter.event(&match r {
+                        lock::Refusal::Busy { host, held_by } => Event::HostBusy { host, held_by },
+                        lock::Refusal::Failed { host, error } => {
+                            exit = Exit::Error;
+                            Event::HostLockFailed { host, error }
+                        }
+                    });
+                }
+                pgdeploy_core::eoutln!("nothing was changed: no host is worked on while another pgdeploy run holds one (`--lock-wait SECS` waits for it)");
+                return Ok(Err(exit));
+            }
+        }
+    } else {
+        None
+    };
+
     // Compile again, now that templates can use facts.
     let compiled = match compile(
         &loaded.playbook,
@@ -142,6 +173,9 @@ pub async fn open(
         Ok(c) => c,
         Err(diags) => {
             crate::load::report_as(&diags.sorted(), opts.json);
+            if let Some(l) = locks {
+                l.release().await;
+            }
             return Ok(Err(Exit::Error));
         }
     };
@@ -184,6 +218,7 @@ pub async fn open(
         unreachable,
         cx: Some(cx),
         passes: 0,
+        locks,
     }))
 }
 
@@ -352,6 +387,14 @@ impl Session {
             tracing::error!("a step still holds the run after it ended: no further pass");
         }
         recap
+    }
+
+    /// Releases the hosts' apply locks (an apply's session; nothing for a plan). Dropping the
+    /// session without it releases them too, a second later, when the connections close.
+    pub async fn release(&mut self) {
+        if let Some(l) = self.locks.take() {
+            l.release().await;
+        }
     }
 
     /// Whether the run was stopped (Ctrl-C) or a pass could not give its context back.

@@ -187,6 +187,18 @@ impl Reporter for HumanReporter {
                 self.emit(&format!("{tag} [{host}] {error}\n"));
             }
             Event::FactsGathered { .. } => {}
+            Event::HostBusy { host, held_by } => {
+                let tag = self.paint("31", "busy");
+                self.emit(&format!(
+                    "{tag} [{host}] another pgdeploy run holds this host: {held_by}\n"
+                ));
+            }
+            Event::HostLockFailed { host, error } => {
+                let tag = self.paint("31", "failed");
+                self.emit(&format!(
+                    "{tag} [{host}] cannot take the apply lock: {error}\n"
+                ));
+            }
             Event::StepStarted { host, task, .. } => {
                 if let Some(bar) = &self.progress {
                     bar.set_message(self.redactor.mask(&format!("[{host}] {task}")));

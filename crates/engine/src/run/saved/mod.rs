@@ -167,7 +167,9 @@ pub async fn apply_saved(
     );
     let reporter = session.reporter.clone();
     let recap = session.execute(RunMode::Apply, reporter).await;
-    Ok(session.exit(&recap, false))
+    let exit = session.exit(&recap, false);
+    session.release().await;
+    Ok(exit)
 }
 
 /// What was read since [`pgdeploy_core::inputs::start`] is what the plan read.
