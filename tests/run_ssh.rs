@@ -378,8 +378,13 @@ fn apply_creates_everything_then_changes_nothing() {
     // facts (the path states in one `stat`, the `creates` guard); the symbolic link, which
     // the batch leaves to its own probe; the `unless` guard, a user command never read
     // ahead; the read-only query, which `changed_when: false` runs in apply; and the package
-    // query, which depends on the facts' package manager.
-    assert_eq!(command_sessions(&sshd) - sessions_before, 5, "{second:?}");
+    // query, which depends on the facts' package manager. Then the apply lock's three: the
+    // command that holds it, the one that waits for its word, and the release.
+    assert_eq!(
+        command_sessions(&sshd) - sessions_before,
+        5 + 3,
+        "{second:?}"
+    );
     // The human recap says so too.
     let third = lab.run("apply", "site.yml", &[]);
     assert_eq!(third.code, 0, "{third:?}");

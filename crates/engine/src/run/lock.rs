@@ -10,11 +10,14 @@
 //! writes a byte every half second to the connection; once nobody reads, the write ends it). So there
 //! is never a stale lock to clean up. `/run/lock` is writable by every user (mode 1777), so
 //! applies logging in as different users see the same lock. Who holds it is written beside
-//! it (`pgdeploy-apply.owner`), for the refusal's message.
+//! it (`pgdeploy-apply.owner`), for the refusal's message, under the run's random name: two
+//! inventory hosts of one run that are the same machine (two addresses or ports of one
+//! server, containers sharing `/run`) find the lock held under their own run's name and
+//! share it instead of refusing each other.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -27,15 +30,21 @@ const BUSY: i32 = 75;
 const HOLD_AT_MOST: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long taking a free lock may take before it is an error.
 const TAKE_WITHIN: Duration = Duration::from_secs(20);
+/// How long a held lock is watched for this run's own name before it is someone else's: a
+/// host of this run that is the same machine as another (two addresses, two ports) took it a
+/// moment ago and may not have written its name yet.
+const OWN_GRACE_SECS: u64 = 2;
 
 /// Where the lock lives on every host (tests give their own).
 pub const DEFAULT_DIR: &str = "/run/lock";
 
-/// The shell that finds the lock's directory (`$L`): `dir`, or `/tmp` where it is missing.
-fn dir(dir: &str) -> String {
+/// The shell that finds the lock's directory (`$L`): `dir`, or `/tmp` where it is missing;
+/// and `$T`, the file through which the holding command tells how taking it went.
+fn dir(dir: &str, tag: &str) -> String {
     format!(
-        "L={}; {{ [ -d \"$L\" ] && [ -w \"$L\" ]; }} || L=/tmp; ",
-        quote(dir)
+        "L={}; {{ [ -d \"$L\" ] && [ -w \"$L\" ]; }} || L=/tmp; T=\"$L/pgdeploy-apply.\"{}; ",
+        quote(dir),
+        quote(tag)
     )
 }
 
@@ -51,6 +60,8 @@ pub enum Refusal {
 /// The locks of a run, released together.
 pub struct ApplyLocks {
     held: Vec<Held>,
+    /// Hosts that are the same machine as a held one: this run holds their lock already.
+    shared: usize,
 }
 
 struct Held {
@@ -58,6 +69,13 @@ struct Held {
     transport: Arc<dyn Transport>,
     tag: String,
     holder: JoinHandle<Result<ExecOutput, TransportError>>,
+}
+
+/// How taking one host's lock went.
+enum Taken {
+    Held(Held),
+    /// The machine's lock is this run's already (through another of its hosts).
+    Shared,
 }
 
 /// Who this run is, as another run's refusal shows it: `` `pgdeploy apply` by
@@ -90,50 +108,62 @@ pub fn owner(command: &str) -> String {
     )
 }
 
-/// The command that holds the lock: `flock -n` (refuse at once) or `-w WAIT`; `-o` so only
-/// `flock` holds it, not the loop below it (a killed loop would otherwise leave its `sleep`
-/// holding the lock a second longer). Once held: who holds it written down, the loop's pid
-/// in `pgdeploy-apply.TAG` (what the engine waits for, and what release kills), then a byte
-/// every half second until that write fails.
-fn hold_script(at: &str, tag: &str, owner: &str, wait: Duration) -> String {
-    let how = if wait.is_zero() {
-        "-n".to_string()
-    } else {
-        format!("-w {}", wait.as_secs().max(1))
-    };
+/// The command that takes the lock and holds it: `flock -n`, tried again every 0.2 s until
+/// `wait` is over, so that a lock this run holds through another host (the same machine) is
+/// recognised rather than waited for. `-o` so only `flock` holds it, not the loop below it
+/// (a killed loop would otherwise leave its `sleep` holding the lock a second longer).
+///
+/// Once held: the run's name and who it is written down (`pgdeploy-apply.owner`), then
+/// `held PID` (the loop's, which release kills) in `$T`, then a byte every half second
+/// until that write fails. Not held, `$T` says why: `shared` (this run's own), `busy` and
+/// who holds it, or `failed STATUS`. Each `$T` appears whole (written aside, renamed).
+fn hold_script(at: &str, tag: &str, run: &str, owner: &str, wait: Duration) -> String {
     format!(
-        "{}umask 000; exec flock {how} -o -E {BUSY} \"$L/pgdeploy-apply.lock\" sh -c \
-         'printf \"%s\\n\" \"$3\" > \"$1/pgdeploy-apply.owner\" 2>/dev/null; \
-         echo $$ > \"$1/pgdeploy-apply.$2\" || exit 1; \
-         while printf .; do sleep 0.5; done' holder \"$L\" {} {}",
-        dir(at),
-        quote(tag),
-        quote(owner)
+        "{}umask 000; O=\"$L/pgdeploy-apply.owner\"; R={run}; \
+         put() {{ printf '%s\\n' \"$1\" > \"$T.new\" && mv -f \"$T.new\" \"$T\"; }}; \
+         end=$(( $(date +%s) + {wait} )); \
+         while :; do \
+           flock -n -o -E {BUSY} \"$L/pgdeploy-apply.lock\" sh -c \
+             'printf \"%s\\n%s\\n\" \"$3\" \"$4\" > \"$1\" 2>/dev/null; \
+              echo \"held $$\" > \"$2.new\" && mv -f \"$2.new\" \"$2\" || exit 70; \
+              while printf .; do sleep 0.5; done' holder \"$O\" \"$T\" \"$R\" {owner}; \
+           s=$?; \
+           case $s in \
+             {BUSY}) ;; \
+             0|129|141|143) rm -f \"$T\"; exit $s ;; \
+             *) [ -e \"$T\" ] || put \"failed $s\"; exit $s ;; \
+           esac; \
+           if [ \"$(head -n 1 \"$O\" 2>/dev/null)\" = \"$R\" ]; then put shared; exit 0; fi; \
+           if [ \"$(date +%s)\" -ge \"$end\" ]; then \
+             put \"busy $(sed -n 2p \"$O\" 2>/dev/null)\"; exit {BUSY}; \
+           fi; \
+           sleep 0.2; \
+         done",
+        dir(at, tag),
+        run = quote(run),
+        owner = quote(owner),
+        wait = wait.as_secs() + OWN_GRACE_SECS,
     )
 }
 
-/// The pid the holding command wrote once it held the lock (empty: not yet).
-fn held_script(at: &str, tag: &str) -> String {
+/// Waits for the holding command's word in `$T` and prints it (removing it unless the lock
+/// is held: release removes that one). `steps` of 50 ms at most.
+fn outcome_script(at: &str, tag: &str, steps: u64) -> String {
     format!(
-        "{}cat \"$L/pgdeploy-apply.\"{} 2>/dev/null; true",
-        dir(at),
-        quote(tag)
-    )
-}
-
-fn owner_script(at: &str) -> String {
-    format!(
-        "{}cat \"$L/pgdeploy-apply.owner\" 2>/dev/null; true",
-        dir(at)
+        "{}n=0; while [ ! -e \"$T\" ]; do \
+           n=$((n + 1)); [ \"$n\" -gt {steps} ] && exit 1; sleep 0.05; \
+         done; \
+         w=$(cat \"$T\"); printf '%s\\n' \"$w\"; \
+         case $w in held*) ;; *) rm -f \"$T\" ;; esac",
+        dir(at, tag),
     )
 }
 
 fn release_script(at: &str, tag: &str) -> String {
-    let f = format!("\"$L/pgdeploy-apply.\"{}", quote(tag));
     format!(
-        "{}p=$(cat {f} 2>/dev/null); rm -f {f}; \
+        "{}p=$(sed -n 's/^held //p' \"$T\" 2>/dev/null); rm -f \"$T\"; \
          if [ -n \"$p\" ]; then kill \"$p\" 2>/dev/null; fi; true",
-        dir(at)
+        dir(at, tag)
     )
 }
 
@@ -151,6 +181,9 @@ fn request(command: String, timeout: Duration) -> ExecRequest {
 /// `command`: what holds them (`apply`, `switchover`, …), for another run's refusal; `at`:
 /// the lock's directory ([`DEFAULT_DIR`]); `wait`: how long a held lock is waited for (zero:
 /// refused at once).
+///
+/// Two sessions per host: the holding command and the one that waits for its word; release
+/// is a third.
 pub async fn take(
     transports: &HashMap<String, Arc<dyn Transport>>,
     command: &str,
@@ -158,21 +191,25 @@ pub async fn take(
     wait: Duration,
 ) -> Result<ApplyLocks, Vec<Refusal>> {
     let owner = owner(command);
+    let run = pgdeploy_core::transport::shell::new_tag();
     let results = futures::future::join_all(
         transports
             .iter()
-            .map(|(host, t)| acquire(host, t.clone(), at, &owner, wait)),
+            .map(|(host, t)| acquire(host, t.clone(), at, &run, &owner, wait)),
     )
     .await;
-    let mut held = Vec::new();
+    let mut locks = ApplyLocks {
+        held: Vec::new(),
+        shared: 0,
+    };
     let mut refused = Vec::new();
     for r in results {
         match r {
-            Ok(h) => held.push(h),
+            Ok(Taken::Held(h)) => locks.held.push(h),
+            Ok(Taken::Shared) => locks.shared += 1,
             Err(e) => refused.push(e),
         }
     }
-    let locks = ApplyLocks { held };
     if refused.is_empty() {
         Ok(locks)
     } else {
@@ -192,68 +229,93 @@ async fn acquire(
     host: &str,
     transport: Arc<dyn Transport>,
     at: &str,
+    run: &str,
     owner: &str,
     wait: Duration,
-) -> Result<Held, Refusal> {
+) -> Result<Taken, Refusal> {
     let tag = pgdeploy_core::transport::shell::new_tag();
     let t = transport.clone();
-    let command = hold_script(at, &tag, owner, wait);
+    let command = hold_script(at, &tag, run, owner, wait);
     let mut holder = tokio::spawn(async move { t.exec(&request(command, HOLD_AT_MOST)).await });
     let failed = |error: String| Refusal::Failed {
         host: host.to_string(),
         error,
     };
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if holder.is_finished() {
-            let out = (&mut holder)
+    let within = TAKE_WITHIN + wait + Duration::from_secs(OWN_GRACE_SECS);
+    let ask = request(
+        outcome_script(at, &tag, within.as_millis() as u64 / 50),
+        within + Duration::from_secs(10),
+    );
+    let asker = transport.clone();
+    let outcome = asker.exec(&ask);
+    tokio::pin!(outcome);
+    let word = tokio::select! {
+        out = &mut outcome => out.map_err(|e| failed(e.to_string()))?,
+        // The holding command ending first: it could not start (a transport error), or it
+        // said why it did not hold the lock, which the wait is reading.
+        ended = &mut holder => {
+            let out = match ended {
+                Err(e) => return Err(failed(format!("the lock's command panicked: {e}"))),
+                Ok(Err(e)) => return Err(failed(e.to_string())),
+                Ok(Ok(out)) => out,
+            };
+            let said = tokio::time::timeout(Duration::from_secs(5), &mut outcome)
                 .await
-                .map_err(|e| failed(format!("the lock's command panicked: {e}")))?
-                .map_err(|e| failed(e.to_string()))?;
-            if out.status == BUSY {
-                let who = transport
-                    .exec(&request(owner_script(at), Duration::from_secs(30)))
-                    .await
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                    .unwrap_or_default();
-                return Err(Refusal::Busy {
-                    host: host.to_string(),
-                    held_by: if who.is_empty() {
-                        "unknown".into()
-                    } else {
-                        who
-                    },
-                });
-            }
-            return Err(failed(format!(
-                "the lock's command ended with status {}: {}",
-                out.status,
-                pgdeploy_core::transport::shell::stderr_text(&out.stderr)
-            )));
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            return judge(host, &said, &out);
         }
-        let out = transport
-            .exec(&request(held_script(at, &tag), Duration::from_secs(30)))
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            return Ok(Held {
-                at: at.to_string(),
-                transport,
-                tag,
-                holder,
-            });
-        }
-        if started.elapsed() >= TAKE_WITHIN + wait {
-            holder.abort();
-            return Err(failed(format!(
-                "the lock was not taken within {} s",
-                (TAKE_WITHIN + wait).as_secs()
-            )));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
+    };
+    let said = String::from_utf8_lossy(&word.stdout).to_string();
+    if said.trim().is_empty() {
+        holder.abort();
+        return Err(failed(format!(
+            "the lock was not taken within {} s",
+            within.as_secs()
+        )));
     }
+    if said.starts_with("held ") {
+        return Ok(Taken::Held(Held {
+            at: at.to_string(),
+            transport,
+            tag,
+            holder,
+        }));
+    }
+    let out = holder
+        .await
+        .map_err(|e| failed(format!("the lock's command panicked: {e}")))?
+        .map_err(|e| failed(e.to_string()))?;
+    judge(host, &said, &out)
+}
+
+/// What the holding command's word means once it has ended without holding the lock.
+fn judge(host: &str, said: &str, out: &ExecOutput) -> Result<Taken, Refusal> {
+    let said = said.trim();
+    if said == "shared" {
+        return Ok(Taken::Shared);
+    }
+    if let Some(who) = said.strip_prefix("busy") {
+        let who = who.trim();
+        return Err(Refusal::Busy {
+            host: host.to_string(),
+            held_by: if who.is_empty() {
+                "unknown".into()
+            } else {
+                who.to_string()
+            },
+        });
+    }
+    Err(Refusal::Failed {
+        host: host.to_string(),
+        error: format!(
+            "the lock's command ended with status {}: {}",
+            out.status,
+            pgdeploy_core::transport::shell::stderr_text(&out.stderr)
+        ),
+    })
 }
 
 impl ApplyLocks {
@@ -282,11 +344,11 @@ impl ApplyLocks {
 
     /// How many hosts are held.
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.shared
     }
 
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.held.is_empty() && self.shared == 0
     }
 }
 
@@ -294,6 +356,7 @@ impl ApplyLocks {
 mod tests {
     use super::*;
     use pgdeploy_core::transport::LocalTransport;
+    use std::time::Instant;
 
     fn run(script: &str) -> std::process::Output {
         std::process::Command::new("sh")
@@ -312,16 +375,26 @@ mod tests {
             .unwrap()
     }
 
-    fn wait_held(at: &str, tag: &str) {
+    /// What the holding command `tag` said, once it said something.
+    fn word(at: &str, tag: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while run(&held_script(at, tag)).stdout.is_empty() {
-            assert!(Instant::now() < deadline, "`{tag}` never held the lock");
+        loop {
+            if let Ok(w) = std::fs::read_to_string(format!("{at}/pgdeploy-apply.{tag}")) {
+                return w.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "`{tag}` never said anything");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    fn wait_held(at: &str, tag: &str) {
+        let w = word(at, tag);
+        assert!(w.starts_with("held "), "{w}");
+    }
+
     #[test]
-    fn a_second_holder_is_refused_with_who_holds_it_and_the_lock_goes_with_its_holder() {
+    fn another_run_is_refused_naming_the_holder_the_same_run_shares_it_and_it_goes_with_its_holder()
+    {
         assert!(
             !run("command -v flock").stdout.is_empty(),
             "flock (util-linux) is needed"
@@ -331,26 +404,48 @@ mod tests {
         let mut first = spawn(&hold_script(
             at,
             "t1",
+            "run-1",
             "alice@ws (pid 1) since now",
             Duration::ZERO,
         ));
         wait_held(at, "t1");
-        let second = run(&hold_script(at, "t2", "bob", Duration::ZERO));
+        // another run: refused, naming the holder
+        let second = run(&hold_script(at, "t2", "run-2", "bob", Duration::ZERO));
         assert_eq!(second.status.code(), Some(BUSY));
-        assert_eq!(
-            String::from_utf8_lossy(&run(&owner_script(at)).stdout).trim(),
-            "alice@ws (pid 1) since now"
-        );
+        assert_eq!(word(at, "t2"), "busy alice@ws (pid 1) since now");
+        // the same run through another host of the same machine: its own lock, not waited for
+        let same = run(&hold_script(
+            at,
+            "t5",
+            "run-1",
+            "alice",
+            Duration::from_secs(60),
+        ));
+        assert_eq!(same.status.code(), Some(0));
+        assert_eq!(word(at, "t5"), "shared");
         // released: a third takes it, waiting for it if need be
         run(&release_script(at, "t1"));
         let _ = first.wait();
-        let mut third = spawn(&hold_script(at, "t3", "carol", Duration::from_secs(5)));
+        assert!(!std::path::Path::new(&format!("{at}/pgdeploy-apply.t1")).exists());
+        let mut third = spawn(&hold_script(
+            at,
+            "t3",
+            "run-3",
+            "carol",
+            Duration::from_secs(5),
+        ));
         wait_held(at, "t3");
         // its reader gone (the workstation died, the connection dropped): the holder ends
         // within a second, the lock with it
         drop(third.stdout.take());
-        assert!(!third.wait().unwrap().success());
-        let mut fourth = spawn(&hold_script(at, "t4", "dave", Duration::from_secs(5)));
+        let _ = third.wait().unwrap();
+        let mut fourth = spawn(&hold_script(
+            at,
+            "t4",
+            "run-4",
+            "dave",
+            Duration::from_secs(5),
+        ));
         wait_held(at, "t4");
         run(&release_script(at, "t4"));
         let _ = fourth.wait();
@@ -385,5 +480,30 @@ mod tests {
             .await
             .expect("free again");
         again.release().await;
+    }
+
+    #[tokio::test]
+    async fn two_hosts_of_one_run_on_the_same_machine_share_its_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let at = d.path().to_str().unwrap();
+        let hosts: HashMap<String, Arc<dyn Transport>> = ["db1", "db2", "db3"]
+            .iter()
+            .map(|h| {
+                let t: Arc<dyn Transport> = Arc::new(LocalTransport::new(*h));
+                (h.to_string(), t)
+            })
+            .collect();
+        let locks = take(&hosts, "apply", at, Duration::ZERO)
+            .await
+            .expect("one machine, one run");
+        assert_eq!((locks.held.len(), locks.shared), (1, 2));
+        let one = HashMap::from([("db1".to_string(), hosts["db1"].clone())]);
+        assert!(take(&one, "apply", at, Duration::ZERO).await.is_err());
+        locks.release().await;
+        take(&one, "apply", at, Duration::ZERO)
+            .await
+            .expect("free again")
+            .release()
+            .await;
     }
 }
