@@ -3,17 +3,17 @@
 //! or undo each other's files; so `apply` holds every host's lock for the whole run, and a
 //! second apply stops before changing anything, naming the host and who holds it.
 //!
-//! The lock is `flock(2)` on `/run/lock/pgdeploy-apply.lock` (`/tmp` where `/run/lock` is
-//! missing), held by a command that runs on the host for the whole apply over the run's own
-//! connection: the kernel releases it when that command ends, which it does when the apply
-//! releases it, and also when the workstation dies or the connection drops (the command
-//! writes a byte every half second to the connection; once nobody reads, the write ends it). So there
-//! is never a stale lock to clean up. `/run/lock` is writable by every user (mode 1777), so
-//! applies logging in as different users see the same lock. Who holds it is written beside
-//! it (`pgdeploy-apply.owner`), for the refusal's message, under the run's random name: two
-//! inventory hosts of one run that are the same machine (two addresses or ports of one
-//! server, containers sharing `/run`) find the lock held under their own run's name and
-//! share it instead of refusing each other.
+//! The lock is `flock(2)` on `/run/lock/pgdeploy/apply.lock` (`/tmp/pgdeploy` where
+//! `/run/lock` is missing), held by a command that runs on the host for the whole apply over
+//! the run's own connection: the kernel releases it when that command ends, which it does when
+//! the apply releases it, and also when the workstation dies or the connection drops (the
+//! command writes a byte every half second to the connection; once nobody reads, the write
+//! ends it). So there is never a stale lock to clean up. The directory is mode 0777, so
+//! applies logging in as different users see the same lock (see [`dir`] for why not
+//! `/run/lock` itself). Who holds it is written beside it (`apply.owner`), for the refusal's
+//! message, under the run's random name: two inventory hosts of one run that are the same
+//! machine (two addresses or ports of one server, containers sharing `/run`) find the lock
+//! held under their own run's name and share it instead of refusing each other.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,11 +38,18 @@ const OWN_GRACE_SECS: u64 = 2;
 /// Where the lock lives on every host (tests give their own).
 pub const DEFAULT_DIR: &str = "/run/lock";
 
-/// The shell that finds the lock's directory (`$L`): `dir`, or `/tmp` where it is missing;
-/// and `$T`, the file through which the holding command tells how taking it went.
+/// The shell that finds the lock's directory, `$D`: `pgdeploy` in `dir` (`/tmp` where `dir`
+/// is missing), made mode 0777 by whoever comes first; `$T`, the file through which the
+/// holding command tells how taking the lock went.
+///
+/// `/run/lock` and `/tmp` are sticky, and there Linux's `fs.protected_regular` (1 on a
+/// systemd host) refuses to open with `O_CREAT` a file another user owns, as `flock` and a
+/// shell's `>` do: the second operator's apply could not open the first one's lock file. In
+/// a directory of its own, not sticky, every user opens and replaces what another wrote.
 fn dir(dir: &str, tag: &str) -> String {
     format!(
-        "L={}; {{ [ -d \"$L\" ] && [ -w \"$L\" ]; }} || L=/tmp; T=\"$L/pgdeploy-apply.\"{}; ",
+        "L={}; {{ [ -d \"$L\" ] && [ -w \"$L\" ]; }} || L=/tmp; D=\"$L/pgdeploy\"; \
+         [ -d \"$D\" ] || mkdir -m 0777 \"$D\" 2>/dev/null; T=\"$D/apply.\"{}; ",
         quote(dir),
         quote(tag)
     )
@@ -113,25 +120,29 @@ pub fn owner(command: &str) -> String {
 /// recognised rather than waited for. `-o` so only `flock` holds it, not the loop below it
 /// (a killed loop would otherwise leave its `sleep` holding the lock a second longer).
 ///
-/// Once held: the run's name and who it is written down (`pgdeploy-apply.owner`), then
-/// `held PID` (the loop's, which release kills) in `$T`, then a byte every half second
+/// Once held: the run's name and who it is written down (`apply.owner`, replaced whole),
+/// then `held PID` (the loop's, which release kills) in `$T`, then a byte every half second
 /// until that write fails. Not held, `$T` says why: `shared` (this run's own), `busy` and
-/// who holds it, or `failed STATUS`. Each `$T` appears whole (written aside, renamed).
+/// who holds it, or `failed` and what failed. Each `$T` appears whole (written aside,
+/// renamed).
 fn hold_script(at: &str, tag: &str, run: &str, owner: &str, wait: Duration) -> String {
     format!(
-        "{}umask 000; O=\"$L/pgdeploy-apply.owner\"; R={run}; \
+        "{}umask 000; O=\"$D/apply.owner\"; R={run}; \
          put() {{ printf '%s\\n' \"$1\" > \"$T.new\" && mv -f \"$T.new\" \"$T\"; }}; \
+         if ! [ -d \"$D\" ] || ! [ -w \"$D\" ]; then \
+           echo \"$D is not a directory this user can write\" >&2; exit 73; \
+         fi; \
          end=$(( $(date +%s) + {wait} )); \
          while :; do \
-           flock -n -o -E {BUSY} \"$L/pgdeploy-apply.lock\" sh -c \
-             'printf \"%s\\n%s\\n\" \"$3\" \"$4\" > \"$1\" 2>/dev/null; \
+           flock -n -o -E {BUSY} \"$D/apply.lock\" sh -c \
+             'printf \"%s\\n%s\\n\" \"$3\" \"$4\" > \"$1.$$\" && mv -f \"$1.$$\" \"$1\"; \
               echo \"held $$\" > \"$2.new\" && mv -f \"$2.new\" \"$2\" || exit 70; \
               while printf .; do sleep 0.5; done' holder \"$O\" \"$T\" \"$R\" {owner}; \
            s=$?; \
            case $s in \
              {BUSY}) ;; \
              0|129|141|143) rm -f \"$T\"; exit $s ;; \
-             *) [ -e \"$T\" ] || put \"failed $s\"; exit $s ;; \
+             *) [ -e \"$T\" ] || put \"failed with status $s\"; exit $s ;; \
            esac; \
            if [ \"$(head -n 1 \"$O\" 2>/dev/null)\" = \"$R\" ]; then put shared; exit 0; fi; \
            if [ \"$(date +%s)\" -ge \"$end\" ]; then \
@@ -147,11 +158,15 @@ fn hold_script(at: &str, tag: &str, run: &str, owner: &str, wait: Duration) -> S
 }
 
 /// Waits for the holding command's word in `$T` and prints it (removing it unless the lock
-/// is held: release removes that one). `steps` of 50 ms at most.
+/// is held: release removes that one). `steps` of 20 ms at most. A lock directory this user
+/// cannot write is said at once (the holding command cannot say it there).
 fn outcome_script(at: &str, tag: &str, steps: u64) -> String {
     format!(
-        "{}n=0; while [ ! -e \"$T\" ]; do \
-           n=$((n + 1)); [ \"$n\" -gt {steps} ] && exit 1; sleep 0.05; \
+        "{}if ! [ -d \"$D\" ] || ! [ -w \"$D\" ]; then \
+           echo \"failed: \\`$D\\` is not a directory this user can write\"; exit 0; \
+         fi; \
+         n=0; while [ ! -e \"$T\" ]; do \
+           n=$((n + 1)); [ \"$n\" -gt {steps} ] && exit 1; sleep 0.02; \
          done; \
          w=$(cat \"$T\"); printf '%s\\n' \"$w\"; \
          case $w in held*) ;; *) rm -f \"$T\" ;; esac",
@@ -243,7 +258,7 @@ async fn acquire(
     };
     let within = TAKE_WITHIN + wait + Duration::from_secs(OWN_GRACE_SECS);
     let ask = request(
-        outcome_script(at, &tag, within.as_millis() as u64 / 50),
+        outcome_script(at, &tag, within.as_millis() as u64 / 20),
         within + Duration::from_secs(10),
     );
     let asker = transport.clone();
@@ -308,13 +323,20 @@ fn judge(host: &str, said: &str, out: &ExecOutput) -> Result<Taken, Refusal> {
             },
         });
     }
+    let stderr = pgdeploy_core::transport::shell::stderr_text(&out.stderr);
     Err(Refusal::Failed {
         host: host.to_string(),
-        error: format!(
-            "the lock's command ended with status {}: {}",
-            out.status,
-            pgdeploy_core::transport::shell::stderr_text(&out.stderr)
-        ),
+        error: match said.strip_prefix("failed: ") {
+            Some(why) => why.to_string(),
+            None if stderr.trim().is_empty() => {
+                format!("the lock's command ended with status {}", out.status)
+            }
+            None => format!(
+                "the lock's command ended with status {}: {}",
+                out.status,
+                stderr.trim()
+            ),
+        },
     })
 }
 
@@ -379,7 +401,7 @@ mod tests {
     fn word(at: &str, tag: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(w) = std::fs::read_to_string(format!("{at}/pgdeploy-apply.{tag}")) {
+            if let Ok(w) = std::fs::read_to_string(format!("{at}/pgdeploy/apply.{tag}")) {
                 return w.trim().to_string();
             }
             assert!(Instant::now() < deadline, "`{tag}` never said anything");
@@ -426,7 +448,7 @@ mod tests {
         // released: a third takes it, waiting for it if need be
         run(&release_script(at, "t1"));
         let _ = first.wait();
-        assert!(!std::path::Path::new(&format!("{at}/pgdeploy-apply.t1")).exists());
+        assert!(!std::path::Path::new(&format!("{at}/pgdeploy/apply.t1")).exists());
         let mut third = spawn(&hold_script(
             at,
             "t3",
@@ -449,6 +471,47 @@ mod tests {
         wait_held(at, "t4");
         run(&release_script(at, "t4"));
         let _ = fourth.wait();
+    }
+
+    /// Operators log in as different users: each one's apply takes the lock after the
+    /// other's, whoever created its files (as root: `nobody` through `runuser`). Run with
+    /// `sysctl fs.protected_regular=1` (a systemd host's value, which this machine lacks) it
+    /// passes; the lock file in `/run/lock` itself failed there (`flock`'s exit 66).
+    #[test]
+    fn users_take_it_in_turn() {
+        use std::os::unix::fs::MetadataExt as _;
+        if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+            // not root: there is no second user to be
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let at = d.path().to_str().unwrap();
+        // like /run/lock: world-writable and sticky
+        std::fs::set_permissions(
+            d.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        let as_nobody = |script: &str| {
+            std::process::Command::new("runuser")
+                .args(["-u", "nobody", "--", "sh", "-c", script])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        for (i, nobody) in [true, false, true, false].into_iter().enumerate() {
+            let tag = format!("u{i}");
+            let script = hold_script(at, &tag, &format!("run-{i}"), "op", Duration::ZERO);
+            let mut holder = if nobody {
+                as_nobody(&script)
+            } else {
+                spawn(&script)
+            };
+            let w = word(at, &tag);
+            assert!(w.starts_with("held "), "turn {i} (nobody: {nobody}): {w}");
+            run(&release_script(at, &tag));
+            let _ = holder.wait();
+        }
     }
 
     #[tokio::test]
