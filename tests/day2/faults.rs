@@ -156,8 +156,9 @@ fn no_op_apply(inventory: &Path) {
     assert_eq!(
         cluster::changed(&stdout),
         0,
-        "{:?}",
-        cluster::changed_per_host(&stdout)
+        "{:?}: {:#?}",
+        cluster::changed_per_host(&stdout),
+        cluster::changed_steps(&stdout)
     );
 }
 

@@ -296,6 +296,26 @@ pub(crate) fn without_postgres_members(lab: &LabFixture, hosts: &[&str]) -> Stri
 }
 
 /// Changed steps per host of a `--json` run's recap
+/// The steps an `apply --json` changed or failed, as `host: task (status)`: what a
+/// no-op assertion prints when the run was not one.
+pub(crate) fn changed_steps(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["event"] == "step_finished" && (e["status"] == "changed" || e["status"] == "failed")
+        })
+        .map(|e| {
+            format!(
+                "{}: {} ({})",
+                e["host"].as_str().unwrap_or_default(),
+                e["task"].as_str().unwrap_or_default(),
+                e["status"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn changed_per_host(stdout: &str) -> std::collections::BTreeMap<String, u64> {
     stdout
         .lines()
