@@ -2,7 +2,7 @@
 //! transport: while an apply runs, a second one stops before changing anything (exit 75), naming
 //! the host and the first apply's pid, as text and as a JSON event; `--lock-wait` waits for it
 //! instead; and an apply killed with SIGKILL leaves no lock behind. The lock is this machine's
-//! (`/run/lock/pgdeploy/apply.lock`): this binary's one test is the only apply here while it runs.
+//! (`/run/lock/pgdeploy`): this binary's one test is the only apply here while it runs.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -38,9 +38,15 @@ fn first_apply(dir: &Path) -> Child {
         .spawn()
         .expect("pgdeploy starts");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string("/run/lock/pgdeploy/apply.owner")
-        .is_ok_and(|o| o.contains(&format!("(pid {})", child.id())))
-    {
+    while !std::fs::read_dir("/run/lock/pgdeploy").is_ok_and(|mut d| {
+        d.any(|e| {
+            e.is_ok_and(|e| {
+                e.file_name().to_string_lossy().starts_with("owner.")
+                    && std::fs::read_to_string(e.path())
+                        .is_ok_and(|o| o.contains(&format!("(pid {})", child.id())))
+            })
+        })
+    }) {
         assert!(
             Instant::now() < deadline,
             "the first apply never took the lock"

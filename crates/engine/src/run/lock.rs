@@ -3,17 +3,19 @@
 //! or undo each other's files; so `apply` holds every host's lock for the whole run, and a
 //! second apply stops before changing anything, naming the host and who holds it.
 //!
-//! The lock is `flock(2)` on `/run/lock/pgdeploy/apply.lock` (`/tmp/pgdeploy` where
-//! `/run/lock` is missing), held by a command that runs on the host for the whole apply over
-//! the run's own connection: the kernel releases it when that command ends, which it does when
-//! the apply releases it, and also when the workstation dies or the connection drops (the
-//! command writes a byte every half second to the connection; once nobody reads, the write
-//! ends it). So there is never a stale lock to clean up. The directory is mode 0777, so
-//! applies logging in as different users see the same lock (see [`dir`] for why not
-//! `/run/lock` itself). Who holds it is written beside it (`apply.owner`), for the refusal's
-//! message, under the run's random name: two inventory hosts of one run that are the same
-//! machine (two addresses or ports of one server, containers sharing `/run`) find the lock
-//! held under their own run's name and share it instead of refusing each other.
+//! The lock is `flock(2)` on the directory `/run/lock/pgdeploy` (`/tmp/pgdeploy` where
+//! `/run/lock` is not world-writable), held by a command that runs on the host for the whole
+//! apply over the run's own connection: the kernel releases it when that command ends, which
+//! it does when the apply releases it, and also when the workstation dies or the connection
+//! drops (the command writes a byte every half second to the connection; once nobody reads,
+//! the write ends it). So there is never a stale lock to clean up. The directory is sticky and
+//! world-writable (1777), so applies logging in as different users see the same lock; locking
+//! the directory itself creates no file another user would have to open (refused by
+//! `fs.protected_regular`) and follows no planted link. Who holds it is written there
+//! (`owner.RUN`, RUN the run's random name), for the refusal's message: two inventory hosts
+//! of one run that are the same machine (two addresses or ports of one server, containers
+//! sharing `/run`) find their own run's file and share the lock instead of refusing each
+//! other. The shell that does all this is in `lock/*.sh`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use tokio::task::JoinHandle;
 use pgdeploy_core::transport::shell::quote;
 use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, Transport, TransportError};
 
-/// `flock`'s exit status when the lock is held by someone else (`-E`; `EX_TEMPFAIL`).
+/// `hold.sh`'s exit status when another run holds the lock (`flock -E 75`; `EX_TEMPFAIL`).
+#[cfg(test)]
 const BUSY: i32 = 75;
 /// How long the holding command may run: past this, the transport ends it and the lock goes.
 const HOLD_AT_MOST: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -38,21 +41,32 @@ const OWN_GRACE_SECS: u64 = 2;
 /// Where the lock lives on every host (tests give their own).
 pub const DEFAULT_DIR: &str = "/run/lock";
 
-/// The shell that finds the lock's directory, `$D`: `pgdeploy` in `dir` (`/tmp` where `dir`
-/// is missing), made mode 0777 by whoever comes first; `$T`, the file through which the
-/// holding command tells how taking the lock went.
-///
-/// `/run/lock` and `/tmp` are sticky, and there Linux's `fs.protected_regular` (1 on a
-/// systemd host) refuses to open with `O_CREAT` a file another user owns, as `flock` and a
-/// shell's `>` do: the second operator's apply could not open the first one's lock file. In
-/// a directory of its own, not sticky, every user opens and replaces what another wrote.
-fn dir(dir: &str, tag: &str) -> String {
-    format!(
-        "L={}; {{ [ -d \"$L\" ] && [ -w \"$L\" ]; }} || L=/tmp; D=\"$L/pgdeploy\"; \
-         [ -d \"$D\" ] || mkdir -m 0777 \"$D\" 2>/dev/null; T=\"$D/apply.\"{}; ",
-        quote(dir),
+/// Finds the lock's directory (`$D`) and the holding command's word (`$T`); every script
+/// below starts with it.
+const LOCATE: &str = include_str!("lock/locate.sh");
+/// Takes the lock and holds it with [`HELD`] (see the script for how).
+const HOLD: &str = include_str!("lock/hold.sh");
+/// What runs under `flock`, the lock held.
+const HELD: &str = include_str!("lock/held.sh");
+/// Waits for the holding command's word.
+const OUTCOME: &str = include_str!("lock/outcome.sh");
+/// Ends a holding command.
+const RELEASE: &str = include_str!("lock/release.sh");
+
+/// `script` (after [`LOCATE`]) as one command line, its arguments quoted: `$1` the lock's
+/// directory asked for, `$2` the holding command's tag, then `args`.
+fn script(body: &str, at: &str, tag: &str, args: &[&str]) -> String {
+    let mut line = format!(
+        "sh -c {} pgdeploy-lock {} {}",
+        quote(&format!("{LOCATE}{body}")),
+        quote(at),
         quote(tag)
-    )
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    line
 }
 
 /// Why a host's lock was not taken.
@@ -115,71 +129,20 @@ pub fn owner(command: &str) -> String {
     )
 }
 
-/// The command that takes the lock and holds it: `flock -n`, tried again every 0.2 s until
-/// `wait` is over, so that a lock this run holds through another host (the same machine) is
-/// recognised rather than waited for. `-o` so only `flock` holds it, not the loop below it
-/// (a killed loop would otherwise leave its `sleep` holding the lock a second longer).
-///
-/// Once held: the run's name and who it is written down (`apply.owner`, replaced whole),
-/// then `held PID` (the loop's, which release kills) in `$T`, then a byte every half second
-/// until that write fails. Not held, `$T` says why: `shared` (this run's own), `busy` and
-/// who holds it, or `failed` and what failed. Each `$T` appears whole (written aside,
-/// renamed).
+/// The command that takes the lock and holds it for run `run` (`owner`: who it is), trying a
+/// held lock again for `wait` (and [`OWN_GRACE_SECS`]).
 fn hold_script(at: &str, tag: &str, run: &str, owner: &str, wait: Duration) -> String {
-    format!(
-        "{}umask 000; O=\"$D/apply.owner\"; R={run}; \
-         put() {{ printf '%s\\n' \"$1\" > \"$T.new\" && mv -f \"$T.new\" \"$T\"; }}; \
-         if ! [ -d \"$D\" ] || ! [ -w \"$D\" ]; then \
-           echo \"$D is not a directory this user can write\" >&2; exit 73; \
-         fi; \
-         end=$(( $(date +%s) + {wait} )); \
-         while :; do \
-           flock -n -o -E {BUSY} \"$D/apply.lock\" sh -c \
-             'printf \"%s\\n%s\\n\" \"$3\" \"$4\" > \"$1.$$\" && mv -f \"$1.$$\" \"$1\"; \
-              echo \"held $$\" > \"$2.new\" && mv -f \"$2.new\" \"$2\" || exit 70; \
-              while printf .; do sleep 0.5; done' holder \"$O\" \"$T\" \"$R\" {owner}; \
-           s=$?; \
-           case $s in \
-             {BUSY}) ;; \
-             0|129|141|143) rm -f \"$T\"; exit $s ;; \
-             *) [ -e \"$T\" ] || put \"failed with status $s\"; exit $s ;; \
-           esac; \
-           if [ \"$(head -n 1 \"$O\" 2>/dev/null)\" = \"$R\" ]; then put shared; exit 0; fi; \
-           if [ \"$(date +%s)\" -ge \"$end\" ]; then \
-             put \"busy $(sed -n 2p \"$O\" 2>/dev/null)\"; exit {BUSY}; \
-           fi; \
-           sleep 0.2; \
-         done",
-        dir(at, tag),
-        run = quote(run),
-        owner = quote(owner),
-        wait = wait.as_secs() + OWN_GRACE_SECS,
-    )
+    let seconds = (wait.as_secs() + OWN_GRACE_SECS).to_string();
+    script(HOLD, at, tag, &[run, owner, &seconds, HELD])
 }
 
-/// Waits for the holding command's word in `$T` and prints it (removing it unless the lock
-/// is held: release removes that one). `steps` of 20 ms at most. A lock directory this user
-/// cannot write is said at once (the holding command cannot say it there).
+/// Waits for the holding command's word, `steps` of 20 ms at most, and prints it.
 fn outcome_script(at: &str, tag: &str, steps: u64) -> String {
-    format!(
-        "{}if ! [ -d \"$D\" ] || ! [ -w \"$D\" ]; then \
-           echo \"failed: \\`$D\\` is not a directory this user can write\"; exit 0; \
-         fi; \
-         n=0; while [ ! -e \"$T\" ]; do \
-           n=$((n + 1)); [ \"$n\" -gt {steps} ] && exit 1; sleep 0.02; \
-         done; \
-         w=$(cat \"$T\"); printf '%s\\n' \"$w\"; \
-         case $w in held*) ;; *) rm -f \"$T\" ;; esac",
-        dir(at, tag),
-    )
+    script(OUTCOME, at, tag, &[&steps.to_string()])
 }
 
 fn release_script(at: &str, tag: &str) -> String {
-    format!(
-        "{}p=$(sed -n 's/^held //p' \"$T\" 2>/dev/null); rm -f \"$T\"; \
-         if [ -n \"$p\" ]; then kill \"$p\" 2>/dev/null; fi; true",
-        dir(at, tag)
-    )
+    script(RELEASE, at, tag, &[])
 }
 
 fn request(command: String, timeout: Duration) -> ExecRequest {
@@ -264,8 +227,8 @@ async fn acquire(
     let asker = transport.clone();
     let outcome = asker.exec(&ask);
     tokio::pin!(outcome);
-    let word = tokio::select! {
-        out = &mut outcome => out.map_err(|e| failed(e.to_string()))?,
+    let asked = tokio::select! {
+        out = &mut outcome => out,
         // The holding command ending first: it could not start (a transport error), or it
         // said why it did not hold the lock, which the wait is reading.
         ended = &mut holder => {
@@ -278,14 +241,20 @@ async fn acquire(
                 .await
                 .ok()
                 .and_then(|r| r.ok())
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .map(|o| word(&o.stdout))
                 .unwrap_or_default();
             return judge(host, &said, &out);
         }
     };
-    let said = String::from_utf8_lossy(&word.stdout).to_string();
-    if said.trim().is_empty() {
-        holder.abort();
+    let said = match asked {
+        Ok(o) => word(&o.stdout),
+        Err(e) => {
+            cancel(&transport, at, &tag, holder).await;
+            return Err(failed(e.to_string()));
+        }
+    };
+    if said.is_empty() {
+        cancel(&transport, at, &tag, holder).await;
         return Err(failed(format!(
             "the lock was not taken within {} s",
             within.as_secs()
@@ -299,16 +268,47 @@ async fn acquire(
             holder,
         }));
     }
-    let out = holder
-        .await
-        .map_err(|e| failed(format!("the lock's command panicked: {e}")))?
-        .map_err(|e| failed(e.to_string()))?;
-    judge(host, &said, &out)
+    // Not held: the command has said why and is ending.
+    match tokio::time::timeout(Duration::from_secs(10), &mut holder).await {
+        Ok(Ok(Ok(out))) => judge(host, &said, &out),
+        Ok(Ok(Err(e))) => Err(failed(e.to_string())),
+        Ok(Err(e)) => Err(failed(format!("the lock's command panicked: {e}"))),
+        Err(_) => {
+            cancel(&transport, at, &tag, holder).await;
+            Err(failed(format!(
+                "the lock's command said `{said}` and did not end"
+            )))
+        }
+    }
+}
+
+/// The holding command's word: the last line it printed (a login shell may print before it).
+fn word(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Ends a holding command that did not come to hold the lock for this run (or not in time):
+/// released on the host if it holds it or comes to, then dropped here.
+async fn cancel(
+    transport: &Arc<dyn Transport>,
+    at: &str,
+    tag: &str,
+    holder: JoinHandle<Result<ExecOutput, TransportError>>,
+) {
+    let _ = transport
+        .exec(&request(release_script(at, tag), Duration::from_secs(10)))
+        .await;
+    holder.abort();
 }
 
 /// What the holding command's word means once it has ended without holding the lock.
 fn judge(host: &str, said: &str, out: &ExecOutput) -> Result<Taken, Refusal> {
-    let said = said.trim();
     if said == "shared" {
         return Ok(Taken::Shared);
     }
@@ -323,18 +323,22 @@ fn judge(host: &str, said: &str, out: &ExecOutput) -> Result<Taken, Refusal> {
             },
         });
     }
-    let stderr = pgdeploy_core::transport::shell::stderr_text(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
     Err(Refusal::Failed {
         host: host.to_string(),
         error: match said.strip_prefix("failed: ") {
             Some(why) => why.to_string(),
-            None if stderr.trim().is_empty() => {
+            None if said.starts_with("held ") => format!(
+                "the lock's command ended as soon as it held the lock (status {}; the connection closed?)",
+                out.status
+            ),
+            None if stderr.is_empty() => {
                 format!("the lock's command ended with status {}", out.status)
             }
             None => format!(
-                "the lock's command ended with status {}: {}",
-                out.status,
-                stderr.trim()
+                "the lock's command ended with status {}: {stderr}",
+                out.status
             ),
         },
     })
@@ -397,6 +401,27 @@ mod tests {
             .unwrap()
     }
 
+    /// A directory like `/run/lock`: world-writable and sticky.
+    fn lock_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            d.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        d
+    }
+
+    /// The files left in the lock's directory.
+    fn left(at: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("{at}/pgdeploy"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// What the holding command `tag` said, once it said something.
     fn word(at: &str, tag: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -407,6 +432,13 @@ mod tests {
             assert!(Instant::now() < deadline, "`{tag}` never said anything");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the holding command `tag` said, read as `acquire` reads it (which removes it).
+    fn said(at: &str, tag: &str) -> String {
+        String::from_utf8_lossy(&run(&outcome_script(at, tag, 500)).stdout)
+            .trim()
+            .to_string()
     }
 
     fn wait_held(at: &str, tag: &str) {
@@ -421,7 +453,7 @@ mod tests {
             !run("command -v flock").stdout.is_empty(),
             "flock (util-linux) is needed"
         );
-        let d = tempfile::tempdir().unwrap();
+        let d = lock_dir();
         let at = d.path().to_str().unwrap();
         let mut first = spawn(&hold_script(
             at,
@@ -434,7 +466,7 @@ mod tests {
         // another run: refused, naming the holder
         let second = run(&hold_script(at, "t2", "run-2", "bob", Duration::ZERO));
         assert_eq!(second.status.code(), Some(BUSY));
-        assert_eq!(word(at, "t2"), "busy alice@ws (pid 1) since now");
+        assert_eq!(said(at, "t2"), "busy alice@ws (pid 1) since now");
         // the same run through another host of the same machine: its own lock, not waited for
         let same = run(&hold_script(
             at,
@@ -444,7 +476,7 @@ mod tests {
             Duration::from_secs(60),
         ));
         assert_eq!(same.status.code(), Some(0));
-        assert_eq!(word(at, "t5"), "shared");
+        assert_eq!(said(at, "t5"), "shared");
         // released: a third takes it, waiting for it if need be
         run(&release_script(at, "t1"));
         let _ = first.wait();
@@ -471,6 +503,56 @@ mod tests {
         wait_held(at, "t4");
         run(&release_script(at, "t4"));
         let _ = fourth.wait();
+        assert_eq!(left(at), Vec::<String>::new(), "nothing left behind");
+    }
+
+    #[test]
+    fn a_release_before_the_lock_is_held_cancels_it_and_a_foreign_pid_is_never_killed() {
+        let d = lock_dir();
+        let at = d.path().to_str().unwrap();
+        run(&release_script(at, "early"));
+        let late = run(&hold_script(at, "early", "run-1", "x", Duration::ZERO));
+        assert_eq!(late.status.code(), Some(0), "{late:?}");
+        // a word naming another process (planted, or stale): that process lives on
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            format!("{at}/pgdeploy/apply.forged"),
+            format!("held {}\n", other.id()),
+        )
+        .unwrap();
+        run(&release_script(at, "forged"));
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a foreign pid was killed"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        // its cancel stays: no holder of that tag ever came to read it
+        assert_eq!(left(at), vec!["apply.forged.cancel".to_string()]);
+    }
+
+    #[test]
+    fn a_lock_directory_that_is_not_world_writable_means_tmp_for_every_user() {
+        let d = tempfile::tempdir().unwrap();
+        let at = d.path().to_str().unwrap();
+        let out = run(&script("echo \"$D\"", at, "t", &[]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/tmp/pgdeploy");
+        let d = lock_dir();
+        let at = d.path().to_str().unwrap();
+        let out = run(&script("echo \"$D\"", at, "t", &[]));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{at}/pgdeploy")
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(format!("{at}/pgdeploy"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o7777, 0o1777);
     }
 
     /// Operators log in as different users: each one's apply takes the lock after the
@@ -484,7 +566,7 @@ mod tests {
             // not root: there is no second user to be
             return;
         }
-        let d = tempfile::tempdir().unwrap();
+        let d = lock_dir();
         let at = d.path().to_str().unwrap();
         // like /run/lock: world-writable and sticky
         std::fs::set_permissions(
@@ -516,7 +598,7 @@ mod tests {
 
     #[tokio::test]
     async fn take_and_release_over_a_transport() {
-        let d = tempfile::tempdir().unwrap();
+        let d = lock_dir();
         let at = d.path().to_str().unwrap();
         let t: Arc<dyn Transport> = Arc::new(LocalTransport::new("here"));
         let hosts = HashMap::from([("here".to_string(), t)]);
@@ -543,11 +625,12 @@ mod tests {
             .await
             .expect("free again");
         again.release().await;
+        assert_eq!(left(at), Vec::<String>::new(), "nothing left behind");
     }
 
     #[tokio::test]
     async fn two_hosts_of_one_run_on_the_same_machine_share_its_lock() {
-        let d = tempfile::tempdir().unwrap();
+        let d = lock_dir();
         let at = d.path().to_str().unwrap();
         let hosts: HashMap<String, Arc<dyn Transport>> = ["db1", "db2", "db3"]
             .iter()
@@ -568,5 +651,6 @@ mod tests {
             .expect("free again")
             .release()
             .await;
+        assert_eq!(left(at), Vec::<String>::new(), "nothing left behind");
     }
 }
