@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use pgdeploy_core::transport::shell::quote;
+use pgdeploy_core::transport::shell;
 use pgdeploy_core::transport::{Become, ExecOutput, ExecRequest, Transport, TransportError};
 
 /// `hold.sh`'s exit status when another run holds the lock (`flock -E 75`; `EX_TEMPFAIL`).
@@ -56,17 +56,18 @@ const RELEASE: &str = include_str!("lock/release.sh");
 /// `script` (after [`LOCATE`]) as one command line, its arguments quoted: `$1` the lock's
 /// directory asked for, `$2` the holding command's tag, then `args`.
 fn script(body: &str, at: &str, tag: &str, args: &[&str]) -> String {
-    let mut line = format!(
-        "sh -c {} pgdeploy-lock {} {}",
-        quote(&format!("{LOCATE}{body}")),
-        quote(at),
-        quote(tag)
-    );
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a));
-    }
-    line
+    let head = [
+        format!("{LOCATE}{body}"),
+        "pgdeploy-lock".into(),
+        at.into(),
+        tag.into(),
+    ];
+    let argv: Vec<String> = ["sh".to_string(), "-c".to_string()]
+        .into_iter()
+        .chain(head)
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    shell::join(&argv)
 }
 
 /// Why a host's lock was not taken.
@@ -169,7 +170,7 @@ pub async fn take(
     wait: Duration,
 ) -> Result<ApplyLocks, Vec<Refusal>> {
     let owner = owner(command);
-    let run = pgdeploy_core::transport::shell::new_tag();
+    let run = shell::new_tag();
     let results = futures::future::join_all(
         transports
             .iter()
@@ -211,7 +212,7 @@ async fn acquire(
     owner: &str,
     wait: Duration,
 ) -> Result<Taken, Refusal> {
-    let tag = pgdeploy_core::transport::shell::new_tag();
+    let tag = shell::new_tag();
     let t = transport.clone();
     let command = hold_script(at, &tag, run, owner, wait);
     let mut holder = tokio::spawn(async move { t.exec(&request(command, HOLD_AT_MOST)).await });
@@ -294,17 +295,21 @@ fn word(stdout: &[u8]) -> String {
 }
 
 /// Ends a holding command that did not come to hold the lock for this run (or not in time):
-/// released on the host if it holds it or comes to, then dropped here.
+/// released on the host if it holds it or comes to, as a held one is.
 async fn cancel(
     transport: &Arc<dyn Transport>,
     at: &str,
     tag: &str,
     holder: JoinHandle<Result<ExecOutput, TransportError>>,
 ) {
-    let _ = transport
-        .exec(&request(release_script(at, tag), Duration::from_secs(10)))
-        .await;
-    holder.abort();
+    Held {
+        at: at.to_string(),
+        transport: transport.clone(),
+        tag: tag.to_string(),
+        holder,
+    }
+    .release()
+    .await;
 }
 
 /// What the holding command's word means once it has ended without holding the lock.
@@ -344,28 +349,32 @@ fn judge(host: &str, said: &str, out: &ExecOutput) -> Result<Taken, Refusal> {
     })
 }
 
+impl Held {
+    /// Ends the holding command (the lock goes with it) and waits for it, a few seconds at
+    /// most: a host that cannot be reached any more releases its lock when its connection is
+    /// gone.
+    async fn release(self) {
+        let _ = self
+            .transport
+            .exec(&request(
+                release_script(&self.at, &self.tag),
+                Duration::from_secs(10),
+            ))
+            .await;
+        let mut holder = self.holder;
+        if tokio::time::timeout(Duration::from_secs(5), &mut holder)
+            .await
+            .is_err()
+        {
+            holder.abort();
+        }
+    }
+}
+
 impl ApplyLocks {
-    /// Ends every holding command (the locks go with them) and waits for them, a few seconds
-    /// at most: a host that cannot be reached any more releases its lock when its connection
-    /// is gone.
+    /// Ends every holding command ([`Held::release`]), all at once.
     pub async fn release(self) {
-        futures::future::join_all(self.held.into_iter().map(|h| async move {
-            let _ = h
-                .transport
-                .exec(&request(
-                    release_script(&h.at, &h.tag),
-                    Duration::from_secs(10),
-                ))
-                .await;
-            let mut holder = h.holder;
-            if tokio::time::timeout(Duration::from_secs(5), &mut holder)
-                .await
-                .is_err()
-            {
-                holder.abort();
-            }
-        }))
-        .await;
+        futures::future::join_all(self.held.into_iter().map(Held::release)).await;
     }
 
     /// How many hosts are held.
@@ -446,6 +455,13 @@ mod tests {
         assert!(w.starts_with("held "), "{w}");
     }
 
+    /// A holding command for run `run`, started and holding the lock.
+    fn holding(at: &str, tag: &str, run: &str, owner: &str, wait: u64) -> std::process::Child {
+        let child = spawn(&hold_script(at, tag, run, owner, Duration::from_secs(wait)));
+        wait_held(at, tag);
+        child
+    }
+
     #[test]
     fn another_run_is_refused_naming_the_holder_the_same_run_shares_it_and_it_goes_with_its_holder()
     {
@@ -455,14 +471,7 @@ mod tests {
         );
         let d = lock_dir();
         let at = d.path().to_str().unwrap();
-        let mut first = spawn(&hold_script(
-            at,
-            "t1",
-            "run-1",
-            "alice@ws (pid 1) since now",
-            Duration::ZERO,
-        ));
-        wait_held(at, "t1");
+        let mut first = holding(at, "t1", "run-1", "alice@ws (pid 1) since now", 0);
         // another run: refused, naming the holder
         let second = run(&hold_script(at, "t2", "run-2", "bob", Duration::ZERO));
         assert_eq!(second.status.code(), Some(BUSY));
@@ -481,26 +490,12 @@ mod tests {
         run(&release_script(at, "t1"));
         let _ = first.wait();
         assert!(!std::path::Path::new(&format!("{at}/pgdeploy/apply.t1")).exists());
-        let mut third = spawn(&hold_script(
-            at,
-            "t3",
-            "run-3",
-            "carol",
-            Duration::from_secs(5),
-        ));
-        wait_held(at, "t3");
+        let mut third = holding(at, "t3", "run-3", "carol", 5);
         // its reader gone (the workstation died, the connection dropped): the holder ends
         // within a second, the lock with it
         drop(third.stdout.take());
         let _ = third.wait().unwrap();
-        let mut fourth = spawn(&hold_script(
-            at,
-            "t4",
-            "run-4",
-            "dave",
-            Duration::from_secs(5),
-        ));
-        wait_held(at, "t4");
+        let mut fourth = holding(at, "t4", "run-4", "dave", 5);
         run(&release_script(at, "t4"));
         let _ = fourth.wait();
         assert_eq!(left(at), Vec::<String>::new(), "nothing left behind");
